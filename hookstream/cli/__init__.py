@@ -1,0 +1,61 @@
+"""The ``hookstream`` command: one entry point, a subcommand group per part of the pipeline.
+
+Errors a user can cause are ``HookstreamError``s: printed as one ``error: ...`` line on stderr,
+exit non-zero, no traceback. ``HOOKSTREAM_DEBUG=1`` shows tracebacks for anything unexpected.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from hookstream.errors import HookstreamError
+
+app = typer.Typer(
+    name="hookstream",
+    help="Webhook delivery pipeline on Apache Kafka.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Each part of the pipeline owns its commands; they are mounted here.
+    from hookstream.cli import _kafka
+
+    app.add_typer(_kafka.kafka_app, name="kafka")
+    app.add_typer(_kafka.topics_app, name="topics")
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="hookstream", standalone_mode=False)
+    except HookstreamError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("aborted", err=True)
+        return 130
+    except Exception as exc:  # a bug, not a user error: say so in one line unless debugging
+        if os.environ.get("HOOKSTREAM_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (set HOOKSTREAM_DEBUG=1 for a traceback)", err=True)
+        return 70
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""``hookstream kafka ...`` (the local broker) and ``hookstream topics ...``."""
+
+from __future__ import annotations
+
+import typer
+
+from hookstream.broker import LocalBroker
+from hookstream.cli._output import JsonOption, emit_json
+from hookstream.settings import Settings
+from hookstream.topics import describe, ensure_topics, topic_specs
+
+kafka_app = typer.Typer(help="Run a local Apache Kafka broker (KRaft, jars from Maven Central).", no_args_is_help=True)
+topics_app = typer.Typer(help="Create and inspect the pipeline's topics.", no_args_is_help=True)
+
+
+@kafka_app.command("fetch")
+def kafka_fetch() -> None:
+    """Download the broker's jars from Maven Central into the cache (once)."""
+    broker = LocalBroker(Settings.from_env())
+    typer.echo(f"Kafka {broker.settings.kafka_version} jars in {broker.fetch()}")
+
+
+@kafka_app.command("start")
+def kafka_start() -> None:
+    """Start the broker in the background; returns once it answers a metadata request."""
+    broker = LocalBroker(Settings.from_env())
+    before = broker.status(timeout=2.0)
+    if before.answering:
+        who = f"pid {before.pid}" if before.pid else "not started by hookstream"
+        typer.echo(f"Kafka is already running at {before.bootstrap} ({who})")
+        return
+    st = broker.start()
+    typer.echo(f"Kafka {broker.settings.kafka_version} is running at {st.bootstrap} (pid {st.pid}, data {broker.paths.data})")
+
+
+@kafka_app.command("status")
+def kafka_status(as_json: bool = JsonOption) -> None:
+    """Exit 0 when the broker runs and answers, 1 otherwise."""
+    broker = LocalBroker(Settings.from_env())
+    st = broker.status()
+    if as_json:
+        emit_json({"bootstrap": st.bootstrap, "pid": st.pid, "answering": st.answering, "data_dir": str(broker.paths.data)})
+    elif st.answering:
+        typer.echo(f"running at {st.bootstrap}" + (f" (pid {st.pid})" if st.pid else " (not started by hookstream)"))
+    elif st.pid:
+        typer.echo(f"pid {st.pid} is alive but does not answer at {st.bootstrap}; see {broker.paths.server_log}")
+    else:
+        typer.echo(f"not running (nothing answers at {st.bootstrap})")
+    raise typer.Exit(0 if st.answering else 1)
+
+
+@kafka_app.command("stop")
+def kafka_stop() -> None:
+    """Stop the broker started by `hookstream kafka start` and wait for it to exit."""
+    broker = LocalBroker(Settings.from_env())
+    if broker.stop():
+        typer.echo(f"stopped the broker at {broker.settings.kafka_bootstrap}")
+    else:
+        typer.echo(f"no broker started by hookstream is running at {broker.settings.kafka_bootstrap}")
+
+
+@kafka_app.command("reset")
+def kafka_reset(yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
+    """Stop the broker and delete its local data (every topic and offset)."""
+    broker = LocalBroker(Settings.from_env())
+    if not yes:
+        typer.confirm(f"Delete {broker.paths.data}?", abort=True)
+    broker.reset()
+    typer.echo(f"deleted {broker.paths.data}")
+
+
+@topics_app.command("ensure")
+def topics_ensure(as_json: bool = JsonOption) -> None:
+    """Create every topic the pipeline uses (idempotent); report topics configured differently."""
+    settings = Settings.from_env()
+    report = ensure_topics(settings)
+    if as_json:
+        emit_json({"created": report.created, "unchanged": report.unchanged, "differences": report.differences})
+    else:
+        for name in report.created:
+            typer.echo(f"created    {name}")
+        for name in report.unchanged:
+            typer.echo(f"ok         {name}")
+        for name, diffs in report.differences.items():
+            typer.echo(f"DIFFERS    {name}: {'; '.join(diffs)}", err=True)
+    if report.differences:
+        typer.echo(
+            f"error: {len(report.differences)} topic(s) exist with a configuration other than declared; "
+            "alter them with kafka-configs or recreate them",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+@topics_app.command("list")
+def topics_list(as_json: bool = JsonOption) -> None:
+    """Show the pipeline's topics with partitions and configuration."""
+    settings = Settings.from_env()
+    specs = topic_specs(settings)
+    actual = describe(settings, [s.name for s in specs])
+    rows = []
+    for spec in specs:
+        full = settings.topic(spec.name)
+        partitions, config = actual.get(full, (None, {}))
+        shown = {k: config.get(k) for k in spec.config}
+        rows.append({"topic": full, "exists": full in actual, "partitions": partitions, "config": shown, "purpose": spec.purpose})
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        cfg = " ".join(f"{k}={v}" for k, v in r["config"].items())
+        parts = r["partitions"] if r["exists"] else "missing"
+        typer.echo(f"{r['topic']:<28} {str(parts):>8}  {cfg}")

@@ -1,0 +1,148 @@
+"""Settings, read from ``HOOKSTREAM_*`` environment variables when asked for (never at import).
+
+Every variable is documented in the README. ``Settings.from_env()`` is the only place that reads
+the environment; everything else takes a ``Settings``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from hookstream.errors import ConfigError
+
+# The Kafka release the local broker runs (jars from Maven Central). Checked against
+# faust-streaming + aiokafka + confluent-kafka by the integration suite.
+KAFKA_VERSION = "4.4.0"
+
+DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: str, *, name: str) -> float:
+    """``"5s"``, ``"5m"``, ``"2h"``, ``"250ms"``, ``"1d"`` or plain seconds -> seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ConfigError(f"{name}: {text!r} is not a duration (use e.g. 250ms, 5s, 5m, 2h, 1d)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def parse_bootstrap(bootstrap: str) -> tuple[str, int]:
+    """The first ``host:port`` of a bootstrap list."""
+    first = bootstrap.split(",")[0].strip()
+    if first.startswith("["):  # [::1]:9092
+        host, _, port = first[1:].partition("]:")
+    else:
+        host, _, port = first.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"HOOKSTREAM_KAFKA_BOOTSTRAP: {bootstrap!r} is not host:port (e.g. 127.0.0.1:9092)"
+        )
+    return host, int(port)
+
+
+def _default_state_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "hookstream"
+
+
+def _default_cache_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hookstream"
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name}: {value!r} is not a boolean (use 1 or 0)")
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    nets = []
+    for item in env.get(name, "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not a CIDR network (e.g. 10.0.0.0/8)") from None
+    return tuple(nets)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    state_dir: Path = dataclasses.field(default_factory=lambda: _default_state_dir(os.environ))
+    cache_dir: Path = dataclasses.field(default_factory=lambda: _default_cache_dir(os.environ))
+    database_url: str = ""
+    topic_prefix: str = ""
+    kafka_version: str = KAFKA_VERSION
+    allow_http: bool = False
+    allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    retry_schedule: tuple[float, ...] = ()
+    secret_grace_seconds: float = 24 * 3600.0
+    request_timeout_seconds: float = 15.0
+    metrics_port: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.state_dir / 'hookstream.db'}")
+        if not self.retry_schedule:
+            object.__setattr__(
+                self,
+                "retry_schedule",
+                tuple(parse_duration(d, name="HOOKSTREAM_RETRY_SCHEDULE") for d in DEFAULT_RETRY_SCHEDULE.split(",")),
+            )
+
+    @property
+    def kafka_host_port(self) -> tuple[str, int]:
+        return parse_bootstrap(self.kafka_bootstrap)
+
+    def topic(self, name: str) -> str:
+        """A topic's full name: the prefix (for isolating tests and tenants) plus its base name."""
+        return f"{self.topic_prefix}{name}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        kw: dict = {}
+        if env.get("HOOKSTREAM_KAFKA_BOOTSTRAP"):
+            kw["kafka_bootstrap"] = env["HOOKSTREAM_KAFKA_BOOTSTRAP"].strip()
+            parse_bootstrap(kw["kafka_bootstrap"])
+        kw["state_dir"] = Path(env["HOOKSTREAM_STATE_DIR"]).expanduser() if env.get("HOOKSTREAM_STATE_DIR") else _default_state_dir(env)
+        kw["cache_dir"] = Path(env["HOOKSTREAM_CACHE_DIR"]).expanduser() if env.get("HOOKSTREAM_CACHE_DIR") else _default_cache_dir(env)
+        if env.get("HOOKSTREAM_DATABASE_URL"):
+            kw["database_url"] = env["HOOKSTREAM_DATABASE_URL"].strip()
+        prefix = env.get("HOOKSTREAM_TOPIC_PREFIX", "")
+        if prefix and not re.fullmatch(r"[A-Za-z0-9._-]+", prefix):
+            raise ConfigError(f"HOOKSTREAM_TOPIC_PREFIX: {prefix!r} may hold only letters, digits, '.', '_' and '-'")
+        kw["topic_prefix"] = prefix
+        if env.get("HOOKSTREAM_KAFKA_VERSION"):
+            kw["kafka_version"] = env["HOOKSTREAM_KAFKA_VERSION"].strip()
+        kw["allow_http"] = _flag(env, "HOOKSTREAM_ALLOW_HTTP")
+        kw["allowed_networks"] = _networks(env, "HOOKSTREAM_ALLOWED_NETWORKS")
+        schedule = env.get("HOOKSTREAM_RETRY_SCHEDULE", "").strip()
+        if schedule:
+            kw["retry_schedule"] = tuple(
+                parse_duration(d, name="HOOKSTREAM_RETRY_SCHEDULE") for d in schedule.split(",") if d.strip()
+            )
+        if env.get("HOOKSTREAM_SECRET_GRACE"):
+            kw["secret_grace_seconds"] = parse_duration(env["HOOKSTREAM_SECRET_GRACE"], name="HOOKSTREAM_SECRET_GRACE")
+        if env.get("HOOKSTREAM_REQUEST_TIMEOUT"):
+            kw["request_timeout_seconds"] = parse_duration(env["HOOKSTREAM_REQUEST_TIMEOUT"], name="HOOKSTREAM_REQUEST_TIMEOUT")
+        if env.get("HOOKSTREAM_METRICS_PORT"):
+            port = env["HOOKSTREAM_METRICS_PORT"].strip()
+            if not port.isdigit() or int(port) > 65535:
+                raise ConfigError(f"HOOKSTREAM_METRICS_PORT: {port!r} is not a port number")
+            kw["metrics_port"] = int(port)
+        return cls(**kw)

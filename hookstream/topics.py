@@ -1,0 +1,186 @@
+"""Every topic the pipeline uses, with its configuration, and ``ensure`` to create them.
+
+Names are base names; ``Settings.topic()`` adds ``HOOKSTREAM_TOPIC_PREFIX``. ``ensure`` is
+idempotent: it creates what is missing and reports any existing topic whose partition count or
+configuration differs from what is declared here (it never silently alters a live topic:
+repartitioning would break per-key ordering).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from hookstream.errors import TopicError
+from hookstream.kafka import admin_config
+from hookstream.settings import Settings
+
+DAY_MS = 24 * 3600 * 1000
+
+# Aggregate -> event topic. Event types are "<aggregate>.<verb>".
+EVENT_TOPICS = {
+    "payment": "events.payment",
+    "customer": "events.customer",
+    "sales_order": "events.sales_order",
+    "invoice": "events.invoice",
+}
+SUBSCRIPTIONS = "subscriptions"
+DELIVERIES = "deliveries"
+DEAD_LETTERS = "deliveries.dlq"
+INVALID_EVENTS = "events.invalid"
+
+
+def retry_topic(tier: int) -> str:
+    """Retry tier ``tier`` (1-based): holds records whose attempt ``tier + 1`` is due later."""
+    return f"deliveries.retry.{tier}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TopicSpec:
+    name: str  # base name, before the prefix
+    partitions: int
+    config: dict[str, str]
+    purpose: str
+
+
+def event_topic_for(event_type: str) -> str:
+    """``invoice.sent`` -> ``events.invoice`` (base name)."""
+    aggregate = event_type.rsplit(".", 1)[0]
+    try:
+        return EVENT_TOPICS[aggregate]
+    except KeyError:
+        raise TopicError(f"no event topic for event type {event_type!r}") from None
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    specs = [
+        TopicSpec(
+            name,
+            6,
+            {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
+            f"{aggregate} events, keyed by entity id",
+        )
+        for aggregate, name in EVENT_TOPICS.items()
+    ]
+    specs += [
+        TopicSpec(
+            SUBSCRIPTIONS,
+            1,
+            {
+                "cleanup.policy": "compact",
+                "min.compaction.lag.ms": "0",
+                "segment.ms": str(3600 * 1000),
+                "delete.retention.ms": str(DAY_MS),
+            },
+            "current state of every subscription, keyed by id (tombstone on delete)",
+        ),
+        TopicSpec(
+            DELIVERIES,
+            12,
+            {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
+            "one record per (event, endpoint), keyed by subscription id",
+        ),
+    ]
+    specs += [
+        TopicSpec(
+            retry_topic(tier),
+            6,
+            {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS)},
+            f"retry tier {tier}",
+        )
+        for tier in range(1, len(settings.retry_schedule) + 1)
+    ]
+    specs += [
+        TopicSpec(
+            DEAD_LETTERS,
+            3,
+            {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
+            "deliveries whose retries ran out, with every attempt",
+        ),
+        TopicSpec(
+            INVALID_EVENTS,
+            3,
+            {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
+            "events that could not be read, with the reason and the original bytes",
+        ),
+    ]
+    return specs
+
+
+@dataclasses.dataclass
+class EnsureReport:
+    created: list[str] = dataclasses.field(default_factory=list)
+    unchanged: list[str] = dataclasses.field(default_factory=list)
+    differences: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+
+def _admin(settings: Settings) -> AdminClient:
+    return AdminClient(admin_config(settings))
+
+
+def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] | None = None, *, timeout: float = 30.0) -> EnsureReport:
+    specs = list(specs if specs is not None else topic_specs(settings))
+    admin = _admin(settings)
+    report = EnsureReport()
+    try:
+        existing = admin.list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        raise TopicError(f"cannot list topics at {settings.kafka_bootstrap}: {exc.args[0].str()}") from None
+    missing = [s for s in specs if settings.topic(s.name) not in existing]
+    if missing:
+        futures = admin.create_topics(
+            [NewTopic(settings.topic(s.name), num_partitions=s.partitions, replication_factor=1, config=s.config) for s in missing],
+            operation_timeout=timeout,
+            request_timeout=timeout,
+        )
+        for name, fut in futures.items():
+            try:
+                fut.result()
+                report.created.append(name)
+            except KafkaException as exc:
+                err = exc.args[0]
+                if err.name() == "TOPIC_ALREADY_EXISTS":  # another process won the race
+                    report.unchanged.append(name)
+                else:
+                    raise TopicError(f"cannot create topic {name}: {err.str()}") from None
+    present = [s for s in specs if settings.topic(s.name) in existing]
+    if present:
+        actual = describe(settings, [s.name for s in present], admin=admin, metadata=existing, timeout=timeout)
+        for spec in present:
+            full = settings.topic(spec.name)
+            partitions, config = actual[full]
+            diffs = []
+            if partitions != spec.partitions:
+                diffs.append(f"partitions {partitions} (declared {spec.partitions})")
+            for key, want in spec.config.items():
+                have = config.get(key)
+                if have != want:
+                    diffs.append(f"{key}={have} (declared {want})")
+            if diffs:
+                report.differences[full] = diffs
+            else:
+                report.unchanged.append(full)
+    return report
+
+
+def describe(settings: Settings, base_names: Iterable[str], *, admin: AdminClient | None = None, metadata=None, timeout: float = 30.0) -> dict[str, tuple[int, dict[str, str]]]:
+    """Full topic name -> (partition count, non-default configs) for existing topics."""
+    admin = admin or _admin(settings)
+    if metadata is None:
+        metadata = admin.list_topics(timeout=timeout).topics
+    names = [settings.topic(n) for n in base_names if settings.topic(n) in metadata]
+    if not names:
+        return {}
+    futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in names], request_timeout=timeout)
+    out = {}
+    for resource, fut in futures.items():
+        try:
+            entries = fut.result()
+        except KafkaException as exc:
+            raise TopicError(f"cannot describe topic {resource.name}: {exc.args[0].str()}") from None
+        config = {k: v.value for k, v in entries.items() if v.value is not None}
+        out[resource.name] = (len(metadata[resource.name].partitions), config)
+    return out
