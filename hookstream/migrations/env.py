@@ -1,0 +1,15 @@
+"""Alembic environment: runs migrations on the engine ``hookstream.db.migrate`` hands over."""
+
+from alembic import context
+
+from hookstream.db import Base, make_engine
+
+config = context.config
+engine = config.attributes.get("connection_engine")
+if engine is None:  # plain `alembic -x url=...` use
+    engine = make_engine(context.get_x_argument(as_dictionary=True)["url"])
+
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
