@@ -9,6 +9,7 @@ repartitioning would break per-key ordering).
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterable
 
 from confluent_kafka import KafkaException
@@ -146,6 +147,7 @@ def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] | None = None, 
                     report.unchanged.append(name)
                 else:
                     raise TopicError(f"cannot create topic {name}: {err.str()}") from None
+        _wait_until_served(admin, report.created, timeout)
     present = [s for s in specs if settings.topic(s.name) in existing]
     if present:
         actual = describe(settings, [s.name for s in present], admin=admin, metadata=existing, timeout=timeout)
@@ -164,6 +166,24 @@ def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] | None = None, 
             else:
                 report.unchanged.append(full)
     return report
+
+
+def _wait_until_served(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Creation is acknowledged by the controller before every partition has a leader on the
+    broker; return only once clients can use the new topics."""
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while pending:
+        topics = admin.list_topics(timeout=timeout).topics
+        pending = {
+            n for n in pending
+            if n not in topics or topics[n].error is not None
+            or any(p.leader < 0 for p in topics[n].partitions.values())
+        }
+        if pending and time.monotonic() > deadline:
+            raise TopicError(f"topics created but not served within {timeout:.0f}s: {', '.join(sorted(pending))}")
+        if pending:
+            time.sleep(0.1)
 
 
 def describe(settings: Settings, base_names: Iterable[str], *, admin: AdminClient | None = None, metadata=None, timeout: float = 30.0) -> dict[str, tuple[int, dict[str, str]]]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from hookstream.errors import HookstreamError
 
@@ -37,24 +37,25 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="hookstream", standalone_mode=False)
+        # with standalone_mode=False click returns the code of `typer.Exit(code)` instead of exiting
+        code = command.main(args=argv, prog_name="hookstream", standalone_mode=False)
     except HookstreamError as exc:
-        click.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except (click.Abort, KeyboardInterrupt):
-        click.echo("aborted", err=True)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
         return 130
+    except TyperException as exc:  # usage errors: typer shows them like click does
+        exc.show()
+        return getattr(exc, "exit_code", 2)
     except Exception as exc:  # a bug, not a user error: say so in one line unless debugging
         if os.environ.get("HOOKSTREAM_DEBUG"):
             raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (set HOOKSTREAM_DEBUG=1 for a traceback)", err=True)
+        typer.echo(f"internal error: {type(exc).__name__}: {exc} (set HOOKSTREAM_DEBUG=1 for a traceback)", err=True)
         return 70
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:

@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+
+from hookstream.errors import ConfigError
+from hookstream.settings import Settings, parse_duration
+
+
+def test_defaults_are_local():
+    s = Settings.from_env({"HOME": "/home/u"})
+    assert s.kafka_bootstrap == "127.0.0.1:9092"
+    assert s.topic_prefix == ""
+    assert s.database_url == f"sqlite:///{s.state_dir / 'hookstream.db'}"
+    assert s.retry_schedule == (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+def test_environment_overrides_each_setting(tmp_path):
+    s = Settings.from_env(
+        {
+            "HOOKSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:19092",
+            "HOOKSTREAM_STATE_DIR": str(tmp_path),
+            "HOOKSTREAM_DATABASE_URL": "postgresql+psycopg://u@h/db",
+            "HOOKSTREAM_TOPIC_PREFIX": "tenant-a.",
+            "HOOKSTREAM_RETRY_SCHEDULE": "1s, 250ms,2m",
+            "HOOKSTREAM_ALLOW_HTTP": "1",
+            "HOOKSTREAM_ALLOWED_NETWORKS": "127.0.0.0/8, ::1/128",
+        }
+    )
+    assert s.kafka_host_port == ("127.0.0.1", 19092)
+    assert s.state_dir == Path(tmp_path)
+    assert s.database_url == "postgresql+psycopg://u@h/db"
+    assert s.topic("events.payment") == "tenant-a.events.payment"
+    assert s.retry_schedule == (1.0, 0.25, 120.0)
+    assert s.allow_http is True
+    assert [str(n) for n in s.allowed_networks] == ["127.0.0.0/8", "::1/128"]
+
+
+def test_state_dir_defaults_to_database_location(tmp_path):
+    s = Settings.from_env({"HOOKSTREAM_STATE_DIR": str(tmp_path)})
+    assert s.database_url == f"sqlite:///{tmp_path}/hookstream.db"
+
+
+@pytest.mark.parametrize(
+    "name,value,needle",
+    [
+        ("HOOKSTREAM_KAFKA_BOOTSTRAP", "localhost", "not host:port"),
+        ("HOOKSTREAM_KAFKA_BOOTSTRAP", "h:99999", "not host:port"),
+        ("HOOKSTREAM_TOPIC_PREFIX", "bad prefix!", "letters, digits"),
+        ("HOOKSTREAM_RETRY_SCHEDULE", "5s,soon", "'soon' is not a duration"),
+        ("HOOKSTREAM_ALLOW_HTTP", "maybe", "not a boolean"),
+        ("HOOKSTREAM_ALLOWED_NETWORKS", "10.0.0.0/33", "not a CIDR"),
+        ("HOOKSTREAM_METRICS_PORT", "http", "not a port"),
+    ],
+)
+def test_bad_values_name_the_variable(name, value, needle):
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({name: value})
+    assert name in str(err.value) and needle in str(err.value)
+
+
+def test_reading_settings_happens_when_called_not_at_import(monkeypatch):
+    monkeypatch.setenv("HOOKSTREAM_TOPIC_PREFIX", "later.")
+    assert Settings.from_env().topic_prefix == "later."
+
+
+@pytest.mark.parametrize("text,seconds", [("5s", 5), ("5m", 300), ("2h", 7200), ("250ms", 0.25), ("1d", 86400), ("7", 7)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text, name="X") == seconds
