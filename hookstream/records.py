@@ -1,0 +1,49 @@
+"""Wire formats of the records the pipeline writes between its own stages.
+
+A ``DeliveryRecord`` is one (event, endpoint) pair on the ``deliveries`` topic, keyed by the
+subscription id. It never carries a secret: the delivery worker looks the signing secrets up in
+its own view of the subscriptions topic. ``delivery_id`` is derived from the event id and the
+subscription id, so every copy of the same delivery (a re-processed event after a crash, a
+retry, a replay) carries the same ``webhook-id`` and receivers can drop duplicates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any
+
+import orjson
+
+# Fixed namespace: delivery ids must be the same on every machine and in every release.
+_DELIVERY_NAMESPACE = uuid.UUID("0f6c7f0a-5d1e-4e0b-9a57-6f9b1c0d2e31")
+
+
+def delivery_id(event_id: str, subscription_id: str) -> str:
+    """``msg_<32 hex>``: a UUIDv5 of (event id, subscription id)."""
+    return "msg_" + uuid.uuid5(_DELIVERY_NAMESPACE, f"{event_id}\x1f{subscription_id}").hex
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DeliveryRecord:
+    delivery_id: str
+    subscription_id: str
+    tenant_id: str
+    event_id: str
+    event_type: str
+    occurred_at: str
+    event: dict[str, Any]  # the whole event envelope as published
+    attempt: int = 0  # attempts already made
+    attempts: tuple[dict[str, Any], ...] = ()  # history: time, status or error, duration
+    due_at: float | None = None  # unix seconds; set on retry tiers
+    replay_of: str | None = None  # set when ops replay a dead letter
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> "DeliveryRecord":
+        raw = orjson.loads(value)
+        raw["attempts"] = tuple(raw.get("attempts") or ())
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in fields})

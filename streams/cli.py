@@ -1,0 +1,32 @@
+"""``hookstream streams worker``: run the fan-out worker (start several for one consumer group)."""
+
+from __future__ import annotations
+
+import typer
+
+from hookstream.settings import Settings
+
+streams_app = typer.Typer(help="The Faust stream worker that fans events out to subscriptions.", no_args_is_help=True)
+
+
+@streams_app.command("worker")
+def worker(
+    metrics_port: int = typer.Option(None, "--metrics-port", help="Serve Prometheus /metrics here (default HOOKSTREAM_METRICS_PORT; 0 = any free port)."),
+    loglevel: str = typer.Option("warn", "--loglevel", "-l", help="crit, error, warn, info or debug."),
+) -> None:
+    """Join events with subscriptions and write one delivery record per matching endpoint."""
+    from faust.worker import Worker
+
+    from hookstream.metrics import LagMonitor, serve_metrics
+    from hookstream.topics import EVENT_TOPICS
+    from streams.app import create_app, group_id
+
+    settings = Settings.from_env()
+    app = create_app(settings)
+    port = settings.metrics_port if metrics_port is None else metrics_port
+    if port is not None and (port or metrics_port == 0):
+        bound = serve_metrics(port)
+        typer.echo(f"metrics: http://127.0.0.1:{bound}/metrics", err=True)
+    lag = LagMonitor(settings, group_id(settings), [settings.topic(t) for t in EVENT_TOPICS.values()])
+    lag.start()
+    Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()

@@ -1,0 +1,72 @@
+"""Fan-out, as pure functions: one event and the tenant's subscriptions in, delivery records out.
+
+Kept apart from the Faust app so the rules (same tenant only, active only, filters match) are
+tested without a broker, by example and by property.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import orjson
+
+from hookstream.records import DeliveryRecord, delivery_id
+from hookstream.subscriptions.filters import matches
+
+
+class _Subscription(Protocol):
+    id: str
+    tenant_id: str
+    events: tuple[str, ...]
+
+    @property
+    def active(self) -> bool: ...
+
+
+class _Event(Protocol):
+    id: str
+    type: str
+    tenant_id: str
+    occurred_at: Any
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def deliveries_for(event: _Event, envelope: dict[str, Any], subscriptions: Iterable[_Subscription]) -> list[DeliveryRecord]:
+    """One record per active subscription of the event's tenant whose filters match its type."""
+    out = []
+    for sub in subscriptions:
+        # the view is looked up by tenant already; checking again costs nothing and makes a
+        # cross-tenant delivery impossible even if a lookup were wrong
+        if sub.tenant_id != event.tenant_id or not sub.active or not matches(sub.events, event.type):
+            continue
+        out.append(
+            DeliveryRecord(
+                delivery_id=delivery_id(event.id, sub.id),
+                subscription_id=sub.id,
+                tenant_id=event.tenant_id,
+                event_id=event.id,
+                event_type=event.type,
+                occurred_at=envelope["occurred_at"],
+                event=envelope,
+            )
+        )
+    return out
+
+
+def invalid_record(value: bytes | None, reason: str, *, topic: str, partition: int, offset: int, key: bytes | None) -> bytes:
+    """The record set aside on ``events.invalid``: why, where from, and the original bytes."""
+    return orjson.dumps(
+        {
+            "reason": reason,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "key_b64": base64.b64encode(key).decode() if key is not None else None,
+            "value_b64": base64.b64encode(value).decode() if value is not None else None,
+            "set_aside_at": time.time(),
+        }
+    )
