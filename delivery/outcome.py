@@ -19,8 +19,9 @@ Retry reasons are exactly the ``reason`` label values of the retries metric: ``t
 ``server_error``, ``connection_error``, ``rate_limited``. A retried 4xx (flag off) is counted as
 ``server_error``: the receiving server answered with an error; ``status`` keeps the code.
 
-An exception that is not a transport failure (a bug, cancellation, an infrastructure fault) is
-raised again, never classified: it must not count against the endpoint.
+Transport failures are recognised for pyreqwest (the hot path's client, see docs/benchmarks.md),
+aiohttp, httpx and the stdlib. An exception that is not a transport failure (a bug, cancellation,
+an infrastructure fault) is raised again, never classified: it must not count against the endpoint.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from collections.abc import Mapping
 
 import aiohttp
 import httpx
+import pyreqwest.exceptions
 
 __all__ = [
     "GiveUp",
@@ -93,6 +95,7 @@ Outcome = Success | RetryLater | GiveUp
 _THROTTLE_STATUSES = frozenset({429, 502, 503, 504})
 
 # Order matters: aiohttp's ServerTimeoutError is both a TimeoutError and a ClientConnectionError.
+# pyreqwest's timeouts are TimeoutErrors already.
 _TIMEOUT_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, httpx.TimeoutException)
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,  # refused, reset, aborted, broken pipe
@@ -102,6 +105,7 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     aiohttp.ClientPayloadError,  # the receiver broke the connection mid-response
     httpx.NetworkError,
     httpx.RemoteProtocolError,
+    pyreqwest.exceptions.NetworkError,  # connect, read, write (the delivery hot path's client)
 )
 
 

@@ -11,6 +11,7 @@ from email.utils import format_datetime
 
 import aiohttp
 import httpx
+import pyreqwest.exceptions as reqwest_errors
 import pytest
 from multidict import CIMultiDict
 
@@ -152,6 +153,9 @@ def test_retry_after_date_uses_the_wall_clock_when_now_is_not_given() -> None:
         httpx.ReadTimeout("read"),
         httpx.ConnectTimeout("connect"),
         httpx.PoolTimeout("pool"),
+        reqwest_errors.ConnectTimeoutError("connect", {"causes": None}),
+        reqwest_errors.ReadTimeoutError("read", {"causes": None}),
+        reqwest_errors.PoolTimeoutError("pool", {"causes": None}),
     ],
 )
 def test_timeouts_are_retried_as_timeout_with_throttle(exc: Exception) -> None:
@@ -174,6 +178,9 @@ def test_timeouts_are_retried_as_timeout_with_throttle(exc: Exception) -> None:
         httpx.ConnectError("refused"),
         httpx.ReadError("reset"),
         httpx.RemoteProtocolError("garbage"),
+        reqwest_errors.ConnectError("refused", {"causes": None}),
+        reqwest_errors.ReadError("reset", {"causes": None}),
+        reqwest_errors.WriteError("broken pipe", {"causes": None}),
     ],
 )
 def test_transport_failures_are_retried_as_connection_error(exc: Exception) -> None:
@@ -191,6 +198,8 @@ def test_transport_failures_are_retried_as_connection_error(exc: Exception) -> N
         KeyboardInterrupt(),
         httpx.UnsupportedProtocol("ftp"),
         aiohttp.InvalidURL("nope"),
+        reqwest_errors.BuilderError("bad url", {"causes": None}),
+        reqwest_errors.ClientClosedError("closed", {"causes": None}),
     ],
 )
 def test_failures_that_are_not_the_endpoints_are_raised_not_classified(exc: BaseException) -> None:
