@@ -26,6 +26,9 @@ test: setup
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
+bench: $(STAMP)
+	$(BIN)/python bench/http_clients.py
+
 kafka-stop:
 	$(BIN)/hookstream kafka stop
 

@@ -57,9 +57,11 @@ def _default_cache_dir(env: Mapping[str, str]) -> Path:
     return Path(base) / "hookstream"
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     value = env.get(name, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
+    if not value:
+        return default
+    if value in ("0", "false", "no", "off"):
         return False
     if value in ("1", "true", "yes", "on"):
         return True
@@ -92,6 +94,9 @@ class Settings:
     retry_schedule: tuple[float, ...] = ()
     secret_grace_seconds: float = 24 * 3600.0
     request_timeout_seconds: float = 15.0
+    # A 4xx other than 408/429/410 goes straight to the dead-letter topic (the same request will
+    # fail the same way); off, it is retried on the schedule like a 5xx.
+    dead_letter_client_errors: bool = True
     metrics_port: int = 0
 
     def __post_init__(self) -> None:
@@ -140,6 +145,7 @@ class Settings:
             kw["secret_grace_seconds"] = parse_duration(env["HOOKSTREAM_SECRET_GRACE"], name="HOOKSTREAM_SECRET_GRACE")
         if env.get("HOOKSTREAM_REQUEST_TIMEOUT"):
             kw["request_timeout_seconds"] = parse_duration(env["HOOKSTREAM_REQUEST_TIMEOUT"], name="HOOKSTREAM_REQUEST_TIMEOUT")
+        kw["dead_letter_client_errors"] = _flag(env, "HOOKSTREAM_DEAD_LETTER_4XX", default=True)
         if env.get("HOOKSTREAM_METRICS_PORT"):
             port = env["HOOKSTREAM_METRICS_PORT"].strip()
             if not port.isdigit() or int(port) > 65535:

@@ -66,3 +66,21 @@ def test_reading_settings_happens_when_called_not_at_import(monkeypatch):
 @pytest.mark.parametrize("text,seconds", [("5s", 5), ("5m", 300), ("2h", 7200), ("250ms", 0.25), ("1d", 86400), ("7", 7)])
 def test_parse_duration(text, seconds):
     assert parse_duration(text, name="X") == seconds
+
+def test_4xx_goes_to_dead_letter_by_default() -> None:
+    assert Settings.from_env({}).dead_letter_client_errors is True
+    assert Settings().dead_letter_client_errors is True
+
+
+@pytest.mark.parametrize("value", ["0", "false", "no", "off", "OFF"])
+def test_dead_lettering_4xx_can_be_turned_off(value: str) -> None:
+    assert Settings.from_env({"HOOKSTREAM_DEAD_LETTER_4XX": value}).dead_letter_client_errors is False
+
+
+def test_dead_letter_4xx_flag_refuses_a_non_boolean() -> None:
+    with pytest.raises(ConfigError, match="HOOKSTREAM_DEAD_LETTER_4XX"):
+        Settings.from_env({"HOOKSTREAM_DEAD_LETTER_4XX": "maybe"})
+
+
+def test_other_flags_still_default_to_off() -> None:
+    assert Settings.from_env({}).allow_http is False

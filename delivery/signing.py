@@ -1,0 +1,258 @@
+"""Standard Webhooks signing for senders and verification for receivers, on the stdlib alone.
+
+Every delivery carries three headers: ``webhook-id`` (stable across retries: the receiver's
+dedup key), ``webhook-timestamp`` (unix seconds of this attempt) and ``webhook-signature``, a
+space-separated list of ``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`` entries, one
+per secret still valid, so an endpoint can rotate its secret without a gap. The body signed is
+the exact bytes sent: signing a re-serialised copy is the classic way to break every receiver.
+
+``verify`` is what a receiver runs (our tests, and anyone who wants a reference): it compares in
+constant time, rejects stale or future timestamps, and turns every malformed input into its own
+``WebhookVerificationError`` subclass instead of a ``ValueError`` from somewhere inside.
+Secrets never reach a message, a ``repr`` or a log line: ``Secret`` hides its key everywhere
+except ``reveal()``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import hmac
+import importlib.metadata
+import re
+import secrets as _random
+import time
+from collections.abc import Iterable, Mapping
+
+from delivery.errors import (
+    InvalidSecretError,
+    InvalidTimestampError,
+    MissingHeaderError,
+    NoMatchingSignatureError,
+    NoValidSecretError,
+    TimestampTooNewError,
+    TimestampTooOldError,
+)
+from hookstream.errors import ValidationError
+
+__all__ = [
+    "DEFAULT_TOLERANCE_SECONDS",
+    "Secret",
+    "build_headers",
+    "sign",
+    "user_agent",
+    "verify",
+]
+
+SECRET_PREFIX = "whsec_"
+MIN_KEY_BYTES = 24
+MAX_KEY_BYTES = 64
+DEFAULT_TOLERANCE_SECONDS = 300.0
+
+# Visible ASCII only: the id goes into a header (no CR/LF injection) and is the receiver's
+# dedup key, so it must survive every proxy byte for byte.
+_MSG_ID = re.compile(r"[\x21-\x7e]{1,255}")
+# Integer unix seconds, as the spec says; 15 digits is far beyond any real clock.
+_TIMESTAMP = re.compile(r"[0-9]{1,15}")
+
+
+class Secret:
+    """A webhook signing key. Its bytes are never shown: ``repr`` and ``str`` are redacted.
+
+    ``expires_at`` (unix seconds) marks a secret that was rotated out and is kept only for the
+    grace window: ``sign`` stops using it once a message's timestamp reaches that time.
+    """
+
+    __slots__ = ("_key", "_expires_at")
+
+    def __init__(self, key: bytes, *, expires_at: float | None = None) -> None:
+        if not isinstance(key, (bytes, bytearray)):
+            raise InvalidSecretError("a webhook secret key must be bytes")
+        if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
+            raise InvalidSecretError(
+                f"a webhook secret must hold {MIN_KEY_BYTES}-{MAX_KEY_BYTES} bytes of key, this one holds {len(key)}"
+            )
+        self._key = bytes(key)
+        self._expires_at = expires_at
+
+    @property
+    def expires_at(self) -> float | None:
+        return self._expires_at
+
+    @classmethod
+    def parse(cls, text: str, *, expires_at: float | None = None) -> Secret:
+        """``whsec_`` + base64 (padding optional, as Svix prints it) -> ``Secret``."""
+        if not isinstance(text, str):
+            raise InvalidSecretError("a webhook secret must be a string starting with 'whsec_'")
+        text = text.strip()
+        if not text.startswith(SECRET_PREFIX):
+            raise InvalidSecretError("a webhook secret must start with 'whsec_'")
+        return cls(_decode_key(text[len(SECRET_PREFIX) :]), expires_at=expires_at)
+
+    @classmethod
+    def generate(cls, nbytes: int = 32) -> Secret:
+        """A fresh random secret (32 bytes, as Svix issues them), for a new endpoint or a rotation."""
+        return cls(_random.token_bytes(nbytes))
+
+    def reveal(self) -> str:
+        """The ``whsec_...`` text: the one way out, for showing a new secret to its owner once."""
+        return SECRET_PREFIX + base64.b64encode(self._key).decode("ascii")
+
+    def valid_at(self, when: float) -> bool:
+        return self.expires_at is None or when < self.expires_at
+
+    def mac(self, content: bytes) -> bytes:
+        return hmac.new(self._key, content, hashlib.sha256).digest()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._key, other._key) and self.expires_at == other.expires_at
+
+    __hash__ = None  # type: ignore[assignment]  # secrets are values to compare, not dict keys
+
+    def __repr__(self) -> str:
+        expiry = "" if self.expires_at is None else f", expires_at={self.expires_at}"
+        return f"Secret(<redacted>{expiry})"
+
+    __str__ = __repr__
+
+
+def _decode_key(text: str) -> bytes:
+    """Strict standard-alphabet base64; ``from None`` so no decoder message travels with it."""
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidSecretError("a webhook secret must be 'whsec_' followed by base64") from None
+
+
+def _as_secrets(secrets: Secret | str | Iterable[Secret | str]) -> list[Secret]:
+    if isinstance(secrets, (Secret, str)):
+        secrets = [secrets]
+    return [s if isinstance(s, Secret) else Secret.parse(s) for s in secrets]
+
+
+def _valid_secrets(secrets: Secret | str | Iterable[Secret | str], when: float) -> list[Secret]:
+    """The secrets still valid at ``when``; none at all is a configuration error, said so."""
+    valid = [s for s in _as_secrets(secrets) if s.valid_at(when)]
+    if not valid:
+        raise NoValidSecretError("no webhook secret is valid at this time (all given have expired, or none was given)")
+    return valid
+
+
+def _signed_content(msg_id: str, timestamp: int, body: bytes) -> bytes:
+    return f"{msg_id}.{timestamp}.".encode("utf-8") + body
+
+
+def _check_message(msg_id: str, timestamp: int, body: bytes) -> None:
+    if not isinstance(msg_id, str) or not _MSG_ID.fullmatch(msg_id):
+        raise ValidationError("webhook-id must be 1-255 visible ASCII characters (no spaces)")
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < 0:
+        raise ValidationError("webhook-timestamp must be a non-negative integer of unix seconds")
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise TypeError("body must be the exact bytes sent, not a str or an object")
+
+
+def sign(
+    msg_id: str,
+    timestamp: int,
+    body: bytes,
+    secrets: Secret | str | Iterable[Secret | str],
+) -> str:
+    """The ``webhook-signature`` value: ``v1,<base64>`` per secret valid at ``timestamp``."""
+    _check_message(msg_id, timestamp, body)
+    content = _signed_content(msg_id, timestamp, bytes(body))
+    return " ".join(
+        "v1," + base64.b64encode(secret.mac(content)).decode("ascii")
+        for secret in _valid_secrets(secrets, timestamp)
+    )
+
+
+@functools.cache
+def user_agent() -> str:
+    """``hookstream/<version>``, so receivers can tell us apart and report problems."""
+    try:
+        version = importlib.metadata.version("hookstream")
+    except importlib.metadata.PackageNotFoundError:  # running from a bare checkout
+        version = "0+unknown"
+    return f"hookstream/{version}"
+
+
+def build_headers(
+    msg_id: str,
+    timestamp: int,
+    body: bytes,
+    secrets: Secret | str | Iterable[Secret | str],
+) -> dict[str, str]:
+    """Every header a delivery attempt sends, signature included."""
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(msg_id, timestamp, body, secrets),
+        "content-type": "application/json",
+        "user-agent": user_agent(),
+    }
+
+
+def _required_header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name, "").strip()
+    if not value:
+        raise MissingHeaderError(f"the {name} header is missing or empty")
+    return value
+
+
+def _check_timestamp(text: str, now: float, tolerance: float) -> int:
+    if not _TIMESTAMP.fullmatch(text):
+        raise InvalidTimestampError(f"webhook-timestamp {text[:32]!r} is not integer unix seconds")
+    timestamp = int(text)
+    if now - timestamp > tolerance:
+        raise TimestampTooOldError(f"webhook-timestamp is {now - timestamp:.0f}s old, more than the {tolerance:.0f}s allowed")
+    if timestamp - now > tolerance:
+        raise TimestampTooNewError(
+            f"webhook-timestamp is {timestamp - now:.0f}s in the future, more than the {tolerance:.0f}s allowed"
+        )
+    return timestamp
+
+
+def _v1_signatures(header: str) -> list[bytes]:
+    """Decoded ``v1`` entries; other versions and undecodable entries are skipped, not fatal."""
+    found = []
+    for entry in header.split():
+        version, _, encoded = entry.partition(",")
+        if version != "v1":
+            continue
+        try:
+            found.append(base64.b64decode(encoded, validate=True))
+        except (binascii.Error, ValueError):
+            continue
+    return found
+
+
+def verify(
+    body: bytes | str,
+    headers: Mapping[str, str],
+    secrets: Secret | str | Iterable[Secret | str],
+    *,
+    tolerance: float = DEFAULT_TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> None:
+    """Return if the webhook is authentic and fresh; otherwise raise a ``WebhookVerificationError``.
+
+    Header names are matched case-insensitively. Any ``v1`` entry matching any valid secret is
+    enough: that is what lets a sender sign with old and new secrets during a rotation.
+    """
+    now = time.time() if now is None else now
+    lower = {k.lower(): v for k, v in headers.items()}
+    msg_id = _required_header(lower, "webhook-id")
+    timestamp_text = _required_header(lower, "webhook-timestamp")
+    signature_header = _required_header(lower, "webhook-signature")
+    timestamp = _check_timestamp(timestamp_text, now, tolerance)
+    raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    content = _signed_content(msg_id, timestamp, raw)
+    expected = [secret.mac(content) for secret in _valid_secrets(secrets, now)]
+    for candidate in _v1_signatures(signature_header):
+        if any(hmac.compare_digest(candidate, mac) for mac in expected):
+            return
+    raise NoMatchingSignatureError("no webhook-signature entry matches the body with any valid secret")
