@@ -1,0 +1,1 @@
+"""Subscriptions: where each tenant's webhooks go."""
