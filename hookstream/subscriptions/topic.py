@@ -199,7 +199,7 @@ def _publish(settings: Settings, engine: Engine | None, *, only_pending: bool, t
         log.warning("%d subscription change(s) not published, kept pending: %s", len(failed), _first(failed))
         raise BrokerError(
             f"{len(failed)} subscription change(s) could not be published to {settings.topic(SUBSCRIPTIONS)} "
-            f"({_first(failed)}); they stay pending until `hookstream subscriptions sync` or the next change"
+            f"({_first(failed)}); they stay pending"
         )
     if report.published or report.tombstoned:
         log.info("published %d subscription state(s) and %d tombstone(s)", len(report.published), len(report.tombstoned))
