@@ -36,6 +36,7 @@ import asyncio
 import logging
 
 import faust
+import mode
 from prometheus_client import Counter
 
 from hookstream.settings import Settings
@@ -70,25 +71,28 @@ class SubscriptionView:
         self.settings = settings
         self.table = SubscriptionTable()
         self.follower = FollowerThread(settings, self.table)
+        self._started = False
 
     def start(self) -> None:
         self.follower.start()
+        self._started = True
 
     def stop(self) -> None:
         self.follower.stop()
 
     def check(self) -> None:
-        if not self.follower.alive:
+        if self._started and not self.follower.alive:
             log.error("subscriptions follower stopped (%s); starting a new one", self.follower.error)
             self.follower = FollowerThread(self.settings, self.table).start()
 
     async def wait_ready(self) -> None:
-        while not self.follower.ready.is_set():
+        while not (self._started and self.follower.ready.is_set()):
             self.check()
             await asyncio.sleep(0.05)
 
 
 def create_app(settings: Settings) -> faust.App:
+    (settings.state_dir / "streams").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         group_id(settings),
         broker=";".join(f"kafka://{hp.strip()}" for hp in settings.kafka_bootstrap.split(",")),
@@ -110,13 +114,15 @@ def create_app(settings: Settings) -> faust.App:
     deliveries = app.topic(settings.topic(DELIVERIES), key_type=bytes, value_type=bytes)
     invalid = app.topic(settings.topic(INVALID_EVENTS), key_type=bytes, value_type=bytes)
 
-    @app.on_startup.connect
-    async def _start_view(app, **kwargs) -> None:  # noqa: ARG001
-        view.start()
+    @app.service
+    class _FollowSubscriptions(mode.Service):
+        """Starts and stops the subscription view with the worker."""
 
-    @app.on_shutdown.connect
-    async def _stop_view(app, **kwargs) -> None:  # noqa: ARG001
-        view.stop()
+        async def on_start(self) -> None:
+            view.start()
+
+        async def on_stop(self) -> None:
+            view.stop()
 
     @app.timer(1.0)
     async def _watch_view() -> None:

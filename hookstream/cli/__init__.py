@@ -32,6 +32,9 @@ def _register() -> None:
     from hookstream.subscriptions.cli import subscriptions_app
 
     app.add_typer(subscriptions_app, name="subscriptions")
+    from streams.cli import streams_app
+
+    app.add_typer(streams_app, name="streams")
 
 
 _register()
