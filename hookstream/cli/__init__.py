@@ -29,6 +29,9 @@ def _register() -> None:
 
     app.add_typer(_kafka.kafka_app, name="kafka")
     app.add_typer(_kafka.topics_app, name="topics")
+    from schemas.cli import schemas_app
+
+    app.add_typer(schemas_app, name="schemas")
 
 
 _register()

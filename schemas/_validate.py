@@ -1,0 +1,210 @@
+"""Validation: bytes or an ``Event`` in, a valid ``Event`` (or its bytes) out, ``InvalidEventError`` otherwise.
+
+Each (type, version) schema is compiled once, on first use, by jsonschema-rs (Rust; about a
+microsecond per event). Valid events take the fast path (``is_valid``); only a refused event pays
+for collecting its errors, which are turned into one line naming the field, e.g.
+``payment.received: data.amount must be a non-negative decimal amount as a string ... (got 12.5)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime, timezone
+from typing import Any
+
+import jsonschema_rs
+import orjson
+
+from schemas._catalog import CURRENT_VERSIONS, EventSchema, get_schema, unknown_type
+from schemas._envelope import Event, format_timestamp
+from schemas._errors import InvalidEventError
+
+# Which error to name first when there are several: the most basic problem.
+_KIND_ORDER = {"required": 0, "type": 1, "additionalProperties": 2, "minLength": 3, "minItems": 4}
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
+_ARTICLE = {"object": "an object", "array": "an array", "string": "a string", "boolean": "a boolean",
+            "integer": "an integer", "number": "a number", "null": "null"}
+
+
+@functools.cache
+def _compiled(event_type: str, version: int) -> tuple[EventSchema, Any]:
+    schema = get_schema(event_type, version)
+    return schema, jsonschema_rs.Draft202012Validator(schema.document(), validate_formats=False)
+
+
+def parse_event(value: bytes | bytearray | memoryview | str | None) -> Event:
+    """Parse and validate one event from the wire. Raises ``InvalidEventError`` (and nothing else)."""
+    if value is None:
+        raise InvalidEventError("no value (a tombstone is not an event)", code="not_json")
+    try:
+        doc = orjson.loads(value)
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        raise InvalidEventError(f"not JSON: {_one_line(str(exc))}", code="not_json") from None
+    return event_from_dict(doc)
+
+
+def event_from_dict(doc: Any) -> Event:
+    """Validate a decoded JSON document and build the ``Event``."""
+    if not isinstance(doc, dict):
+        raise InvalidEventError(f"not a JSON object (got {_json_type(doc)})", code="not_object")
+    event_type, version = _type_and_version(doc)
+    _check(doc, event_type, version)
+    try:
+        occurred_at = datetime.fromisoformat(doc["occurred_at"]).astimezone(timezone.utc)
+    except ValueError:  # matches RFC 3339's shape but is no real moment (e.g. a leap second)
+        raise _envelope_error(event_type, "occurred_at", f"is not a valid timestamp (got {_shown(doc['occurred_at'])})") from None
+    return Event(doc["id"], event_type, doc["tenant_id"], occurred_at, version, doc["data"], doc.get("correlation_id"))
+
+
+def validate_event(event: Event) -> None:
+    """Raise ``InvalidEventError`` unless ``event`` satisfies its type's schema."""
+    encode_event(event)
+
+
+def encode_event(event: Event) -> bytes:
+    """Validate ``event`` and return its wire bytes (UTF-8 JSON). Nothing invalid gets through."""
+    doc = _envelope_dict(event)
+    event_type, version = _type_and_version(doc)
+    _check(doc, event_type, version)
+    try:
+        return orjson.dumps(doc)
+    except TypeError as exc:  # values the schema cannot see, e.g. a str subclass orjson refuses
+        raise InvalidEventError(f"{event_type}: not serializable as JSON: {exc}", code="schema", event_type=event_type) from None
+
+
+def validate_data(event_type: str, data: Any, version: int | None = None) -> None:
+    """Raise ``InvalidEventError`` unless ``data`` is a valid ``data`` object for this type."""
+    schema = get_schema(event_type, version)
+    doc = {"id": "x", "type": event_type, "tenant_id": "x", "occurred_at": "2000-01-01T00:00:00Z",
+           "schema_version": schema.version, "data": data}
+    _check(doc, event_type, schema.version)
+
+
+# ----------------------------------------------------------------------------- internals
+def _envelope_dict(event: Event) -> dict[str, Any]:
+    if not isinstance(event, Event):
+        raise InvalidEventError(f"expected an Event (got {type(event).__name__})", code="not_object")
+    occurred_at = event.occurred_at
+    if isinstance(occurred_at, datetime):
+        occurred_at = format_timestamp(occurred_at)
+    doc = {"id": event.id, "type": event.type, "tenant_id": event.tenant_id, "occurred_at": occurred_at,
+           "schema_version": event.schema_version, "data": event.data}
+    if event.correlation_id is not None:
+        doc["correlation_id"] = event.correlation_id
+    return doc
+
+
+def _type_and_version(doc: dict[str, Any]) -> tuple[str, int]:
+    event_type = doc.get("type")
+    if "type" not in doc:
+        raise InvalidEventError("type is required", code="unknown_type", field="type")
+    if not isinstance(event_type, str) or event_type not in CURRENT_VERSIONS:
+        raise unknown_type(event_type)
+    if "schema_version" not in doc:
+        raise _envelope_error(event_type, "schema_version", "is required")
+    version = doc["schema_version"]
+    if type(version) is not int:
+        raise _envelope_error(event_type, "schema_version", f"must be an integer (got {_shown(version)})")
+    get_schema(event_type, version)  # refuses versions we do not know
+    return event_type, version
+
+
+def _check(doc: dict[str, Any], event_type: str, version: int) -> None:
+    schema, validator = _compiled(event_type, version)
+    try:
+        if validator.is_valid(doc):
+            return
+        errors = list(validator.iter_errors(doc))
+    except (ValueError, TypeError, OverflowError):  # a value JSON cannot hold (Decimal, datetime, huge int, ...)
+        path, value = _first_non_json(doc)
+        raise InvalidEventError(
+            f"{event_type}: {path} must be a JSON value (got {type(value).__name__}); "
+            "money and dates are strings (see `hookstream schemas show`)",
+            code="schema", event_type=event_type, field=path,
+        ) from None
+    if not errors:  # cannot happen unless the two code paths of the validator disagree
+        raise InvalidEventError(f"{event_type}: does not match its schema", code="schema", event_type=event_type)
+    errors.sort(key=lambda e: (_KIND_ORDER.get(e.kind.name, 9), len(e.instance_path)))
+    field, problem = _describe(errors[0], schema)
+    more = len(errors) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    code = "schema" if field.startswith("data") else "envelope"
+    raise InvalidEventError(f"{event_type}: {field} {problem}{suffix}", code=code, event_type=event_type, field=field)
+
+
+def _describe(error: Any, schema: EventSchema) -> tuple[str, str]:
+    kind = error.kind
+    path = list(error.instance_path)
+    name = kind.name
+    if name == "required":
+        return _path(path + [kind.property]), "is required"
+    if name == "additionalProperties":
+        return _path(path + [kind.unexpected[0]]), f"is not a field of {schema.type} v{schema.version}"
+    field = _path(path) or "the event"
+    described = _subschema(schema.document(), list(error.schema_path)[:-1]).get("description")
+    if name == "type":
+        wanted = described or " or ".join(_ARTICLE.get(t, t) for t in kind.types)
+        return field, f"must be {wanted} (got {_json_type(error.instance)} {_shown(error.instance)})"
+    if name == "minLength" and kind.limit == 1:
+        return field, "must not be empty"
+    if name == "minItems":
+        return field, f"must have at least {kind.limit} item{'s' if kind.limit != 1 else ''}"
+    if name == "enum":
+        return field, f"must be one of {', '.join(map(str, kind.options))} (got {_shown(error.instance)})"
+    if described:
+        return field, f"must be {described} (got {_shown(error.instance)})"
+    return field, _one_line(error.message)
+
+
+def _subschema(document: dict[str, Any], schema_path: list) -> dict[str, Any]:
+    node: Any = document
+    for part in schema_path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return {}
+    return node if isinstance(node, dict) else {}
+
+
+def _path(parts: list) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _first_non_json(value: Any, path: str = "") -> tuple[str, Any]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return path or "the event", k
+            found = _first_non_json(v, f"{path}.{k}" if path else k)
+            if found[0]:
+                return found
+        return "", None
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _first_non_json(v, f"{path}[{i}]")
+            if found[0]:
+                return found
+        return "", None
+    if value is None or type(value) in (str, bool, float) or (type(value) is int and -(2**63) <= value < 2**64):
+        return "", None
+    return path or "the event", value
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
+
+
+def _envelope_error(event_type: str, field: str, problem: str) -> InvalidEventError:
+    return InvalidEventError(f"{event_type}: {field} {problem}", code="envelope", event_type=event_type, field=field)
