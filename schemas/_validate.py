@@ -124,7 +124,8 @@ def _check(doc: dict[str, Any], event_type: str, version: int) -> None:
         ) from None
     if not errors:  # cannot happen unless the two code paths of the validator disagree
         raise InvalidEventError(f"{event_type}: does not match its schema", code="schema", event_type=event_type)
-    errors.sort(key=lambda e: (_KIND_ORDER.get(e.kind.name, 9), len(e.instance_path)))
+    # envelope before data (an empty tenant matters more than a field), then the most basic problem
+    errors.sort(key=lambda e: (bool(e.instance_path) and e.instance_path[0] == "data", _KIND_ORDER.get(e.kind.name, 9), len(e.instance_path)))
     field, problem = _describe(errors[0], schema)
     more = len(errors) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
