@@ -14,6 +14,13 @@ import typer
 
 from hookstream.errors import HookstreamError
 
+try:  # typer 0.2x runs its own copy of click: its exceptions are not click's
+    from typer._click import exceptions as _typer_click
+
+    _USAGE_ERRORS: tuple[type[Exception], ...] = (click.ClickException, _typer_click.ClickException)
+except ImportError:  # older typer on click itself
+    _USAGE_ERRORS = (click.ClickException,)
+
 app = typer.Typer(
     name="hookstream",
     help="Webhook delivery pipeline on Apache Kafka.",
@@ -40,16 +47,17 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="hookstream", standalone_mode=False)
+        # without standalone mode, `raise typer.Exit(n)` comes back as the return value n
+        result = command.main(args=argv, prog_name="hookstream", standalone_mode=False)
     except HookstreamError as exc:
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         return exc.exit_code
-    except click.ClickException as exc:
+    except _USAGE_ERRORS as exc:
         exc.show()
         return exc.exit_code
-    except (click.Abort, KeyboardInterrupt):
+    except (click.Abort, typer.Abort, KeyboardInterrupt):
         click.echo("aborted", err=True)
         return 130
     except Exception as exc:  # a bug, not a user error: say so in one line unless debugging
@@ -57,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         click.echo(f"internal error: {type(exc).__name__}: {exc} (set HOOKSTREAM_DEBUG=1 for a traceback)", err=True)
         return 70
-    return 0
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 def run() -> None:
