@@ -127,10 +127,19 @@ def _check(doc: dict[str, Any], event_type: str, version: int) -> None:
     # envelope before data (an empty tenant matters more than a field), then the most basic problem
     errors.sort(key=lambda e: (bool(e.instance_path) and e.instance_path[0] == "data", _KIND_ORDER.get(e.kind.name, 9), len(e.instance_path)))
     field, problem = _describe(errors[0], schema)
-    more = len(errors) - 1
+    more = len({f for e in errors for f in _fields_of(e)} - {field})  # other fields with problems
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     code = "schema" if field.startswith("data") else "envelope"
     raise InvalidEventError(f"{event_type}: {field} {problem}{suffix}", code=code, event_type=event_type, field=field)
+
+
+def _fields_of(error: Any) -> list[str]:
+    path, kind = list(error.instance_path), error.kind
+    if kind.name == "required":
+        return [_path(path + [kind.property])]
+    if kind.name == "additionalProperties":
+        return [_path(path + [name]) for name in kind.unexpected]
+    return [_path(path) or "the event"]
 
 
 def _describe(error: Any, schema: EventSchema) -> tuple[str, str]:
@@ -145,15 +154,15 @@ def _describe(error: Any, schema: EventSchema) -> tuple[str, str]:
     described = _subschema(schema.document(), list(error.schema_path)[:-1]).get("description")
     if name == "type":
         wanted = described or " or ".join(_ARTICLE.get(t, t) for t in kind.types)
-        return field, f"must be {wanted} (got {_json_type(error.instance)} {_shown(error.instance)})"
+        return field, f"must be {wanted} (got {_got(error.instance)})"
     if name == "minLength" and kind.limit == 1:
         return field, "must not be empty"
     if name == "minItems":
         return field, f"must have at least {kind.limit} item{'s' if kind.limit != 1 else ''}"
     if name == "enum":
-        return field, f"must be one of {', '.join(map(str, kind.options))} (got {_shown(error.instance)})"
+        return field, f"must be one of {', '.join(map(str, kind.options))} (got {_got(error.instance)})"
     if described:
-        return field, f"must be {described} (got {_shown(error.instance)})"
+        return field, f"must be {described} (got {_got(error.instance)})"
     return field, _one_line(error.message)
 
 
@@ -196,6 +205,24 @@ def _first_non_json(value: Any, path: str = "") -> tuple[str, Any]:
 
 def _json_type(value: Any) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _got(value: Any) -> str:
+    """A value as the sender wrote it, in JSON terms: null, true, 12.5, "text", an object."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return _json_string(value)
+    return _shown(value)
+
+
+def _json_string(value: str) -> str:
+    text = orjson.dumps(value[:57]).decode()
+    return text if len(value) <= 57 else text[:-1] + '..."'
 
 
 def _shown(value: Any) -> str:

@@ -39,6 +39,10 @@ def _register() -> None:
     from schemas.cli import schemas_app
 
     app.add_typer(schemas_app, name="schemas")
+    from producers.cli import outbox_app, publish_command
+
+    app.command("publish")(publish_command)
+    app.add_typer(outbox_app, name="outbox")
 
 
 _register()

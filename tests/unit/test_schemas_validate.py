@@ -80,7 +80,7 @@ def test_missing_data_field_is_named():
 def test_wrong_type_is_named_with_what_was_expected():
     err = _refusal(_valid(amount=12.5))
     assert err.field == "data.amount"
-    assert 'must be a non-negative decimal amount as a string with at most 4 decimals, e.g. "1250.00" (got number 12.5)' in err.reason
+    assert 'must be a non-negative decimal amount as a string with at most 4 decimals, e.g. "1250.00" (got 12.5)' in err.reason
 
 
 def test_unknown_data_field_is_refused_by_name():
@@ -88,11 +88,17 @@ def test_unknown_data_field_is_refused_by_name():
     assert err.reason == "payment.received: data.amout is not a field of payment.received v1"
 
 
-def test_several_problems_are_counted_after_the_first():
+def test_other_fields_with_problems_are_counted_after_the_first():
     doc = _valid(amount=None)
     del doc["data"]["currency"]
     err = _refusal(doc)
     assert err.reason == "payment.received: data.currency is required (and 1 more problem)"
+
+
+def test_two_rules_broken_by_one_field_count_as_one_problem():
+    doc = _valid()
+    doc["tenant_id"] = ""  # too short, and not matching the pattern
+    assert _refusal(doc).reason == "payment.received: tenant_id must not be empty"
 
 
 def test_unsupported_schema_version_is_refused():
