@@ -44,10 +44,10 @@ class Delivery:
 
     __slots__ = ("event_id", "topic", "key", "partition", "offset", "error", "_done", "_publisher", "_callback")
 
-    def __init__(self, publisher: "Publisher", record: OutgoingRecord, callback: Callable[["Delivery"], Any] | None) -> None:
-        self.event_id = record.event_id
-        self.topic = record.topic
-        self.key = record.key
+    def __init__(self, publisher: "Publisher", event_id: str, topic: str, key: bytes, callback: Callable[["Delivery"], Any] | None) -> None:
+        self.event_id = event_id
+        self.topic = topic
+        self.key = key
         self.partition: int | None = None
         self.offset: int | None = None
         self.error: DeliveryError | None = None
@@ -104,29 +104,35 @@ class Publisher:
         self.bootstrap = settings.kafka_bootstrap
         self.config = producer_config(settings, **{"message.timeout.ms": int(delivery_timeout * 1000), **config})
         self._producer = producer if producer is not None else Producer(self.config)
-        self._topics: dict[str, str] = {}
+        self._routes: dict[str, tuple[str, str]] = {}  # event type -> (full topic, entity id field)
         self._unreported: set[Delivery] = set()  # failed deliveries no caller has seen yet
         self._sends = 0
         self._closed = False
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ sending
+    def _route(self, event_type: str) -> tuple[str, str]:
+        route = self._routes.get(event_type)
+        if route is None:
+            topic = self.settings.topic(event_topic_for(event_type))
+            route = self._routes[event_type] = (topic, ENTITY_FIELDS[event_type.split(".", 1)[0]])
+        return route
+
     def topic_for(self, event_type: str) -> str:
         """The full topic name (with prefix) for an event type."""
-        topic = self._topics.get(event_type)
-        if topic is None:
-            topic = self._topics[event_type] = self.settings.topic(event_topic_for(event_type))
-        return topic
+        return self._route(event_type)[0]
 
     def prepare(self, event: Event) -> OutgoingRecord:
         """Validate and encode ``event``; raises ``InvalidEventError`` naming the type and field."""
         value = encode_event(event)
-        key = event.data[ENTITY_FIELDS[event.type.split(".", 1)[0]]]
-        return OutgoingRecord(event.id, self.topic_for(event.type), key.encode(), value)
+        topic, field = self._route(event.type)
+        return OutgoingRecord(event.id, topic, event.data[field].encode(), value)
 
     def send(self, event: Event, *, on_delivery: Callable[[Delivery], Any] | None = None) -> Delivery:
         """Validate and enqueue ``event``; returns its ``Delivery`` without waiting for the broker."""
-        return self.send_record(self.prepare(event), on_delivery=on_delivery)
+        value = encode_event(event)  # first: an invalid event raises before anything is sent
+        topic, field = self._route(event.type)
+        return self._produce(event.id, topic, event.data[field].encode(), value, on_delivery, True)
 
     def publish(self, event: Event, *, timeout: float = 30.0) -> Delivery:
         """Send ``event`` and wait for the broker's acknowledgement; raises ``DeliveryError`` if it fails."""
@@ -138,20 +144,23 @@ class Publisher:
         When the producer's local queue is full this serves delivery reports until there is room
         (``block=False`` raises ``BufferError`` instead).
         """
+        return self._produce(record.event_id, record.topic, record.key, record.value, on_delivery, block)
+
+    def _produce(self, event_id: str, topic: str, key: bytes, value: bytes,
+                 on_delivery: Callable[[Delivery], Any] | None, block: bool) -> Delivery:
         if self._closed:
             raise RuntimeError("this Publisher is closed")
-        delivery = Delivery(self, record, on_delivery)
+        delivery = Delivery(self, event_id, topic, key, on_delivery)
         while True:
             try:
-                self._producer.produce(record.topic, record.value, record.key, on_delivery=delivery._report)
+                self._producer.produce(topic, value, key, on_delivery=delivery._report)
                 break
             except BufferError:
                 if not block:
                     raise
                 self._producer.poll(0.05)
             except KafkaException as exc:
-                err = exc.args[0]
-                raise DeliveryError.from_kafka(record.event_id, record.topic, err, self.bootstrap) from None
+                raise DeliveryError.from_kafka(event_id, topic, exc.args[0], self.bootstrap) from None
         self._sends += 1
         if self._sends % _POLL_EVERY == 0:
             self._producer.poll(0)

@@ -16,17 +16,21 @@ from typing import Any
 
 import orjson
 
+from schemas._catalog import CURRENT_VERSIONS, get_schema
 from schemas._errors import InvalidEventError
 
 _RAND_BITS = 74
+_LOW_62 = (1 << 62) - 1
+_VARIANT = 0b10 << 62
 _id_lock = threading.Lock()
 _last_ms = 0
 _last_rand = 0
+_ms_prefix = ""  # "tttttttt-tttt-7" of _last_ms
 
 
 def new_event_id() -> str:
     """A new UUIDv7 as a lower-case string; strictly increasing within this process."""
-    global _last_ms, _last_rand
+    global _last_ms, _last_rand, _ms_prefix
     with _id_lock:
         ms = time.time_ns() // 1_000_000
         if ms > _last_ms:
@@ -36,17 +40,23 @@ def new_event_id() -> str:
             ms, rand = _last_ms, _last_rand + 1
             if rand >> _RAND_BITS:
                 ms, rand = ms + 1, 0
+        if ms != _last_ms:
+            t = f"{ms:012x}"
+            _ms_prefix = f"{t[:8]}-{t[8:]}-7"
         _last_ms, _last_rand = ms, rand
-    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        prefix = _ms_prefix
+    # layout: 48 bits ms | version 7 | 12 bits rand | variant 10 | 62 bits rand
+    tail = f"{_VARIANT | (rand & _LOW_62):016x}"
+    return f"{prefix}{rand >> 62:03x}-{tail[:4]}-{tail[4:]}"
 
 
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds and a ``Z``: ``2026-11-28T14:03:11.250000Z``."""
-    if moment.tzinfo is None:
-        raise InvalidEventError("occurred_at must carry a time zone (use UTC)", code="envelope", field="occurred_at")
-    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if moment.tzinfo is not timezone.utc:  # the common case (utc_now()) needs no conversion
+        if moment.tzinfo is None:
+            raise InvalidEventError("occurred_at must carry a time zone (use UTC)", code="envelope", field="occurred_at")
+        moment = moment.astimezone(timezone.utc)
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def utc_now() -> datetime:
@@ -81,10 +91,9 @@ class Event:
     ) -> "Event":
         """A new event with a fresh id, stamped now (unless ``occurred_at`` is given), at the
         type's current schema version. Not validated here: publishing validates."""
-        from schemas._catalog import get_schema
-
-        version = schema_version if schema_version is not None else get_schema(type).version
-        return cls(new_event_id(), type, tenant_id, occurred_at or utc_now(), version, data, correlation_id)
+        if schema_version is None:
+            schema_version = CURRENT_VERSIONS.get(type) or get_schema(type).version  # unknown: InvalidEventError
+        return cls(new_event_id(), type, tenant_id, occurred_at or datetime.now(timezone.utc), schema_version, data, correlation_id)
 
     def to_dict(self) -> dict[str, Any]:
         """The event as JSON-ready values (what ``to_bytes`` serializes)."""

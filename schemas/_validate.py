@@ -32,6 +32,22 @@ def _compiled(event_type: str, version: int) -> tuple[EventSchema, Any]:
     return schema, jsonschema_rs.Draft202012Validator(schema.document(), validate_formats=False)
 
 
+_READY: dict[tuple[str, int], Any] = {}  # (type, version) -> validator, once a document of it was checked
+
+
+def _validator(doc: dict[str, Any]) -> Any:
+    """The compiled validator for a document's type and version, checking both on first sight."""
+    version = doc.get("schema_version")
+    if type(version) is int:  # not bool: True == 1 would find version 1
+        try:
+            return _READY[(doc.get("type"), version)]
+        except (KeyError, TypeError):  # TypeError: an unhashable "type"
+            pass
+    event_type, version = _type_and_version(doc)
+    validator = _READY[(event_type, version)] = _compiled(event_type, version)[1]
+    return validator
+
+
 def parse_event(value: bytes | bytearray | memoryview | str | None) -> Event:
     """Parse and validate one event from the wire. Raises ``InvalidEventError`` (and nothing else)."""
     if value is None:
@@ -47,13 +63,13 @@ def event_from_dict(doc: Any) -> Event:
     """Validate a decoded JSON document and build the ``Event``."""
     if not isinstance(doc, dict):
         raise InvalidEventError(f"not a JSON object (got {_json_type(doc)})", code="not_object")
-    event_type, version = _type_and_version(doc)
-    _check(doc, event_type, version)
+    if not _safe_is_valid(doc):
+        _refuse(doc)
     try:
         occurred_at = datetime.fromisoformat(doc["occurred_at"]).astimezone(timezone.utc)
     except ValueError:  # matches RFC 3339's shape but is no real moment (e.g. a leap second)
-        raise _envelope_error(event_type, "occurred_at", f"is not a valid timestamp (got {_shown(doc['occurred_at'])})") from None
-    return Event(doc["id"], event_type, doc["tenant_id"], occurred_at, version, doc["data"], doc.get("correlation_id"))
+        raise _envelope_error(doc["type"], "occurred_at", f"is not a valid timestamp (got {_got(doc['occurred_at'])})") from None
+    return Event(doc["id"], doc["type"], doc["tenant_id"], occurred_at, doc["schema_version"], doc["data"], doc.get("correlation_id"))
 
 
 def validate_event(event: Event) -> None:
@@ -64,12 +80,12 @@ def validate_event(event: Event) -> None:
 def encode_event(event: Event) -> bytes:
     """Validate ``event`` and return its wire bytes (UTF-8 JSON). Nothing invalid gets through."""
     doc = _envelope_dict(event)
-    event_type, version = _type_and_version(doc)
-    _check(doc, event_type, version)
+    if not _safe_is_valid(doc):
+        _refuse(doc)
     try:
         return orjson.dumps(doc)
     except TypeError as exc:  # values the schema cannot see, e.g. a str subclass orjson refuses
-        raise InvalidEventError(f"{event_type}: not serializable as JSON: {exc}", code="schema", event_type=event_type) from None
+        raise InvalidEventError(f"{event.type}: not serializable as JSON: {exc}", code="schema", event_type=event.type) from None
 
 
 def validate_data(event_type: str, data: Any, version: int | None = None) -> None:
@@ -77,7 +93,8 @@ def validate_data(event_type: str, data: Any, version: int | None = None) -> Non
     schema = get_schema(event_type, version)
     doc = {"id": "x", "type": event_type, "tenant_id": "x", "occurred_at": "2000-01-01T00:00:00Z",
            "schema_version": schema.version, "data": data}
-    _check(doc, event_type, schema.version)
+    if not _safe_is_valid(doc):
+        _refuse(doc)
 
 
 # ----------------------------------------------------------------------------- internals
@@ -104,16 +121,24 @@ def _type_and_version(doc: dict[str, Any]) -> tuple[str, int]:
         raise _envelope_error(event_type, "schema_version", "is required")
     version = doc["schema_version"]
     if type(version) is not int:
-        raise _envelope_error(event_type, "schema_version", f"must be an integer (got {_shown(version)})")
+        raise _envelope_error(event_type, "schema_version", f"must be an integer (got {_got(version)})")
     get_schema(event_type, version)  # refuses versions we do not know
     return event_type, version
 
 
-def _check(doc: dict[str, Any], event_type: str, version: int) -> None:
+def _safe_is_valid(doc: dict[str, Any]) -> bool:
+    """The fast check; raises ``InvalidEventError`` only for an unknown type or version."""
+    try:
+        return _validator(doc).is_valid(doc)
+    except (ValueError, TypeError, OverflowError):  # a value JSON cannot hold (Decimal, datetime, huge int)
+        return False
+
+
+def _refuse(doc: dict[str, Any]) -> None:
+    """Raise the ``InvalidEventError`` that says why ``doc`` is invalid (the slow path)."""
+    event_type, version = _type_and_version(doc)
     schema, validator = _compiled(event_type, version)
     try:
-        if validator.is_valid(doc):
-            return
         errors = list(validator.iter_errors(doc))
     except (ValueError, TypeError, OverflowError):  # a value JSON cannot hold (Decimal, datetime, huge int, ...)
         path, value = _first_non_json(doc)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from schemas import EVENT_TYPES, Event, InvalidEventError, encode_event, example, parse_event
-from schemas._validate import _compiled
+from schemas._validate import _READY, _compiled
 
 
 def _valid(event_type="payment.received", **data_changes) -> dict:
@@ -106,7 +106,9 @@ def test_unsupported_schema_version_is_refused():
     doc["schema_version"] = 3
     assert _refusal(doc).reason == "payment.received: unsupported schema_version 3 (known: 1)"
     doc["schema_version"] = "1"
-    assert _refusal(doc).reason == "payment.received: schema_version must be an integer (got '1')"
+    assert _refusal(doc).reason == 'payment.received: schema_version must be an integer (got "1")'
+    doc["schema_version"] = True
+    assert _refusal(doc).reason == "payment.received: schema_version must be an integer (got true)"
 
 
 @pytest.mark.parametrize("stamp", ["2026-11-28", "2026-11-28T14:03:11", "28.11.2026 14:03", "2026-11-28T23:59:60Z"])
@@ -140,6 +142,7 @@ def test_valid_events_are_encoded_to_the_bytes_that_parse_back(event_type):
 
 def test_each_schema_is_compiled_once():
     _compiled.cache_clear()
+    _READY.clear()
     for _ in range(3):
         parse_event(orjson.dumps(_valid()))
     assert _compiled.cache_info().misses == 1
