@@ -55,7 +55,10 @@ def format_timestamp(moment: datetime) -> str:
     if moment.tzinfo is not timezone.utc:  # the common case (utc_now()) needs no conversion
         if moment.tzinfo is None:
             raise InvalidEventError("occurred_at must carry a time zone (use UTC)", code="envelope", field="occurred_at")
-        moment = moment.astimezone(timezone.utc)
+        try:
+            moment = moment.astimezone(timezone.utc)
+        except OverflowError:
+            raise InvalidEventError("occurred_at is out of range in UTC", code="envelope", field="occurred_at") from None
     return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 

@@ -9,6 +9,7 @@ for collecting its errors, which are turned into one line naming the field, e.g.
 from __future__ import annotations
 
 import functools
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -67,7 +68,7 @@ def event_from_dict(doc: Any) -> Event:
         _refuse(doc)
     try:
         occurred_at = datetime.fromisoformat(doc["occurred_at"]).astimezone(timezone.utc)
-    except ValueError:  # matches RFC 3339's shape but is no real moment (e.g. a leap second)
+    except (ValueError, OverflowError):  # RFC 3339's shape but no real moment: a leap second, year 0 in UTC
         raise _envelope_error(doc["type"], "occurred_at", f"is not a valid timestamp (got {_got(doc['occurred_at'])})") from None
     return Event(doc["id"], doc["type"], doc["tenant_id"], occurred_at, doc["schema_version"], doc["data"], doc.get("correlation_id"))
 
@@ -201,31 +202,41 @@ def _subschema(document: dict[str, Any], schema_path: list) -> dict[str, Any]:
     return node if isinstance(node, dict) else {}
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
 def _path(parts: list) -> str:
+    """``["data", "lines", 0, "sku"]`` -> ``data.lines[0].sku``; odd names quoted: ``data["a b"]``."""
     out = ""
     for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif _PLAIN_NAME.fullmatch(p):
+            out += f".{p}" if out else p
+        else:
+            out += f"[{_json_string(p)}]"
     return out
 
 
-def _first_non_json(value: Any, path: str = "") -> tuple[str, Any]:
+def _first_non_json(value: Any, parts: tuple = ()) -> tuple[str, Any]:
+    """The path and value of the first thing in ``value`` JSON cannot hold ("" when there is none)."""
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
-                return path or "the event", k
-            found = _first_non_json(v, f"{path}.{k}" if path else k)
+                return _path(list(parts)) or "the event", k
+            found = _first_non_json(v, parts + (k,))
             if found[0]:
                 return found
         return "", None
     if isinstance(value, list):
         for i, v in enumerate(value):
-            found = _first_non_json(v, f"{path}[{i}]")
+            found = _first_non_json(v, parts + (i,))
             if found[0]:
                 return found
         return "", None
     if value is None or type(value) in (str, bool, float) or (type(value) is int and -(2**63) <= value < 2**64):
         return "", None
-    return path or "the event", value
+    return _path(list(parts)) or "the event", value
 
 
 def _json_type(value: Any) -> str:

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from schemas import EVENT_TYPES, Event, InvalidEventError, encode_event, example, parse_event
+from schemas import EVENT_TYPES, Event, InvalidEventError, encode_event, example, json_schema, parse_event
 from schemas._validate import _READY, _compiled
 
 
@@ -88,6 +88,11 @@ def test_unknown_data_field_is_refused_by_name():
     assert err.reason == "payment.received: data.amout is not a field of payment.received v1"
 
 
+def test_odd_field_names_are_quoted_on_one_line():
+    err = _refusal(_valid(**{"note\nline": 1}))
+    assert err.reason == 'payment.received: data["note\\nline"] is not a field of payment.received v1'
+
+
 def test_other_fields_with_problems_are_counted_after_the_first():
     doc = _valid(amount=None)
     del doc["data"]["currency"]
@@ -111,7 +116,11 @@ def test_unsupported_schema_version_is_refused():
     assert _refusal(doc).reason == "payment.received: schema_version must be an integer (got true)"
 
 
-@pytest.mark.parametrize("stamp", ["2026-11-28", "2026-11-28T14:03:11", "28.11.2026 14:03", "2026-11-28T23:59:60Z"])
+@pytest.mark.parametrize(
+    "stamp",
+    ["2026-11-28", "2026-11-28T14:03:11", "28.11.2026 14:03", "2026-11-28T23:59:60Z", "2026-02-30T10:00:00Z",
+     "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"],
+)
 def test_timestamps_other_than_rfc_3339_are_refused(stamp):
     doc = _valid()
     doc["occurred_at"] = stamp
@@ -122,6 +131,14 @@ def test_timestamp_with_an_offset_is_read_as_utc():
     doc = _valid()
     doc["occurred_at"] = "2026-11-28T16:03:11.5+02:00"
     assert parse_event(orjson.dumps(doc)).occurred_at == datetime(2026, 11, 28, 14, 3, 11, 500000, tzinfo=timezone.utc)
+
+
+def test_an_occurred_at_out_of_range_in_utc_is_refused_before_sending():
+    from datetime import timedelta
+
+    early = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
+    with pytest.raises(InvalidEventError, match="occurred_at is out of range"):
+        encode_event(Event.new("invoice.sent", "acme", example("invoice.sent"), occurred_at=early))
 
 
 def test_python_values_json_cannot_hold_are_refused_before_sending():
@@ -164,6 +181,7 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=20,
 )
+rfc3339_shaped = st.from_regex(json_schema("invoice.sent")["properties"]["occurred_at"]["pattern"], fullmatch=True)
 envelope_keys = st.sampled_from(["id", "type", "tenant_id", "occurred_at", "schema_version", "data", "correlation_id"])
 
 
@@ -194,7 +212,8 @@ def test_mutated_valid_events_raise_only_invalid_event_error(event_type, data):
     doc = _valid(event_type)
     target = data.draw(st.sampled_from(["envelope", "data"]))
     if target == "envelope":
-        doc[data.draw(envelope_keys)] = data.draw(json_values)
+        key = data.draw(envelope_keys)
+        doc[key] = data.draw(rfc3339_shaped if key == "occurred_at" else json_values)
     else:
         doc["data"][data.draw(st.sampled_from(sorted(doc["data"])) | st.text(max_size=8))] = data.draw(json_values)
     raw = orjson.dumps(doc)
