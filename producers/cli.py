@@ -51,7 +51,8 @@ def publish_command(
     settings = Settings.from_env()
     event = Event.new(event_type, tenant, _read_data(data), correlation_id=correlation_id)
     validate_event(event)  # before connecting: bad input fails fast
-    with Publisher(settings, delivery_timeout=timeout) as publisher:
+    # librdkafka's own lines (connection refused, ...) would bury the one-line error: critical only
+    with Publisher(settings, delivery_timeout=timeout, log_level=2) as publisher:
         delivery = publisher.publish(event, timeout=timeout + 5)
     if as_json:
         emit_json({"id": event.id, "type": event.type, "topic": delivery.topic, "partition": delivery.partition, "offset": delivery.offset})

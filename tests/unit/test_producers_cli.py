@@ -50,3 +50,13 @@ def test_a_missing_option_is_a_usage_error(capsys):
     assert code == 2
     assert "--tenant" in err
     assert "Traceback" not in err
+
+
+def test_unreachable_broker_is_one_error_line_and_exit_1(capfd):
+    code = main(["publish", "--tenant", "acme", "--type", "invoice.sent", "--data", json.dumps(example("invoice.sent")),
+                 "--timeout", "1"])
+    captured = capfd.readouterr()  # file descriptors: librdkafka writes its own log lines to fd 2
+    assert code == 1
+    assert captured.out == ""
+    [line] = captured.err.splitlines()
+    assert line.startswith("error: event ") and "is the broker at 127.0.0.1:9 up? (_MSG_TIMED_OUT)" in line
