@@ -153,16 +153,21 @@ class OutboxRelay:
                 failure = (row.seq, exc)
                 break
         self.publisher.wait(deliveries, self.ack_timeout)
-        sent: list[int] = []
+        outcomes: list[tuple[int, DeliveryError | None]] = []
         for row, delivery in zip(rows, deliveries):
             try:
-                delivery.result(timeout=0)  # collects every outcome, so none is reported again by flush()
+                delivery.result(timeout=0)  # collect every outcome, so flush() does not report it again
+                outcomes.append((row.seq, None))
             except DeliveryError as exc:
-                failure = failure if failure and failure[0] < row.seq else (row.seq, exc)
-                continue
-            if failure is None:
-                sent.append(row.seq)
-        return sent, failure
+                outcomes.append((row.seq, exc))
+        if failure:
+            outcomes.append(failure)  # the row refused at send time comes after every row sent
+        sent: list[int] = []
+        for seq, exc in outcomes:
+            if exc is not None:
+                return sent, (seq, exc)
+            sent.append(seq)
+        return sent, None
 
     def drain(self, stop: threading.Event | None = None) -> int:
         """Publish until nothing is pending; raises ``DeliveryError`` if a delivery fails."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 
 class FakeMessage:
@@ -18,12 +18,14 @@ class FakeMessage:
 
 class FakeProducer:
     """Stands in for confluent_kafka.Producer: records what is produced; delivery reports are
-    served by poll/flush like the real one. ``fail_keys`` fail with ``error``; ``full`` times the
-    local queue reports itself full; ``hold`` keeps reports back (an unreachable broker)."""
+    served by poll/flush like the real one. ``fail_keys`` fail with ``error``; ``refuse_keys`` are
+    refused by produce() itself (too large); ``full`` times the local queue reports itself full;
+    ``hold`` keeps reports back (an unreachable broker)."""
 
-    def __init__(self, *, fail_keys=(), error=KafkaError._MSG_TIMED_OUT, full: int = 0, hold: bool = False) -> None:
+    def __init__(self, *, fail_keys=(), refuse_keys=(), error=KafkaError._MSG_TIMED_OUT, full: int = 0, hold: bool = False) -> None:
         self.produced: list[tuple[str, bytes, bytes]] = []
         self.fail_keys = set(fail_keys)
+        self.refuse_keys = set(refuse_keys)
         self.error = error
         self.full = full
         self.hold = hold
@@ -34,6 +36,8 @@ class FakeProducer:
         if self.full:
             self.full -= 1
             raise BufferError("Local: Queue full")
+        if key in self.refuse_keys:
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
         self.produced.append((topic, key, value))
         if key in self.fail_keys:
             self._reports.append((on_delivery, KafkaError(self.error), None))

@@ -6,7 +6,6 @@ least once, with the id stored in the row.
 """
 
 import collections
-import os
 import signal
 import subprocess
 import sys
@@ -17,12 +16,13 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Column, MetaData, String, Table, func, insert, select
+from sqlalchemy import Column, MetaData, String, Table, insert, select
 
 from hookstream.db import Base, make_engine, migrate, session_factory
 from hookstream.topics import ensure_topics
 from producers import DomainEvents, Outbox, OutboxRelay, OutboxRow, Publisher, add_to_outbox, outbox_status
 from schemas import Event, InvalidEventError, example, parse_event
+from tests.fakes import FakeProducer
 from tests.integration.consume import TopicReader
 
 HOOKSTREAM = str(Path(sys.executable).with_name("hookstream"))
@@ -117,6 +117,34 @@ def test_relay_publishes_pending_rows_in_order_and_marks_them_sent(engine, setti
     assert sorted(i for v in received.values() for i in v) == sorted(ids)
     status = outbox_status(engine)
     assert (status.pending, status.sent, status.oldest_pending) == (0, 1200, None)
+
+
+def _fill_keys(engine, keys: list[str]) -> list[str]:
+    with engine.begin() as conn:
+        return [add_to_outbox(conn, _order_event(key, n)).id for n, key in enumerate(keys)]
+
+
+def _marked(engine) -> list[tuple[str, bool, int, bool]]:
+    """(entity, sent, attempts, has error) per row in seq order."""
+    query = select(outbox.c.entity_id, outbox.c.sent_at, outbox.c.attempts, outbox.c.last_error).order_by(outbox.c.seq)
+    with engine.connect() as conn:
+        return [(e, s is not None, a, err is not None) for e, s, a, err in conn.execute(query)]
+
+
+@pytest.mark.parametrize("how", ["delivery report", "refused by produce"])
+def test_only_rows_before_a_failure_are_marked_and_the_rest_retried_in_order(engine, settings, how):
+    _fill_keys(engine, ["so_a", "so_b", "so_bad", "so_c"])
+    broken = {"fail_keys": {b"so_bad"}} if how == "delivery report" else {"refuse_keys": {b"so_bad"}}
+    producer = FakeProducer(**broken)
+    publisher = Publisher(settings, producer=producer)
+    result = OutboxRelay(engine, publisher).relay_batch()
+    assert (result.published, result.error.event_ids != ()) == (2, True)
+    assert _marked(engine) == [("so_a", True, 0, False), ("so_b", True, 0, False), ("so_bad", False, 1, True), ("so_c", False, 0, False)]
+    publisher.close()  # every outcome was collected by the relay: nothing left to raise
+    producer.fail_keys = producer.refuse_keys = set()
+    assert OutboxRelay(engine, Publisher(settings, producer=producer)).drain() == 2
+    assert [k for _, k, _ in producer.produced][-2:] == [b"so_bad", b"so_c"]  # in order
+    assert [sent for _, sent, _, _ in _marked(engine)] == [True] * 4
 
 
 @pytest.mark.kafka
