@@ -42,6 +42,13 @@ def _register() -> None:
 
     app.command("publish")(publish_command)
     app.add_typer(outbox_app, name="outbox")
+    from hookstream.cli._dev import dev_app
+
+    app.add_typer(dev_app, name="dev")
+    from delivery.ops_cli import dlq_app, replay_app
+
+    app.add_typer(dlq_app, name="dlq")
+    app.add_typer(replay_app, name="replay")
 
 
 _register()
