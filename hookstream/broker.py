@@ -130,8 +130,11 @@ class LocalBroker:
         return BrokerStatus(self.settings.kafka_bootstrap, pid, _answers_metadata(self.settings.kafka_bootstrap, timeout))
 
     # ---------------------------------------------------------------- start
-    def start(self) -> BrokerStatus:
-        """Start the broker unless it already runs. Returns once it answers a metadata request."""
+    def start(self, *, owner_pid: int | None = None) -> BrokerStatus:
+        """Start the broker unless it already runs. Returns once it answers a metadata request.
+
+        With ``owner_pid`` the broker is stopped when that process ends, however it ends (a
+        test session killed by a timeout must not leave a broker behind)."""
         pid = self._read_pid()
         if pid is not None:
             if self._wait_ready(pid, READY_TIMEOUT):
@@ -155,6 +158,8 @@ class LocalBroker:
         if not (self.paths.data / "meta.properties").exists():
             self._format(java, lib)
         pid = self._spawn(java, lib)
+        if owner_pid is not None:
+            _watch_owner(owner_pid, pid)
         if not self._wait_ready(pid, READY_TIMEOUT):
             alive = _pid_alive(pid)
             if alive:
@@ -325,6 +330,36 @@ def _pom_path() -> Path:
     if not pom.exists():
         raise BrokerError(f"{pom} is missing; the local broker is fetched from a source checkout of hookstream")
     return pom
+
+
+_WATCHDOG = """
+import os, signal, sys, time
+owner, broker = int(sys.argv[1]), int(sys.argv[2])
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+while alive(owner) and alive(broker):
+    time.sleep(1)
+if alive(broker):
+    os.kill(broker, signal.SIGTERM)
+    for _ in range(300):
+        if not alive(broker):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(broker, signal.SIGKILL)
+"""
+
+
+def _watch_owner(owner_pid: int, broker_pid: int) -> None:
+    """A tiny detached process that stops the broker once ``owner_pid`` is gone."""
+    import sys
+
+    subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(owner_pid), str(broker_pid)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def _require_java() -> str:

@@ -48,7 +48,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> str:
     env["HOOKSTREAM_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{port}"
     env["HOOKSTREAM_STATE_DIR"] = str(tmp_path_factory.mktemp("kafka-state"))
     broker = LocalBroker(Settings.from_env(env))
-    broker.start()
+    broker.start(owner_pid=os.getpid())  # stopped even if this session is killed
     try:
         yield broker.settings.kafka_bootstrap
     finally:
