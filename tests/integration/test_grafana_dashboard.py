@@ -130,7 +130,7 @@ def test_dashboard_provider_loads_the_dashboards_folder():
     (provider,) = yaml.safe_load((GRAFANA_DIR / "provisioning" / "dashboards" / "hookstream.yml").read_text())["providers"]
     assert provider["type"] == "file"
     # docker-compose.yml mounts ops/grafana/dashboards there (test_compose.py checks the mount)
-    assert provider["options"]["path"] == "/var/lib/grafana/dashboards/hookstream"
+    assert provider["options"]["path"] == "/etc/grafana/dashboards/hookstream"
     assert DASHBOARD.parent.name == "dashboards"
 
 
