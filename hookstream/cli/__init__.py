@@ -38,6 +38,13 @@ def _register() -> None:
     from streams.cli import streams_app
 
     app.add_typer(streams_app, name="streams")
+    from schemas.cli import schemas_app
+
+    app.add_typer(schemas_app, name="schemas")
+    from producers.cli import outbox_app, publish_command
+
+    app.command("publish")(publish_command)
+    app.add_typer(outbox_app, name="outbox")
 
 
 _register()
@@ -64,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         typer.echo(f"internal error: {type(exc).__name__}: {exc} (set HOOKSTREAM_DEBUG=1 for a traceback)", err=True)
         return 70
-    return code if isinstance(code, int) else 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 def run() -> None:

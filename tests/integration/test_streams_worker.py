@@ -118,10 +118,16 @@ def test_junk_is_set_aside_and_valid_events_behind_it_still_flow(cfg, env, store
     produce(cfg, "events.payment", junk)
     good = publish(cfg, [("acme", "payment.received"), ("acme", "payment.failed")])
     deliveries, invalid = TopicReader(cfg, DELIVERIES), TopicReader(cfg, INVALID_EVENTS)
-    with worker(env, ["streams", "worker"], tmp_path / "streams.log") as w:
+    port = free_port()
+    with worker(env, ["streams", "worker", "--metrics-port", str(port)], tmp_path / "streams.log") as w:
         deliveries.read_until(lambda rs: pairs(rs) >= {(g.id, sub) for g in good}, 60, what="valid deliveries")
         invalid.read_until(lambda rs: len(rs) >= len(junk), 30, what="set-aside records")
         assert w.alive, w.log()[-3000:]
+        metrics = scrape(port)
+    assert metrics['hookstream_stream_events_total{event="payment.received"}'] == 1
+    assert metrics['hookstream_stream_events_total{event="payment.failed"}'] == 1
+    assert metrics['hookstream_stream_deliveries_emitted_total{event="payment.received"}'] == 1
+    assert sum(v for k, v in metrics.items() if k.startswith("hookstream_stream_invalid_events_total{")) == len(junk)
     set_aside = [orjson.loads(m.value()) for m in invalid.settle(1.0)]
     deliveries.close()
     invalid.close()
@@ -136,6 +142,26 @@ def test_junk_is_set_aside_and_valid_events_behind_it_still_flow(cfg, env, store
     assert "type" in originals[b"k3"]["reason"] and "payment.teleported" in originals[b"k3"]["reason"]
     assert "tenant_id" in originals[b"k4"]["reason"]
     assert "amount" in originals[b"k5"]["reason"] or "data" in originals[b"k5"]["reason"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port: int) -> dict[str, float]:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
 
 
 def _unique_ids(records) -> collections.Counter:
