@@ -44,16 +44,8 @@ class PrometheusServer:
     workdir: Path  # config, data (data/) and log (prometheus.log)
     jobs: dict[str, list[str]]
 
-    def query(self, expr: str, *, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """An instant query's result vector (``[{"metric": {...}, "value": [t, "v"]}, ...]``)."""
-        r = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=timeout)
-        body = r.json()
-        if r.status_code != 200 or body.get("status") != "success":
-            raise AssertionError(f"query {expr!r} failed: {r.status_code} {body.get('error', r.text[:500])}")
-        result = body["data"]
-        if result["resultType"] == "scalar":
-            return [{"metric": {}, "value": result["result"]}]
-        return result["result"]
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        return query(self.url, expr)
 
     def wait_for_scrapes(self, count: int = 3, *, timeout: float = 30.0) -> None:
         """Until every target has been scraped successfully ``count`` times (``rate`` needs 2).
@@ -75,6 +67,18 @@ class PrometheusServer:
     def log(self) -> str:
         path = self.workdir / "prometheus.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+
+def query(url: str, expr: str, *, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """An instant query's result vector (``[{"metric": {...}, "value": [t, "v"]}, ...]``)."""
+    r = httpx.get(f"{url}/api/v1/query", params={"query": expr}, timeout=timeout)
+    body = r.json()
+    if r.status_code != 200 or body.get("status") != "success":
+        raise AssertionError(f"query {expr!r} failed: {r.status_code} {body.get('error', r.text[:500])}")
+    result = body["data"]
+    if result["resultType"] == "scalar":
+        return [{"metric": {}, "value": result["result"]}]
+    return result["result"]
 
 
 def _free_port() -> int:
@@ -178,12 +182,11 @@ def panels_without_data(
     A result of only NaN (``histogram_quantile`` over a window without observations) counts as
     no data unless ``nan_is_data``.
     """
-    server = PrometheusServer(url, Path("."), {})
     empty = []
-    for query in panel_queries(dashboard or load_dashboard()):
-        expr = to_promql(query.expr, rate_interval=rate_interval, variables=dict(variables or {}))
-        if not _has_data(server.query(expr), nan_is_data=nan_is_data):
-            empty.append(query)
+    for panel in panel_queries(dashboard or load_dashboard()):
+        expr = to_promql(panel.expr, rate_interval=rate_interval, variables=dict(variables or {}))
+        if not _has_data(query(url, expr), nan_is_data=nan_is_data):
+            empty.append(panel)
     return empty
 
 
