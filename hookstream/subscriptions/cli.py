@@ -1,0 +1,239 @@
+"""``hookstream subscriptions ...``: manage tenants' webhook endpoints.
+
+Every change is saved, then published to the compacted topic (``publish_pending``, which also
+publishes any change an earlier run saved but could not publish). When Kafka cannot be reached
+the change stays saved and pending: the command says so on stderr (``"published": false`` with
+``--json``) and still exits 0, since repeating it would repeat the change; ``sync`` or the next
+change publishes it. Secrets are printed by ``add`` and ``rotate-secret`` only, once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from hookstream.cli._output import JsonOption, emit_json
+from hookstream.errors import HookstreamError, ValidationError
+from hookstream.settings import Settings, parse_duration
+from hookstream.subscriptions.filters import parse_filters
+from hookstream.subscriptions.models import Subscription
+from hookstream.subscriptions.store import SubscriptionStore
+from hookstream.subscriptions.topic import publish_pending, sync
+
+PUBLISH_TIMEOUT = 10.0  # seconds to reach Kafka before a saved change is left pending
+
+subscriptions_app = typer.Typer(help="Manage webhook subscriptions (endpoints, event filters, secrets).", no_args_is_help=True)
+
+TenantOption = typer.Option(None, "--tenant", help="Only act when the subscription belongs to this tenant.")
+HeaderOption = typer.Option(None, "--header", help="Custom header 'Name: value' sent with every delivery (repeatable).")
+
+
+def _store() -> tuple[Settings, SubscriptionStore]:
+    settings = Settings.from_env()
+    return settings, SubscriptionStore.open(settings)
+
+
+def _publish(settings: Settings, store: SubscriptionStore) -> bool:
+    try:
+        publish_pending(settings, engine=store.engine, timeout=PUBLISH_TIMEOUT)
+        return True
+    except HookstreamError as exc:
+        typer.echo(
+            f"warning: saved, but not published to Kafka yet ({exc}); it stays pending until "
+            "`hookstream subscriptions sync` or the next change publishes it",
+            err=True,
+        )
+        return False
+
+
+def _headers(values: list[str] | None) -> dict[str, str] | None:
+    if not values:
+        return None
+    out = {}
+    for item in values:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise ValidationError(f"header: expected 'Name: value', got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _table(subs: list[Subscription]) -> list[str]:
+    rows = [("ID", "TENANT", "STATUS", "EVENTS", "URL")]
+    for sub in subs:
+        rows.append((sub.id, sub.tenant_id, str(sub.status) + ("*" if sub.unpublished else ""), ",".join(sub.events), sub.url))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]
+    if any(sub.unpublished for sub in subs):
+        lines.append("* not yet published to Kafka (run `hookstream subscriptions sync`)")
+    return lines
+
+
+def _show(sub: Subscription) -> None:
+    secrets = "; ".join(
+        s.masked + (f" (valid until {s.expires_at:%Y-%m-%d %H:%M:%S}Z)" if s.expires_at else " (current)") for s in sub.secrets
+    )
+    lines = [
+        ("id", sub.id),
+        ("tenant", sub.tenant_id),
+        ("status", str(sub.status)),
+        ("url", sub.url),
+        ("events", ", ".join(sub.events)),
+        ("description", sub.description or "-"),
+        ("headers", "; ".join(f"{k}: {v}" for k, v in sub.headers.items()) or "-"),
+        ("secrets", secrets or "-"),
+        ("created", sub.created_at.isoformat()),
+        ("updated", sub.updated_at.isoformat()),
+        ("version", f"{sub.version}" + (" (not yet published)" if sub.unpublished else " (published)")),
+    ]
+    for name, value in lines:
+        typer.echo(f"{name + ':':<13}{value}")
+
+
+def _changed(settings: Settings, store: SubscriptionStore, sub: Subscription, verb: str, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    published = _publish(settings, store)
+    sub = store.get(sub.id) if published else sub
+    if as_json:
+        emit_json({"subscription": sub.to_public(), "published": published, **(extra or {})})
+    else:
+        typer.echo(f"{verb} {sub.id}")
+
+
+@subscriptions_app.command("add")
+def add(
+    tenant: str = typer.Option(..., "--tenant", help="The tenant that owns the endpoint."),
+    url: str = typer.Option(..., "--url", help="Where to deliver (https; see HOOKSTREAM_ALLOW_HTTP)."),
+    events: str = typer.Option(..., "--events", help="Comma-separated filters: exact types, 'payment.*' prefixes or '*'."),
+    secret: str | None = typer.Option(None, "--secret", help="Use this whsec_ secret instead of generating one."),
+    description: str = typer.Option("", "--description", help="A note for humans."),
+    header: list[str] | None = HeaderOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Create a subscription; prints its id and, this once, its secret."""
+    settings, store = _store()
+    sub, plain = store.add(tenant, url, parse_filters(events), secret=secret, description=description, headers=_headers(header))
+    published = _publish(settings, store)
+    if as_json:
+        emit_json({"subscription": sub.to_public() | {"published": published}, "secret": plain, "published": published})
+        return
+    typer.echo(f"created {sub.id} for tenant {sub.tenant_id}")
+    typer.echo(f"secret: {plain}")
+    typer.echo("(the secret is shown only now; store it where the receiver can verify signatures)")
+
+
+@subscriptions_app.command("list")
+def list_(
+    tenant: str | None = typer.Option(None, "--tenant", help="Only this tenant's subscriptions."),
+    as_json: bool = JsonOption,
+) -> None:
+    """List subscriptions (all tenants unless --tenant); secrets masked."""
+    _, store = _store()
+    subs = store.list(tenant_id=tenant)
+    if as_json:
+        emit_json([s.to_public() for s in subs])
+        return
+    if not subs:
+        typer.echo("no subscriptions")
+        return
+    for line in _table(subs):
+        typer.echo(line)
+
+
+@subscriptions_app.command("show")
+def show(subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
+    """Show one subscription; secrets masked."""
+    _, store = _store()
+    sub = store.get(subscription_id, tenant_id=tenant)
+    if as_json:
+        emit_json(sub.to_public())
+    else:
+        _show(sub)
+
+
+@subscriptions_app.command("update")
+def update(
+    subscription_id: str = typer.Argument(..., metavar="ID"),
+    tenant: str | None = TenantOption,
+    url: str | None = typer.Option(None, "--url"),
+    events: str | None = typer.Option(None, "--events"),
+    description: str | None = typer.Option(None, "--description"),
+    header: list[str] | None = HeaderOption,
+    clear_headers: bool = typer.Option(False, "--clear-headers", help="Remove every custom header."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Change the URL, event filters, description or headers (--header replaces them all)."""
+    if clear_headers and header:
+        raise ValidationError("update: give --header or --clear-headers, not both")
+    settings, store = _store()
+    headers = {} if clear_headers else _headers(header)
+    sub = store.update(
+        subscription_id, tenant_id=tenant, url=url, events=parse_filters(events) if events is not None else None,
+        description=description, headers=headers,
+    )
+    _changed(settings, store, sub, "updated", as_json)
+
+
+@subscriptions_app.command("disable")
+def disable(subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
+    """Stop deliveries to the endpoint (kept, can be enabled again)."""
+    settings, store = _store()
+    _changed(settings, store, store.disable(subscription_id, tenant_id=tenant), "disabled", as_json)
+
+
+@subscriptions_app.command("enable")
+def enable(subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
+    """Resume deliveries to a disabled endpoint."""
+    settings, store = _store()
+    _changed(settings, store, store.enable(subscription_id, tenant_id=tenant), "enabled", as_json)
+
+
+@subscriptions_app.command("rm")
+def rm(subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
+    """Delete a subscription (a tombstone on the topic)."""
+    settings, store = _store()
+    sub = store.delete(subscription_id, tenant_id=tenant)
+    published = _publish(settings, store)
+    if as_json:
+        emit_json({"deleted": sub.id, "tenant_id": sub.tenant_id, "published": published})
+    else:
+        typer.echo(f"deleted {sub.id}")
+
+
+@subscriptions_app.command("rotate-secret")
+def rotate_secret(
+    subscription_id: str = typer.Argument(..., metavar="ID"),
+    tenant: str | None = TenantOption,
+    grace: str | None = typer.Option(None, "--grace", help="How long the old secret stays valid (default HOOKSTREAM_SECRET_GRACE, 24h)."),
+    secret: str | None = typer.Option(None, "--secret", help="Use this whsec_ secret instead of generating one."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Issue a new secret (printed once); older ones keep signing for the grace window."""
+    settings, store = _store()
+    grace_seconds = parse_duration(grace, name="--grace") if grace is not None else None
+    sub, plain = store.rotate_secret(subscription_id, tenant_id=tenant, secret=secret, grace_seconds=grace_seconds)
+    published = _publish(settings, store)
+    if as_json:
+        emit_json({"subscription": sub.to_public() | {"published": published}, "secret": plain, "published": published})
+        return
+    typer.echo(f"rotated the secret of {sub.id}")
+    typer.echo(f"secret: {plain}")
+    older = [s for s in sub.secrets[1:] if s.expires_at]
+    if older:
+        typer.echo(f"(shown only now; the previous secret stays valid until {min(s.expires_at for s in older):%Y-%m-%d %H:%M:%S}Z)")
+    else:
+        typer.echo("(shown only now; the previous secret is no longer valid)")
+
+
+@subscriptions_app.command("sync")
+def sync_(as_json: bool = JsonOption) -> None:
+    """Republish every subscription to the compacted topic and tombstone ids the store no longer has."""
+    settings, store = _store()
+    report = sync(settings, engine=store.engine, timeout=PUBLISH_TIMEOUT)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        typer.echo(
+            f"published {len(report.published)} subscription(s), {len(report.tombstoned)} pending delete(s), "
+            f"removed {len(report.strays)} unknown id(s) from {settings.topic('subscriptions')}"
+        )

@@ -1,0 +1,287 @@
+"""The subscription store: the source of truth, in SQLite or PostgreSQL.
+
+Every change bumps the row's ``version`` in the same transaction as the change itself, so a
+change the compacted topic has not seen yet is visible as ``published_version < version`` and
+``publish_pending`` (``topic.py``) can always finish the job, however the process died.
+A delete marks the row ``deleted`` (its secrets wiped) until its tombstone is published.
+
+Every operation takes a tenant. Commands that name a subscription by id may leave it out
+(operators), but when it is given it must match: another tenant's subscription is "not found".
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from hookstream.db import make_engine, migrate, session_factory
+from hookstream.errors import NotFoundError, ValidationError
+from hookstream.settings import Settings
+from hookstream.subscriptions import filters, urls
+from hookstream.subscriptions.models import Status, Subscription, SubscriptionRow, secrets_from_json, secrets_to_json
+from hookstream.subscriptions.secrets import SigningSecret, generate_secret, mask, validate_secret
+
+log = logging.getLogger("hookstream.subscriptions")
+
+Clock = Callable[[], datetime]
+
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+# Set by the delivery worker itself, or hop-by-hop: a subscription may not override them.
+RESERVED_HEADERS = frozenset(
+    {
+        "webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "content-length", "host",
+        "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "expect",
+        "proxy-authorization", "proxy-connection",
+    }
+)
+MAX_HEADERS = 20
+MAX_HEADER_VALUE = 1024
+MAX_DESCRIPTION = 500
+
+
+def new_id() -> str:
+    return "sub_" + uuid.uuid4().hex
+
+
+def validate_tenant(tenant_id: str) -> str:
+    if not isinstance(tenant_id, str) or not _TENANT.match(tenant_id):
+        raise ValidationError(
+            f"tenant: {tenant_id!r} is not a tenant id (1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit)"
+        )
+    return tenant_id
+
+
+def validate_description(text: str) -> str:
+    if len(text) > MAX_DESCRIPTION:
+        raise ValidationError(f"description: at most {MAX_DESCRIPTION} characters, got {len(text)}")
+    if any(ord(c) < 0x20 and c not in "\t" for c in text):
+        raise ValidationError("description: control characters (including newlines) are not allowed")
+    return text
+
+
+def validate_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    if len(headers) > MAX_HEADERS:
+        raise ValidationError(f"headers: at most {MAX_HEADERS} custom headers, got {len(headers)}")
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name):
+            raise ValidationError(f"headers: {name!r} is not a valid header name")
+        if name.lower() in RESERVED_HEADERS:
+            raise ValidationError(f"headers: {name} is set by hookstream itself and cannot be overridden")
+        if name.lower() in (n.lower() for n in out):
+            raise ValidationError(f"headers: {name} is given twice")
+        if len(value) > MAX_HEADER_VALUE or any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in value):
+            raise ValidationError(
+                f"headers: the value of {name} must be at most {MAX_HEADER_VALUE} characters without control characters"
+            )
+        out[name] = value
+    return out
+
+
+def open_engine(settings: Settings) -> Engine:
+    """An engine on ``HOOKSTREAM_DATABASE_URL``, migrated to the newest schema."""
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    return engine
+
+
+class SubscriptionStore:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        resolver: urls.Resolver | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self._sessions = session_factory(engine)
+        self._resolver = resolver
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    @classmethod
+    def open(cls, settings: Settings, **kw) -> "SubscriptionStore":
+        return cls(settings, open_engine(settings), **kw)
+
+    # ------------------------------------------------------------------ reads
+    def get(self, subscription_id: str, *, tenant_id: str | None = None) -> Subscription:
+        with self._sessions() as session:
+            return Subscription.from_row(self._row(session, subscription_id, tenant_id, lock=False))
+
+    def list(self, *, tenant_id: str | None = None) -> list[Subscription]:
+        query = select(SubscriptionRow).where(SubscriptionRow.status != Status.DELETED)
+        if tenant_id is not None:
+            query = query.where(SubscriptionRow.tenant_id == validate_tenant(tenant_id))
+        query = query.order_by(SubscriptionRow.tenant_id, SubscriptionRow.created_at, SubscriptionRow.id)
+        with self._sessions() as session:
+            return [Subscription.from_row(row) for row in session.scalars(query)]
+
+    def unpublished_count(self) -> int:
+        with self._sessions() as session:
+            query = select(func.count()).where(SubscriptionRow.published_version < SubscriptionRow.version)
+            return session.scalar(query) or 0
+
+    # ------------------------------------------------------------------ writes
+    def add(
+        self,
+        tenant_id: str,
+        url: str,
+        events: Iterable[str],
+        *,
+        secret: str | None = None,
+        description: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Subscription, str]:
+        """Create a subscription; returns it and its secret (the only time the secret is returned)."""
+        validate_tenant(tenant_id)
+        self._check_url(url)
+        events = filters.validate_filters(events)
+        secret = validate_secret(secret) if secret is not None else generate_secret()
+        now = self._clock()
+        row = SubscriptionRow(
+            id=new_id(),
+            tenant_id=tenant_id,
+            url=url,
+            events=list(events),
+            status=Status.ACTIVE.value,
+            description=validate_description(description),
+            headers=validate_headers(headers or {}),
+            secrets=secrets_to_json((SigningSecret(secret),)),
+            created_at=now,
+            updated_at=now,
+            version=1,
+            published_version=0,
+        )
+        with self._sessions.begin() as session:
+            session.add(row)
+        sub = Subscription.from_row(row)
+        log.info(
+            "subscription %s created for tenant %s: url=%s events=%s secret=%s",
+            sub.id, tenant_id, url, ",".join(events), mask(secret),
+        )
+        return sub, secret
+
+    def update(
+        self,
+        subscription_id: str,
+        *,
+        tenant_id: str | None = None,
+        url: str | None = None,
+        events: Iterable[str] | None = None,
+        description: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Subscription:
+        changes: dict[str, object] = {}
+        if url is not None:
+            self._check_url(url)
+            changes["url"] = url
+        if events is not None:
+            changes["events"] = list(filters.validate_filters(events))
+        if description is not None:
+            changes["description"] = validate_description(description)
+        if headers is not None:
+            changes["headers"] = validate_headers(headers)
+        if not changes:
+            raise ValidationError("update: nothing to change (give --url, --events, --description or --header)")
+
+        def apply(row: SubscriptionRow, _now: datetime) -> None:
+            for name, value in changes.items():
+                setattr(row, name, value)
+
+        sub = self._change(subscription_id, tenant_id, apply)
+        log.info("subscription %s updated: %s", sub.id, ", ".join(sorted(changes)))
+        return sub
+
+    def disable(self, subscription_id: str, *, tenant_id: str | None = None) -> Subscription:
+        return self._set_status(subscription_id, tenant_id, Status.DISABLED)
+
+    def enable(self, subscription_id: str, *, tenant_id: str | None = None) -> Subscription:
+        return self._set_status(subscription_id, tenant_id, Status.ACTIVE)
+
+    def delete(self, subscription_id: str, *, tenant_id: str | None = None) -> Subscription:
+        """Delete a subscription: marked deleted (secrets wiped) until its tombstone is published."""
+        before: list[Subscription] = []
+
+        def apply(row: SubscriptionRow, _now: datetime) -> None:
+            before.append(Subscription.from_row(row))
+            row.status = Status.DELETED.value
+            row.secrets = []
+
+        self._change(subscription_id, tenant_id, apply)
+        log.info("subscription %s deleted", subscription_id)
+        return before[0]
+
+    def rotate_secret(
+        self,
+        subscription_id: str,
+        *,
+        tenant_id: str | None = None,
+        secret: str | None = None,
+        grace_seconds: float | None = None,
+    ) -> tuple[Subscription, str]:
+        """Issue a new secret; the current ones stay valid for the grace window (default from settings)."""
+        new = validate_secret(secret) if secret is not None else generate_secret()
+        grace = self.settings.secret_grace_seconds if grace_seconds is None else grace_seconds
+        if grace < 0:
+            raise ValidationError("grace: the grace window cannot be negative")
+
+        def apply(row: SubscriptionRow, now: datetime) -> None:
+            until = now + timedelta(seconds=grace)
+            kept = []
+            for old in secrets_from_json(row.secrets):
+                if old.value == new:
+                    raise ValidationError("secret: the new secret must differ from the current ones")
+                expires = min(old.expires_at, until) if old.expires_at else until
+                if expires > now:
+                    kept.append(SigningSecret(old.value, expires))
+            row.secrets = secrets_to_json((SigningSecret(new), *kept))
+
+        sub = self._change(subscription_id, tenant_id, apply)
+        log.info("subscription %s: secret rotated, new secret %s, %d older secret(s) valid for %gs",
+                 sub.id, mask(new), len(sub.secrets) - 1, grace)
+        return sub, new
+
+    # ------------------------------------------------------------------ helpers
+    def _check_url(self, url: str) -> None:
+        urls.check_url(url, self.settings, resolver=self._resolver)
+
+    def _set_status(self, subscription_id: str, tenant_id: str | None, status: Status) -> Subscription:
+        def apply(row: SubscriptionRow, _now: datetime) -> None:
+            row.status = status.value
+
+        sub = self._change(subscription_id, tenant_id, apply)
+        log.info("subscription %s is now %s", sub.id, status)
+        return sub
+
+    def _change(self, subscription_id: str, tenant_id: str | None, apply: Callable[[SubscriptionRow, datetime], None]) -> Subscription:
+        """Read (locked), change, bump the version and drop expired secrets, in one transaction."""
+        with self._sessions.begin() as session:
+            row = self._row(session, subscription_id, tenant_id, lock=True)
+            now = self._clock()
+            if row.secrets:
+                row.secrets = secrets_to_json(tuple(s for s in secrets_from_json(row.secrets) if s.valid_at(now)))
+            apply(row, now)
+            row.updated_at = now
+            row.version += 1
+            session.flush()
+            return Subscription.from_row(row)
+
+    def _row(self, session: Session, subscription_id: str, tenant_id: str | None, *, lock: bool) -> SubscriptionRow:
+        if tenant_id is not None:
+            validate_tenant(tenant_id)
+        query = select(SubscriptionRow).where(SubscriptionRow.id == subscription_id, SubscriptionRow.status != Status.DELETED)
+        if lock:
+            query = query.with_for_update()
+        row = session.scalars(query).one_or_none()
+        if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
+            whose = f" for tenant {tenant_id}" if tenant_id is not None else ""
+            raise NotFoundError(f"no subscription {subscription_id!r}{whose}")
+        return row

@@ -1,0 +1,265 @@
+"""The compacted subscriptions topic: its wire format, and publishing the store's changes to it.
+
+Wire format (one record per change; key = subscription id, UTF-8)::
+
+    {"format": 1, "id": "sub_…", "tenant_id": "acme", "url": "https://…",
+     "events": ["payment.*", "invoice.created"], "status": "active" | "disabled",
+     "secrets": [{"secret": "whsec_…", "expires_at": null | "2026-11-29T16:00:00.000000Z"}, …],
+     "headers": {"X-Env": "prod"}, "description": "…",
+     "created_at": "…Z", "updated_at": "…Z", "version": 7}
+
+A delete is a tombstone (value ``None``). ``version`` grows with every change of a subscription;
+readers keep the highest version per id. The secrets travel here, unmasked, because the
+delivery workers sign with them: treat the topic's ACLs like the database's.
+
+Publishing is a repair loop, not a fire-and-forget side effect: ``publish_pending`` publishes
+every row whose ``published_version`` is behind its ``version`` and records what reached Kafka,
+all inside one database transaction that locks those rows, so two publishers cannot interleave
+an older state after a newer one. The CLI runs it after every change; ``sync`` republishes
+everything (rebuilding a lost topic) and tombstones ids the topic holds but the store does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from hookstream.errors import BrokerError, TopicError
+from hookstream.kafka import producer_config
+from hookstream.settings import Settings
+from hookstream.subscriptions.models import (
+    Status,
+    Subscription,
+    SubscriptionRow,
+    format_time,
+    parse_time,
+    secrets_from_json,
+    secrets_to_json,
+)
+from hookstream.topics import SUBSCRIPTIONS
+
+log = logging.getLogger("hookstream.subscriptions")
+
+WIRE_FORMAT = 1
+DEFAULT_TIMEOUT = 10.0
+
+
+class WireFormatError(ValueError):
+    """A record on the subscriptions topic that cannot be read (the message never holds its value)."""
+
+
+# ---------------------------------------------------------------------------- wire format
+def to_wire(sub: Subscription) -> dict[str, Any]:
+    return {
+        "format": WIRE_FORMAT,
+        "id": sub.id,
+        "tenant_id": sub.tenant_id,
+        "url": sub.url,
+        "events": list(sub.events),
+        "status": str(sub.status),
+        "secrets": secrets_to_json(sub.secrets),
+        "headers": dict(sub.headers),
+        "description": sub.description,
+        "created_at": format_time(sub.created_at),
+        "updated_at": format_time(sub.updated_at),
+        "version": sub.version,
+    }
+
+
+def encode(sub: Subscription) -> tuple[bytes, bytes]:
+    """(key, value) of the record carrying ``sub``'s current state."""
+    return sub.id.encode("utf-8"), json.dumps(to_wire(sub), separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def decode(key: bytes, value: bytes) -> Subscription:
+    """The subscription a record carries; ``WireFormatError`` naming the problem otherwise."""
+    try:
+        sub_id = key.decode("utf-8")
+        doc = json.loads(value)
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        raise WireFormatError("the key or value is not UTF-8 JSON") from None
+    if not isinstance(doc, dict):
+        raise WireFormatError("the value is not a JSON object")
+    if doc.get("format", WIRE_FORMAT) != WIRE_FORMAT:
+        raise WireFormatError(f"wire format {doc.get('format')!r} is not {WIRE_FORMAT}")
+    try:
+        sub = Subscription(
+            id=_str(doc["id"]),
+            tenant_id=_str(doc["tenant_id"]),
+            url=_str(doc["url"]),
+            events=tuple(_str(e) for e in doc["events"]),
+            status=Status(doc["status"]),
+            secrets=secrets_from_json(doc["secrets"]),
+            headers={_str(k): _str(v) for k, v in (doc.get("headers") or {}).items()},
+            description=_str(doc.get("description") or ""),
+            created_at=parse_time(doc["created_at"]),
+            updated_at=parse_time(doc["updated_at"]),
+            version=_int(doc["version"]),
+        )
+    except KeyError as exc:
+        raise WireFormatError(f"field {exc.args[0]!r} is missing") from None
+    except (TypeError, ValueError, AttributeError):
+        # Not the exception's text: it could quote a value, and values include secrets.
+        raise WireFormatError("a field has the wrong type or value") from None
+    if sub.id != sub_id:
+        raise WireFormatError("the key is not the id in the value")
+    if sub.status == Status.DELETED:
+        raise WireFormatError("status 'deleted' is never published (a delete is a tombstone)")
+    return sub
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError("not a string")
+    return v
+
+
+def _int(v: Any) -> int:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TypeError("not an integer")
+    return v
+
+
+# ---------------------------------------------------------------------------- publishing
+@dataclasses.dataclass
+class PublishReport:
+    published: list[str] = dataclasses.field(default_factory=list)  # ids whose state was published
+    tombstoned: list[str] = dataclasses.field(default_factory=list)  # ids whose tombstone was published
+    strays: list[str] = dataclasses.field(default_factory=list)  # ids on the topic but not in the store (sync)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return dataclasses.asdict(self)
+
+
+def publish_pending(settings: Settings, *, engine: Engine | None = None, timeout: float = DEFAULT_TIMEOUT) -> PublishReport:
+    """Publish every change the topic has not seen yet (all tenants); ``BrokerError`` if some could not be.
+
+    What was published is recorded even when other records fail, and the rest stays pending
+    for the next call. Safe to run from any number of processes at once.
+    """
+    return _publish(settings, engine, only_pending=True, timeout=timeout)
+
+
+def sync(settings: Settings, *, engine: Engine | None = None, timeout: float = DEFAULT_TIMEOUT) -> PublishReport:
+    """Republish the whole store, then tombstone ids the topic holds that the store does not."""
+    from hookstream.subscriptions.view import load_table  # view imports this module
+
+    engine = engine or _engine(settings)
+    report = _publish(settings, engine, only_pending=False, timeout=timeout)
+    table = load_table(settings, timeout=max(timeout, 30.0))
+    on_topic = set(table.ids())
+    if on_topic:
+        with Session(engine) as session:
+            known = set(session.scalars(select(SubscriptionRow.id).where(SubscriptionRow.id.in_(on_topic))))
+        report.strays = sorted(on_topic - known)
+        if report.strays:
+            failed = _produce(settings, [(i, None) for i in report.strays], timeout)
+            if failed:
+                raise BrokerError(f"could not publish {len(failed)} tombstone(s) to {settings.topic(SUBSCRIPTIONS)}: {_first(failed)}")
+    return report
+
+
+def _engine(settings: Settings) -> Engine:
+    from hookstream.subscriptions.store import open_engine
+
+    return open_engine(settings)
+
+
+def _publish(settings: Settings, engine: Engine | None, *, only_pending: bool, timeout: float) -> PublishReport:
+    engine = engine or _engine(settings)
+    report = PublishReport()
+    query = select(SubscriptionRow).order_by(SubscriptionRow.updated_at, SubscriptionRow.id).with_for_update()
+    if only_pending:
+        query = query.where(SubscriptionRow.published_version < SubscriptionRow.version)
+    failed: dict[str, str] = {}
+    with Session(engine) as session, session.begin():
+        rows = list(session.scalars(query))
+        if not rows:
+            return report
+        records = [
+            (row.id, None if row.status == Status.DELETED else encode(Subscription.from_row(row))[1]) for row in rows
+        ]
+        failed = _produce(settings, records, timeout)
+        for row in rows:
+            if row.id in failed:
+                continue
+            if row.status == Status.DELETED:
+                session.delete(row)  # the tombstone is out: the row has done its job
+                report.tombstoned.append(row.id)
+            else:
+                row.published_version = row.version
+                report.published.append(row.id)
+    if failed:
+        log.warning("%d subscription change(s) not published, kept pending: %s", len(failed), _first(failed))
+        raise BrokerError(
+            f"{len(failed)} subscription change(s) could not be published to {settings.topic(SUBSCRIPTIONS)} "
+            f"({_first(failed)}); they stay pending"
+        )
+    if report.published or report.tombstoned:
+        log.info("published %d subscription state(s) and %d tombstone(s)", len(report.published), len(report.tombstoned))
+    return report
+
+
+def _first(failed: dict[str, str]) -> str:
+    sub_id, why = next(iter(failed.items()))
+    return f"{sub_id}: {why}"
+
+
+def _produce(settings: Settings, records: list[tuple[str, bytes | None]], timeout: float) -> dict[str, str]:
+    """Produce (id, value) records in order and wait for them; returns {id: error} for the failures.
+
+    Raises ``BrokerError``/``TopicError`` before producing anything when Kafka or the topic is
+    unreachable, so nothing is half-done in that common case.
+    """
+    topic = settings.topic(SUBSCRIPTIONS)
+    producer = Producer(
+        producer_config(
+            settings,
+            **{
+                "message.timeout.ms": int(timeout * 1000),
+                "socket.connection.setup.timeout.ms": int(min(timeout, 10.0) * 1000),
+                "client.id": "hookstream-subscriptions",
+                "log_level": 0,
+            },
+        )
+    )
+    try:
+        metadata = producer.list_topics(topic, timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc.args[0].str()}") from None
+    described = metadata.topics.get(topic)
+    if described is None or described.error is not None:
+        if described is not None and described.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+            raise BrokerError(f"cannot use topic {topic}: {described.error.str()}")
+        raise TopicError(f"topic {topic} does not exist; create it with `hookstream topics ensure`")
+
+    failed: dict[str, str] = {}
+    delivered: set[str] = set()
+
+    def on_delivery(err: KafkaError | None, msg) -> None:
+        sub_id = msg.key().decode("utf-8")
+        if err is not None:
+            failed.setdefault(sub_id, err.str())
+        else:
+            delivered.add(sub_id)
+
+    for sub_id, value in records:
+        try:
+            producer.produce(topic, key=sub_id.encode("utf-8"), value=value, on_delivery=on_delivery)
+        except (KafkaException, BufferError) as exc:
+            failed.setdefault(sub_id, str(exc))
+        producer.poll(0)
+    producer.flush(timeout)
+    for sub_id, _ in records:
+        if sub_id not in delivered and sub_id not in failed:
+            failed[sub_id] = f"not acknowledged within {timeout:g}s"
+    # A state delivered after an earlier state of the same id failed is still the newest: keep it.
+    for sub_id in delivered:
+        failed.pop(sub_id, None)
+    return failed

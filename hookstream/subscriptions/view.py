@@ -1,0 +1,235 @@
+"""The subscriptions table as the workers hold it: rebuilt from the compacted topic, no database.
+
+``SubscriptionTable`` is pure: feed it the topic's records (``apply``) and ask it who to deliver
+to. ``follow`` runs a consumer that reads every partition of the topic from the beginning
+(``assign``, never a consumer group: every worker needs the whole table, and nothing is ever
+committed) and keeps the table current; ``ready`` is set once it has read up to the end
+offsets seen when it started. ``FollowerThread`` runs ``follow`` in the background.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from hookstream.errors import BrokerError, TopicError
+from hookstream.settings import Settings
+from hookstream.subscriptions import filters
+from hookstream.subscriptions.models import Subscription
+from hookstream.subscriptions.topic import WireFormatError, decode
+from hookstream.topics import SUBSCRIPTIONS
+
+log = logging.getLogger("hookstream.subscriptions")
+
+
+class SubscriptionTable:
+    """Current subscriptions by id, from the topic's records. Thread-safe; never touches Kafka.
+
+    The highest ``version`` of an id wins (a late record of an older state is ignored); a
+    tombstone removes the id, and a state no newer than the last one seen before the tombstone
+    cannot bring it back.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[str, Subscription] = {}
+        self._by_tenant: dict[str, dict[str, Subscription]] = {}
+        self._deleted_at: dict[str, int] = {}  # id -> newest version seen before its tombstone
+
+    def apply(self, key: bytes, value: bytes | None) -> bool:
+        """Apply one record; True when the table changed. ``WireFormatError`` for an unreadable record."""
+        if value is None:
+            try:
+                sub_id = key.decode("utf-8")
+            except (UnicodeDecodeError, AttributeError):
+                raise WireFormatError("the key is not UTF-8") from None
+            with self._lock:
+                gone = self._by_id.pop(sub_id, None)
+                if gone is None:
+                    return False
+                self._by_tenant.get(gone.tenant_id, {}).pop(sub_id, None)
+                self._deleted_at[sub_id] = gone.version
+                return True
+        sub = decode(key, value)
+        with self._lock:
+            current = self._by_id.get(sub.id)
+            if current is not None and sub.version < current.version:
+                return False
+            if current is None and sub.version <= self._deleted_at.get(sub.id, 0):
+                return False
+            if current is not None and current.tenant_id != sub.tenant_id:
+                self._by_tenant.get(current.tenant_id, {}).pop(sub.id, None)
+            self._by_id[sub.id] = sub
+            self._by_tenant.setdefault(sub.tenant_id, {})[sub.id] = sub
+            return current != sub
+
+    def get(self, subscription_id: str) -> Subscription | None:
+        with self._lock:
+            return self._by_id.get(subscription_id)
+
+    def for_tenant(self, tenant_id: str) -> list[Subscription]:
+        """The tenant's subscriptions, active and disabled, oldest first."""
+        with self._lock:
+            subs = list(self._by_tenant.get(tenant_id, {}).values())
+        return sorted(subs, key=lambda s: (s.created_at, s.id))
+
+    def matching(self, tenant_id: str, event_type: str) -> list[Subscription]:
+        """The tenant's active subscriptions whose filters select ``event_type``."""
+        return [s for s in self.for_tenant(tenant_id) if s.active and filters.matches(s.events, event_type)]
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._by_id)
+
+    def snapshot(self) -> dict[str, Subscription]:
+        with self._lock:
+            return dict(self._by_id)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, subscription_id: object) -> bool:
+        return subscription_id in self._by_id
+
+    def __iter__(self) -> Iterator[Subscription]:
+        return iter(self.snapshot().values())
+
+
+def _consumer(settings: Settings) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            # librdkafka insists on a group id, but with assign() and no commits no group is ever joined.
+            "group.id": f"hookstream-subscriptions-view-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+            "client.id": "hookstream-subscriptions-view",
+            "log_level": 0,
+        }
+    )
+
+
+def _end_offsets(consumer: Consumer, settings: Settings, timeout: float) -> dict[int, tuple[int, int]]:
+    topic = settings.topic(SUBSCRIPTIONS)
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc.args[0].str()}") from None
+    described = metadata.topics.get(topic)
+    if described is None or described.error is not None or not described.partitions:
+        raise TopicError(f"topic {topic} does not exist; create it with `hookstream topics ensure`")
+    offsets = {}
+    for p in sorted(described.partitions):
+        try:
+            offsets[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+        except KafkaException as exc:
+            raise BrokerError(f"cannot read the offsets of {topic} [{p}]: {exc.args[0].str()}") from None
+    return offsets
+
+
+def follow(
+    settings: Settings,
+    table: SubscriptionTable,
+    stop_event: threading.Event,
+    ready_event: threading.Event | None = None,
+    *,
+    poll_timeout: float = 0.2,
+    metadata_timeout: float = 10.0,
+) -> None:
+    """Keep ``table`` current from the topic until ``stop_event`` is set (blocking).
+
+    ``ready_event`` is set once every partition has been read up to the end offset it had when
+    this started: from then on the table is at least as new as the topic was at start.
+    """
+    topic = settings.topic(SUBSCRIPTIONS)
+    consumer = _consumer(settings)
+    try:
+        ends = _end_offsets(consumer, settings, metadata_timeout)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        behind = {p for p, (low, high) in ends.items() if high > low}
+        if not behind and ready_event is not None:
+            ready_event.set()
+        while not stop_event.is_set():
+            for msg in consumer.consume(num_messages=500, timeout=poll_timeout):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        position = msg.offset()
+                    elif err.fatal():
+                        raise BrokerError(f"reading {topic} failed: {err.str()}")
+                    else:
+                        log.warning("reading %s: %s (retrying)", topic, err.str())
+                        continue
+                else:
+                    position = msg.offset() + 1
+                    try:
+                        table.apply(msg.key(), msg.value())
+                    except WireFormatError as exc:
+                        log.error("skipped an unreadable record on %s [%d] at offset %d: %s",
+                                  topic, msg.partition(), msg.offset(), exc)
+                if behind and msg.partition() in behind and position >= ends[msg.partition()][1]:
+                    behind.discard(msg.partition())
+                    if not behind and ready_event is not None:
+                        ready_event.set()
+    finally:
+        consumer.close()
+
+
+def load_table(settings: Settings, *, timeout: float = 30.0) -> SubscriptionTable:
+    """A table read from the topic up to its current end (a one-off reader: tools, tests, sync)."""
+    thread = FollowerThread(settings).start()
+    try:
+        if not thread.wait_ready(timeout):
+            raise thread.error or BrokerError(f"could not read {settings.topic(SUBSCRIPTIONS)} to its end within {timeout:g}s")
+        return thread.table
+    finally:
+        thread.stop()
+
+
+class FollowerThread:
+    """``follow`` on a daemon thread: ``start()``, ``wait_ready()``, ``stop()``; ``error`` if it died."""
+
+    def __init__(self, settings: Settings, table: SubscriptionTable | None = None) -> None:
+        self.settings = settings
+        self.table = table if table is not None else SubscriptionTable()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="subscriptions-follower", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            follow(self.settings, self.table, self._stop, self.ready)
+        except BaseException as exc:  # kept for the owner to see: a follower must never stop silently
+            self.error = exc
+            log.error("the subscriptions follower stopped: %s", exc)
+
+    def start(self) -> "FollowerThread":
+        self._thread.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """True once caught up; False on timeout or when the follower died (see ``error``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.ready.wait(0.05):
+            if not self._thread.is_alive():
+                return self.ready.is_set()
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+        return True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)

@@ -1,0 +1,204 @@
+"""The subscription store on SQLite and PostgreSQL: CRUD, tenant scoping, secrets, versions."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import inspect
+
+from hookstream.errors import NotFoundError, ValidationError
+from hookstream.settings import Settings
+from hookstream.subscriptions.models import Status
+from hookstream.subscriptions.store import SubscriptionStore
+from hookstream.subscriptions.urls import Reason, UnsafeURLError
+
+PUBLIC = "93.184.215.14"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw) -> None:
+        self.now += timedelta(**kw)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(database_url, tmp_path, clock) -> SubscriptionStore:
+    settings = Settings(database_url=database_url, state_dir=tmp_path)
+    return SubscriptionStore.open(settings, resolver=lambda host, port: [PUBLIC], clock=clock)
+
+
+def test_migration_creates_the_subscriptions_table(store):
+    columns = {c["name"] for c in inspect(store.engine).get_columns("subscriptions")}
+    assert {"id", "tenant_id", "url", "events", "status", "secrets", "headers", "version", "published_version"} <= columns
+
+
+def test_add_then_get_returns_every_field(store, clock):
+    sub, secret = store.add(
+        "acme", "https://hooks.acme.example/in", ["payment.*", "invoice.created"],
+        description="billing", headers={"X-Env": "prod"},
+    )
+    assert sub.id.startswith("sub_") and secret.startswith("whsec_")
+    got = store.get(sub.id)
+    assert got == sub
+    assert (got.tenant_id, got.url, got.events, got.status) == ("acme", "https://hooks.acme.example/in", ("payment.*", "invoice.created"), Status.ACTIVE)
+    assert got.description == "billing" and dict(got.headers) == {"X-Env": "prod"}
+    assert [s.value for s in got.secrets] == [secret] and got.secrets[0].expires_at is None
+    assert got.created_at == got.updated_at == clock.now
+    assert got.version == 1 and got.unpublished
+
+
+def test_add_with_a_given_secret_keeps_it_and_refuses_a_bad_one(store):
+    _, secret = store.add("acme", "https://hooks.acme.example/", ["*"], secret=SECRET)
+    assert secret == SECRET
+    with pytest.raises(ValidationError, match="secret: "):
+        store.add("acme", "https://hooks.acme.example/", ["*"], secret="whsec_short")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "rule"),
+    [
+        (dict(tenant_id="", url="https://h.example/", events=["*"]), "tenant: "),
+        (dict(tenant_id="a b", url="https://h.example/", events=["*"]), "tenant: "),
+        (dict(tenant_id="acme", url="https://h.example/", events=["refund.*"]), "events: "),
+        (dict(tenant_id="acme", url="https://h.example/", events=[]), "events: "),
+        (dict(tenant_id="acme", url="https://h.example/", events=["*"], headers={"Webhook-Signature": "x"}), "headers: "),
+        (dict(tenant_id="acme", url="https://h.example/", events=["*"], headers={"X-A": "a\r\nX-B: b"}), "headers: "),
+        (dict(tenant_id="acme", url="https://h.example/", events=["*"], description="x" * 501), "description: "),
+    ],
+)
+def test_invalid_input_is_refused_naming_the_rule_and_nothing_is_saved(store, kwargs, rule):
+    with pytest.raises(ValidationError) as caught:
+        store.add(**kwargs)
+    assert str(caught.value).startswith(rule)
+    assert store.list() == []
+
+
+def test_unsafe_url_is_refused_on_add_and_update(store):
+    with pytest.raises(UnsafeURLError) as caught:
+        store.add("acme", "https://169.254.169.254/", ["*"])
+    assert caught.value.reason == Reason.LINK_LOCAL
+    sub, _ = store.add("acme", "https://hooks.acme.example/", ["*"])
+    with pytest.raises(UnsafeURLError):
+        store.update(sub.id, url="https://[::1]/")
+    assert store.get(sub.id).url == "https://hooks.acme.example/"
+
+
+def test_update_changes_only_what_is_given_and_bumps_the_version(store, clock):
+    sub, _ = store.add("acme", "https://hooks.acme.example/", ["payment.*"], description="d", headers={"X-A": "1"})
+    clock.advance(minutes=1)
+    updated = store.update(sub.id, url="https://new.acme.example/", events=["invoice.*"])
+    assert (updated.url, updated.events, updated.description, dict(updated.headers)) == (
+        "https://new.acme.example/", ("invoice.*",), "d", {"X-A": "1"},
+    )
+    assert updated.version == 2 and updated.updated_at == clock.now and updated.created_at == sub.created_at
+    assert store.update(sub.id, headers={}).headers == {}
+    with pytest.raises(ValidationError, match="nothing to change"):
+        store.update(sub.id)
+
+
+def test_disable_and_enable_toggle_the_status(store):
+    sub, _ = store.add("acme", "https://hooks.acme.example/", ["*"])
+    assert store.disable(sub.id).status == Status.DISABLED
+    assert store.get(sub.id).status == Status.DISABLED
+    enabled = store.enable(sub.id)
+    assert enabled.status == Status.ACTIVE and enabled.version == 3
+
+
+def test_delete_hides_the_subscription_and_wipes_its_secrets(store):
+    sub, _ = store.add("acme", "https://hooks.acme.example/", ["*"])
+    deleted = store.delete(sub.id)
+    assert deleted.id == sub.id
+    assert store.list() == []
+    with pytest.raises(NotFoundError):
+        store.get(sub.id)
+    with pytest.raises(NotFoundError):
+        store.delete(sub.id)
+    assert store.unpublished_count() == 1  # the tombstone is still to be published
+
+
+def test_unknown_id_is_not_found(store):
+    for op in (store.get, store.disable, store.enable, store.delete, store.rotate_secret):
+        with pytest.raises(NotFoundError, match="sub_nope"):
+            op("sub_nope")
+
+
+def test_tenant_listing_never_shows_another_tenants_subscriptions(store, clock):
+    a1, _ = store.add("acme", "https://a.example/1", ["*"])
+    clock.advance(seconds=1)
+    g1, _ = store.add("globex", "https://g.example/1", ["*"])
+    clock.advance(seconds=1)
+    a2, _ = store.add("acme", "https://a.example/2", ["*"])
+    assert [s.id for s in store.list(tenant_id="acme")] == [a1.id, a2.id]
+    assert [s.id for s in store.list(tenant_id="globex")] == [g1.id]
+    assert store.list(tenant_id="initech") == []
+    assert {s.id for s in store.list()} == {a1.id, a2.id, g1.id}
+
+
+def test_commands_by_id_with_another_tenant_find_nothing_and_change_nothing(store):
+    sub, _ = store.add("acme", "https://a.example/1", ["*"])
+    with pytest.raises(NotFoundError, match="for tenant globex"):
+        store.get(sub.id, tenant_id="globex")
+    for op in (store.disable, store.delete, store.rotate_secret):
+        with pytest.raises(NotFoundError):
+            op(sub.id, tenant_id="globex")
+    with pytest.raises(NotFoundError):
+        store.update(sub.id, tenant_id="globex", description="x")
+    assert store.get(sub.id, tenant_id="acme") == sub
+
+
+def test_rotate_secret_keeps_the_old_one_for_the_grace_window(store, clock):
+    sub, first = store.add("acme", "https://a.example/1", ["*"])
+    rotated, second = store.rotate_secret(sub.id)
+    assert second != first
+    assert [s.value for s in rotated.secrets] == [second, first]
+    assert rotated.secrets[0].expires_at is None
+    assert rotated.secrets[1].expires_at == clock.now + timedelta(hours=24)
+    assert [s.value for s in rotated.signing_secrets(clock.now)] == [second, first]
+    clock.advance(hours=25)
+    assert [s.value for s in rotated.signing_secrets(clock.now)] == [second]
+    # the next change drops the expired secret from the row as well
+    assert [s.value for s in store.disable(sub.id).secrets] == [second]
+
+
+def test_rotate_secret_with_zero_grace_drops_the_old_one(store):
+    sub, _ = store.add("acme", "https://a.example/1", ["*"])
+    rotated, new = store.rotate_secret(sub.id, grace_seconds=0, secret=SECRET)
+    assert new == SECRET and [s.value for s in rotated.secrets] == [SECRET]
+
+
+def test_rotating_twice_never_extends_an_older_secrets_window(store, clock):
+    sub, first = store.add("acme", "https://a.example/1", ["*"])
+    store.rotate_secret(sub.id, grace_seconds=3600)
+    clock.advance(minutes=10)
+    rotated, third = store.rotate_secret(sub.id, grace_seconds=7200)
+    expiry = {s.value: s.expires_at for s in rotated.secrets}
+    assert expiry[third] is None
+    assert expiry[first] == clock.now - timedelta(minutes=10) + timedelta(hours=1)
+
+
+def test_logs_name_the_change_but_never_the_secret(store, caplog):
+    caplog.set_level(logging.DEBUG)
+    sub, first = store.add("acme", "https://a.example/1", ["*"], secret=SECRET)
+    _, second = store.rotate_secret(sub.id)
+    store.delete(sub.id)
+    text = caplog.text + "".join(repr(r.args) for r in caplog.records)
+    assert sub.id in caplog.text and "whsec_MfKQ…" in caplog.text
+    assert first not in text and second not in text
+
+
+def test_reprs_mask_the_secrets(store):
+    sub, secret = store.add("acme", "https://a.example/1", ["*"])
+    assert secret not in repr(sub) and secret not in str(store.list())

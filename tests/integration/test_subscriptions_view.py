@@ -1,0 +1,122 @@
+"""Following the compacted topic (real broker): ready once caught up, then current, without a group."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from hookstream.errors import TopicError
+from hookstream.subscriptions.models import Status, Subscription
+from hookstream.subscriptions.secrets import SigningSecret, generate_secret
+from hookstream.subscriptions.topic import encode
+from hookstream.subscriptions.view import FollowerThread, SubscriptionTable, follow
+from tests.integration.subscriptions_helpers import ensure_subscriptions_topic, produce_raw
+
+pytestmark = pytest.mark.kafka
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def make_sub(sub_id: str, version: int = 1, tenant: str = "acme", **kw) -> Subscription:
+    fields = dict(
+        id=sub_id, tenant_id=tenant, url=f"https://hooks.example.com/{sub_id}", events=("*",), status=Status.ACTIVE,
+        secrets=(SigningSecret(generate_secret()),), created_at=T0, updated_at=T0, version=version,
+    )
+    fields.update(kw)
+    return Subscription(**fields)
+
+
+def eventually(predicate, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.fixture
+def follower(settings):
+    started: list[FollowerThread] = []
+
+    def start() -> FollowerThread:
+        thread = FollowerThread(settings).start()
+        started.append(thread)
+        return thread
+
+    yield start
+    for thread in started:
+        thread.stop()
+
+
+def test_empty_topic_is_ready_at_once(settings, follower):
+    ensure_subscriptions_topic(settings)
+    thread = follower()
+    assert thread.wait_ready(15)
+    assert len(thread.table) == 0
+
+
+def test_ready_means_everything_published_before_start_was_read(settings, follower):
+    ensure_subscriptions_topic(settings)
+    subs = [make_sub(f"sub_{i}", tenant=f"t{i % 3}") for i in range(200)]
+    produce_raw(settings, [encode(s) for s in subs] + [(b"sub_7", None)])
+    thread = follower()
+    assert thread.wait_ready(20)
+    assert len(thread.table) == 199 and "sub_7" not in thread.table
+    assert thread.table.get("sub_8") == subs[8]
+
+
+def test_changes_after_ready_reach_the_table(settings, follower):
+    ensure_subscriptions_topic(settings)
+    produce_raw(settings, [encode(make_sub("sub_a"))])
+    thread = follower()
+    assert thread.wait_ready(15)
+    produce_raw(settings, [encode(make_sub("sub_a", 2, status=Status.DISABLED)), encode(make_sub("sub_b"))])
+    assert eventually(lambda: "sub_b" in thread.table and thread.table.get("sub_a").status == Status.DISABLED)
+    produce_raw(settings, [(b"sub_a", None)])
+    assert eventually(lambda: "sub_a" not in thread.table)
+
+
+def test_unreadable_record_is_skipped_and_logged_without_its_value(settings, follower, caplog):
+    ensure_subscriptions_topic(settings)
+    secret = generate_secret()
+    produce_raw(settings, [(b"sub_bad", b'{"id": "sub_bad", "secrets": "' + secret.encode() + b'"}'), encode(make_sub("sub_ok"))])
+    caplog.set_level(logging.ERROR, logger="hookstream.subscriptions")
+    thread = follower()
+    assert thread.wait_ready(15)
+    assert list(thread.table.ids()) == ["sub_ok"]
+    assert "skipped an unreadable record" in caplog.text and secret not in caplog.text
+
+
+def test_missing_topic_stops_the_follower_with_an_error_it_keeps(settings, follower):
+    thread = follower()  # no topic created under this test's prefix
+    assert not thread.wait_ready(15)
+    assert isinstance(thread.error, TopicError) and "hookstream topics ensure" in str(thread.error)
+    assert not thread.alive
+
+
+def test_follow_returns_when_stopped_and_joins_no_consumer_group(settings):
+    ensure_subscriptions_topic(settings)
+    table, stop, ready = SubscriptionTable(), threading.Event(), threading.Event()
+    thread = threading.Thread(target=follow, args=(settings, table, stop, ready))
+    thread.start()
+    assert ready.wait(15)
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    from confluent_kafka.admin import AdminClient
+
+    groups = AdminClient({"bootstrap.servers": settings.kafka_bootstrap}).list_consumer_groups(request_timeout=10).result()
+    assert not [g for g in groups.valid if g.group_id.startswith("hookstream-subscriptions-view")]
+
+
+def test_two_readers_each_see_the_whole_table(settings, follower):
+    ensure_subscriptions_topic(settings)
+    produce_raw(settings, [encode(make_sub(f"sub_{i}")) for i in range(5)])
+    one, two = follower(), follower()
+    assert one.wait_ready(15) and two.wait_ready(15)
+    assert one.table.snapshot() == two.table.snapshot() and len(one.table) == 5

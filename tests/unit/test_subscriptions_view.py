@@ -1,0 +1,99 @@
+"""SubscriptionTable: highest version wins, tombstones delete, tenants stay apart."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hookstream.subscriptions.models import Status, Subscription
+from hookstream.subscriptions.secrets import SigningSecret, generate_secret
+from hookstream.subscriptions.topic import WireFormatError, encode
+from hookstream.subscriptions.view import SubscriptionTable
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def make_sub(sub_id="sub_1", tenant="acme", version=1, **kw) -> Subscription:
+    fields = dict(
+        id=sub_id, tenant_id=tenant, url=f"https://hooks.example.com/{sub_id}", events=("payment.*",),
+        status=Status.ACTIVE, secrets=(SigningSecret(generate_secret()),), created_at=T0 + timedelta(seconds=version),
+        updated_at=T0 + timedelta(seconds=version), version=version,
+    )
+    fields.update(kw)
+    return Subscription(**fields)
+
+
+def apply(table: SubscriptionTable, sub: Subscription) -> bool:
+    return table.apply(*encode(sub))
+
+
+def test_newer_version_replaces_and_older_one_is_ignored():
+    table = SubscriptionTable()
+    v1, v2 = make_sub(version=1), make_sub(version=2, url="https://hooks.example.com/new")
+    assert apply(table, v1) and apply(table, v2)
+    assert not apply(table, v1)  # a late publish of an older state
+    assert table.get("sub_1") == v2
+
+
+def test_same_version_again_is_idempotent():
+    table = SubscriptionTable()
+    sub = make_sub(version=3)
+    assert apply(table, sub)
+    assert not apply(table, sub)
+    assert len(table) == 1
+
+
+def test_tombstone_deletes_and_an_older_state_cannot_resurrect_it():
+    table = SubscriptionTable()
+    apply(table, make_sub(version=1))
+    apply(table, make_sub(version=2))
+    assert table.apply(b"sub_1", None)
+    assert table.get("sub_1") is None and "sub_1" not in table
+    assert not apply(table, make_sub(version=2))
+    assert table.for_tenant("acme") == []
+
+
+def test_tombstone_for_an_unknown_id_changes_nothing():
+    table = SubscriptionTable()
+    assert not table.apply(b"sub_unknown", None)
+
+
+def test_for_tenant_returns_active_and_disabled_of_that_tenant_only():
+    table = SubscriptionTable()
+    a1 = make_sub("sub_a1", "acme", 1)
+    a2 = make_sub("sub_a2", "acme", 2, status=Status.DISABLED)
+    b1 = make_sub("sub_b1", "globex", 1)
+    for sub in (a1, a2, b1):
+        apply(table, sub)
+    assert table.for_tenant("acme") == [a1, a2]
+    assert table.for_tenant("globex") == [b1]
+    assert table.for_tenant("initech") == []
+
+
+def test_matching_returns_active_subscriptions_whose_filters_match():
+    table = SubscriptionTable()
+    pay = make_sub("sub_pay", events=("payment.*",))
+    inv = make_sub("sub_inv", events=("invoice.created",))
+    off = make_sub("sub_off", events=("*",), status=Status.DISABLED)
+    other = make_sub("sub_other", tenant="globex", events=("*",))
+    for sub in (pay, inv, off, other):
+        apply(table, sub)
+    assert [s.id for s in table.matching("acme", "payment.failed")] == ["sub_pay"]
+    assert [s.id for s in table.matching("acme", "invoice.created")] == ["sub_inv"]
+    assert table.matching("acme", "customer.created") == []
+
+
+def test_unreadable_record_raises_and_leaves_the_table_alone():
+    table = SubscriptionTable()
+    apply(table, make_sub())
+    with pytest.raises(WireFormatError):
+        table.apply(b"sub_1", b"{not json")
+    with pytest.raises(WireFormatError):
+        table.apply(b"\xff", None)
+    assert len(table) == 1
+
+
+def test_signing_secrets_include_the_old_one_only_during_its_grace_window():
+    new, old = SigningSecret(generate_secret()), SigningSecret(generate_secret(), T0 + timedelta(hours=24))
+    sub = make_sub(secrets=(new, old))
+    assert sub.signing_secrets(T0) == (new, old)
+    assert sub.signing_secrets(T0 + timedelta(hours=25)) == (new,)
