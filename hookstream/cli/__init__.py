@@ -32,6 +32,10 @@ def _register() -> None:
     from hookstream.subscriptions.cli import subscriptions_app
 
     app.add_typer(subscriptions_app, name="subscriptions")
+    from delivery.cli import deliveries_app, delivery_app
+
+    app.add_typer(delivery_app, name="delivery")
+    app.add_typer(deliveries_app, name="deliveries")
 
 
 _register()
