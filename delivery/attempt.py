@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from delivery.breaker import EndpointBreakers
+from delivery.breaker import BreakerState, EndpointBreakers
 from delivery.envelope import payload
 from delivery.errors import NoValidSecretError
 from delivery.outcome import GiveUp, Outcome, RetryLater, RetryReason, Success, classify_response
@@ -124,21 +124,29 @@ Decision = Delivered | Retry | DeadLetter | Dropped
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Limits:
-    """Per-endpoint isolation. ``endpoint_concurrency`` requests in flight per endpoint at most;
-    ``endpoint_backlog`` records admitted per endpoint (in flight plus waiting for a slot). Past
-    the backlog, records are deferred to the first retry tier without an attempt, so a slow
-    endpoint can hold at most that many of the worker's records, never all of them."""
+    """Per-endpoint isolation.
+
+    ``endpoint_concurrency``: requests in flight per endpoint at most. ``endpoint_backlog``:
+    records an endpoint may hold (in flight plus waiting for a slot) while it makes no progress.
+    Past the backlog, an endpoint none of whose attempts finished in the last ``stall_seconds``
+    gets its further records deferred to the first retry tier without an attempt, so a hung
+    endpoint holds at most its backlog of the worker's records, never all of them. An endpoint
+    that is merely busy (its attempts keep finishing) is not deferred: its queue may grow, within
+    the worker's overall in-flight bound, because it drains.
+    """
 
     endpoint_concurrency: int = 64
     endpoint_backlog: int = 512
+    stall_seconds: float = 1.0
 
 
 class _Gate:
-    __slots__ = ("slots", "admitted")
+    __slots__ = ("slots", "admitted", "progress_at")
 
     def __init__(self, concurrency: int) -> None:
         self.slots = asyncio.Semaphore(concurrency)
         self.admitted = 0
+        self.progress_at = 0.0  # last attempt finished, or first record admitted to an idle gate
 
 
 class Deliverer:
@@ -182,15 +190,22 @@ class Deliverer:
             return DeadLetter(record, f"malformed: {exc}", None)
         now = self.clock()
         gate = self._gate(sub.id)
-        if gate.admitted >= self.limits.endpoint_backlog:
+        if gate.admitted >= self.limits.endpoint_backlog and now - gate.progress_at > self.limits.stall_seconds:
             return self._skip(record, now, now + self.schedule.delays[0], "endpoint_busy")
         breaker = self.breakers[sub.id]
+        probe = breaker.state is not BreakerState.CLOSED
         if not breaker.allow(now):
             return self._skip(record, now, breaker.reopen_at, "breaker_open")
+        if gate.admitted == 0:
+            gate.progress_at = now
         gate.admitted += 1
         try:
             async with gate.slots:
+                if not probe and breaker.state is not BreakerState.CLOSED:
+                    # it opened while this record waited for a slot: do not feed a dead endpoint
+                    return self._skip(record, self.clock(), breaker.reopen_at or now, "breaker_open")
                 report = await self._call(record, sub, body)
+                gate.progress_at = self.clock()
         finally:
             gate.admitted -= 1
         if report is None:

@@ -222,7 +222,10 @@ class PyreqwestTransport:
             .https_only(not self.settings.allow_http)
             .timeout(dt.timedelta(seconds=self.timeout))
             .connect_timeout(dt.timedelta(seconds=min(self.timeout, 10.0)))
-            .max_connections(self.max_connections)
+            # no cap on the client's own pool: endpoints sharing a host share its client, and a
+            # hung endpoint must not take the connections of its neighbours. The worker's
+            # per-endpoint gates and in-flight bound are the limits.
+            .max_connections(None)
             .pool_max_idle_per_host(self.max_connections)
         )
         if pin is not None:

@@ -106,6 +106,20 @@ def fail_times(times: int, code: int = 500) -> Behaviour:
     return answer
 
 
+def fail_first_attempt(code: int = 500) -> Behaviour:
+    """Fails the first request of every webhook-id, answers 200 to the next ones."""
+    seen: set[str] = set()
+
+    async def answer(request, _n):
+        msg_id = request.headers.get("webhook-id", "")
+        if msg_id in seen:
+            return web.Response(status=200)
+        seen.add(msg_id)
+        return web.Response(status=code)
+
+    return answer
+
+
 def hang(seconds: float = 3600.0) -> Behaviour:
     async def answer(_request, _n):
         await asyncio.sleep(seconds)
@@ -129,3 +143,32 @@ def make_record(subscription_id: str, tenant_id: str, n: int = 0, *, event_type:
 
 def produce_records(settings: Settings, records: list[DeliveryRecord]) -> None:
     produce(settings, DELIVERIES, [(r.subscription_id.encode(), r.to_bytes()) for r in records])
+
+
+def paced_produce(settings: Settings, records: list[DeliveryRecord], rate: float) -> dict[str, float]:
+    """Produce ``records`` at ``rate`` per second; returns delivery id -> unix time the broker
+    acknowledged it (from then on a consumer can read it). Latencies are measured from there, so
+    the broker's own produce latency (which spikes to a second on a busy machine) stays out."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 0, "enable.idempotence": True})
+    acked: dict[str, float] = {}
+    start = time.monotonic()
+    for i, record in enumerate(records):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        producer.produce(
+            settings.topic(DELIVERIES), key=record.subscription_id.encode(), value=record.to_bytes(),
+            on_delivery=lambda err, _m, d=record.delivery_id: acked.__setitem__(d, time.time()) if err is None else None,
+        )
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    assert len(acked) == len(records)
+    return acked
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))
+    return ordered[index]
