@@ -23,12 +23,15 @@ __all__ = ["choose_tier"]
 def choose_tier(delay: float, delays: Sequence[float], *, jitter: float = 0.2) -> int:
     """The 1-based tier for a record due ``delay`` seconds from now.
 
-    The last tier whose nominal delay is at most ``delay * (1 + jitter)``; tier 1 when the delay
-    is shorter than every tier's (it is due soon: the first tier's partitions move fastest).
+    The tier with the largest nominal delay at most ``delay / (1 - jitter)`` (a delay jittered
+    short by up to ``jitter`` still reaches its own tier); tier 1 when the delay is shorter than
+    every tier's (it is due soon: the first tier's partitions move fastest).
     """
     if not delays:
         raise ValueError("a retry schedule without delays has no tiers")
-    reach = max(delay, 0.0) * (1.0 + jitter)
+    if not 0 <= jitter < 1:
+        raise ValueError(f"jitter must be in [0, 1), not {jitter!r}")
+    reach = max(delay, 0.0) / (1.0 - jitter)
     chosen = 1
     best = None
     for index, nominal in enumerate(delays, start=1):
