@@ -95,7 +95,8 @@ class _Target:
     scheme: str
     host: str  # lower case, no brackets
     port: int
-    literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    # not part of the identity: ipaddress's __eq__ is slow, and the host says it all
+    literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None = dataclasses.field(compare=False, hash=False)
 
 
 @functools.lru_cache(maxsize=4096)
