@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -15,9 +16,9 @@ from delivery.signing import verify
 from hookstream.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending
-from hookstream.topics import DEAD_LETTERS, ensure_topics
+from hookstream.topics import DEAD_LETTERS, DELIVERIES, ensure_topics
 from tests.integration.delivery_helpers import Receiver, fail_times, make_record, produce_records, status
-from tests.integration.pipeline import TopicReader, worker
+from tests.integration.pipeline import TopicReader, produce, worker
 
 pytestmark = pytest.mark.kafka
 
@@ -81,9 +82,10 @@ def test_signed_retried_and_dead_lettered(cfg, env, store, receiver, tmp_path):
     ]}
     dlq = TopicReader(cfg, DEAD_LETTERS)
     with worker(env, ["delivery", "worker"], tmp_path / "worker.log") as w:
+        produce(cfg, DELIVERIES, [(b"sub_x", b"{not json"), (b"sub_x", orjson.dumps({"delivery_id": "msg_x"}))])
         produce_records(cfg, list(records.values()))
         wait_for(lambda: len(receiver.hits_for("/flaky")) >= 3 and len(receiver.hits_for("/down")) >= 4, 60, "the retries")
-        dead = dlq.read_until(lambda rs: len(rs) >= 3, 30, what="three dead letters")
+        every = dlq.read_until(lambda rs: len(rs) >= 5, 30, what="five dead letters")
         assert w.alive, w.log()[-3000:]
         assert w.stop() == 0, w.log()[-3000:]
 
@@ -101,8 +103,14 @@ def test_signed_retried_and_dead_lettered(cfg, env, store, receiver, tmp_path):
     assert len(flaky) == 3
     assert {h.headers["webhook-id"] for h in flaky} == {records["flaky"].delivery_id}
 
+    # unreadable records are set aside on the dead-letter topic, with the reason and the bytes
+    docs = [orjson.loads(m.value()) for m in every]
+    aside = [d for d in docs if d["reason"].startswith("malformed")]
+    assert sorted(d["reason"] for d in aside) == ["malformed: delivery_id is missing or not a non-empty string".replace("delivery_id", "subscription_id"), "malformed: the value is not JSON"]
+    assert base64.b64decode(next(d for d in aside if "JSON" in d["reason"])["value_b64"]) == b"{not json"
+
     # always 500: every attempt of the schedule, then the dead-letter topic with the history
-    by_id = {orjson.loads(m.value())["delivery_id"]: orjson.loads(m.value()) for m in dead}
+    by_id = {d["delivery_id"]: d for d in docs if not d["reason"].startswith("malformed")}
     assert set(by_id) == {records["down"].delivery_id, records["bad"].delivery_id, records["moved"].delivery_id}
     down = by_id[records["down"].delivery_id]
     assert len(receiver.hits_for("/down")) == 4
