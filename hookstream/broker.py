@@ -130,8 +130,11 @@ class LocalBroker:
         return BrokerStatus(self.settings.kafka_bootstrap, pid, _answers_metadata(self.settings.kafka_bootstrap, timeout))
 
     # ---------------------------------------------------------------- start
-    def start(self) -> BrokerStatus:
-        """Start the broker unless it already runs. Returns once it answers a metadata request."""
+    def start(self, *, owner_pid: int | None = None) -> BrokerStatus:
+        """Start the broker unless it already runs. Returns once it answers a metadata request.
+
+        With ``owner_pid`` the broker is stopped when that process ends, however it ends (a
+        test session killed by a timeout must not leave a broker behind)."""
         pid = self._read_pid()
         if pid is not None:
             if self._wait_ready(pid, READY_TIMEOUT):
@@ -155,8 +158,10 @@ class LocalBroker:
         if not (self.paths.data / "meta.properties").exists():
             self._format(java, lib)
         pid = self._spawn(java, lib)
+        if owner_pid is not None:
+            _watch_owner(owner_pid, pid)
         if not self._wait_ready(pid, READY_TIMEOUT):
-            alive = _pid_alive(pid)
+            alive = pid_alive(pid)
             if alive:
                 self._kill(pid)
             raise BrokerError(self._explain_failure(pid, alive))
@@ -264,7 +269,7 @@ class LocalBroker:
     def _wait_ready(self, pid: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 return False
             if _answers_metadata(self.settings.kafka_bootstrap, 2.0):
                 return True
@@ -306,11 +311,11 @@ class LocalBroker:
     def _kill(self, pid: int, timeout: float = STOP_TIMEOUT) -> None:
         _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             _signal(pid, signal.SIGKILL)
-            while _pid_alive(pid):
+            while pid_alive(pid):
                 time.sleep(0.05)
 
     def reset(self) -> None:
@@ -327,6 +332,36 @@ def _pom_path() -> Path:
     return pom
 
 
+_WATCHDOG = """
+import os, signal, sys, time
+owner, broker = int(sys.argv[1]), int(sys.argv[2])
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+while alive(owner) and alive(broker):
+    time.sleep(1)
+if alive(broker):
+    os.kill(broker, signal.SIGTERM)
+    for _ in range(300):
+        if not alive(broker):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(broker, signal.SIGKILL)
+"""
+
+
+def _watch_owner(owner_pid: int, broker_pid: int) -> None:
+    """A tiny detached process that stops the broker once ``owner_pid`` is gone."""
+    import sys
+
+    subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(owner_pid), str(broker_pid)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 def _require_java() -> str:
     java = shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin")) if os.environ.get("JAVA_HOME") else None
     java = java or shutil.which("java")
@@ -335,7 +370,7 @@ def _require_java() -> str:
     return java
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -352,7 +387,7 @@ def _pid_alive(pid: int) -> bool:
 
 def _is_our_java(pid: int, root: Path) -> bool:
     """The pid is alive and is the java process started for this state dir (not a recycled pid)."""
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")

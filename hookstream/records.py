@@ -39,7 +39,23 @@ class DeliveryRecord:
     replay_of: str | None = None  # set when ops replay a dead letter
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(dataclasses.asdict(self))
+        # explicit dict: dataclasses.asdict deep-copies the event and cost a quarter of the
+        # stream worker's time per record
+        return orjson.dumps(
+            {
+                "delivery_id": self.delivery_id,
+                "subscription_id": self.subscription_id,
+                "tenant_id": self.tenant_id,
+                "event_id": self.event_id,
+                "event_type": self.event_type,
+                "occurred_at": self.occurred_at,
+                "event": self.event,
+                "attempt": self.attempt,
+                "attempts": list(self.attempts),
+                "due_at": self.due_at,
+                "replay_of": self.replay_of,
+            }
+        )
 
     @classmethod
     def from_bytes(cls, value: bytes) -> "DeliveryRecord":

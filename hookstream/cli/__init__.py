@@ -29,9 +29,29 @@ def _register() -> None:
 
     app.add_typer(_kafka.kafka_app, name="kafka")
     app.add_typer(_kafka.topics_app, name="topics")
+    from delivery.receiver import receive
+
+    app.command("receive")(receive)
     from hookstream.subscriptions.cli import subscriptions_app
 
     app.add_typer(subscriptions_app, name="subscriptions")
+    from streams.cli import streams_app
+
+    app.add_typer(streams_app, name="streams")
+    from schemas.cli import schemas_app
+
+    app.add_typer(schemas_app, name="schemas")
+    from producers.cli import outbox_app, publish_command
+
+    app.command("publish")(publish_command)
+    app.add_typer(outbox_app, name="outbox")
+    from hookstream.cli._dev import dev_app
+
+    app.add_typer(dev_app, name="dev")
+    from delivery.ops_cli import dlq_app, replay_app
+
+    app.add_typer(dlq_app, name="dlq")
+    app.add_typer(replay_app, name="replay")
     from delivery.cli import deliveries_app, delivery_app
 
     app.add_typer(delivery_app, name="delivery")
@@ -62,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         typer.echo(f"internal error: {type(exc).__name__}: {exc} (set HOOKSTREAM_DEBUG=1 for a traceback)", err=True)
         return 70
-    return code if isinstance(code, int) else 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 def run() -> None:

@@ -54,7 +54,8 @@ def _headers(values: list[str] | None) -> dict[str, str] | None:
     for item in values:
         name, sep, value = item.partition(":")
         if not sep or not name.strip():
-            raise ValidationError(f"header: expected 'Name: value', got {item!r}")
+            # not echoed: a header value is often a credential
+            raise ValidationError("header: expected 'Name: value' (a --header without a name or colon)")
         out[name.strip()] = value.strip()
     return out
 

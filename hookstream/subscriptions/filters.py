@@ -11,22 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hookstream.errors import ValidationError
+from schemas import EVENT_TYPES
 
-# The event types the pipeline knows. TODO(lead): unify with schemas.EVENT_TYPES.
-KNOWN_EVENT_TYPES: tuple[str, ...] = (
-    "payment.received",
-    "payment.failed",
-    "customer.created",
-    "customer.updated",
-    "sales_order.created",
-    "sales_order.confirmed",
-    "sales_order.cancelled",
-    "invoice.created",
-    "invoice.sent",
-    "invoice.authorized",
-    "invoice.rejected",
-    "invoice.cancelled",
-)
+# The event types the pipeline knows: one list, owned by the event contract.
+KNOWN_EVENT_TYPES: tuple[str, ...] = EVENT_TYPES
 AGGREGATES: tuple[str, ...] = tuple(dict.fromkeys(t.rsplit(".", 1)[0] for t in KNOWN_EVENT_TYPES))
 WILDCARD = "*"
 MAX_FILTERS = 50

@@ -12,6 +12,7 @@ import dataclasses
 import enum
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, CheckConstraint, DateTime, String, Text
@@ -87,6 +88,10 @@ class Subscription:
     version: int
     # The store's knowledge only (not on the topic): a change not yet on the compacted topic.
     unpublished: bool = dataclasses.field(default=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Tables hand the same value to many threads: keep it immutable all the way down.
+        object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))
 
     @property
     def active(self) -> bool:

@@ -113,3 +113,24 @@ def test_corrupt_data_dir_says_how_to_reset(own_broker_env):
 
     assert hookstream(env, "kafka", "reset", "--yes").returncode == 0
     assert hookstream(env, "kafka", "start").returncode == 0
+
+
+def test_a_broker_owned_by_a_killed_process_stops_too(own_broker_env):
+    """The test fixture's broker must not outlive a test session killed by a timeout."""
+    starter = subprocess.Popen(
+        [sys.executable, "-c",
+         "import os, time; from hookstream.broker import LocalBroker; from hookstream.settings import Settings; "
+         "LocalBroker(Settings.from_env()).start(owner_pid=os.getpid()); print('up', flush=True); time.sleep(600)"],
+        env=own_broker_env, stdout=subprocess.PIPE, text=True,
+    )
+    assert starter.stdout.readline().strip() == "up"
+    state = own_broker_env["HOOKSTREAM_STATE_DIR"]
+    assert java_pids_for(state)
+    starter.kill()
+    starter.wait()
+    import time
+
+    deadline = time.monotonic() + 40
+    while java_pids_for(state) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert java_pids_for(state) == []

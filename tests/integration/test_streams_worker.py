@@ -12,21 +12,20 @@ from hookstream.records import DeliveryRecord, delivery_id
 from hookstream.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending
-from hookstream.topics import DELIVERIES, INVALID_EVENTS, ensure_topics, event_topic_for
+from hookstream.topics import DELIVERIES, INVALID_EVENTS
+from producers import Publisher
 from schemas import Event, example
 from tests.integration.pipeline import TopicReader, produce, worker
 
 
 @pytest.fixture
-def env(hs_env):
-    return dict(hs_env, HOOKSTREAM_ALLOW_HTTP="1", HOOKSTREAM_ALLOWED_NETWORKS="127.0.0.0/8")
+def env(loopback_env):
+    return loopback_env
 
 
 @pytest.fixture
-def cfg(env) -> Settings:
-    s = Settings.from_env(env)
-    ensure_topics(s)
-    return s
+def cfg(loopback_settings) -> Settings:
+    return loopback_settings
 
 
 @pytest.fixture
@@ -43,12 +42,11 @@ def add(store, cfg, tenant, events, *, disabled=False):
 
 
 def publish(cfg, specs: list[tuple[str, str]]) -> list[Event]:
+    """Publish through the producers' real path (validated, idempotent, lz4-compressed)."""
     events = [Event.new(t, tenant, example(t)) for tenant, t in specs]
-    by_topic = collections.defaultdict(list)
-    for ev in events:
-        by_topic[event_topic_for(ev.type)].append((ev.id.encode(), ev.to_bytes()))
-    for topic, records in by_topic.items():
-        produce(cfg, topic, records)
+    with Publisher(cfg) as publisher:
+        for ev in events:
+            publisher.send(ev)
     return events
 
 
@@ -118,10 +116,16 @@ def test_junk_is_set_aside_and_valid_events_behind_it_still_flow(cfg, env, store
     produce(cfg, "events.payment", junk)
     good = publish(cfg, [("acme", "payment.received"), ("acme", "payment.failed")])
     deliveries, invalid = TopicReader(cfg, DELIVERIES), TopicReader(cfg, INVALID_EVENTS)
-    with worker(env, ["streams", "worker"], tmp_path / "streams.log") as w:
+    port = free_port()
+    with worker(env, ["streams", "worker", "--metrics-port", str(port)], tmp_path / "streams.log") as w:
         deliveries.read_until(lambda rs: pairs(rs) >= {(g.id, sub) for g in good}, 60, what="valid deliveries")
         invalid.read_until(lambda rs: len(rs) >= len(junk), 30, what="set-aside records")
         assert w.alive, w.log()[-3000:]
+        metrics = scrape(port)
+    assert metrics['hookstream_stream_events_total{event="payment.received"}'] == 1
+    assert metrics['hookstream_stream_events_total{event="payment.failed"}'] == 1
+    assert metrics['hookstream_stream_deliveries_emitted_total{event="payment.received"}'] == 1
+    assert sum(v for k, v in metrics.items() if k.startswith("hookstream_stream_invalid_events_total{")) == len(junk)
     set_aside = [orjson.loads(m.value()) for m in invalid.settle(1.0)]
     deliveries.close()
     invalid.close()
@@ -136,6 +140,26 @@ def test_junk_is_set_aside_and_valid_events_behind_it_still_flow(cfg, env, store
     assert "type" in originals[b"k3"]["reason"] and "payment.teleported" in originals[b"k3"]["reason"]
     assert "tenant_id" in originals[b"k4"]["reason"]
     assert "amount" in originals[b"k5"]["reason"] or "data" in originals[b"k5"]["reason"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port: int) -> dict[str, float]:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
 
 
 def _unique_ids(records) -> collections.Counter:

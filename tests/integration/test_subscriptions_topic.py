@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
+import time
 
 import pytest
 
 from hookstream.errors import BrokerError, TopicError
+from hookstream.subscriptions import topic
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import encode, publish_pending, sync
 from hookstream.subscriptions.view import load_table
@@ -126,3 +129,31 @@ def test_sync_rebuilds_a_lost_topic_and_tombstones_ids_the_store_does_not_know(s
     assert (b"sub_stray", None) in read_records(fresh)
     secret = store.get(a.id).secrets[0].value
     assert secret not in caplog.text
+
+
+
+def test_a_slow_publisher_cannot_put_an_older_state_after_a_newer_one(any_db_store, monkeypatch):
+    """Publisher A has read version 1 and stalls; a change to version 2 and its publish must wait
+    for A, or version 1 would land on the topic after version 2 (and win compaction)."""
+    settings, store = any_db_store
+    sub, _ = store.add("acme", "https://a.example/1", ["*"])
+    real_produce = topic._produce
+    stalled = threading.Event()
+
+    def stalling_produce(*args, **kw):
+        if threading.current_thread().name == "publisher-a":
+            stalled.set()
+            time.sleep(1.5)
+        return real_produce(*args, **kw)
+
+    monkeypatch.setattr(topic, "_produce", stalling_produce)
+    publisher_a = threading.Thread(target=publish_pending, args=(settings,), kwargs={"engine": store.engine}, name="publisher-a")
+    publisher_a.start()
+    assert stalled.wait(10)
+    store.update(sub.id, description="newer")
+    publish_pending(settings, engine=store.engine)
+    publisher_a.join(30)
+
+    versions = [json.loads(value)["version"] for _, value in read_records(settings)]
+    assert versions == sorted(versions) and versions[-1] == 2
+    assert load_table(settings).get(sub.id).description == "newer"

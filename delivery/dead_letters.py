@@ -1,0 +1,267 @@
+"""Dead letters: read, filter, show and replay what the delivery workers gave up on.
+
+A dead letter is a record on ``deliveries.dlq``: either a ``DeliveryRecord`` with its whole
+attempt history plus ``reason`` and ``dead_lettered_at``, or an unreadable record set aside with
+``reason`` ("malformed: ...") and its original bytes. Each is named by where it sits:
+``<partition>-<offset>``, stable for as long as the topic keeps it.
+
+A replay puts the delivery back on the ``deliveries`` topic (keyed by subscription id) with the
+same delivery id (so the same ``webhook-id``), a fresh attempt count and ``replay_of`` set. Every
+replayed entry is written to the ``dlq_replays`` table, so replaying the same range twice reports
+the entries already replayed instead of sending them again (``force`` overrides).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from sqlalchemy import DateTime, String, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hookstream.db import Base, make_engine, migrate, session_factory
+from hookstream.errors import BrokerError, NotFoundError, ValidationError
+from hookstream.kafka import producer_config
+from hookstream.records import DeliveryRecord
+from hookstream.settings import Settings
+from hookstream.topics import DEAD_LETTERS, DELIVERIES
+
+
+class ReplayRow(Base):
+    __tablename__ = "dlq_replays"
+
+    entry_id: Mapped[str] = mapped_column(String(255), primary_key=True)  # "<topic>:<partition>-<offset>"
+    delivery_id: Mapped[str] = mapped_column(String(64), index=True)
+    replayed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetter:
+    id: str  # "<partition>-<offset>"
+    reason: str
+    dead_lettered_at: float | None
+    record: DeliveryRecord | None  # None for an unreadable record set aside
+    raw: dict
+
+    @property
+    def malformed(self) -> bool:
+        return self.record is None
+
+    @property
+    def last_error(self) -> str:
+        if not self.record or not self.record.attempts:
+            return self.reason
+        last = self.record.attempts[-1]
+        status = last.get("status") or last.get("http_status")
+        return " ".join(str(x) for x in (status, last.get("error")) if x) or self.reason
+
+    def summary(self) -> dict:
+        r = self.record
+        return {
+            "id": self.id,
+            "reason": self.reason,
+            "dead_lettered_at": _iso(self.dead_lettered_at),
+            "delivery_id": r.delivery_id if r else None,
+            "tenant_id": r.tenant_id if r else None,
+            "subscription_id": r.subscription_id if r else None,
+            "event_type": r.event_type if r else None,
+            "event_id": r.event_id if r else None,
+            "attempts": len(r.attempts) if r else 0,
+            "last_error": self.last_error,
+        }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Filter:
+    tenant_id: str | None = None
+    subscription_id: str | None = None
+    event_type: str | None = None
+    since: float | None = None
+    until: float | None = None
+    reason: str | None = None
+
+    def __call__(self, d: DeadLetter) -> bool:
+        r = d.record
+        if self.tenant_id and (r is None or r.tenant_id != self.tenant_id):
+            return False
+        if self.subscription_id and (r is None or r.subscription_id != self.subscription_id):
+            return False
+        if self.event_type and (r is None or not _type_matches(self.event_type, r.event_type)):
+            return False
+        when = d.dead_lettered_at
+        if self.since is not None and (when is None or when < self.since):
+            return False
+        if self.until is not None and (when is None or when >= self.until):
+            return False
+        if self.reason and self.reason.lower() not in d.reason.lower():
+            return False
+        return True
+
+
+def _type_matches(pattern: str, event_type: str) -> bool:
+    return pattern == event_type or (pattern.endswith(".*") and event_type.startswith(pattern[:-1]))
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if ts is not None else None
+
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
+
+
+def parse_time(text: str, *, name: str, now: datetime | None = None) -> float:
+    """RFC 3339 (``2026-11-28T10:00:00Z``), a date, or a span back from now (``30m``, ``2h``, ``7d``)."""
+    now = now or datetime.now(UTC)
+    m = _RELATIVE.match(text.strip())
+    if m:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+        return (now - timedelta(**{unit: float(m.group(1))})).timestamp()
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"{name}: {text!r} is not a time (use RFC 3339 like 2026-11-28T10:00:00Z, or a span like 2h)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def decode(partition: int, offset: int, value: bytes | None) -> DeadLetter:
+    entry_id = f"{partition}-{offset}"
+    try:
+        raw = orjson.loads(value) if value is not None else {}
+        if not isinstance(raw, dict):
+            raise ValueError("not an object")
+    except (ValueError, orjson.JSONDecodeError):
+        return DeadLetter(entry_id, "unreadable dead-letter record", None, None, {})
+    record = None
+    if "delivery_id" in raw:
+        try:
+            record = DeliveryRecord.from_bytes(value)
+        except (TypeError, ValueError):
+            record = None
+    return DeadLetter(entry_id, str(raw.get("reason") or "unknown"), raw.get("dead_lettered_at"), record, raw)
+
+
+def read(settings: Settings, *, since: float | None = None, timeout: float = 10.0) -> Iterator[DeadLetter]:
+    """Every dead letter on the topic up to its current end (from ``since`` when given, using
+    the broker's time index to skip older segments)."""
+    topic = settings.topic(DEAD_LETTERS)
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "hookstream-dlq-reader",
+                         "enable.auto.commit": False, "enable.partition.eof": True, "log_level": 3})
+    try:
+        md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if md is None or md.error is not None:
+            raise BrokerError(f"topic {topic} does not exist; run `hookstream topics ensure`")
+        ends = {}
+        for p in md.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            if high > low:
+                ends[p] = high
+        if not ends:
+            return
+        starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends]
+        if since is not None:
+            starts = consumer.offsets_for_times([TopicPartition(topic, p, int(since * 1000)) for p in ends], timeout=timeout)
+            starts = [tp if tp.offset >= 0 else TopicPartition(topic, tp.partition, ends[tp.partition]) for tp in starts]
+        remaining = {tp.partition for tp in starts if tp.offset < ends[tp.partition]}
+        consumer.assign([tp for tp in starts if tp.partition in remaining])
+        while remaining:
+            msg = consumer.poll(timeout)
+            if msg is None:
+                raise BrokerError(f"reading {topic} stalled (no answer within {timeout:g}s)")
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    remaining.discard(msg.partition())
+                    continue
+                raise BrokerError(f"reading {topic} failed: {msg.error().str()}")
+            if msg.offset() >= ends[msg.partition()]:
+                remaining.discard(msg.partition())
+                continue
+            yield decode(msg.partition(), msg.offset(), msg.value())
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                remaining.discard(msg.partition())
+    finally:
+        consumer.close()
+
+
+def find(settings: Settings, entry_id: str) -> DeadLetter:
+    m = re.fullmatch(r"(\d+)-(\d+)", entry_id.strip())
+    if not m:
+        raise ValidationError(f"{entry_id!r} is not a dead-letter id (they look like 2-153: partition-offset)")
+    partition, offset = int(m.group(1)), int(m.group(2))
+    topic = settings.topic(DEAD_LETTERS)
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "hookstream-dlq-reader",
+                         "enable.auto.commit": False, "log_level": 3})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        if not low <= offset < high:
+            raise NotFoundError(f"no dead letter {entry_id} (partition {partition} holds offsets {low}..{high - 1})")
+        consumer.assign([TopicPartition(topic, partition, offset)])
+        msg = consumer.poll(10)
+        if msg is None or msg.error() or msg.offset() != offset:
+            raise NotFoundError(f"no dead letter {entry_id}")
+        return decode(partition, offset, msg.value())
+    except KafkaException as exc:  # unknown partition and the like
+        raise NotFoundError(f"no dead letter {entry_id}: {exc}") from None
+    finally:
+        consumer.close()
+
+
+@dataclasses.dataclass
+class ReplayReport:
+    replayed: list[str] = dataclasses.field(default_factory=list)
+    already: dict[str, str] = dataclasses.field(default_factory=dict)  # entry -> when it was replayed
+    not_replayable: dict[str, str] = dataclasses.field(default_factory=dict)  # entry -> why
+
+
+def replay(
+    settings: Settings,
+    entries: Iterable[DeadLetter],
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ReplayReport:
+    entries = list(entries)
+    topic = settings.topic(DEAD_LETTERS)
+    key = lambda d: f"{topic}:{d.id}"  # noqa: E731
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    report = ReplayReport()
+    with sessions() as session:
+        done = {row.entry_id: row.replayed_at for row in session.scalars(select(ReplayRow).where(ReplayRow.entry_id.in_([key(d) for d in entries])))}
+    todo = []
+    for d in entries:
+        if d.record is None:
+            report.not_replayable[d.id] = f"not a delivery ({d.reason})"
+        elif key(d) in done and not force:
+            report.already[d.id] = done[key(d)].isoformat()
+        else:
+            todo.append(d)
+    if dry_run:
+        report.replayed = [d.id for d in todo]
+        return report
+    producer = Producer(producer_config(settings, **{"client.id": "hookstream-dlq-replay"}))
+    failures: list[str] = []
+    deliveries = settings.topic(DELIVERIES)
+    for i, d in enumerate(todo):
+        fresh = dataclasses.replace(d.record, attempt=0, attempts=(), due_at=None, replay_of=d.id)
+        producer.produce(deliveries, fresh.to_bytes(), fresh.subscription_id.encode(),
+                         on_delivery=lambda err, _m, _id=d.id: err and failures.append(f"{_id}: {err.str()}"))
+        producer.poll(0)
+        if progress:
+            progress(i + 1)
+    if producer.flush(60) or failures:
+        raise BrokerError(f"the broker did not take every replay: {failures[:3]}; nothing was recorded as replayed, run it again")
+    now = datetime.now(UTC)
+    with sessions.begin() as session:
+        for d in todo:
+            session.merge(ReplayRow(entry_id=key(d), delivery_id=d.record.delivery_id, replayed_at=now))
+    engine.dispose()
+    report.replayed = [d.id for d in todo]
+    return report

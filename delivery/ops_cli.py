@@ -1,0 +1,149 @@
+"""``hookstream dlq list|show|replay`` and ``hookstream replay events``: what operators touch."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from hookstream.cli._output import JsonOption, emit_json
+from hookstream.settings import Settings
+
+dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
+replay_app = typer.Typer(help="Re-deliver past events to one subscription.", no_args_is_help=True)
+
+
+def _filter(tenant, subscription, event_type, since, until, reason):
+    from delivery.dead_letters import Filter, parse_time
+
+    return Filter(
+        tenant_id=tenant, subscription_id=subscription, event_type=event_type, reason=reason,
+        since=parse_time(since, name="--since") if since else None,
+        until=parse_time(until, name="--until") if until else None,
+    )
+
+
+_tenant = typer.Option(None, "--tenant", help="Only this tenant's.")
+_subscription = typer.Option(None, "--subscription", help="Only this subscription's.")
+_type = typer.Option(None, "--type", help="Event type, or a prefix like payment.*")
+_since = typer.Option(None, "--since", help="RFC 3339 time or a span back from now (2h, 7d).")
+_until = typer.Option(None, "--until", help="RFC 3339 time or a span back from now.")
+_reason = typer.Option(None, "--reason", help="Reason contains this text (e.g. client_error, exhausted, malformed).")
+
+
+@dlq_app.command("list")
+def dlq_list(tenant: Optional[str] = _tenant, subscription: Optional[str] = _subscription, event_type: Optional[str] = _type,
+             since: Optional[str] = _since, until: Optional[str] = _until, reason: Optional[str] = _reason,
+             as_json: bool = JsonOption) -> None:
+    """Dead letters with subscription, event type, attempts and last error."""
+    from delivery.dead_letters import read
+
+    settings = Settings.from_env()
+    flt = _filter(tenant, subscription, event_type, since, until, reason)
+    rows = [d.summary() for d in read(settings, since=flt.since) if flt(d)]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        typer.echo("no dead letters match")
+        return
+    for r in rows:
+        typer.echo(f"{r['id']:<9} {r['dead_lettered_at'] or '-':<27} {r['tenant_id'] or '-':<12} {r['subscription_id'] or '-':<30} "
+                   f"{r['event_type'] or '-':<22} attempts={r['attempts']:<2} {r['reason']}: {r['last_error']}")
+    typer.echo(f"{len(rows)} dead letter(s)", err=True)
+
+
+@dlq_app.command("show")
+def dlq_show(entry_id: str = typer.Argument(..., help="The id from `dlq list` (partition-offset)."), as_json: bool = JsonOption) -> None:
+    """One dead letter in full: the event, every attempt, the reason."""
+    from delivery.dead_letters import find
+
+    d = find(Settings.from_env(), entry_id)
+    doc = {**d.summary(), "attempt_history": list(d.record.attempts) if d.record else [], "event": d.record.event if d.record else None}
+    if d.malformed:
+        doc["original"] = {k: d.raw.get(k) for k in ("topic", "partition", "offset", "key_b64", "value_b64")}
+    if as_json:
+        emit_json(doc)
+        return
+    for k in ("id", "reason", "dead_lettered_at", "delivery_id", "tenant_id", "subscription_id", "event_type", "event_id"):
+        typer.echo(f"{k:<17} {doc[k]}")
+    for i, a in enumerate(doc["attempt_history"], 1):
+        typer.echo(f"attempt {i:<9} " + " ".join(f"{k}={v}" for k, v in a.items()))
+    if doc["event"] is not None:
+        import json
+
+        typer.echo("event            " + json.dumps(doc["event"], sort_keys=True))
+
+
+@dlq_app.command("replay")
+def dlq_replay(tenant: Optional[str] = _tenant, subscription: Optional[str] = _subscription, event_type: Optional[str] = _type,
+               since: Optional[str] = _since, until: Optional[str] = _until, reason: Optional[str] = _reason,
+               dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be replayed; send nothing."),
+               yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+               force: bool = typer.Option(False, "--force", help="Replay entries that were replayed before, again."),
+               as_json: bool = JsonOption) -> None:
+    """Put matching dead letters back on the delivery path (same webhook-id, fresh attempts)."""
+    from delivery.dead_letters import read, replay
+
+    settings = Settings.from_env()
+    flt = _filter(tenant, subscription, event_type, since, until, reason)
+    entries = [d for d in read(settings, since=flt.since) if flt(d)]
+    if not entries:
+        typer.echo("no dead letters match")
+        return
+    if not dry_run and not yes:
+        if not sys.stdin.isatty():
+            typer.echo("error: refusing to replay without confirmation; pass --yes (or --dry-run to look first)", err=True)
+            raise typer.Exit(2)
+        typer.confirm(f"Replay {len(entries)} dead letter(s)?", abort=True)
+    if dry_run or len(entries) < 200:
+        report = replay(settings, entries, dry_run=dry_run, force=force)
+    else:
+        with typer.progressbar(length=len(entries), label="replaying", file=sys.stderr) as bar:
+            seen = [0]
+
+            def tick(n: int) -> None:
+                bar.update(n - seen[0])
+                seen[0] = n
+
+            report = replay(settings, entries, force=force, progress=tick)
+    if as_json:
+        emit_json({"dry_run": dry_run, "replayed": report.replayed, "already_replayed": report.already,
+                   "not_replayable": report.not_replayable})
+        return
+    verb = "would replay" if dry_run else "replayed"
+    if dry_run:
+        by_id = {d.id: d for d in entries}
+        for entry in report.replayed:
+            s = by_id[entry].summary()
+            typer.echo(f"{verb} {entry}: {s['event_type']} -> {s['subscription_id']} (webhook-id {s['delivery_id']})")
+    typer.echo(f"{verb} {len(report.replayed)} dead letter(s)")
+    for entry, when in report.already.items():
+        typer.echo(f"skipped {entry}: already replayed at {when} (--force to send it again)")
+    for entry, why in report.not_replayable.items():
+        typer.echo(f"skipped {entry}: {why}")
+
+
+@replay_app.command("events")
+def replay_events(subscription: str = typer.Option(..., "--subscription", help="The subscription to re-deliver to."),
+                  since: str = typer.Option(..., "--since", help="RFC 3339 time or a span back from now (2h)."),
+                  until: Optional[str] = _until,
+                  tenant: Optional[str] = typer.Option(None, "--tenant", help="Must own the subscription when given."),
+                  dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be re-delivered; send nothing."),
+                  as_json: bool = JsonOption) -> None:
+    """Re-fan the events of a time window to ONE subscription, with their original webhook-ids."""
+    from delivery.dead_letters import parse_time
+    from delivery.recovery import recover
+    from hookstream.subscriptions.store import SubscriptionStore
+
+    settings = Settings.from_env()
+    sub = SubscriptionStore.open(settings).get(subscription, tenant_id=tenant)
+    report = recover(settings, sub, since=parse_time(since, name="--since"),
+                     until=parse_time(until, name="--until") if until else None, dry_run=dry_run)
+    if as_json:
+        emit_json({"subscription": sub.id, "dry_run": dry_run, "scanned": report.scanned, "queued": report.queued,
+                   "skipped_invalid": report.skipped_invalid})
+    else:
+        typer.echo(f"{'would re-deliver' if dry_run else 're-delivering'} {report.queued} event(s) to {sub.id} "
+                   f"(scanned {report.scanned}, {report.skipped_invalid} unreadable skipped)")

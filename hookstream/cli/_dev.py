@@ -1,0 +1,158 @@
+"""``hookstream dev up|down|status``: the whole pipeline on this machine, one command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import typer
+
+from hookstream.cli._output import JsonOption, emit_json
+from hookstream.settings import Settings
+
+dev_app = typer.Typer(help="Run the whole pipeline locally: broker, topics, stream and delivery workers.", no_args_is_help=True)
+
+DEMO_TENANT = "demo"
+DEMO_DESCRIPTION = "hookstream demo receiver"
+
+
+def _demo_env() -> dict[str, str]:
+    """The demo posts to a receiver on loopback: allow http and 127.0.0.0/8 for this stack only."""
+    env = dict(os.environ)
+    env["HOOKSTREAM_ALLOW_HTTP"] = "1"
+    nets = [n for n in env.get("HOOKSTREAM_ALLOWED_NETWORKS", "").split(",") if n.strip()]
+    env["HOOKSTREAM_ALLOWED_NETWORKS"] = ",".join(dict.fromkeys([*nets, "127.0.0.0/8"]))
+    return env
+
+
+def _demo_subscription(settings: Settings, receiver_port: int) -> str:
+    """The demo's subscription (reused across runs), published to the subscriptions topic."""
+    from hookstream.subscriptions.store import SubscriptionStore
+    from hookstream.subscriptions.topic import publish_pending
+
+    store = SubscriptionStore.open(settings)
+    url = f"http://127.0.0.1:{receiver_port}/webhooks"
+    for sub in store.list(tenant_id=DEMO_TENANT):
+        if sub.description == DEMO_DESCRIPTION and sub.url == url:
+            if not sub.active:
+                store.enable(sub.id)
+            break
+    else:
+        sub, _secret = store.add(DEMO_TENANT, url, ["*"], description=DEMO_DESCRIPTION)
+    publish_pending(settings)
+    return sub.id
+
+
+def _publish_demo_events(settings: Settings) -> list[str]:
+    from producers import Publisher
+    from schemas import EVENT_TYPES, Event, example
+
+    events = [Event.new(t, DEMO_TENANT, example(t)) for t in EVENT_TYPES]
+    with Publisher(settings) as publisher:
+        for event in events:
+            publisher.publish(event)
+    return [e.id for e in events]
+
+
+def _interrupt(*_args) -> None:
+    raise KeyboardInterrupt
+
+
+@dev_app.command("up")
+def up(
+    detach: bool = typer.Option(False, "--detach", help="Return once everything is ready; stop later with `hookstream dev down`."),
+    demo: bool = typer.Option(False, "--demo", help="Also start a local receiver, subscribe it to every event type and publish one event of each of the 12 types."),
+    streams_metrics_port: int = typer.Option(9464, "--streams-metrics-port"),
+    delivery_metrics_port: int = typer.Option(9465, "--delivery-metrics-port"),
+    receiver_port: int = typer.Option(8765, "--receiver-port", help="Port of the demo receiver."),
+) -> None:
+    """Start broker, topics, stream worker and delivery worker; stream every delivery outcome."""
+    from hookstream.devstack import DevStack, follow_outcomes, format_outcome, port_free
+
+    env = _demo_env() if demo else dict(os.environ)
+    settings = Settings.from_env(env)
+    stack = DevStack(settings, env)
+
+    def demo_parts(cfg: Settings):
+        if not port_free(receiver_port):
+            from hookstream.errors import HookstreamError
+
+            raise HookstreamError(f"the demo receiver's port {receiver_port} is taken; choose another with --receiver-port")
+        sub_id = _demo_subscription(cfg, receiver_port)
+        return [("receiver", ["receive", "--port", str(receiver_port), "--subscription", sub_id], receiver_port)]
+
+    stopping = threading.Event()
+    # SIGTERM behaves like Ctrl-C: stop everything this command started
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        state = stack.up(
+            streams_metrics_port=streams_metrics_port, delivery_metrics_port=delivery_metrics_port,
+            before_workers=demo_parts if demo else None,
+        )
+    except KeyboardInterrupt:
+        typer.echo("stopped", err=True)
+        raise typer.Exit(130)
+    typer.echo(f"kafka     {settings.kafka_bootstrap}")
+    for p in state.processes:
+        where = p.metrics_url or (f"http://127.0.0.1:{p.port}/" if p.port else "")
+        typer.echo(f"{p.name:<9} pid {p.pid:<7} {where}  log {p.log}")
+    if demo:
+        ids = _publish_demo_events(settings)
+        typer.echo(f"published {len(ids)} demo events (one of each type) for tenant {DEMO_TENANT!r}; "
+                   f"the receiver prints them in {stack.dir / 'receiver.log'}")
+    if detach:
+        typer.echo("ready; stop with `hookstream dev down`")
+        return
+    typer.echo("ready; delivery outcomes follow (Ctrl-C stops everything)")
+    code = 0
+    try:
+        def watch() -> bool:
+            dead = stack.dead(state)
+            if dead:
+                for p in dead:
+                    typer.echo(f"error: the {p.name} process (pid {p.pid}) died; see {p.log}", err=True)
+                stopping.set()
+            return stopping.is_set()
+
+        follow_outcomes(settings, lambda row: typer.echo(format_outcome(row)), watch)
+        code = 1  # only a dead process ends the loop
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the shutdown short
+        stopped = stack.down(state)
+        typer.echo(f"stopped {', '.join(stopped) or 'nothing'}", err=True)
+    raise typer.Exit(code)
+
+
+@dev_app.command("down")
+def down() -> None:
+    """Stop the stack `hookstream dev up` started (reverse order)."""
+    from hookstream.devstack import DevStack
+
+    stopped = DevStack(Settings.from_env()).down()
+    typer.echo(f"stopped {', '.join(stopped)}" if stopped else "no dev stack is running")
+
+
+@dev_app.command("status")
+def status(as_json: bool = JsonOption) -> None:
+    """Each process of the stack: name, pid, alive, metrics URL; exit 1 if any died."""
+    from hookstream.devstack import DevStack
+
+    stack = DevStack(Settings.from_env())
+    state = stack.load()
+    if state is None:
+        if as_json:
+            emit_json({"running": False, "processes": []})
+        else:
+            typer.echo("no dev stack is running")
+        raise typer.Exit(1)
+    rows = [{"name": p.name, "pid": p.pid, "alive": p.alive, "metrics_url": p.metrics_url, "log": p.log} for p in state.processes]
+    if as_json:
+        emit_json({"running": True, "bootstrap": state.bootstrap, "processes": rows})
+    else:
+        typer.echo(f"kafka at {state.bootstrap}")
+        for r in rows:
+            typer.echo(f"{r['name']:<9} pid {r['pid']:<7} {'alive' if r['alive'] else 'DEAD ':<6} {r['metrics_url'] or ''}")
+    raise typer.Exit(0 if all(r["alive"] for r in rows) else 1)

@@ -1,0 +1,256 @@
+"""The local stack behind ``hookstream dev up``: broker, topics, stream worker, delivery worker.
+
+Each part runs as its own process (its own metrics port, its own log file) started in order and
+stopped in reverse order. What runs is written to ``<state dir>/dev/stack.json`` (names, pids,
+ports, log paths) so ``dev status`` and ``dev down`` work from another terminal, and so a
+process that died is reported rather than hidden.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from hookstream.broker import LocalBroker, pid_alive
+from hookstream.errors import HookstreamError
+from hookstream.settings import Settings
+from hookstream.topics import ensure_topics
+
+STOP_TIMEOUT = 8.0  # per process; Ctrl-C must stop the whole stack within 30 s
+READY_TIMEOUT = 90.0
+
+
+@dataclasses.dataclass
+class StackProcess:
+    name: str
+    pid: int
+    cmd: list[str]
+    log: str
+    metrics_port: int | None = None
+    port: int | None = None
+
+    @property
+    def metrics_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else None
+
+    @property
+    def alive(self) -> bool:
+        return _alive(self.pid, self.cmd)
+
+
+@dataclasses.dataclass
+class StackState:
+    bootstrap: str
+    broker_started_here: bool
+    processes: list[StackProcess] = dataclasses.field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "StackState":
+        raw = json.loads(text)
+        return cls(raw["bootstrap"], raw["broker_started_here"], [StackProcess(**p) for p in raw["processes"]])
+
+
+def _alive(pid: int, cmd: list[str]) -> bool:
+    """Alive, not a zombie, and still the process we started (not a recycled pid)."""
+    if not pid_alive(pid):
+        return False
+    try:
+        return cmd[-1].encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return True  # no /proc: trust the pid
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class DevStack:
+    def __init__(self, settings: Settings, env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.dir = settings.state_dir / "dev"
+        self.state_file = self.dir / "stack.json"
+        self.env = dict(os.environ if env is None else env)
+
+    # ------------------------------------------------------------------ state
+    def load(self) -> StackState | None:
+        try:
+            return StackState.from_json(self.state_file.read_text())
+        except FileNotFoundError:
+            return None
+
+    def _save(self, state: StackState) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(state.to_json())
+
+    # ------------------------------------------------------------------ up
+    def up(self, *, streams_metrics_port: int, delivery_metrics_port: int, before_workers=None) -> StackState:
+        """Start everything in order; return once every process is ready. Raises (after
+        stopping what it started) when a part cannot start."""
+        existing = self.load()
+        if existing and any(p.alive for p in existing.processes):
+            raise HookstreamError(f"a dev stack is already running (see `hookstream dev status`); stop it with `hookstream dev down`")
+        for port in (streams_metrics_port, delivery_metrics_port):
+            if not port_free(port):
+                raise HookstreamError(f"metrics port {port} is taken; choose others with --streams-metrics-port/--delivery-metrics-port")
+        broker = LocalBroker(self.settings)
+        before = broker.status(timeout=2.0)
+        broker.start()
+        state = StackState(self.settings.kafka_bootstrap, broker_started_here=not before.answering)
+        self._save(state)
+        try:
+            ensure_topics(self.settings)
+            # e.g. the demo: a subscription and a receiver, once the broker and topics are there
+            for name, args, port in (before_workers(self.settings) if before_workers else ()):
+                state.processes.append(self._spawn(name, args, port=port))
+                self._save(state)
+            state.processes.append(self._spawn("streams", ["streams", "worker", "--metrics-port", str(streams_metrics_port)], metrics_port=streams_metrics_port))
+            self._save(state)
+            state.processes.append(self._spawn("delivery", ["delivery", "worker", "--metrics-port", str(delivery_metrics_port)], metrics_port=delivery_metrics_port))
+            self._save(state)
+            self._wait_ready(state)
+        except BaseException:
+            self.down(state)
+            raise
+        return state
+
+    def _spawn(self, name: str, args: list[str], *, metrics_port: int | None = None, port: int | None = None) -> StackProcess:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        log = self.dir / f"{name}.log"
+        cmd = [sys.executable, "-m", "hookstream", *args]
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        return StackProcess(name, proc.pid, cmd, str(log), metrics_port, port)
+
+    def _wait_ready(self, state: StackState) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        pending = list(state.processes)
+        while pending:
+            for p in list(pending):
+                if not p.alive:
+                    raise HookstreamError(f"the {p.name} process exited while starting; see {p.log}")
+                if _answers(p):
+                    pending.remove(p)
+            if pending and time.monotonic() > deadline:
+                raise HookstreamError(f"{', '.join(p.name for p in pending)} not ready after {READY_TIMEOUT:.0f}s; see {pending[0].log}")
+            time.sleep(0.2)
+
+    # ------------------------------------------------------------------ down
+    def down(self, state: StackState | None = None) -> list[str]:
+        """Stop every process in reverse order (SIGTERM, then SIGKILL after a grace period) and
+        the broker if ``dev up`` started it. Returns what was stopped."""
+        state = state or self.load()
+        if state is None:
+            return []
+        stopped = []
+        for p in reversed(state.processes):
+            if p.alive:
+                _terminate(p)
+                stopped.append(p.name)
+        if state.broker_started_here:
+            if LocalBroker(self.settings).stop():
+                stopped.append("kafka")
+        self.state_file.unlink(missing_ok=True)
+        return stopped
+
+    def dead(self, state: StackState) -> list[StackProcess]:
+        return [p for p in state.processes if not p.alive]
+
+
+def _answers(p: StackProcess) -> bool:
+    url = p.metrics_url or (f"http://127.0.0.1:{p.port}/" if p.port else None)
+    if url is None:
+        return True
+    try:
+        urllib.request.urlopen(url, timeout=1).read(1)
+        return True
+    except urllib.error.HTTPError:
+        return True  # it answers, just not 2xx on "/"
+    except OSError:
+        return False
+
+
+def _terminate(p: StackProcess) -> None:
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while p.alive and time.monotonic() < deadline:
+        _reap(p.pid)
+        time.sleep(0.1)
+    if p.alive:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        while p.alive:
+            _reap(p.pid)
+            time.sleep(0.05)
+    _reap(p.pid)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def follow_outcomes(settings: Settings, emit, stop, *, interval: float = 0.5) -> None:
+    """Call ``emit(row)`` for every delivery attempt the attempt log records from now on,
+    until ``stop()`` is true. Reads the table with plain SQL: it may not exist yet (the
+    delivery worker creates it on start)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from hookstream.db import make_engine
+
+    engine = make_engine(settings.database_url)
+    last = None
+    query = text(
+        "select id, attempted_at, status, http_status, event_type, tenant_id, subscription_id, delivery_id,"
+        " attempt, duration_ms, error from delivery_attempts where id > :last order by id limit 1000"
+    )
+    while not stop():
+        try:
+            with engine.connect() as conn:
+                if last is None:
+                    last = conn.execute(text("select coalesce(max(id), 0) from delivery_attempts")).scalar_one()
+                rows = conn.execute(query, {"last": last}).mappings().all()
+        except DBAPIError:
+            rows = []
+        for row in rows:
+            last = row["id"]
+            emit(dict(row))
+        if not rows:
+            time.sleep(interval)
+    engine.dispose()
+
+
+def format_outcome(row: dict) -> str:
+    at = row["attempted_at"]
+    at = at.strftime("%H:%M:%S") if hasattr(at, "strftime") else str(at)[11:19]
+    http = row["http_status"] if row["http_status"] is not None else "-"
+    err = f" error={row['error']}" if row.get("error") else ""
+    return (
+        f"{at} {row['status']:<9} {http!s:>3} {row['event_type']:<22} tenant={row['tenant_id']} "
+        f"sub={row['subscription_id']} webhook-id={row['delivery_id']} attempt={row['attempt']} "
+        f"{row['duration_ms']:.0f}ms{err}"
+    )

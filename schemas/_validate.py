@@ -1,0 +1,274 @@
+"""Validation: bytes or an ``Event`` in, a valid ``Event`` (or its bytes) out, ``InvalidEventError`` otherwise.
+
+Each (type, version) schema is compiled once, on first use, by jsonschema-rs (Rust; about a
+microsecond per event). Valid events take the fast path (``is_valid``); only a refused event pays
+for collecting its errors, which are turned into one line naming the field, e.g.
+``payment.received: data.amount must be a non-negative decimal amount as a string ... (got 12.5)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+import jsonschema_rs
+import orjson
+
+from schemas._catalog import CURRENT_VERSIONS, EventSchema, get_schema, unknown_type
+from schemas._envelope import Event, format_timestamp
+from schemas._errors import InvalidEventError
+
+# Which error to name first when there are several: the most basic problem.
+_KIND_ORDER = {"required": 0, "type": 1, "additionalProperties": 2, "minLength": 3, "minItems": 4}
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
+_ARTICLE = {"object": "an object", "array": "an array", "string": "a string", "boolean": "a boolean",
+            "integer": "an integer", "number": "a number", "null": "null"}
+
+
+@functools.cache
+def _compiled(event_type: str, version: int) -> tuple[EventSchema, Any]:
+    schema = get_schema(event_type, version)
+    return schema, jsonschema_rs.Draft202012Validator(schema.document(), validate_formats=False)
+
+
+_READY: dict[tuple[str, int], Any] = {}  # (type, version) -> validator, once a document of it was checked
+
+
+def _validator(doc: dict[str, Any]) -> Any:
+    """The compiled validator for a document's type and version, checking both on first sight."""
+    version = doc.get("schema_version")
+    if type(version) is int:  # not bool: True == 1 would find version 1
+        try:
+            return _READY[(doc.get("type"), version)]
+        except (KeyError, TypeError):  # TypeError: an unhashable "type"
+            pass
+    event_type, version = _type_and_version(doc)
+    validator = _READY[(event_type, version)] = _compiled(event_type, version)[1]
+    return validator
+
+
+def parse_event(value: bytes | bytearray | memoryview | str | None) -> Event:
+    """Parse and validate one event from the wire. Raises ``InvalidEventError`` (and nothing else)."""
+    if value is None:
+        raise InvalidEventError("no value (a tombstone is not an event)", code="not_json")
+    try:
+        doc = orjson.loads(value)
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        raise InvalidEventError(f"not JSON: {_one_line(str(exc))}", code="not_json") from None
+    return event_from_dict(doc)
+
+
+def event_from_dict(doc: Any) -> Event:
+    """Validate a decoded JSON document and build the ``Event``."""
+    if not isinstance(doc, dict):
+        raise InvalidEventError(f"not a JSON object (got {_json_type(doc)})", code="not_object")
+    if not _safe_is_valid(doc):
+        _refuse(doc)
+    try:
+        occurred_at = datetime.fromisoformat(doc["occurred_at"]).astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # RFC 3339's shape but no real moment: a leap second, year 0 in UTC
+        raise _envelope_error(doc["type"], "occurred_at", f"is not a valid timestamp (got {_got(doc['occurred_at'])})") from None
+    return Event(doc["id"], doc["type"], doc["tenant_id"], occurred_at, doc["schema_version"], doc["data"], doc.get("correlation_id"))
+
+
+def validate_event(event: Event) -> None:
+    """Raise ``InvalidEventError`` unless ``event`` satisfies its type's schema."""
+    encode_event(event)
+
+
+def encode_event(event: Event) -> bytes:
+    """Validate ``event`` and return its wire bytes (UTF-8 JSON). Nothing invalid gets through."""
+    doc = _envelope_dict(event)
+    if not _safe_is_valid(doc):
+        _refuse(doc)
+    try:
+        return orjson.dumps(doc)
+    except TypeError as exc:  # values the schema cannot see, e.g. a str subclass orjson refuses
+        raise InvalidEventError(f"{event.type}: not serializable as JSON: {exc}", code="schema", event_type=event.type) from None
+
+
+def validate_data(event_type: str, data: Any, version: int | None = None) -> None:
+    """Raise ``InvalidEventError`` unless ``data`` is a valid ``data`` object for this type."""
+    schema = get_schema(event_type, version)
+    doc = {"id": "x", "type": event_type, "tenant_id": "x", "occurred_at": "2000-01-01T00:00:00Z",
+           "schema_version": schema.version, "data": data}
+    if not _safe_is_valid(doc):
+        _refuse(doc)
+
+
+# ----------------------------------------------------------------------------- internals
+def _envelope_dict(event: Event) -> dict[str, Any]:
+    if not isinstance(event, Event):
+        raise InvalidEventError(f"expected an Event (got {type(event).__name__})", code="not_object")
+    occurred_at = event.occurred_at
+    if isinstance(occurred_at, datetime):
+        occurred_at = format_timestamp(occurred_at)
+    doc = {"id": event.id, "type": event.type, "tenant_id": event.tenant_id, "occurred_at": occurred_at,
+           "schema_version": event.schema_version, "data": event.data}
+    if event.correlation_id is not None:
+        doc["correlation_id"] = event.correlation_id
+    return doc
+
+
+def _type_and_version(doc: dict[str, Any]) -> tuple[str, int]:
+    event_type = doc.get("type")
+    if "type" not in doc:
+        raise InvalidEventError("type is required", code="unknown_type", field="type")
+    if not isinstance(event_type, str) or event_type not in CURRENT_VERSIONS:
+        raise unknown_type(event_type)
+    if "schema_version" not in doc:
+        raise _envelope_error(event_type, "schema_version", "is required")
+    version = doc["schema_version"]
+    if type(version) is not int:
+        raise _envelope_error(event_type, "schema_version", f"must be an integer (got {_got(version)})")
+    get_schema(event_type, version)  # refuses versions we do not know
+    return event_type, version
+
+
+def _safe_is_valid(doc: dict[str, Any]) -> bool:
+    """The fast check; raises ``InvalidEventError`` only for an unknown type or version."""
+    try:
+        return _validator(doc).is_valid(doc)
+    except (ValueError, TypeError, OverflowError):  # a value JSON cannot hold (Decimal, datetime, huge int)
+        return False
+
+
+def _refuse(doc: dict[str, Any]) -> None:
+    """Raise the ``InvalidEventError`` that says why ``doc`` is invalid (the slow path)."""
+    event_type, version = _type_and_version(doc)
+    schema, validator = _compiled(event_type, version)
+    try:
+        errors = list(validator.iter_errors(doc))
+    except (ValueError, TypeError, OverflowError):  # a value JSON cannot hold (Decimal, datetime, huge int, ...)
+        path, value = _first_non_json(doc)
+        raise InvalidEventError(
+            f"{event_type}: {path} must be a JSON value (got {type(value).__name__}); "
+            "money and dates are strings (see `hookstream schemas show`)",
+            code="schema", event_type=event_type, field=path,
+        ) from None
+    if not errors:  # cannot happen unless the two code paths of the validator disagree
+        raise InvalidEventError(f"{event_type}: does not match its schema", code="schema", event_type=event_type)
+    # envelope before data (an empty tenant matters more than a field), then the most basic problem
+    errors.sort(key=lambda e: (bool(e.instance_path) and e.instance_path[0] == "data", _KIND_ORDER.get(e.kind.name, 9), len(e.instance_path)))
+    field, problem = _describe(errors[0], schema)
+    more = len({f for e in errors for f in _fields_of(e)} - {field})  # other fields with problems
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    code = "schema" if field.startswith("data") else "envelope"
+    raise InvalidEventError(f"{event_type}: {field} {problem}{suffix}", code=code, event_type=event_type, field=field)
+
+
+def _fields_of(error: Any) -> list[str]:
+    path, kind = list(error.instance_path), error.kind
+    if kind.name == "required":
+        return [_path(path + [kind.property])]
+    if kind.name == "additionalProperties":
+        return [_path(path + [name]) for name in kind.unexpected]
+    return [_path(path) or "the event"]
+
+
+def _describe(error: Any, schema: EventSchema) -> tuple[str, str]:
+    kind = error.kind
+    path = list(error.instance_path)
+    name = kind.name
+    if name == "required":
+        return _path(path + [kind.property]), "is required"
+    if name == "additionalProperties":
+        return _path(path + [kind.unexpected[0]]), f"is not a field of {schema.type} v{schema.version}"
+    field = _path(path) or "the event"
+    described = _subschema(schema.document(), list(error.schema_path)[:-1]).get("description")
+    if name == "type":
+        wanted = described or " or ".join(_ARTICLE.get(t, t) for t in kind.types)
+        return field, f"must be {wanted} (got {_got(error.instance)})"
+    if name == "minLength" and kind.limit == 1:
+        return field, "must not be empty"
+    if name == "minItems":
+        return field, f"must have at least {kind.limit} item{'s' if kind.limit != 1 else ''}"
+    if name == "enum":
+        return field, f"must be one of {', '.join(map(str, kind.options))} (got {_got(error.instance)})"
+    if described:
+        return field, f"must be {described} (got {_got(error.instance)})"
+    return field, _one_line(error.message)
+
+
+def _subschema(document: dict[str, Any], schema_path: list) -> dict[str, Any]:
+    node: Any = document
+    for part in schema_path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return {}
+    return node if isinstance(node, dict) else {}
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+def _path(parts: list) -> str:
+    """``["data", "lines", 0, "sku"]`` -> ``data.lines[0].sku``; odd names quoted: ``data["a b"]``."""
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif _PLAIN_NAME.fullmatch(p):
+            out += f".{p}" if out else p
+        else:
+            out += f"[{_json_string(p)}]"
+    return out
+
+
+def _first_non_json(value: Any, parts: tuple = ()) -> tuple[str, Any]:
+    """The path and value of the first thing in ``value`` JSON cannot hold ("" when there is none)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return _path(list(parts)) or "the event", k
+            found = _first_non_json(v, parts + (k,))
+            if found[0]:
+                return found
+        return "", None
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _first_non_json(v, parts + (i,))
+            if found[0]:
+                return found
+        return "", None
+    if value is None or type(value) in (str, bool, float) or (type(value) is int and -(2**63) <= value < 2**64):
+        return "", None
+    return _path(list(parts)) or "the event", value
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _got(value: Any) -> str:
+    """A value as the sender wrote it, in JSON terms: null, true, 12.5, "text", an object."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return _json_string(value)
+    return _shown(value)
+
+
+def _json_string(value: str) -> str:
+    text = orjson.dumps(value[:57]).decode()
+    return text if len(value) <= 57 else text[:-1] + '..."'
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
+
+
+def _envelope_error(event_type: str, field: str, problem: str) -> InvalidEventError:
+    return InvalidEventError(f"{event_type}: {field} {problem}", code="envelope", event_type=event_type, field=field)

@@ -1,0 +1,50 @@
+"""``hookstream schemas ...``: the event types, their JSON Schemas and example data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from hookstream.cli._output import JsonOption
+from hookstream.topics import event_topic_for
+from schemas._catalog import CURRENT_VERSIONS, EVENT_TYPES, example, get_schema, json_schema
+
+schemas_app = typer.Typer(help="The event types, their JSON Schemas and example data.", no_args_is_help=True)
+
+
+def _print(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@schemas_app.command("list")
+def schemas_list(as_json: bool = JsonOption) -> None:
+    """Every event type with its current version, topic and key field."""
+    rows = []
+    for event_type in EVENT_TYPES:
+        schema = get_schema(event_type)
+        rows.append({
+            "type": event_type, "version": CURRENT_VERSIONS[event_type], "topic": event_topic_for(event_type),
+            "key": schema.entity_field, "description": schema.description,
+        })
+    if as_json:
+        _print(rows)
+        return
+    for r in rows:
+        typer.echo(f"{r['type']:<24} v{r['version']}  {r['topic']:<19} key={r['key']:<12} {r['description']}")
+
+
+@schemas_app.command("show")
+def schemas_show(
+    event_type: str = typer.Argument(..., metavar="TYPE", help="An event type, e.g. payment.received."),
+    version: int = typer.Option(None, "--version", help="A published version (default: the current one)."),
+) -> None:
+    """The JSON Schema (2020-12) of a whole event of TYPE: envelope and data."""
+    _print(json_schema(event_type, version))
+
+
+@schemas_app.command("example")
+def schemas_example(event_type: str = typer.Argument(..., metavar="TYPE", help="An event type, e.g. invoice.sent.")) -> None:
+    """A valid example `data` object for TYPE (use it with `hookstream publish --data`)."""
+    _print(example(event_type))

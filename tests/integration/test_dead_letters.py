@@ -1,0 +1,145 @@
+"""Dead-letter tools against the real broker: list and filter, show, replay once, recover a window."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from delivery.dead_letters import Filter, find, read, replay
+from delivery.recovery import recover
+from hookstream.errors import NotFoundError, ValidationError
+from hookstream.records import DeliveryRecord, delivery_id
+from hookstream.settings import Settings
+from hookstream.subscriptions.store import SubscriptionStore
+from hookstream.subscriptions.topic import publish_pending
+from hookstream.topics import DEAD_LETTERS, DELIVERIES, ensure_topics, event_topic_for
+from schemas import Event, example
+from tests.integration.pipeline import TopicReader, produce
+
+
+@pytest.fixture
+def env(loopback_env):
+    return loopback_env
+
+
+@pytest.fixture
+def cfg(loopback_settings) -> Settings:
+    return loopback_settings
+
+
+def dead(tenant, sub, event_type, reason, at, attempts=2):
+    ev = Event.new(event_type, tenant, example(event_type))
+    rec = DeliveryRecord(
+        delivery_id=delivery_id(ev.id, sub), subscription_id=sub, tenant_id=tenant, event_id=ev.id,
+        event_type=event_type, occurred_at=ev.to_dict()["occurred_at"], event=ev.to_dict(), attempt=attempts,
+        attempts=tuple({"at": at - 10 + i, "status": 500, "error": None, "duration_ms": 3.0} for i in range(attempts)),
+    )
+    doc = orjson.loads(rec.to_bytes()) | {"reason": reason, "dead_lettered_at": at}
+    return sub.encode(), orjson.dumps(doc), rec
+
+
+@pytest.fixture
+def letters(cfg):
+    now = time.time()
+    made = [
+        dead("acme", "sub_a1", "payment.failed", "exhausted", now - 7200),
+        dead("acme", "sub_a1", "invoice.sent", "exhausted", now - 600),
+        dead("acme", "sub_a2", "invoice.rejected", "client_error", now - 300, attempts=1),
+        dead("globex", "sub_g1", "payment.received", "exhausted", now - 60),
+    ]
+    malformed = orjson.dumps({"reason": "malformed: not JSON", "topic": "x", "partition": 0, "offset": 1,
+                              "key_b64": None, "value_b64": "eA==", "dead_lettered_at": now - 30})
+    produce(cfg, DEAD_LETTERS, [(k, v) for k, v, _ in made] + [(None, malformed)])
+    return [r for _, _, r in made]
+
+
+def test_list_filters_by_tenant_subscription_type_time_and_reason(cfg, letters):
+    every = list(read(cfg))
+    assert len(every) == 5
+    assert sum(d.malformed for d in every) == 1
+    ids = lambda f: sorted(d.record.delivery_id for d in every if f(d) and d.record)  # noqa: E731
+    assert ids(Filter(tenant_id="acme")) == sorted(r.delivery_id for r in letters[:3])
+    assert ids(Filter(subscription_id="sub_a2")) == [letters[2].delivery_id]
+    assert ids(Filter(event_type="invoice.*")) == sorted(r.delivery_id for r in letters[1:3])
+    assert ids(Filter(reason="client")) == [letters[2].delivery_id]
+    assert ids(Filter(since=time.time() - 900, until=time.time() - 100)) == sorted(r.delivery_id for r in letters[1:3])
+    summary = next(d for d in every if d.record and d.record.delivery_id == letters[0].delivery_id).summary()
+    assert (summary["subscription_id"], summary["event_type"], summary["attempts"]) == ("sub_a1", "payment.failed", 2)
+    assert "500" in summary["last_error"]
+
+
+def test_show_returns_the_whole_entry_and_unknown_ids_are_clear_errors(cfg, letters):
+    first = next(iter(read(cfg)))
+    again = find(cfg, first.id)
+    assert again == first
+    with pytest.raises(NotFoundError):
+        find(cfg, "0-999999")
+    with pytest.raises(ValidationError, match="partition-offset"):
+        find(cfg, "nonsense")
+
+
+def test_replay_sends_each_entry_once_with_its_webhook_id(cfg, letters):
+    entries = [d for d in read(cfg) if Filter(tenant_id="acme")(d)]
+    reader = TopicReader(cfg, DELIVERIES)
+    report = replay(cfg, entries)
+    assert sorted(report.replayed) == sorted(d.id for d in entries)
+    got = [DeliveryRecord.from_bytes(m.value()) for m in reader.read_until(lambda rs: len(rs) >= 3, 30)]
+    assert sorted(r.delivery_id for r in got) == sorted(r.delivery_id for r in letters[:3])
+    assert all(r.attempt == 0 and r.attempts == () and r.replay_of for r in got)
+
+    second = replay(cfg, entries)  # the same range again: reported, not doubled
+    assert second.replayed == [] and sorted(second.already) == sorted(d.id for d in entries)
+    assert len(reader.settle(1.5)) == 3
+
+    forced = replay(cfg, entries[:1], force=True)
+    assert forced.replayed == [entries[0].id]
+    reader.close()
+
+
+def test_malformed_entries_are_listed_but_not_replayed(cfg, letters):
+    malformed = [d for d in read(cfg) if d.malformed]
+    report = replay(cfg, malformed, dry_run=True)
+    assert report.replayed == [] and list(report.not_replayable) == [malformed[0].id]
+
+
+def test_cli_dlq_list_json_and_dry_run(env, cfg, letters):
+    run = lambda *a: subprocess.run([sys.executable, "-m", "hookstream", *a], env=env, capture_output=True, text=True, timeout=60)  # noqa: E731
+    listed = run("dlq", "list", "--tenant", "globex", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [r["delivery_id"] for r in rows] == [letters[3].delivery_id]
+    dry = run("dlq", "replay", "--subscription", "sub_a1", "--dry-run")
+    assert dry.returncode == 0 and "would replay 2 dead letter(s)" in dry.stdout
+    refused = run("dlq", "replay", "--subscription", "sub_a1")
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    bad = run("dlq", "list", "--since", "yesterday-ish")
+    assert bad.returncode == 2 and "--since" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_recover_refans_a_window_to_one_subscription_with_the_original_ids(cfg, env):
+    store = SubscriptionStore.open(cfg)
+    target, _ = store.add("acme", "http://127.0.0.1:9/a", ["invoice.*"])
+    other, _ = store.add("acme", "http://127.0.0.1:9/b", ["*"])
+    publish_pending(cfg)
+    old = [Event.new("invoice.sent", "acme", example("invoice.sent"))]
+    produce(cfg, event_topic_for("invoice.sent"), [(e.id.encode(), e.to_bytes()) for e in old])
+    time.sleep(1.2)
+    since = time.time()
+    window = [Event.new(t, ten, example(t)) for ten, t in [("acme", "invoice.created"), ("acme", "invoice.sent"),
+                                                           ("acme", "payment.received"), ("globex", "invoice.sent")]]
+    for e in window:
+        produce(cfg, event_topic_for(e.type), [(e.id.encode(), e.to_bytes())])
+    reader = TopicReader(cfg, DELIVERIES)
+    report = recover(cfg, target, since=since)
+    assert report.queued == 2
+    got = [DeliveryRecord.from_bytes(m.value()) for m in reader.read_until(lambda rs: len(rs) >= 2, 30)]
+    reader.settle(1.0)
+    reader.close()
+    assert {r.delivery_id for r in got} == {delivery_id(window[0].id, target.id), delivery_id(window[1].id, target.id)}
+    assert all(r.subscription_id == target.id for r in got)
+    assert other.id not in {DeliveryRecord.from_bytes(m.value()).subscription_id for m in reader.records}

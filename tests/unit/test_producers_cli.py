@@ -1,0 +1,62 @@
+"""`hookstream publish`: bad input exits non-zero with one line naming the problem, before any connection."""
+
+import json
+
+import pytest
+
+from hookstream.cli import main
+from schemas import example
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch, tmp_path):
+    # nothing listens here: any attempt to publish would time out instead of failing fast
+    monkeypatch.setenv("HOOKSTREAM_KAFKA_BOOTSTRAP", "127.0.0.1:9")
+    monkeypatch.setenv("HOOKSTREAM_STATE_DIR", str(tmp_path))
+
+
+def _publish(capsys, *args):
+    code = main(["publish", *args])
+    captured = capsys.readouterr()
+    return code, captured.err, captured.out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--tenant", "acme", "--type", "invoice.paid", "--data", "{}"],
+         "error: unknown event type 'invoice.paid' (known: see `hookstream schemas list`)"),
+        (["--tenant", "acme", "--type", "invoice.sent", "--data", "{not json"],
+         "error: --data is not JSON: unexpected character, expected a string key: line 1 column 2 (char 1)"),
+        (["--tenant", "acme", "--type", "invoice.sent", "--data", "[1, 2]"],
+         "error: --data must be a JSON object (the event's data)"),
+        (["--tenant", "", "--type", "invoice.sent", "--data", json.dumps(example("invoice.sent"))],
+         "error: invoice.sent: tenant_id must not be empty"),
+        (["--tenant", "acme", "--type", "invoice.sent", "--data", json.dumps({**example("invoice.sent"), "channel": None})],
+         "error: invoice.sent: data.channel must be one of email, post, portal, edi, e_invoicing_network (got null)"),
+        (["--tenant", "acme", "--type", "payment.failed", "--data", json.dumps(example("payment.received"))],
+         "error: payment.failed: data.failure_code is required (and 3 more problems)"),
+        (["--tenant", "acme", "--type", "invoice.sent", "--data", "@/nonexistent/event.json"],
+         "error: --data: cannot read /nonexistent/event.json: No such file or directory"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(capsys, args, message):
+    code, err, out = _publish(capsys, *args)
+    assert (code, err, out) == (2, message + "\n", "")
+
+
+def test_a_missing_option_is_a_usage_error(capsys):
+    code, err, _ = _publish(capsys, "--type", "invoice.sent", "--data", "{}")
+    assert code == 2
+    assert "--tenant" in err
+    assert "Traceback" not in err
+
+
+def test_unreachable_broker_is_one_error_line_and_exit_1(capfd):
+    code = main(["publish", "--tenant", "acme", "--type", "invoice.sent", "--data", json.dumps(example("invoice.sent")),
+                 "--timeout", "1"])
+    captured = capfd.readouterr()  # file descriptors: librdkafka writes its own log lines to fd 2
+    assert code == 1
+    assert captured.out == ""
+    [line] = captured.err.splitlines()
+    assert line.startswith("error: event ") and "is the broker at 127.0.0.1:9 up? (_MSG_TIMED_OUT)" in line

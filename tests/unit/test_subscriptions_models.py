@@ -1,0 +1,42 @@
+"""The Subscription value: masked public form, immutable headers, UTC times."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from hookstream.subscriptions.models import Status, Subscription, format_time, parse_time
+from hookstream.subscriptions.secrets import SigningSecret, generate_secret
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def make_sub(**kw) -> Subscription:
+    fields = dict(
+        id="sub_1", tenant_id="acme", url="https://hooks.example.com/", events=("*",), status=Status.ACTIVE,
+        secrets=(SigningSecret(generate_secret()), SigningSecret(generate_secret(), T0 + timedelta(hours=1))),
+        headers={"X-Env": "prod"}, created_at=T0, updated_at=T0, version=2,
+    )
+    fields.update(kw)
+    return Subscription(**fields)
+
+
+def test_public_form_masks_every_secret_and_keeps_the_rest():
+    sub = make_sub()
+    public = sub.to_public()
+    assert [s["secret"] for s in public["secrets"]] == [s.masked for s in sub.secrets]
+    assert public["secrets"][1]["expires_at"] == "2026-11-28T13:00:00.000000Z"
+    assert all(s.value not in str(public) and s.value not in repr(sub) for s in sub.secrets)
+    assert (public["id"], public["status"], public["version"], public["published"]) == ("sub_1", "active", 2, True)
+
+
+def test_headers_cannot_be_changed_through_a_shared_value():
+    sub = make_sub()
+    with pytest.raises(TypeError):
+        sub.headers["X-Env"] = "dev"
+    assert sub == make_sub(secrets=sub.secrets)
+
+
+def test_times_are_written_in_utc_with_a_z_and_read_back_equal():
+    local = datetime(2026, 11, 28, 13, 0, tzinfo=timezone(timedelta(hours=1)))
+    assert format_time(local) == "2026-11-28T12:00:00.000000Z"
+    assert parse_time(format_time(local)) == T0 and parse_time("2026-11-28T12:00:00").tzinfo == UTC
