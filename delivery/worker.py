@@ -459,6 +459,7 @@ class Worker:
             if report is not None:
                 series.dead.inc()
                 self.writer.submit(make_row(record, report, "dead"), done.ack)
+            m.DEAD_LETTERS.labels(record.event_type, record.tenant_id, decision.code).inc()
             if decision.disable_endpoint:
                 m.GONE.labels(record.tenant_id, record.subscription_id).inc()
                 log.warning("subscription %s answered 410 Gone: the receiver asks to be disabled", record.subscription_id)
@@ -481,6 +482,7 @@ class Worker:
 
     def _set_aside(self, msg, reason: str, part, offset: int) -> None:
         m.MALFORMED.inc()
+        m.DEAD_LETTERS.labels("unknown", "unknown", "malformed").inc()
         log.warning("set aside an unreadable record at %s[%d]@%d: %s", msg.topic(), msg.partition(), offset, reason)
         key, value = msg.key(), msg.value()
         doc = {

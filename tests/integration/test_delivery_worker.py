@@ -43,11 +43,21 @@ def test_signed_retried_and_dead_lettered(cfg, env, store, receiver, tmp_path):
     assert 'webhook_deliveries_total{event="invoice.sent",status="dead",tenant_id="acme"} 1.0' in metrics
     assert 'webhook_deliveries_total{event="invoice.sent",status="failed",tenant_id="acme"} 5.0' in metrics
     assert 'webhook_retries_total{event="invoice.sent",reason="server_error",tenant_id="acme"} 5.0' in metrics
-    assert 'webhook_delivery_http_status{event="invoice.sent",status_code="302"} 1.0' in metrics
+    assert 'webhook_delivery_http_status_total{event="invoice.sent",status_code="302"} 1.0' in metrics
     assert 'webhook_delivery_duration_seconds_bucket{event="invoice.sent",le="0.1",tenant_id="beta"} 2.0' in metrics
-    assert "hookstream_delivery_in_flight_requests 0.0" in metrics
+    assert 'webhook_dead_letters_total{event="invoice.sent",reason="retries_exhausted",tenant_id="acme"} 1.0' in metrics
+    assert 'webhook_dead_letters_total{event="invoice.sent",reason="redirect",tenant_id="beta"} 1.0' in metrics
+    assert 'webhook_dead_letters_total{event="unknown",reason="malformed",tenant_id="unknown"} 2.0' in metrics
+    assert "webhook_inflight_requests 0.0" in metrics
     assert "hookstream_delivery_malformed_total 2.0" in metrics
-    assert f'hookstream_delivery_circuit_breaker_state{{subscription_id="{down_id}"}} 0.0' in metrics
+    assert f'webhook_circuit_state{{subscription_id="{down_id}"}} 0.0' in metrics
+    assert "hookstream_consumer_lag{" in metrics or "# TYPE hookstream_consumer_lag gauge" in metrics
+    # every series ops/ may query is there (tests/monitoring.py is the contract)
+    from tests.monitoring import METRICS
+
+    for name in METRICS:
+        if name.startswith("webhook_"):
+            assert f"\n{name}{{" in metrics or f"\n{name} " in metrics, name
 
     # signatures verify with the reference library, and with our own verifier
     (hit,) = receiver.hits_for("/ok")
