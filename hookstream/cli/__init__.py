@@ -52,6 +52,10 @@ def _register() -> None:
 
     app.add_typer(dlq_app, name="dlq")
     app.add_typer(replay_app, name="replay")
+    from delivery.cli import deliveries_app, delivery_app
+
+    app.add_typer(delivery_app, name="delivery")
+    app.add_typer(deliveries_app, name="deliveries")
 
 
 _register()

@@ -1,0 +1,59 @@
+"""The delivery worker's Prometheus metrics. Names, labels and buckets are a contract: users'
+dashboards, ``ops/`` (the Grafana dashboard, the alert rules) and ``tests/monitoring.py``
+(``METRICS``, the series as Prometheus stores them) all depend on exactly these.
+
+- ``webhook_deliveries_total{event,tenant_id,status}`` one per attempt made; ``status`` is
+  ``succeeded`` (2xx), ``failed`` (retried later) or ``dead`` (this attempt dead-lettered it).
+  ``succeeded + dead`` is the number of deliveries finished.
+- ``webhook_delivery_duration_seconds{event,tenant_id}`` attempt duration, buckets
+  0.1, 0.5, 1, 2, 5, 10 (and +Inf).
+- ``webhook_retries_total{event,tenant_id,reason}`` a retry scheduled after a failed attempt;
+  ``reason``: timeout, server_error, connection_error, rate_limited.
+- ``webhook_delivery_http_status{event,status_code}`` responses by HTTP status: a counter, so
+  Prometheus stores it as ``webhook_delivery_http_status_total`` (prometheus_client appends
+  ``_total`` to every counter), which is what ``ops/`` queries.
+- ``webhook_dead_letters_total{event,tenant_id,reason}`` records sent to the dead-letter topic;
+  ``reason``: retries_exhausted, client_error, redirect, gone, malformed, no_valid_secret
+  (``unknown`` event and tenant for a record too malformed to name them).
+- ``webhook_inflight_requests`` HTTP requests in flight in this worker process.
+- ``webhook_circuit_state{subscription_id}`` circuit breaker per endpoint: 0 closed, 1 open,
+  2 half-open.
+- ``hookstream_consumer_lag{group,topic,partition}`` from ``hookstream.metrics.LagMonitor``.
+
+hookstream's own operational counters (free to evolve, not on the dashboard):
+
+- ``hookstream_delivery_skipped_total{reason}`` records sent on without an attempt
+  (``breaker_open``, ``endpoint_busy``, ``subscription_unknown``).
+- ``hookstream_delivery_dropped_total{reason}`` records of deleted or disabled subscriptions.
+- ``hookstream_delivery_endpoint_gone_total{tenant_id,subscription_id}`` 410 Gone answers: the
+  receiver asks to be disabled (an operator or automation acts on it; see ``delivery.worker``).
+- ``hookstream_delivery_malformed_total`` records that could not be read, set aside.
+"""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DURATION_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+DELIVERIES = Counter(
+    "webhook_deliveries_total", "Delivery attempts by result.", ["event", "tenant_id", "status"]
+)
+DURATION = Histogram(
+    "webhook_delivery_duration_seconds", "Duration of delivery attempts.", ["event", "tenant_id"],
+    buckets=DURATION_BUCKETS,
+)
+RETRIES = Counter("webhook_retries_total", "Retries scheduled after a failed attempt.", ["event", "tenant_id", "reason"])
+HTTP_STATUS = Counter("webhook_delivery_http_status", "Responses by HTTP status.", ["event", "status_code"])
+DEAD_LETTERS = Counter(
+    "webhook_dead_letters_total", "Records sent to the dead-letter topic.", ["event", "tenant_id", "reason"]
+)
+IN_FLIGHT = Gauge("webhook_inflight_requests", "HTTP requests in flight in this worker.")
+BREAKER_STATE = Gauge(
+    "webhook_circuit_state", "Circuit breaker per endpoint: 0 closed, 1 open, 2 half-open.", ["subscription_id"]
+)
+SKIPPED = Counter("hookstream_delivery_skipped_total", "Records sent on to a retry tier without an attempt.", ["reason"])
+DROPPED = Counter("hookstream_delivery_dropped_total", "Records of deleted or disabled subscriptions.", ["reason"])
+GONE = Counter(
+    "hookstream_delivery_endpoint_gone_total", "410 Gone answers (the receiver asks to be disabled).",
+    ["tenant_id", "subscription_id"],
+)
+MALFORMED = Counter("hookstream_delivery_malformed_total", "Delivery records that could not be read.")
