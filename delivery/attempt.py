@@ -274,7 +274,10 @@ class Deliverer:
         return Retry(dataclasses.replace(done, due_at=round(due, 3)), tier, report)
 
     def _skip(self, record: DeliveryRecord, now: float, due: float, why: str) -> Retry:
+        # spread the skipped records over a little more than the wait (the schedule's jitter), so
+        # an endpoint's backlog does not come back all in the same instant when its breaker reopens
         due = max(due, now)
+        due += (due - now) * self.schedule.jitter * self.schedule.random()
         tier = choose_tier(due - now, self.schedule.delays, jitter=self.schedule.jitter)
         return Retry(dataclasses.replace(record, due_at=round(due, 3)), tier, None, skipped=why)
 

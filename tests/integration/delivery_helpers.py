@@ -134,6 +134,26 @@ def hang(seconds: float = 3600.0) -> Behaviour:
     return answer
 
 
+class BlackHole:
+    """A hung endpoint: a socket that listens and never accepts. The kernel completes each TCP
+    handshake and buffers the request, and no answer ever comes. It costs this process nothing,
+    so the healthy receiver's timings are not disturbed by the hung endpoint's connections."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4096)
+        self.port = self.sock.getsockname()[1]
+
+    def url(self, path: str = "/hung") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def make_record(subscription_id: str, tenant_id: str, n: int = 0, *, event_type: str = "invoice.sent") -> DeliveryRecord:
     event_id = str(uuid.uuid4())
     occurred = "2026-11-28T12:00:00.000000Z"
@@ -161,9 +181,8 @@ def paced_produce(settings: Settings, records: list[DeliveryRecord], rate: float
     acked: dict[str, float] = {}
     start = time.monotonic()
     for i, record in enumerate(records):
-        delay = start + i / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+        while (delay := start + i / rate - time.monotonic()) > 0:
+            producer.poll(min(delay, 0.001))  # serve acknowledgements as they come, whatever the rate
         producer.produce(
             settings.topic(DELIVERIES), key=record.subscription_id.encode(), value=record.to_bytes(),
             on_delivery=lambda err, _m, d=record.delivery_id: acked.__setitem__(d, time.time()) if err is None else None,

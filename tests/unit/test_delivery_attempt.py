@@ -175,7 +175,7 @@ def test_an_unknown_subscription_is_looked_up_again_once_then_dropped():
     d, t = deliverer(lambda *_: HttpResponse(200))
     first = run(d.deliver(record("sub_new")))
     assert isinstance(first, Retry) and first.skipped == "subscription_unknown" and first.report is None
-    assert first.record.attempt == 0 and first.record.due_at == NOW + 5.0
+    assert first.record.attempt == 0 and first.record.due_at == NOW + 5.0 * 1.1  # the wait, plus jitter
     assert run(d.deliver(first.record)) == Dropped("subscription_deleted")
     assert t.requests == []
 
@@ -207,7 +207,7 @@ def test_an_open_breaker_skips_the_attempt_without_counting_it():
     decision = run(d.deliver(record(attempt=1)))
     assert isinstance(decision, Retry) and decision.skipped == "breaker_open" and decision.report is None
     assert decision.record.attempt == 1 and decision.record.attempts == ()  # not counted
-    assert decision.record.due_at == NOW + 30.0 and decision.tier == 1
+    assert decision.record.due_at == NOW + 30.0 * 1.1 and decision.tier == 1  # reopen, plus jitter
     assert len(t.requests) == 3
 
 
