@@ -52,6 +52,10 @@ def _register() -> None:
     from hookstream.cli._bench import bench_command
 
     app.command("bench")(bench_command)
+    from delivery.cli import deliveries_app, delivery_app
+
+    app.add_typer(delivery_app, name="delivery")
+    app.add_typer(deliveries_app, name="deliveries")
 
 
 _register()

@@ -1,0 +1,322 @@
+"""One delivery, as Svix's worker shapes it: prepare -> call -> classify -> handle, to a typed ``Decision``.
+
+``Deliverer.deliver(record)`` never touches Kafka or the database. It looks the subscription up
+in the worker's table, asks the endpoint's circuit breaker and concurrency gate, makes at most
+one HTTP attempt, classifies it (``delivery.outcome``), schedules the next one
+(``delivery.schedule``, ``delivery.tiers``) and returns what must happen next:
+
+- ``Delivered``   a 2xx: record the attempt, done.
+- ``Retry``       forward the updated record (attempt history, due time) to retry tier ``tier``.
+                  ``report`` is None when no attempt was made (``skipped``): the breaker is open
+                  or the endpoint already has its fill of records waiting. A skipped attempt is
+                  not counted, so it never pushes a message towards the dead-letter topic.
+- ``DeadLetter``  give up: the retries ran out, a 4xx/3xx/410 answered, or the record cannot be
+                  delivered at all (``reason`` says which). The record keeps every attempt.
+- ``Dropped``     the subscription was deleted or disabled: nothing is sent (see below).
+
+Unknown (deleted) or disabled subscriptions, and why
+----------------------------------------------------
+A record whose subscription is not in the table was deleted: dropped, as Svix drops messages of
+a deleted endpoint (there is nowhere to send them and nobody to replay them to). A disabled
+subscription's records are dropped too, as Svix does, because the owner turned deliveries off;
+"recover since/until" replays them from the ``deliveries`` topic (retained 7 days) once it is
+enabled again. Both are counted (``hookstream_delivery_dropped_total{reason}``) and logged.
+
+Infrastructure errors are not delivery failures: an exception that is not an HTTP transport
+failure (a bug, a cancelled task) propagates out of ``deliver`` untouched, never counts against
+the endpoint, and the worker stops without committing the record (it is delivered again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Callable
+from typing import Any
+
+from delivery.breaker import BreakerState, EndpointBreakers
+from delivery.envelope import payload
+from delivery.errors import NoValidSecretError
+from delivery.outcome import GiveUp, Outcome, RetryLater, RetryReason, Success, classify_response
+from delivery.schedule import RetrySchedule
+from delivery.signing import Secret, build_headers
+from delivery.tiers import choose_tier
+from delivery.transport import Transport
+from hookstream.errors import ValidationError
+from hookstream.records import DeliveryRecord
+from hookstream.settings import Settings
+from hookstream.subscriptions.urls import UnsafeURLError
+
+__all__ = [
+    "AttemptReport",
+    "DeadLetter",
+    "Decision",
+    "Delivered",
+    "Deliverer",
+    "Dropped",
+    "Limits",
+    "Retry",
+]
+
+MAX_ERROR_CHARS = 300
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AttemptReport:
+    """One attempt made: what the attempt log, the metrics and the record's history keep."""
+
+    attempt: int
+    at: float  # unix seconds when it started
+    duration: float  # seconds
+    outcome: Outcome
+    status: int | None  # HTTP status, None when no response came
+    error: str | None  # transport failure, never a secret or the URL
+    excerpt: bytes = b""
+
+    @property
+    def result(self) -> str:
+        o = self.outcome
+        if isinstance(o, Success):
+            return "success"
+        return f"{'retry' if isinstance(o, RetryLater) else 'give_up'}:{o.reason}"
+
+    def history_entry(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "at": round(self.at, 3),
+            "status": self.status,
+            "error": self.error,
+            "duration": round(self.duration, 4),
+            "result": self.result,
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Delivered:
+    report: AttemptReport
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Retry:
+    record: DeliveryRecord  # with due_at, and the new attempt in its history when one was made
+    tier: int
+    report: AttemptReport | None
+    skipped: str | None = None  # "breaker_open" or "endpoint_busy" when no attempt was made
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: DeliveryRecord
+    reason: str
+    report: AttemptReport | None
+    disable_endpoint: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Dropped:
+    reason: str  # "subscription_deleted" | "subscription_disabled"
+
+
+Decision = Delivered | Retry | DeadLetter | Dropped
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Per-endpoint isolation.
+
+    ``endpoint_concurrency``: requests in flight per endpoint at most. ``endpoint_backlog``:
+    records an endpoint may hold (in flight plus waiting for a slot) while it makes no progress.
+    Past the backlog, an endpoint none of whose attempts finished in the last ``stall_seconds``
+    gets its further records deferred to the first retry tier without an attempt, so a hung
+    endpoint holds at most its backlog of the worker's records, never all of them. An endpoint
+    that is merely busy (its attempts keep finishing) is not deferred: its queue may grow, within
+    the worker's overall in-flight bound, because it drains.
+    """
+
+    endpoint_concurrency: int = 64
+    endpoint_backlog: int = 512
+    stall_seconds: float = 1.0
+
+
+class _Gate:
+    __slots__ = ("slots", "admitted", "progress_at")
+
+    def __init__(self, concurrency: int) -> None:
+        self.slots = asyncio.Semaphore(concurrency)
+        self.admitted = 0
+        self.progress_at = 0.0  # last attempt finished, or first record admitted to an idle gate
+
+
+class Deliverer:
+    def __init__(
+        self,
+        settings: Settings,
+        table,  # hookstream.subscriptions.view.SubscriptionTable (or anything with .get(id))
+        transport: Transport,
+        *,
+        schedule: RetrySchedule | None = None,
+        breakers: EndpointBreakers | None = None,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.time,
+        on_attempt_start: Callable[[], None] | None = None,
+        on_attempt_end: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.table = table
+        self.transport = transport
+        self.schedule = schedule or default_schedule(settings)
+        self.breakers = breakers or EndpointBreakers()
+        self.limits = limits or Limits()
+        self.clock = clock
+        self._gates: dict[str, _Gate] = {}
+        self._secrets: dict[str, tuple[int, list[Secret]]] = {}
+        self._on_start = on_attempt_start or (lambda: None)
+        self._on_end = on_attempt_end or (lambda: None)
+
+    # ------------------------------------------------------------------ the pipeline
+    async def deliver(self, record: DeliveryRecord) -> Decision:
+        sub = self.table.get(record.subscription_id)
+        if sub is None:
+            self._forget(record.subscription_id)
+            return Dropped("subscription_deleted")
+        if not sub.active:
+            self._forget(sub.id)
+            return Dropped("subscription_disabled")
+        try:
+            body = _body(record)
+        except ValidationError as exc:
+            return DeadLetter(record, f"malformed: {exc}", None)
+        now = self.clock()
+        gate = self._gate(sub.id)
+        if gate.admitted >= self.limits.endpoint_backlog and now - gate.progress_at > self.limits.stall_seconds:
+            return self._skip(record, now, now + self.schedule.delays[0], "endpoint_busy")
+        breaker = self.breakers[sub.id]
+        probe = breaker.state is not BreakerState.CLOSED
+        if not breaker.allow(now):
+            return self._skip(record, now, breaker.reopen_at, "breaker_open")
+        if gate.admitted == 0:
+            gate.progress_at = now
+        gate.admitted += 1
+        try:
+            async with gate.slots:
+                if not probe and breaker.state is not BreakerState.CLOSED:
+                    # it opened while this record waited for a slot: do not feed a dead endpoint
+                    return self._skip(record, self.clock(), breaker.reopen_at or now, "breaker_open")
+                report = await self._call(record, sub, body)
+                gate.progress_at = self.clock()
+        finally:
+            gate.admitted -= 1
+        if report is None:
+            return DeadLetter(record, "no_valid_secret: the subscription has no signing secret valid now", None)
+        breaker.record(report.outcome, self.clock())
+        return self._handle(record, report)
+
+    async def _call(self, record: DeliveryRecord, sub, body: bytes) -> AttemptReport | None:
+        """Sign and POST; the transport's failure becomes the report's outcome, never an exception."""
+        started = self.clock()
+        try:
+            headers = build_headers(record.delivery_id, int(started), body, self._signing_secrets(sub))
+        except NoValidSecretError:
+            return None
+        if sub.headers:
+            headers = {**sub.headers, **headers}
+        status = error = None
+        excerpt = b""
+        t0 = time.perf_counter()
+        self._on_start()
+        try:
+            response = await self.transport.post(sub.url, body, headers)
+        except UnsafeURLError as exc:
+            # the address it resolves to now is refused: as good as unreachable (DNS can change back)
+            outcome: Outcome = RetryLater(RetryReason.CONNECTION_ERROR)
+            error = _short(f"refused address: {exc}")
+        except Exception as exc:
+            outcome = classify_response(exc)  # raises again what is not a transport failure
+            error = _describe(exc, sub.url)
+        else:
+            status, excerpt = response.status, response.excerpt
+            outcome = classify_response(
+                status, headers=response.headers, now=started,
+                dead_letter_client_errors=self.settings.dead_letter_client_errors,
+            )
+        finally:
+            self._on_end()
+        return AttemptReport(record.attempt + 1, started, time.perf_counter() - t0, outcome, status, error, excerpt)
+
+    def _handle(self, record: DeliveryRecord, report: AttemptReport) -> Decision:
+        outcome = report.outcome
+        if isinstance(outcome, Success):
+            return Delivered(report)
+        done = dataclasses.replace(
+            record, attempt=report.attempt, attempts=(*record.attempts, report.history_entry()), due_at=None
+        )
+        if isinstance(outcome, GiveUp):
+            reason = f"{outcome.reason}" + (f" (HTTP {outcome.status})" if outcome.status else "")
+            return DeadLetter(done, reason, report, disable_endpoint=outcome.disable_endpoint)
+        now = self.clock()
+        due = self.schedule.next_attempt(report.attempt, now, outcome)
+        if due is None:
+            last = f"{outcome.reason}" + (f" (HTTP {outcome.status})" if outcome.status else "")
+            return DeadLetter(done, f"retries_exhausted after {report.attempt} attempts, last {last}", report)
+        tier = choose_tier(due - now, self.schedule.delays, jitter=self.schedule.jitter)
+        return Retry(dataclasses.replace(done, due_at=round(due, 3)), tier, report)
+
+    def _skip(self, record: DeliveryRecord, now: float, due: float, why: str) -> Retry:
+        due = max(due, now)
+        tier = choose_tier(due - now, self.schedule.delays, jitter=self.schedule.jitter)
+        return Retry(dataclasses.replace(record, due_at=round(due, 3)), tier, None, skipped=why)
+
+    # ------------------------------------------------------------------ helpers
+    def _gate(self, endpoint: str) -> _Gate:
+        gate = self._gates.get(endpoint)
+        if gate is None:
+            gate = self._gates[endpoint] = _Gate(self.limits.endpoint_concurrency)
+        return gate
+
+    def _forget(self, endpoint: str) -> None:
+        self.breakers.forget(endpoint)
+        self._secrets.pop(endpoint, None)
+        gate = self._gates.get(endpoint)
+        if gate is not None and gate.admitted == 0:
+            del self._gates[endpoint]
+
+    def _signing_secrets(self, sub) -> list[Secret]:
+        """The subscription's secrets as signing keys, decoded once per subscription version;
+        ``sign`` itself leaves out the ones expired at the attempt's timestamp."""
+        cached = self._secrets.get(sub.id)
+        if cached is None or cached[0] != sub.version:
+            keys = [
+                Secret(s.key, expires_at=s.expires_at.timestamp() if s.expires_at else None) for s in sub.secrets
+            ]
+            cached = self._secrets[sub.id] = (sub.version, keys)
+        return cached[1]
+
+
+def default_schedule(settings: Settings) -> RetrySchedule:
+    """The settings' schedule. The 60 s throttle floor never exceeds the longest configured delay,
+    so a shortened schedule (tests, staging) is not stretched to a minute by one timeout."""
+    base = RetrySchedule.from_settings(settings)
+    return dataclasses.replace(base, throttle_floor=min(base.throttle_floor, max(base.delays, default=0.0)))
+
+
+def _body(record: DeliveryRecord) -> bytes:
+    """The exact bytes signed and sent: ``{"type", "timestamp", "data"}`` from the event."""
+    event = record.event if isinstance(record.event, dict) else {}
+    data = event.get("data", {})
+    try:
+        occurred = dt.datetime.fromisoformat(record.occurred_at)
+    except (TypeError, ValueError):
+        raise ValidationError(f"occurred_at {str(record.occurred_at)[:40]!r} is not an RFC 3339 time") from None
+    return payload(record.event_type, occurred, data)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def _describe(exc: BaseException, url: str) -> str:
+    """The failure in one line without the URL (a URL may carry a token in its query)."""
+    message = str(exc).replace(url, "<url>").splitlines()[0] if str(exc) else ""
+    return _short(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)

@@ -1,0 +1,229 @@
+"""The attempt log: every HTTP attempt a delivery worker makes, in the ``delivery_attempts`` table.
+
+Written off the hot path: the event loop hands rows to ``AttemptLogWriter`` (a queue), and one
+thread inserts them in batches (up to ``BATCH_MAX`` rows, or whatever arrived within
+``BATCH_WAIT`` seconds), one transaction per batch. A row's ``on_written`` callback runs on the
+event loop once its batch is committed: the worker counts an attempt's outcome as *recorded*
+only then, and does not commit the Kafka offset before (a success the log lost would be a
+success nobody can see). A database that fails is an infrastructure error: the batch is retried
+with backoff, nothing is dropped, and meanwhile the worker's in-flight bound stops consumption.
+
+``status``: ``succeeded`` (2xx), ``failed`` (will be retried), ``dead`` (this attempt sent the
+delivery to the dead-letter topic). The response excerpt is bounded (``EXCERPT_CHARS``); no
+header, secret or signature is ever stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Engine, Float, Integer, String, Text, func, insert, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hookstream.db import Base
+
+__all__ = ["AttemptLogWriter", "AttemptRow", "STATUSES", "attempts_of", "list_deliveries"]
+
+log = logging.getLogger("hookstream.delivery")
+
+STATUSES = ("succeeded", "failed", "dead")
+EXCERPT_CHARS = 1024
+BATCH_MAX = 2000
+BATCH_WAIT = 0.05
+
+
+class AttemptRow(Base):
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (CheckConstraint("status in ('succeeded', 'failed', 'dead')", name="ck_delivery_attempts_status"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(128))
+    tenant_id: Mapped[str] = mapped_column(String(128), index=True)
+    subscription_id: Mapped[str] = mapped_column(String(64), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    response_excerpt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def make_row(record, report, status: str) -> dict[str, Any]:
+    """A ``delivery_attempts`` row from a ``DeliveryRecord`` and its ``AttemptReport``."""
+    excerpt = report.excerpt.decode("utf-8", "replace")[:EXCERPT_CHARS] if report.excerpt else None
+    return {
+        "delivery_id": record.delivery_id,
+        "event_id": record.event_id,
+        "event_type": record.event_type,
+        "tenant_id": record.tenant_id,
+        "subscription_id": record.subscription_id,
+        "attempt": report.attempt,
+        "status": status,
+        "http_status": report.status,
+        "duration_ms": round(report.duration * 1000.0, 3),
+        "error": report.error,
+        "response_excerpt": excerpt,
+        "attempted_at": report.at,  # unix seconds; converted in the writer thread
+    }
+
+
+class AttemptLogWriter:
+    """Batches rows into the table on its own thread; callbacks come back on ``loop``."""
+
+    def __init__(self, engine: Engine, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.engine = engine
+        self.loop = loop
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="attempt-log", daemon=True)
+        self.written = 0
+        self.failures = 0
+
+    def start(self) -> "AttemptLogWriter":
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+        self._thread.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def submit(self, row: dict[str, Any], on_written: Callable[[], None] | None = None) -> None:
+        self._queue.put((row, on_written))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop."""
+        self._stop.set()
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            if batch:
+                self._write(batch)
+
+    def _take(self) -> list | None:
+        try:
+            first = self._queue.get(timeout=0.5)
+        except queue.Empty:
+            return None if self._stop.is_set() else []
+        if first is None:
+            return self._drain_rest()
+        batch = [first]
+        deadline = time.monotonic() + BATCH_WAIT
+        while len(batch) < BATCH_MAX:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)  # stop after this batch
+                break
+            batch.append(item)
+        return batch
+
+    def _drain_rest(self) -> list | None:
+        rest = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                rest.append(item)
+        if rest:
+            self._write(rest)
+        return None
+
+    def _write(self, batch: list) -> None:
+        rows = []
+        for row, _cb in batch:
+            row = dict(row)
+            row["attempted_at"] = datetime.fromtimestamp(row["attempted_at"], UTC)
+            rows.append(row)
+        backoff = 0.1
+        while True:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(AttemptRow), rows)
+                break
+            except Exception as exc:  # an infrastructure error: keep the rows, try again
+                self.failures += 1
+                log.error("could not write %d attempt(s) to the attempt log (retrying in %.1fs): %s", len(rows), backoff, exc)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self.written += len(rows)
+        callbacks = [cb for _row, cb in batch if cb is not None]
+        if callbacks and self.loop is not None and not self.loop.is_closed():
+            try:
+                self.loop.call_soon_threadsafe(_run_all, callbacks)
+            except RuntimeError:  # the loop closed while we wrote
+                pass
+
+
+def _run_all(callbacks: list[Callable[[], None]]) -> None:
+    for cb in callbacks:
+        cb()
+
+
+# ---------------------------------------------------------------------------- queries (CLI)
+def list_deliveries(
+    engine: Engine,
+    *,
+    tenant_id: str | None = None,
+    subscription_id: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """One row per delivery: its latest attempt (status, HTTP status, time) and the attempt count."""
+    latest = select(
+        AttemptRow.delivery_id,
+        func.max(AttemptRow.id).label("last_id"),
+        func.count().label("attempts"),
+    ).group_by(AttemptRow.delivery_id)
+    if tenant_id is not None:
+        latest = latest.where(AttemptRow.tenant_id == tenant_id)
+    if subscription_id is not None:
+        latest = latest.where(AttemptRow.subscription_id == subscription_id)
+    latest = latest.subquery()
+    table = AttemptRow.__table__
+    query = (
+        select(table, latest.c.attempts)
+        .join(latest, table.c.id == latest.c.last_id)
+        .order_by(table.c.id.desc())
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(table.c.status == status)
+    with engine.connect() as conn:
+        return [_mapping(r) for r in conn.execute(query)]
+
+
+def attempts_of(engine: Engine, delivery_id: str) -> list[dict[str, Any]]:
+    query = select(AttemptRow.__table__).where(AttemptRow.delivery_id == delivery_id).order_by(AttemptRow.id)
+    with engine.connect() as conn:
+        return [_mapping(r) for r in conn.execute(query)]
+
+
+def _mapping(row) -> dict[str, Any]:
+    d = dict(row._mapping)
+    at = d.get("attempted_at")
+    if isinstance(at, datetime):
+        d["attempted_at"] = (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)).isoformat().replace("+00:00", "Z")
+    return d
+

@@ -1,0 +1,150 @@
+"""``hookstream delivery worker`` and ``hookstream deliveries list|show`` (the attempt log)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import typer
+
+from hookstream.cli._output import JsonOption, emit_json
+from hookstream.errors import BrokerError, NotFoundError, ValidationError
+from hookstream.settings import Settings
+
+delivery_app = typer.Typer(help="The delivery worker: POST signed webhooks, retry, dead-letter.", no_args_is_help=True)
+deliveries_app = typer.Typer(help="Inspect delivery attempts (the attempt log).", no_args_is_help=True)
+
+log = logging.getLogger("hookstream.delivery")
+
+
+@delivery_app.command("worker")
+def worker(
+    metrics_port: int = typer.Option(None, "--metrics-port", help="Serve Prometheus /metrics here (default HOOKSTREAM_METRICS_PORT; 0 = any free port)."),
+    concurrency: int = typer.Option(2000, "--concurrency", envvar="HOOKSTREAM_DELIVERY_CONCURRENCY", help="Records in flight per process at most."),
+    endpoint_concurrency: int = typer.Option(64, "--endpoint-concurrency", envvar="HOOKSTREAM_ENDPOINT_CONCURRENCY", help="Requests in flight per endpoint at most."),
+    endpoint_backlog: int = typer.Option(512, "--endpoint-backlog", envvar="HOOKSTREAM_ENDPOINT_BACKLOG", help="Records admitted per endpoint (in flight + waiting); more are deferred to a retry tier without an attempt."),
+    breaker_threshold: int = typer.Option(20, "--breaker-threshold", envvar="HOOKSTREAM_BREAKER_THRESHOLD", help="Consecutive failures that open an endpoint's circuit breaker."),
+    breaker_pause: float = typer.Option(30.0, "--breaker-pause", envvar="HOOKSTREAM_BREAKER_PAUSE", help="Seconds an open breaker waits before a probe."),
+    loglevel: str = typer.Option("info", "--loglevel", "-l", help="error, warning, info or debug."),
+) -> None:
+    """Consume delivery records and POST them, signed; retry through the tier topics; dead-letter."""
+    from delivery.attempt import Limits
+    from delivery.breaker import BreakerConfig
+    from hookstream.errors import ConfigError
+
+    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    for name, value in (("--concurrency", concurrency), ("--endpoint-concurrency", endpoint_concurrency), ("--endpoint-backlog", endpoint_backlog)):
+        if value < 1:
+            raise ConfigError(f"{name} must be at least 1")
+    limits = Limits(endpoint_concurrency=endpoint_concurrency, endpoint_backlog=max(endpoint_backlog, endpoint_concurrency))
+    breaker = BreakerConfig(failure_threshold=breaker_threshold, pause=breaker_pause, max_pause=max(600.0, breaker_pause))
+    port = settings.metrics_port if metrics_port is None else metrics_port
+    _run_worker(settings, concurrency=concurrency, limits=limits, breaker=breaker, metrics_port=port, serve=bool(port) or metrics_port == 0)
+
+
+def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_port: int, serve: bool) -> None:
+    import prometheus_client
+    import uvloop
+
+    from delivery.worker import Worker, group_id, install_signal_handlers
+    from hookstream.db import make_engine, migrate
+    from hookstream.metrics import LagMonitor, serve_metrics
+    from hookstream.subscriptions.view import FollowerThread, SubscriptionTable
+    from hookstream.topics import DELIVERIES, retry_topic
+
+    prometheus_client.disable_created_metrics()
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    table = SubscriptionTable()
+    follower = [FollowerThread(settings, table).start()]
+
+    def check_follower() -> None:
+        # a follower that died is restarted on the same table: never go on with a frozen view
+        if not follower[0].alive:
+            log.error("subscriptions follower stopped (%s); starting a new one", follower[0].error)
+            follower[0] = FollowerThread(settings, table).start()
+
+    if not follower[0].wait_ready(60):
+        raise follower[0].error or BrokerError(f"could not read the subscriptions topic at {settings.kafka_bootstrap} within 60s")
+    if serve:
+        bound = serve_metrics(metrics_port)
+        typer.echo(f"metrics: http://127.0.0.1:{bound}/metrics", err=True)
+    topics = [settings.topic(DELIVERIES)] + [settings.topic(retry_topic(t)) for t in range(1, len(settings.retry_schedule) + 1)]
+    lag = LagMonitor(settings, group_id(settings), topics)
+    lag.start()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        w = Worker(settings, table=table, engine=engine, concurrency=concurrency, limits=limits,
+                   breaker_config=breaker, follower_check=check_follower)
+        await w.run(stop, ready=lambda: typer.echo("delivery worker ready", err=True))
+
+    try:
+        uvloop.run(main())
+    finally:
+        lag.stop()
+        follower[0].stop()
+        engine.dispose()
+
+
+@deliveries_app.command("list")
+def deliveries_list(
+    tenant: str = typer.Option(None, "--tenant", help="Only this tenant's deliveries."),
+    subscription: str = typer.Option(None, "--subscription", help="Only this subscription's deliveries."),
+    status: str = typer.Option(None, "--status", help="succeeded, failed or dead (the latest attempt's)."),
+    limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Deliveries with their latest attempt, newest first."""
+    from delivery.attempt_log import STATUSES, list_deliveries
+
+    if status is not None and status not in STATUSES:
+        raise ValidationError(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
+    if limit < 1:
+        raise ValidationError("--limit must be at least 1")
+    rows = list_deliveries(_engine(), tenant_id=tenant, subscription_id=subscription, status=status, limit=limit)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        typer.echo("no deliveries")
+        return
+    for r in rows:
+        http = r["http_status"] if r["http_status"] is not None else "-"
+        typer.echo(
+            f"{r['delivery_id']}  {r['status']:<9} attempts={r['attempts']:<2} http={http:<3}  "
+            f"{r['event_type']:<24} {r['tenant_id']}  {r['subscription_id']}  {r['attempted_at']}"
+        )
+
+
+@deliveries_app.command("show")
+def deliveries_show(delivery_id: str = typer.Argument(..., help="The delivery id (msg_...)."), as_json: bool = JsonOption) -> None:
+    """Every attempt of one delivery."""
+    from delivery.attempt_log import attempts_of
+
+    rows = attempts_of(_engine(), delivery_id)
+    if not rows:
+        raise NotFoundError(f"no attempts recorded for delivery {delivery_id!r}")
+    if as_json:
+        emit_json({"delivery_id": delivery_id, "attempts": rows})
+        return
+    first = rows[0]
+    typer.echo(f"delivery {delivery_id}: {first['event_type']} (event {first['event_id']}) for tenant {first['tenant_id']}, subscription {first['subscription_id']}")
+    for r in rows:
+        what = f"HTTP {r['http_status']}" if r["http_status"] is not None else (r["error"] or "no response")
+        typer.echo(f"  #{r['attempt']:<2} {r['attempted_at']}  {r['status']:<9} {what}  {r['duration_ms']:.1f} ms")
+        if r["response_excerpt"]:
+            typer.echo(f"      response: {r['response_excerpt'][:200]!r}")
+
+
+def _engine():
+    from hookstream.db import make_engine, migrate
+
+    engine = make_engine(Settings.from_env().database_url)
+    migrate(engine)
+    return engine
+
+
+__all__ = ["deliveries_app", "delivery_app"]

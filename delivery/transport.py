@@ -1,0 +1,266 @@
+"""The HTTP transport of delivery attempts: a small interface, pyreqwest behind it, SSRF-safe.
+
+``Transport.post(url, body, headers)`` returns an ``HttpResponse`` (status, ``Retry-After``,
+a bounded excerpt of the body) or raises the client's own transport error, which
+``delivery.outcome.classify_response`` understands. Tests inject a ``MockTransport``; the worker
+uses ``PyreqwestTransport`` (the fastest sound client measured, see docs/benchmarks.md).
+
+Why pyreqwest can be made sound here
+------------------------------------
+- Redirects: ``follow_redirects(False)``; a 3xx comes back as its status and is a ``GiveUp``.
+- Proxies: ``no_proxy()``; a proxy from the environment would connect on our behalf, out of
+  reach of the address check.
+- Timeouts: a total timeout per request (``HOOKSTREAM_REQUEST_TIMEOUT``, default 15 s), and
+  an ``asyncio`` deadline a second later around the whole call as a backstop, so a hung endpoint
+  can never hold a slot for longer.
+- SSRF and DNS rebinding: pyreqwest has no resolver hook, so this module resolves the endpoint's
+  host itself, checks *every* address it resolves to with ``check_address`` (one refused address
+  refuses the host: a rebinding attacker controls which one a client would pick), and builds a
+  client for that host with ``ClientBuilder.resolve(host, checked_ip, port)``: the client can
+  connect only to the address that was checked, while TLS still verifies the certificate against
+  the host name. A client serves one (scheme, host, port) only and is rebuilt, re-resolving and
+  re-checking, after ``dns_ttl`` seconds (60 by default). An IP literal in the URL is checked as
+  it is and needs no resolution. A refusal is cached for the same TTL, so a bad endpoint does not
+  hammer the resolver; it surfaces as ``UnsafeURLError`` (a connection failure to the classifier).
+- Response bodies are streamed: an excerpt (``EXCERPT_BYTES``) is kept for the attempt log and
+  at most ``DRAIN_BYTES`` more are read so the connection can be reused; a receiver that sends
+  more only loses its keep-alive connection, never our memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import functools
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from hookstream.settings import Settings
+from hookstream.subscriptions.urls import Reason, UnsafeURLError, check_address
+
+__all__ = ["EXCERPT_BYTES", "HttpResponse", "MockTransport", "PyreqwestTransport", "Transport"]
+
+log = logging.getLogger("hookstream.delivery")
+
+EXCERPT_BYTES = 1024
+DRAIN_BYTES = 64 * 1024
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    retry_after: str | None = None
+    excerpt: bytes = b""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What ``classify_response`` reads."""
+        return {"retry-after": self.retry_after} if self.retry_after is not None else {}
+
+
+class Transport(Protocol):
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpResponse: ...
+
+    async def close(self) -> None: ...
+
+
+class MockTransport:
+    """A transport calling ``handler(url, body, headers)`` (sync or async), for unit tests."""
+
+    def __init__(self, handler: Callable[[str, bytes, Mapping[str, str]], HttpResponse | Awaitable[HttpResponse]]) -> None:
+        self.handler = handler
+        self.requests: list[tuple[str, bytes, dict[str, str]]] = []
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpResponse:
+        self.requests.append((url, body, dict(headers)))
+        result = self.handler(url, body, headers)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result
+
+    async def close(self) -> None:
+        pass
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Target:
+    scheme: str
+    host: str  # lower case, no brackets
+    port: int
+    literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+
+
+@functools.lru_cache(maxsize=4096)
+def _target(url: str) -> _Target:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if scheme not in ("http", "https") or not host:
+        raise UnsafeURLError(Reason.MALFORMED, f"url: {scheme or 'no scheme'}://{host or '?'} cannot be delivered to")
+    port = parts.port or (443 if scheme == "https" else 80)
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    return _Target(scheme, host, port, literal)
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    seen: list[str] = []
+    for info in infos:
+        if info[4][0] not in seen:
+            seen.append(info[4][0])
+    return seen
+
+
+@dataclasses.dataclass
+class _Pinned:
+    client: object | None  # pyreqwest Client, None when refused
+    refusal: UnsafeURLError | None
+    expires: float
+    address: str | None = None
+
+
+class PyreqwestTransport:
+    """pyreqwest clients, one per endpoint (scheme, host, port), each pinned to a checked address."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        max_connections_per_host: int = 64,
+        resolver: Resolver | None = None,
+        dns_ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.timeout = settings.request_timeout_seconds
+        self.max_connections = max_connections_per_host
+        self.resolver = resolver or system_resolver
+        self.dns_ttl = dns_ttl
+        self.clock = clock
+        self._pinned: dict[_Target, _Pinned] = {}
+        self._resolving: dict[_Target, asyncio.Future] = {}
+        self._retired: set = set()
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpResponse:
+        target = _target(url)
+        client = await self._client_for(target)
+        request = client.post(url).headers(headers).body_bytes(body).build_streamed()
+        async with asyncio.timeout(self.timeout + 1.0):
+            async with request as response:
+                excerpt = await _read_excerpt(response)
+                return HttpResponse(response.status, response.get_header("retry-after"), excerpt)
+
+    async def _client_for(self, target: _Target):
+        pinned = self._pinned.get(target)
+        if pinned is None or pinned.expires <= self.clock():
+            pinned = await self._pin(target)
+        if pinned.refusal is not None:
+            raise pinned.refusal
+        return pinned.client
+
+    async def _pin(self, target: _Target) -> _Pinned:
+        """Resolve, check and build once per target at a time (concurrent callers share it)."""
+        waiting = self._resolving.get(target)
+        if waiting is not None:
+            return await asyncio.shield(waiting)
+        future = asyncio.get_running_loop().create_future()
+        self._resolving[target] = future
+        try:
+            pinned = await self._resolve_and_check(target)
+            old = self._pinned.get(target)
+            self._pinned[target] = pinned
+            if old is not None and old.client is not None and old.client is not pinned.client:
+                self._retire(old.client)
+            future.set_result(pinned)
+            return pinned
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            raise
+        finally:
+            del self._resolving[target]
+
+    async def _resolve_and_check(self, target: _Target) -> _Pinned:
+        expires = self.clock() + self.dns_ttl
+        try:
+            if target.literal is not None:
+                check_address(target.literal, self.settings)
+                return _Pinned(self._build(target, None), None, expires, str(target.literal))
+            try:
+                addresses = await self.resolver(target.host, target.port)
+            except (OSError, UnicodeError) as exc:
+                # not an SSRF refusal: the name does not resolve now (retryable, not cached)
+                raise ConnectionError(f"host {target.host!r} does not resolve: {exc}") from None
+            if not addresses:
+                raise ConnectionError(f"host {target.host!r} resolves to no address")
+            for address in addresses:
+                check_address(address, self.settings)
+            chosen = addresses[0]
+            return _Pinned(self._build(target, chosen), None, expires, chosen)
+        except UnsafeURLError as exc:
+            log.warning("refusing to deliver to %s: %s", target.host, exc)
+            return _Pinned(None, exc, expires)
+
+    def _build(self, target: _Target, pin: str | None):
+        from pyreqwest.client import ClientBuilder
+
+        builder = (
+            ClientBuilder()
+            .follow_redirects(False)
+            .no_proxy()
+            .https_only(not self.settings.allow_http)
+            .timeout(dt.timedelta(seconds=self.timeout))
+            .connect_timeout(dt.timedelta(seconds=min(self.timeout, 10.0)))
+            # no cap on the client's own pool: endpoints sharing a host share its client, and a
+            # hung endpoint must not take the connections of its neighbours. The worker's
+            # per-endpoint gates and in-flight bound are the limits.
+            .max_connections(None)
+            .pool_max_idle_per_host(self.max_connections)
+        )
+        if pin is not None:
+            builder = builder.resolve(target.host, pin, target.port)
+        return builder.build()
+
+    def _retire(self, client) -> None:
+        """Close a replaced client once requests it may still carry are past their timeout."""
+        loop = asyncio.get_running_loop()
+
+        def close_later() -> None:
+            task = loop.create_task(client.close())
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+
+        loop.call_later(self.timeout + 2.0, close_later)
+
+    async def close(self) -> None:
+        for pinned in list(self._pinned.values()):
+            if pinned.client is not None:
+                await pinned.client.close()
+        self._pinned.clear()
+
+
+async def _read_excerpt(response) -> bytes:
+    reader = response.body_reader
+    excerpt = bytearray()
+    drained = 0
+    while True:
+        chunk = await reader.read_chunk()
+        if chunk is None:
+            break
+        if len(excerpt) < EXCERPT_BYTES:
+            excerpt += bytes(chunk)[: EXCERPT_BYTES - len(excerpt)]
+        drained += len(chunk)
+        if drained > EXCERPT_BYTES + DRAIN_BYTES:
+            break  # the rest is not worth reading; the connection is dropped instead of reused
+    return bytes(excerpt)

@@ -1,0 +1,503 @@
+"""``hookstream delivery worker``: consume delivery records, POST them, retry through tier topics.
+
+Shape (after Svix's worker)
+---------------------------
+The Kafka loop only consumes, bounds concurrency and commits. Each record becomes a task running
+``Deliverer.deliver`` (prepare -> call -> classify, in ``delivery.attempt``), whose typed
+``Decision`` this module *handles*: record the attempt, forward to a retry tier, dead-letter, or
+drop. Everything runs on one asyncio event loop (uvloop) in one thread, so the consumer, the
+offset trackers, the breakers and the gates need no locks; the HTTP client does its I/O on its
+own Rust runtime, and the attempt log is written by its own thread.
+
+One confluent-kafka consumer (manual commits, cooperative-sticky) reads ``deliveries`` and every
+retry tier topic ``deliveries.retry.N`` (N = 1 .. len(HOOKSTREAM_RETRY_SCHEDULE)). It is polled
+without blocking (``consume(timeout=0)``) and the loop yields to the event loop in between: a few
+milliseconds when nothing came, at once otherwise.
+
+Retries without blocking
+------------------------
+A failed attempt forwards the record (new attempt in its history, ``due_at`` set) to the tier
+chosen by its actual delay (``delivery.tiers``), and the source offset is committed once the
+broker acknowledged the forward. A tier partition whose head record is not due yet is *paused*
+and the consumer seeks back to that head; a timer on the event loop resumes it at the due time.
+The poll loop itself never sleeps until a due time, and other partitions and topics keep flowing.
+
+At-least-once
+-------------
+``delivery.offsets.PartitionOffsets`` per assigned partition: an offset is finished only when its
+outcome is durable (a success's attempt row committed to the attempt log; a retry or dead-letter
+record acknowledged by the broker through the producer's delivery callback, and its attempt row
+written), and commits never pass the lowest unfinished offset. A SIGKILL at any moment loses
+nothing: the records after the committed position are delivered again with the same
+``webhook-id``. A producer or consumer error is an infrastructure error: the worker stops (exit
+code 1) without finishing the record, and the next worker re-delivers it.
+
+Flow control and isolation
+--------------------------
+At most ``concurrency`` records in flight per process: past it every assigned partition is
+paused (the loop keeps polling, so rebalances are served) until a quarter have finished. Per
+endpoint, ``Limits`` bounds requests in flight and records waiting; the circuit breaker skips
+endpoints that are down. So a hung endpoint ties up at most its own slots for at most the
+request timeout, and the healthy endpoints' records pass it by.
+
+Unreadable records (not JSON, missing fields, wrong types) are set aside on the dead-letter
+topic with the reason and the original bytes (base64), and their offsets move on.
+
+410 Gone: the attempt dead-letters the record, logs a warning and counts
+``hookstream_delivery_endpoint_gone_total``; the worker does not disable the subscription
+itself (it has no write path to the store, and one 410 from a misrouted proxy should not turn an
+endpoint off). Disabling is left to the operator or to automation on that metric, apart from
+per-message retries, as Svix keeps it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import logging
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from delivery import metrics as m
+from delivery.attempt import DeadLetter, Decision, Delivered, Deliverer, Dropped, Limits, Retry
+from delivery.attempt_log import AttemptLogWriter, make_row
+from delivery.breaker import BreakerConfig, EndpointBreakers
+from delivery.transport import PyreqwestTransport, Transport
+from hookstream.kafka import consumer_config, producer_config
+from hookstream.records import DeliveryRecord
+from hookstream.settings import Settings
+from hookstream.topics import DEAD_LETTERS, DELIVERIES, retry_topic
+
+__all__ = ["MalformedRecord", "Worker", "decode_record", "group_id"]
+
+log = logging.getLogger("hookstream.delivery")
+
+CONSUME_BATCH = 500
+IDLE_WAIT = 0.005  # seconds the loop yields when the consumer had nothing
+COMMIT_INTERVAL = 0.2
+DEFAULT_CONCURRENCY = 2000
+
+_STR_FIELDS = ("delivery_id", "subscription_id", "tenant_id", "event_id", "event_type", "occurred_at")
+
+
+def group_id(settings: Settings) -> str:
+    return f"{settings.topic_prefix}hookstream-delivery"
+
+
+class MalformedRecord(ValueError):
+    """A delivery record that cannot be read; the message is the reason (never the value)."""
+
+
+def decode_record(value: bytes | None) -> DeliveryRecord:
+    """A ``DeliveryRecord`` from the wire, or ``MalformedRecord`` naming the first problem."""
+    if value is None:
+        raise MalformedRecord("the record has no value")
+    try:
+        raw = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise MalformedRecord("the value is not JSON") from None
+    if not isinstance(raw, dict):
+        raise MalformedRecord("the value is not a JSON object")
+    for name in _STR_FIELDS:
+        if not isinstance(raw.get(name), str) or not raw[name]:
+            raise MalformedRecord(f"{name} is missing or not a non-empty string")
+    if not isinstance(raw.get("event"), dict):
+        raise MalformedRecord("event is missing or not an object")
+    attempt = raw.get("attempt", 0)
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
+        raise MalformedRecord("attempt is not a non-negative integer")
+    attempts = raw.get("attempts") or []
+    if not isinstance(attempts, list) or not all(isinstance(a, dict) for a in attempts):
+        raise MalformedRecord("attempts is not a list of objects")
+    due = raw.get("due_at")
+    if due is not None and (isinstance(due, bool) or not isinstance(due, (int, float))):
+        raise MalformedRecord("due_at is not a number")
+    replay = raw.get("replay_of")
+    return DeliveryRecord(
+        **{name: raw[name] for name in _STR_FIELDS},
+        event=raw["event"],
+        attempt=attempt,
+        attempts=tuple(attempts),
+        due_at=float(due) if due is not None else None,
+        replay_of=replay if isinstance(replay, str) else None,
+    )
+
+
+def dead_letter_value(record: DeliveryRecord, reason: str, now: float) -> bytes:
+    """The dead-letter record: the delivery record with every attempt, plus the final reason.
+    ``DeliveryRecord.from_bytes`` reads it back (for replays); it never holds a secret."""
+    doc = dataclasses.asdict(record)
+    doc["due_at"] = None
+    doc["reason"] = reason
+    doc["dead_lettered_at"] = round(now, 3)
+    return orjson.dumps(doc)
+
+
+class _Completion:
+    """Counts the acknowledgements one record's outcome needs before its offset may be committed."""
+
+    __slots__ = ("worker", "part", "offset", "remaining")
+
+    def __init__(self, worker: "Worker", part, offset: int, remaining: int) -> None:
+        self.worker, self.part, self.offset, self.remaining = worker, part, offset, remaining
+
+    def ack(self) -> None:
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.worker._finish(self.part, self.offset)
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        table,
+        engine,
+        transport: Transport | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        limits: Limits | None = None,
+        breaker_config: BreakerConfig | None = None,
+        group: str | None = None,
+        follower_check: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.table = table
+        self.engine = engine
+        self.limits = limits or Limits()
+        self.transport = transport or PyreqwestTransport(settings, max_connections_per_host=self.limits.endpoint_concurrency)
+        self.concurrency = concurrency
+        self.group = group or group_id(settings)
+        self.follower_check = follower_check or (lambda: None)
+        self.deliverer = Deliverer(
+            settings, table, self.transport,
+            breakers=EndpointBreakers(breaker_config), limits=self.limits,
+            on_attempt_start=m.IN_FLIGHT.inc, on_attempt_end=m.IN_FLIGHT.dec,
+        )
+        self.main_topic = settings.topic(DELIVERIES)
+        self.tier_topics = [settings.topic(retry_topic(t)) for t in range(1, len(settings.retry_schedule) + 1)]
+        self.dead_topic = settings.topic(DEAD_LETTERS)
+        self.parts: dict[tuple[str, int], Any] = {}
+        self.due_paused: dict[tuple[str, int], asyncio.TimerHandle] = {}
+        self.flow_paused: set[tuple[str, int]] = set()
+        self.in_flight = 0
+        self.fatal: BaseException | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._breaker_shown: dict[str, int] = {}
+        self.consumer: Consumer | None = None
+        self.producer: Producer | None = None
+        self.writer: AttemptLogWriter | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self, stop: asyncio.Event, *, ready: Callable[[], None] | None = None) -> None:
+        from delivery.offsets import PartitionOffsets  # noqa: F401  (imported for the type in parts)
+
+        self.loop = asyncio.get_running_loop()
+        self.writer = AttemptLogWriter(self.engine, self.loop).start()
+        self.producer = Producer(producer_config(self.settings, **{"client.id": "hookstream-delivery"}))
+        self.consumer = Consumer(
+            consumer_config(self.settings, self.group, **{"client.id": "hookstream-delivery", "on_commit": self._on_commit})
+        )
+        self.consumer.subscribe(
+            [self.main_topic, *self.tier_topics],
+            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
+        )
+        log.info("delivery worker consuming %s and %d retry tier(s) in group %s", self.main_topic, len(self.tier_topics), self.group)
+        if ready:
+            ready()
+        try:
+            await self._loop(stop)
+        finally:
+            await self._shutdown()
+        if self.fatal is not None:
+            raise self.fatal
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        next_commit = time.monotonic() + COMMIT_INTERVAL
+        next_check = time.monotonic() + 1.0
+        consumer, producer = self.consumer, self.producer
+        while not stop.is_set() and self.fatal is None:
+            producer.poll(0)
+            self._flow_control()
+            msgs = consumer.consume(CONSUME_BATCH, 0)
+            for msg in msgs:
+                self._accept(msg)
+            now = time.monotonic()
+            if now >= next_commit:
+                self._commit()
+                next_commit = now + COMMIT_INTERVAL
+            if now >= next_check:
+                self._check_health()
+                next_check = now + 1.0
+            await asyncio.sleep(0 if msgs else IDLE_WAIT)
+
+    async def _shutdown(self, grace: float | None = None) -> None:
+        """Stop taking records, let those in flight finish (bounded), commit what is durable."""
+        grace = self.settings.request_timeout_seconds + 5.0 if grace is None else grace
+        consumer = self.consumer
+        try:
+            assignment = consumer.assignment()
+            if assignment:
+                consumer.pause(assignment)
+        except KafkaException:
+            pass
+        deadline = time.monotonic() + grace
+        while self.in_flight > 0 and time.monotonic() < deadline and self.fatal is None:
+            self.producer.poll(0)
+            consumer.consume(CONSUME_BATCH, 0)  # serve callbacks; paused: returns nothing to act on
+            await asyncio.sleep(0.01)
+        for task in list(self._tasks):
+            task.cancel()
+        remaining = self.producer.flush(10)
+        if remaining:
+            log.error("%d forwarded record(s) not acknowledged at shutdown; their offsets stay uncommitted", remaining)
+        await asyncio.sleep(0)  # run attempt-log callbacks already queued
+        self._commit(asynchronous=False)
+        consumer.close()
+        self.writer.stop()
+        await self.transport.close()
+        for handle in self.due_paused.values():
+            handle.cancel()
+        log.info("delivery worker stopped (%d record(s) left in flight)", self.in_flight)
+
+    def _check_health(self) -> None:
+        self.follower_check()
+        if not self.writer.alive:
+            self.fatal = RuntimeError("the attempt-log writer stopped")
+
+    # ------------------------------------------------------------------ consuming
+    def _accept(self, msg) -> None:
+        err = msg.error()
+        if err is not None:
+            if err.code() == KafkaError._PARTITION_EOF:
+                return
+            if err.fatal():
+                self.fatal = KafkaException(err)
+            else:
+                log.warning("consumer: %s", err.str())
+            return
+        tp = (msg.topic(), msg.partition())
+        part = self.parts.get(tp)
+        offset = msg.offset()
+        if part is None or tp in self.due_paused:
+            return  # revoked, or fetched past a paused head: read again after the resume
+        if part.next_offset is not None and offset < part.next_offset:
+            return  # a stale copy from before a seek
+        try:
+            record = decode_record(msg.value())
+        except MalformedRecord as exc:
+            part.take(offset)
+            self.in_flight += 1
+            self._set_aside(msg, str(exc), part, offset)
+            return
+        if tp[0] != self.main_topic and record.due_at is not None:
+            wait = record.due_at - time.time()
+            if wait > 0:
+                self._pause_until_due(tp, offset, wait, part)
+                return
+        part.take(offset)
+        self.in_flight += 1
+        task = self.loop.create_task(self._process(part, offset, record))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _pause_until_due(self, tp: tuple[str, int], offset: int, wait: float, part) -> None:
+        where = TopicPartition(tp[0], tp[1], offset)
+        try:
+            self.consumer.pause([where])
+            self.consumer.seek(where)
+        except KafkaException as exc:
+            self.fatal = exc
+            return
+        part.seek_back(offset)
+        self.due_paused[tp] = self.loop.call_later(wait, self._resume_due, tp, part)
+
+    def _resume_due(self, tp: tuple[str, int], part) -> None:
+        if self.parts.get(tp) is not part:
+            return  # revoked meanwhile
+        del self.due_paused[tp]
+        if tp not in self.flow_paused:
+            self._resume(tp, part)
+
+    def _resume(self, tp: tuple[str, int], part) -> None:
+        """Resume, and seek to where this worker stopped taking records: never past one not taken."""
+        try:
+            self.consumer.resume([TopicPartition(*tp)])
+            if part.next_offset is not None:
+                self.consumer.seek(TopicPartition(tp[0], tp[1], part.next_offset))
+        except KafkaException as exc:
+            self.fatal = exc
+
+    def _flow_control(self) -> None:
+        if self.in_flight >= self.concurrency:
+            fresh = [tp for tp in self.parts if tp not in self.flow_paused]
+            if fresh:
+                try:
+                    self.consumer.pause([TopicPartition(*tp) for tp in fresh])
+                except KafkaException as exc:
+                    self.fatal = exc
+                    return
+                self.flow_paused.update(fresh)
+        elif self.flow_paused and self.in_flight <= self.concurrency * 3 // 4:
+            paused, self.flow_paused = self.flow_paused, set()
+            for tp in paused:
+                part = self.parts.get(tp)
+                if part is not None and tp not in self.due_paused:
+                    self._resume(tp, part)
+
+    # ------------------------------------------------------------------ rebalancing
+    def _on_assign(self, consumer, partitions) -> None:
+        from delivery.offsets import PartitionOffsets
+
+        for p in partitions:
+            self.parts[(p.topic, p.partition)] = PartitionOffsets()
+        log.info("assigned %d partition(s)", len(partitions))
+
+    def _on_revoke(self, consumer, partitions) -> None:
+        offsets = self._release(partitions)
+        if offsets:
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                log.warning("commit on revoke failed: %s", exc.args[0].str())
+        log.info("revoked %d partition(s)", len(partitions))
+
+    def _on_lost(self, consumer, partitions) -> None:
+        self._release(partitions)
+        log.warning("lost %d partition(s)", len(partitions))
+
+    def _release(self, partitions) -> list[TopicPartition]:
+        offsets = []
+        for p in partitions:
+            tp = (p.topic, p.partition)
+            part = self.parts.pop(tp, None)
+            handle = self.due_paused.pop(tp, None)
+            if handle is not None:
+                handle.cancel()
+            self.flow_paused.discard(tp)
+            if part is not None and (pos := part.position()) is not None:
+                offsets.append(TopicPartition(tp[0], tp[1], pos))
+        return offsets
+
+    def _commit(self, *, asynchronous: bool = True) -> None:
+        offsets = []
+        for (topic, partition), part in self.parts.items():
+            pos = part.to_commit()
+            if pos is not None:
+                offsets.append(TopicPartition(topic, partition, pos))
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
+        except KafkaException as exc:
+            log.warning("commit failed (retried with the next one): %s", exc.args[0].str())
+
+    def _on_commit(self, err, partitions) -> None:
+        if err is not None:
+            log.warning("commit failed (retried with the next one): %s", err.str() if hasattr(err, "str") else err)
+
+    # ------------------------------------------------------------------ handling decisions
+    async def _process(self, part, offset: int, record: DeliveryRecord) -> None:
+        try:
+            decision = await self.deliverer.deliver(record)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or an infrastructure fault: stop, do not commit this record
+            log.exception("delivery %s failed inside the worker (not the endpoint's fault); stopping", record.delivery_id)
+            self.fatal = exc
+            return
+        self._handle(decision, record, part, offset)
+
+    def _handle(self, decision: Decision, record: DeliveryRecord, part, offset: int) -> None:
+        if isinstance(decision, Dropped):
+            m.DROPPED.labels(decision.reason).inc()
+            log.info("dropped delivery %s: %s", record.delivery_id, decision.reason)
+            self._finish(part, offset)
+            return
+        report = decision.report
+        if report is not None:
+            self._observe(record, report)
+        if isinstance(decision, Delivered):
+            m.DELIVERIES.labels(record.event_type, record.tenant_id, "succeeded").inc()
+            self.writer.submit(make_row(record, report, "succeeded"), _Completion(self, part, offset, 1).ack)
+        elif isinstance(decision, Retry):
+            done = _Completion(self, part, offset, 2 if report is not None else 1)
+            if report is not None:
+                m.DELIVERIES.labels(record.event_type, record.tenant_id, "failed").inc()
+                m.RETRIES.labels(record.event_type, record.tenant_id, str(report.outcome.reason)).inc()
+                self.writer.submit(make_row(record, report, "failed"), done.ack)
+            else:
+                m.SKIPPED.labels(decision.skipped).inc()
+            self._produce(self.settings.topic(retry_topic(decision.tier)), decision.record, decision.record.to_bytes(), done.ack)
+        elif isinstance(decision, DeadLetter):
+            done = _Completion(self, part, offset, 2 if report is not None else 1)
+            if report is not None:
+                m.DELIVERIES.labels(record.event_type, record.tenant_id, "dead").inc()
+                self.writer.submit(make_row(record, report, "dead"), done.ack)
+            if decision.disable_endpoint:
+                m.GONE.labels(record.tenant_id, record.subscription_id).inc()
+                log.warning("subscription %s answered 410 Gone: the receiver asks to be disabled", record.subscription_id)
+            log.info("dead-lettered delivery %s: %s", record.delivery_id, decision.reason)
+            value = dead_letter_value(decision.record, decision.reason, time.time())
+            self._produce(self.dead_topic, decision.record, value, done.ack)
+        self._show_breaker(record.subscription_id)
+
+    def _observe(self, record: DeliveryRecord, report) -> None:
+        m.DURATION.labels(record.event_type, record.tenant_id).observe(report.duration)
+        if report.status is not None:
+            m.HTTP_STATUS.labels(record.event_type, str(report.status)).inc()
+
+    def _show_breaker(self, endpoint: str) -> None:
+        state = int(self.deliverer.breakers[endpoint].state)
+        if self._breaker_shown.get(endpoint) != state:
+            self._breaker_shown[endpoint] = state
+            m.BREAKER_STATE.labels(endpoint).set(state)
+
+    def _set_aside(self, msg, reason: str, part, offset: int) -> None:
+        m.MALFORMED.inc()
+        log.warning("set aside an unreadable record at %s[%d]@%d: %s", msg.topic(), msg.partition(), offset, reason)
+        key, value = msg.key(), msg.value()
+        doc = {
+            "reason": f"malformed: {reason}",
+            "topic": msg.topic(),
+            "partition": msg.partition(),
+            "offset": offset,
+            "key_b64": base64.b64encode(key).decode() if key is not None else None,
+            "value_b64": base64.b64encode(value).decode() if value is not None else None,
+            "dead_lettered_at": round(time.time(), 3),
+        }
+        self._produce_raw(self.dead_topic, key, orjson.dumps(doc), _Completion(self, part, offset, 1).ack)
+
+    def _produce(self, topic: str, record: DeliveryRecord, value: bytes, on_ack: Callable[[], None]) -> None:
+        self._produce_raw(topic, record.subscription_id.encode(), value, on_ack)
+
+    def _produce_raw(self, topic: str, key: bytes | None, value: bytes, on_ack: Callable[[], None]) -> None:
+        def delivered(err, _msg) -> None:
+            if err is not None:
+                log.error("the broker did not acknowledge a record for %s: %s; stopping", topic, err.str())
+                self.fatal = KafkaException(err)
+            else:
+                on_ack()
+
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, on_delivery=delivered)
+                return
+            except BufferError:  # the producer's queue is full: let it drain
+                self.producer.poll(0.05)
+
+    def _finish(self, part, offset: int) -> None:
+        part.finish(offset)
+        self.in_flight -= 1
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)

@@ -1,0 +1,132 @@
+"""The delivery worker as a real process, against the real broker and a real HTTP receiver."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from delivery.signing import verify
+from hookstream.settings import Settings
+from hookstream.subscriptions.store import SubscriptionStore
+from hookstream.subscriptions.topic import publish_pending
+from hookstream.topics import DEAD_LETTERS, ensure_topics
+from tests.integration.delivery_helpers import Receiver, fail_times, make_record, produce_records, status
+from tests.integration.pipeline import TopicReader, worker
+
+pytestmark = pytest.mark.kafka
+
+SCHEDULE = "200ms,400ms,600ms"
+
+
+@pytest.fixture
+def env(hs_env):
+    return dict(
+        hs_env, HOOKSTREAM_ALLOW_HTTP="1", HOOKSTREAM_ALLOWED_NETWORKS="127.0.0.0/8",
+        HOOKSTREAM_RETRY_SCHEDULE=SCHEDULE, HOOKSTREAM_REQUEST_TIMEOUT="2s",
+    )
+
+
+@pytest.fixture
+def cfg(env) -> Settings:
+    s = Settings.from_env(env)
+    ensure_topics(s)
+    return s
+
+
+@pytest.fixture
+def store(cfg):
+    return SubscriptionStore.open(cfg)
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+def subscribe(store, cfg, tenant: str, url: str) -> tuple[str, str]:
+    sub, secret = store.add(tenant, url, ["*"])
+    publish_pending(cfg)
+    return sub.id, secret
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def cli(env, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hookstream", *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_signed_retried_and_dead_lettered(cfg, env, store, receiver, tmp_path):
+    ok_id, ok_secret = subscribe(store, cfg, "acme", receiver.route("/ok", status(200)))
+    flaky_id, _ = subscribe(store, cfg, "acme", receiver.route("/flaky", fail_times(2)))
+    down_id, _ = subscribe(store, cfg, "acme", receiver.route("/down", status(500)))
+    bad_id, _ = subscribe(store, cfg, "beta", receiver.route("/bad", status(400)))
+    receiver.route("/elsewhere", status(200))
+    moved_id, _ = subscribe(store, cfg, "beta", receiver.route("/moved", status(302, Location=f"http://127.0.0.1:{receiver.port}/elsewhere")))
+    records = {name: make_record(sid, tenant) for name, sid, tenant in [
+        ("ok", ok_id, "acme"), ("flaky", flaky_id, "acme"), ("down", down_id, "acme"), ("bad", bad_id, "beta"), ("moved", moved_id, "beta"),
+    ]}
+    dlq = TopicReader(cfg, DEAD_LETTERS)
+    with worker(env, ["delivery", "worker"], tmp_path / "worker.log") as w:
+        produce_records(cfg, list(records.values()))
+        wait_for(lambda: len(receiver.hits_for("/flaky")) >= 3 and len(receiver.hits_for("/down")) >= 4, 60, "the retries")
+        dead = dlq.read_until(lambda rs: len(rs) >= 3, 30, what="three dead letters")
+        assert w.alive, w.log()[-3000:]
+        assert w.stop() == 0, w.log()[-3000:]
+
+    # signatures verify with the reference library, and with our own verifier
+    (hit,) = receiver.hits_for("/ok")
+    Webhook(ok_secret).verify(hit.body, hit.headers)
+    verify(hit.body, hit.headers, ok_secret)
+    assert hit.headers["webhook-id"] == records["ok"].delivery_id
+    assert hit.headers["content-type"] == "application/json"
+    assert hit.headers["user-agent"].startswith("hookstream/")
+    assert orjson.loads(hit.body) == {"type": "invoice.sent", "timestamp": "2026-11-28T12:00:00Z", "data": records["ok"].event["data"]}
+
+    # failing twice then succeeding: three attempts, one webhook-id
+    flaky = receiver.hits_for("/flaky")
+    assert len(flaky) == 3
+    assert {h.headers["webhook-id"] for h in flaky} == {records["flaky"].delivery_id}
+
+    # always 500: every attempt of the schedule, then the dead-letter topic with the history
+    by_id = {orjson.loads(m.value())["delivery_id"]: orjson.loads(m.value()) for m in dead}
+    assert set(by_id) == {records["down"].delivery_id, records["bad"].delivery_id, records["moved"].delivery_id}
+    down = by_id[records["down"].delivery_id]
+    assert len(receiver.hits_for("/down")) == 4
+    assert [a["attempt"] for a in down["attempts"]] == [1, 2, 3, 4]
+    assert all(a["status"] == 500 and a["duration"] >= 0 and a["at"] > 0 for a in down["attempts"])
+    assert down["reason"].startswith("retries_exhausted")
+    assert "whsec_" not in json.dumps(down) and "secret" not in json.dumps(down)
+    # 400: one attempt, then dead
+    assert len(receiver.hits_for("/bad")) == 1
+    assert [a["status"] for a in by_id[records["bad"].delivery_id]["attempts"]] == [400]
+    # a redirect is a failure, never followed
+    assert len(receiver.hits_for("/moved")) == 1 and receiver.hits_for("/elsewhere") == []
+    assert by_id[records["moved"].delivery_id]["reason"] == "redirect (HTTP 302)"
+    dlq.close()
+
+    # the attempt log saw every attempt
+    listed = json.loads(cli(env, "deliveries", "list", "--json").stdout)
+    assert {r["delivery_id"]: r["status"] for r in listed} == {
+        records["ok"].delivery_id: "succeeded", records["flaky"].delivery_id: "succeeded",
+        records["down"].delivery_id: "dead", records["bad"].delivery_id: "dead", records["moved"].delivery_id: "dead",
+    }
+    dead_only = json.loads(cli(env, "deliveries", "list", "--status", "dead", "--tenant", "beta", "--json").stdout)
+    assert {r["delivery_id"] for r in dead_only} == {records["bad"].delivery_id, records["moved"].delivery_id}
+    shown = json.loads(cli(env, "deliveries", "show", records["flaky"].delivery_id, "--json").stdout)
+    assert [(a["attempt"], a["status"], a["http_status"]) for a in shown["attempts"]] == [(1, "failed", 500), (2, "failed", 500), (3, "succeeded", 200)]
+    missing = cli(env, "deliveries", "show", "msg_nothing")
+    assert missing.returncode == 3 and missing.stderr.startswith("error: ") and "Traceback" not in missing.stderr

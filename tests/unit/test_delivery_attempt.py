@@ -1,0 +1,249 @@
+"""delivery.attempt: the Deliverer's decisions, with a MockTransport and a fixed clock."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from delivery.attempt import DeadLetter, Delivered, Deliverer, Dropped, Limits, Retry
+from delivery.breaker import BreakerConfig, EndpointBreakers
+from delivery.outcome import RetryReason
+from delivery.schedule import RetrySchedule
+from delivery.transport import HttpResponse, MockTransport
+from hookstream.records import DeliveryRecord, delivery_id
+from hookstream.settings import Settings
+from hookstream.subscriptions.models import Status, Subscription
+from hookstream.subscriptions.secrets import SigningSecret, generate_secret
+from hookstream.subscriptions.urls import Reason, UnsafeURLError
+
+NOW = 1_800_000_000.0
+SECRET = generate_secret()
+SETTINGS = Settings(retry_schedule=(5.0, 300.0, 1800.0))
+
+
+class Table:
+    def __init__(self, *subs: Subscription) -> None:
+        self.subs = {s.id: s for s in subs}
+
+    def get(self, sub_id):
+        return self.subs.get(sub_id)
+
+
+def sub(sub_id="sub_1", *, status=Status.ACTIVE, secrets=None, headers=None) -> Subscription:
+    t = datetime(2026, 11, 28, tzinfo=UTC)
+    return Subscription(
+        id=sub_id, tenant_id="acme", url=f"https://hooks.example.com/{sub_id}?token=abc", events=("*",), status=status,
+        secrets=secrets or (SigningSecret(SECRET),), headers=headers or {}, created_at=t, updated_at=t, version=1,
+    )
+
+
+def record(sub_id="sub_1", **kw) -> DeliveryRecord:
+    envelope = {"id": "ev1", "type": "invoice.sent", "tenant_id": "acme", "occurred_at": "2026-11-28T12:00:00.000000Z", "data": {"n": 1}}
+    base = dict(
+        delivery_id=delivery_id("ev1", sub_id), subscription_id=sub_id, tenant_id="acme", event_id="ev1",
+        event_type="invoice.sent", occurred_at=envelope["occurred_at"], event=envelope,
+    )
+    base.update(kw)
+    return DeliveryRecord(**base)
+
+
+def deliverer(handler, *subs, breaker=None, limits=None, clock=lambda: NOW) -> tuple[Deliverer, MockTransport]:
+    transport = MockTransport(handler)
+    schedule = RetrySchedule(delays=SETTINGS.retry_schedule, random=lambda: 0.5)
+    d = Deliverer(
+        SETTINGS, Table(*(subs or (sub(),))), transport, schedule=schedule,
+        breakers=EndpointBreakers(breaker), limits=limits, clock=clock,
+    )
+    return d, transport
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_a_2xx_is_delivered_signed_with_the_delivery_id():
+    d, t = deliverer(lambda *_: HttpResponse(204))
+    decision = run(d.deliver(record()))
+    assert isinstance(decision, Delivered) and decision.report.status == 204 and decision.report.attempt == 1
+    url, body, headers = t.requests[0]
+    assert headers["webhook-id"] == record().delivery_id
+    assert orjson.loads(body) == {"type": "invoice.sent", "timestamp": "2026-11-28T12:00:00Z", "data": {"n": 1}}
+    assert headers["webhook-timestamp"] == str(int(NOW))
+
+
+def test_the_signature_verifies_with_standardwebhooks():
+    import time
+
+    d, t = deliverer(lambda *_: HttpResponse(200), clock=time.time)
+    run(d.deliver(record()))
+    _url, body, headers = t.requests[0]
+    Webhook(SECRET).verify(body, headers)
+
+
+def test_during_a_rotation_every_valid_secret_signs():
+    old = generate_secret()
+    rotated = sub(secrets=(SigningSecret(SECRET), SigningSecret(old, datetime.fromtimestamp(NOW + 3600, UTC))))
+    d, t = deliverer(lambda *_: HttpResponse(200), rotated)
+    run(d.deliver(record()))
+    assert len(t.requests[0][2]["webhook-signature"].split()) == 2
+
+
+def test_custom_headers_are_sent_but_cannot_override_the_signature():
+    s = sub(headers={"X-Env": "prod"})
+    d, t = deliverer(lambda *_: HttpResponse(200), s)
+    run(d.deliver(record()))
+    assert t.requests[0][2]["X-Env"] == "prod"
+
+
+def test_a_500_is_forwarded_to_the_tier_of_its_delay_with_its_history():
+    d, _ = deliverer(lambda *_: HttpResponse(500, excerpt=b"boom"))
+    decision = run(d.deliver(record()))
+    assert isinstance(decision, Retry) and decision.tier == 1 and decision.skipped is None
+    assert decision.record.attempt == 1 and decision.record.due_at == NOW + 5.0
+    (entry,) = decision.record.attempts
+    assert entry["status"] == 500 and entry["attempt"] == 1 and entry["result"] == "retry:server_error"
+
+
+def test_a_retry_after_pushes_the_record_to_a_later_tier():
+    d, _ = deliverer(lambda *_: HttpResponse(503, retry_after="1000"))
+    decision = run(d.deliver(record()))
+    assert isinstance(decision, Retry) and decision.tier == 2 and decision.record.due_at == NOW + 1000.0
+
+
+def test_after_the_last_attempt_it_is_dead_with_every_attempt():
+    d, _ = deliverer(lambda *_: HttpResponse(500))
+    history = tuple({"attempt": n, "status": 500} for n in (1, 2, 3))
+    decision = run(d.deliver(record(attempt=3, attempts=history)))
+    assert isinstance(decision, DeadLetter) and decision.reason.startswith("retries_exhausted after 4 attempts")
+    assert [a["attempt"] for a in decision.record.attempts] == [1, 2, 3, 4]
+
+
+def test_a_400_is_dead_after_one_attempt():
+    d, _ = deliverer(lambda *_: HttpResponse(400))
+    decision = run(d.deliver(record()))
+    assert isinstance(decision, DeadLetter) and decision.reason == "client_error (HTTP 400)"
+    assert decision.record.attempt == 1
+
+
+def test_a_redirect_is_dead_and_not_followed():
+    d, t = deliverer(lambda *_: HttpResponse(301))
+    decision = run(d.deliver(record()))
+    assert isinstance(decision, DeadLetter) and decision.reason == "redirect (HTTP 301)" and len(t.requests) == 1
+
+
+def test_410_gone_asks_to_disable_the_endpoint():
+    d, _ = deliverer(lambda *_: HttpResponse(410))
+    decision = run(d.deliver(record()))
+    assert isinstance(decision, DeadLetter) and decision.disable_endpoint
+
+
+def test_a_transport_failure_is_retried_and_described_without_the_url():
+    def refuse(url, *_):
+        raise ConnectionRefusedError(f"cannot connect to {url}")
+
+    d, _ = deliverer(refuse)
+    decision = run(d.deliver(record()))
+    assert isinstance(decision, Retry) and decision.report.outcome.reason is RetryReason.CONNECTION_ERROR
+    assert "token=abc" not in decision.report.error and "<url>" in decision.report.error
+
+
+def test_a_refused_address_is_a_connection_failure():
+    def unsafe(*_):
+        raise UnsafeURLError(Reason.LOOPBACK, "url: 127.0.0.1 is a loopback address")
+
+    d, _ = deliverer(unsafe)
+    decision = run(d.deliver(record()))
+    assert isinstance(decision, Retry) and decision.report.error.startswith("refused address")
+
+
+def test_a_bug_is_not_blamed_on_the_endpoint():
+    def bug(*_):
+        raise KeyError("oops")
+
+    d, _ = deliverer(bug)
+    with pytest.raises(KeyError):
+        run(d.deliver(record()))
+    assert d.breakers["sub_1"].consecutive_failures == 0
+
+
+def test_unknown_and_disabled_subscriptions_are_dropped_without_a_request():
+    d, t = deliverer(lambda *_: HttpResponse(200), sub("sub_off", status=Status.DISABLED))
+    assert run(d.deliver(record("sub_gone"))) == Dropped("subscription_deleted")
+    assert run(d.deliver(record("sub_off"))) == Dropped("subscription_disabled")
+    assert t.requests == []
+
+
+def test_a_record_with_an_unreadable_time_is_dead_without_an_attempt():
+    d, t = deliverer(lambda *_: HttpResponse(200))
+    decision = run(d.deliver(record(occurred_at="yesterday")))
+    assert isinstance(decision, DeadLetter) and decision.reason.startswith("malformed") and t.requests == []
+
+
+def test_an_open_breaker_skips_the_attempt_without_counting_it():
+    d, t = deliverer(lambda *_: HttpResponse(500), breaker=BreakerConfig(failure_threshold=3, pause=30.0))
+    for _ in range(3):
+        run(d.deliver(record()))
+    assert len(t.requests) == 3
+    decision = run(d.deliver(record(attempt=1)))
+    assert isinstance(decision, Retry) and decision.skipped == "breaker_open" and decision.report is None
+    assert decision.record.attempt == 1 and decision.record.attempts == ()  # not counted
+    assert decision.record.due_at == NOW + 30.0 and decision.tier == 1
+    assert len(t.requests) == 3
+
+
+def test_a_stalled_endpoint_holds_at_most_its_backlog():
+    async def scenario():
+        release = asyncio.Event()
+
+        async def hang(*_):
+            await release.wait()
+            return HttpResponse(200)
+
+        clock = [NOW]
+        d, t = deliverer(hang, limits=Limits(endpoint_concurrency=2, endpoint_backlog=4, stall_seconds=1.0), clock=lambda: clock[0])
+        tasks = [asyncio.create_task(d.deliver(record())) for _ in range(4)]
+        await asyncio.sleep(0.01)
+        assert len(t.requests) == 2  # two in flight, two waiting for a slot
+        clock[0] += 5.0  # nothing finished for 5 s: stalled
+        skipped = await d.deliver(record())
+        release.set()
+        done = await asyncio.gather(*tasks)
+        return skipped, done
+
+    skipped, done = run(scenario())
+    assert isinstance(skipped, Retry) and skipped.skipped == "endpoint_busy" and skipped.report is None
+    assert all(isinstance(x, Delivered) for x in done)
+
+
+def test_a_busy_but_progressing_endpoint_is_not_deferred():
+    async def scenario():
+        d, t = deliverer(lambda *_: HttpResponse(200), limits=Limits(endpoint_concurrency=1, endpoint_backlog=1))
+        return await asyncio.gather(*(d.deliver(record()) for _ in range(20)))
+
+    assert all(isinstance(x, Delivered) for x in run(scenario()))
+
+
+def test_no_valid_secret_is_dead_without_an_attempt():
+    expired = sub(secrets=(SigningSecret(SECRET, datetime.fromtimestamp(NOW - 1, UTC)),))
+    d, t = deliverer(lambda *_: HttpResponse(200), expired)
+    decision = run(d.deliver(record()))
+    assert isinstance(decision, DeadLetter) and decision.reason.startswith("no_valid_secret") and t.requests == []
+
+
+def test_reports_and_decisions_never_hold_a_secret():
+    d, _ = deliverer(lambda *_: HttpResponse(500))
+    decision = run(d.deliver(record()))
+    text = repr(decision) + orjson.dumps(dataclasses.asdict(decision.record)).decode()
+    assert SECRET not in text and SECRET[6:] not in text
+
+
+def test_the_throttle_floor_never_exceeds_the_longest_delay():
+    from delivery.attempt import default_schedule
+
+    assert default_schedule(Settings(retry_schedule=(0.2, 0.4))).throttle_floor == 0.4
+    assert default_schedule(Settings()).throttle_floor == 60.0

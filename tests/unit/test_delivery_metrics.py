@@ -1,0 +1,33 @@
+"""The delivery metrics dashboards query: exact names, labels and buckets."""
+
+from prometheus_client import REGISTRY, generate_latest
+
+from delivery import metrics as m
+
+
+def _families():
+    return {f.name: f for f in REGISTRY.collect()}
+
+
+def test_names_labels_and_buckets_are_exactly_the_contract():
+    m.DELIVERIES.labels("invoice.sent", "acme", "succeeded").inc()
+    m.DURATION.labels("invoice.sent", "acme").observe(0.3)
+    m.RETRIES.labels("invoice.sent", "acme", "timeout").inc()
+    m.HTTP_STATUS.labels("invoice.sent", "200").inc()
+    text = generate_latest().decode()
+    assert 'webhook_deliveries_total{event="invoice.sent",status="succeeded",tenant_id="acme"}' in text
+    assert 'webhook_retries_total{event="invoice.sent",reason="timeout",tenant_id="acme"}' in text
+    assert 'webhook_delivery_http_status{event="invoice.sent",status_code="200"}' in text
+    buckets = [line.split('le="')[1].split('"')[0] for line in text.splitlines()
+               if line.startswith("webhook_delivery_duration_seconds_bucket") and 'tenant_id="acme"' in line]
+    assert buckets == ["0.1", "0.5", "1.0", "2.0", "5.0", "10.0", "+Inf"]
+    assert m.DELIVERIES._labelnames == ("event", "tenant_id", "status")
+    assert m.DURATION._labelnames == ("event", "tenant_id")
+    assert m.RETRIES._labelnames == ("event", "tenant_id", "reason")
+    assert m.HTTP_STATUS._labelnames == ("event", "status_code")
+
+
+def test_retry_reasons_are_the_labels_dashboards_expect():
+    from delivery.outcome import RetryReason
+
+    assert {str(r) for r in RetryReason} == {"timeout", "server_error", "connection_error", "rate_limited"}

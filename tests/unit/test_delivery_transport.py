@@ -1,0 +1,159 @@
+"""delivery.transport: pyreqwest pinned to checked addresses, no redirects, bounded bodies.
+
+These use a loopback aiohttp server (no broker). The fake resolvers stand in for DNS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp import web
+
+from delivery.outcome import classify_response
+from delivery.transport import EXCERPT_BYTES, PyreqwestTransport
+from hookstream.settings import Settings
+from hookstream.subscriptions.urls import UnsafeURLError
+
+LOCAL = Settings.from_env({"HOOKSTREAM_ALLOW_HTTP": "1", "HOOKSTREAM_ALLOWED_NETWORKS": "127.0.0.0/8", "HOOKSTREAM_REQUEST_TIMEOUT": "1s"})
+STRICT = Settings.from_env({"HOOKSTREAM_ALLOW_HTTP": "1"})
+
+
+@pytest.fixture
+async def server():
+    hits = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        hits.append((request.path, request.host))
+        if request.path == "/redirect":
+            raise web.HTTPFound("/target")
+        if request.path == "/big":
+            return web.Response(body=b"x" * (EXCERPT_BYTES * 200))
+        if request.path == "/slow":
+            await asyncio.sleep(2)
+        if request.path == "/limited":
+            return web.Response(status=429, headers={"Retry-After": "120"})
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    yield port, hits
+    await runner.cleanup()
+
+
+def resolver(*addresses):
+    calls = []
+
+    async def resolve(host, port):
+        calls.append(host)
+        return list(addresses)
+
+    resolve.calls = calls
+    return resolve
+
+
+async def test_a_name_is_resolved_checked_and_pinned(server):
+    port, hits = server
+    resolve = resolver("127.0.0.1")
+    t = PyreqwestTransport(LOCAL, resolver=resolve)
+    response = await t.post(f"http://receiver.invalid:{port}/hook", b"{}", {"content-type": "application/json"})
+    assert response.status == 200 and response.excerpt == b"ok"
+    assert hits == [("/hook", f"receiver.invalid:{port}")]  # the Host header keeps the name
+    await t.post(f"http://receiver.invalid:{port}/hook", b"{}", {})
+    assert resolve.calls == ["receiver.invalid"]  # cached within the TTL
+    await t.close()
+
+
+async def test_a_refused_address_is_never_connected_to(server):
+    port, hits = server
+    t = PyreqwestTransport(STRICT, resolver=resolver("127.0.0.1"))
+    with pytest.raises(UnsafeURLError, match="loopback"):
+        await t.post(f"http://rebound.invalid:{port}/hook", b"{}", {})
+    assert hits == []
+    await t.close()
+
+
+async def test_one_refused_address_among_several_refuses_the_host(server):
+    port, hits = server
+    t = PyreqwestTransport(LOCAL, resolver=resolver("127.0.0.1", "10.0.0.7"))
+    with pytest.raises(UnsafeURLError, match="private"):
+        await t.post(f"http://mixed.invalid:{port}/hook", b"{}", {})
+    assert hits == []
+    await t.close()
+
+
+async def test_an_ip_literal_is_checked_too(server):
+    port, hits = server
+    t = PyreqwestTransport(STRICT)
+    with pytest.raises(UnsafeURLError):
+        await t.post(f"http://127.0.0.1:{port}/hook", b"{}", {})
+    assert hits == []
+    await t.close()
+
+
+async def test_the_address_is_checked_again_after_the_ttl(server):
+    port, _hits = server
+    now = [0.0]
+    answers = [["127.0.0.1"], ["169.254.169.254"]]
+
+    async def rebinding(host, port):
+        return answers.pop(0)
+
+    t = PyreqwestTransport(LOCAL, resolver=rebinding, dns_ttl=60.0, clock=lambda: now[0])
+    assert (await t.post(f"http://rebinder.invalid:{port}/", b"{}", {})).status == 200
+    now[0] = 61.0
+    with pytest.raises(UnsafeURLError, match="link-local"):
+        await t.post(f"http://rebinder.invalid:{port}/", b"{}", {})
+    await t.close()
+
+
+async def test_redirects_are_not_followed(server):
+    port, hits = server
+    t = PyreqwestTransport(LOCAL)
+    response = await t.post(f"http://127.0.0.1:{port}/redirect", b"{}", {})
+    assert response.status == 302
+    assert [h[0] for h in hits] == ["/redirect"]
+    await t.close()
+
+
+async def test_the_body_kept_is_bounded(server):
+    port, _ = server
+    t = PyreqwestTransport(LOCAL)
+    response = await t.post(f"http://127.0.0.1:{port}/big", b"{}", {})
+    assert response.status == 200 and len(response.excerpt) == EXCERPT_BYTES
+    await t.close()
+
+
+async def test_retry_after_reaches_the_classifier(server):
+    port, _ = server
+    t = PyreqwestTransport(LOCAL)
+    response = await t.post(f"http://127.0.0.1:{port}/limited", b"{}", {})
+    outcome = classify_response(response.status, headers=response.headers, now=0.0)
+    assert outcome.retry_after == 120.0 and str(outcome.reason) == "rate_limited"
+    await t.close()
+
+
+async def test_the_request_timeout_applies(server):
+    port, _ = server
+    t = PyreqwestTransport(LOCAL)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with pytest.raises(TimeoutError) as caught:
+        await t.post(f"http://127.0.0.1:{port}/slow", b"{}", {})
+    assert loop.time() - start < 3.0
+    assert str(classify_response(caught.value).reason) == "timeout"
+    await t.close()
+
+
+async def test_a_proxy_in_the_environment_is_ignored(server, monkeypatch):
+    port, hits = server
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:1")
+    t = PyreqwestTransport(LOCAL)
+    assert (await t.post(f"http://127.0.0.1:{port}/direct", b"{}", {})).status == 200
+    await t.close()
