@@ -389,8 +389,12 @@ class HookstreamStack:
         return procs
 
 
+_TREES = ("celery",)  # processes whose children work for them (the prefork pool)
+
+
 def _cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
-    return {name: tree_cpu_seconds(pid) for name, pid in pids.items()}
+    # only the pool counts its children: everything else here is a child of the bench process
+    return {name: (tree_cpu_seconds if name in _TREES else cpu_seconds)(pid) for name, pid in pids.items()}
 
 
 def _cpu_per_1000(before: dict[str, float], after: dict[str, float], deliveries: int) -> dict[str, float]:
