@@ -16,8 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 run: setup
-	$(BIN)/hookstream kafka start
-	$(BIN)/hookstream topics ensure
+	$(BIN)/hookstream dev up --demo
 
 test: setup
 	bash ops/system-deps.sh

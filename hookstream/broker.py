@@ -161,7 +161,7 @@ class LocalBroker:
         if owner_pid is not None:
             _watch_owner(owner_pid, pid)
         if not self._wait_ready(pid, READY_TIMEOUT):
-            alive = _pid_alive(pid)
+            alive = pid_alive(pid)
             if alive:
                 self._kill(pid)
             raise BrokerError(self._explain_failure(pid, alive))
@@ -269,7 +269,7 @@ class LocalBroker:
     def _wait_ready(self, pid: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 return False
             if _answers_metadata(self.settings.kafka_bootstrap, 2.0):
                 return True
@@ -311,11 +311,11 @@ class LocalBroker:
     def _kill(self, pid: int, timeout: float = STOP_TIMEOUT) -> None:
         _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             _signal(pid, signal.SIGKILL)
-            while _pid_alive(pid):
+            while pid_alive(pid):
                 time.sleep(0.05)
 
     def reset(self) -> None:
@@ -370,7 +370,7 @@ def _require_java() -> str:
     return java
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -387,7 +387,7 @@ def _pid_alive(pid: int) -> bool:
 
 def _is_our_java(pid: int, root: Path) -> bool:
     """The pid is alive and is the java process started for this state dir (not a recycled pid)."""
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")

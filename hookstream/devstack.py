@@ -19,7 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from hookstream.broker import LocalBroker
+from hookstream.broker import LocalBroker, pid_alive
 from hookstream.errors import HookstreamError
 from hookstream.settings import Settings
 from hookstream.topics import ensure_topics
@@ -62,19 +62,13 @@ class StackState:
 
 
 def _alive(pid: int, cmd: list[str]) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    """Alive, not a zombie, and still the process we started (not a recycled pid)."""
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-        return cmd[-1].encode() in Path(f"/proc/{pid}/cmdline").read_bytes()  # not a recycled pid
-    except (FileNotFoundError, IndexError):
-        return True
+        return cmd[-1].encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return True  # no /proc: trust the pid
 
 
 def port_free(port: int) -> bool:

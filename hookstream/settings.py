@@ -98,6 +98,9 @@ class Settings:
     # fail the same way); off, it is retried on the schedule like a 5xx.
     dead_letter_client_errors: bool = True
     metrics_port: int = 0
+    # Loopback by default: /metrics is unauthenticated. Containers set 0.0.0.0 so Prometheus,
+    # in another container, can reach it.
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -151,4 +154,9 @@ class Settings:
             if not port.isdigit() or int(port) > 65535:
                 raise ConfigError(f"HOOKSTREAM_METRICS_PORT: {port!r} is not a port number")
             kw["metrics_port"] = int(port)
+        if env.get("HOOKSTREAM_METRICS_HOST"):
+            host = env["HOOKSTREAM_METRICS_HOST"].strip()
+            if not re.fullmatch(r"[A-Za-z0-9.:_-]+", host):
+                raise ConfigError(f"HOOKSTREAM_METRICS_HOST: {host!r} is not an address to listen on (e.g. 127.0.0.1 or 0.0.0.0)")
+            kw["metrics_host"] = host
         return cls(**kw)

@@ -7,6 +7,9 @@ need=()
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn  >/dev/null || need+=(maven)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# promtool checks ops/prometheus; the prometheus binary runs the live dashboard check. (Like
+# postgresql, on a machine with systemd the package also enables its own service on :9090.)
+command -v promtool >/dev/null && command -v prometheus >/dev/null || need+=(prometheus)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "system-deps: missing ${need[*]} and not root; install them with apt-get" >&2

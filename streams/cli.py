@@ -25,8 +25,8 @@ def worker(
     app = create_app(settings)
     port = settings.metrics_port if metrics_port is None else metrics_port
     if port is not None and (port or metrics_port == 0):
-        bound = serve_metrics(port)
-        typer.echo(f"metrics: http://127.0.0.1:{bound}/metrics", err=True)
+        bound = serve_metrics(port, settings.metrics_host)
+        typer.echo(f"metrics: http://{settings.metrics_host}:{bound}/metrics", err=True)
     lag = LagMonitor(settings, group_id(settings), [settings.topic(t) for t in EVENT_TOPICS.values()])
     lag.start()
     runner = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)

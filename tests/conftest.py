@@ -111,3 +111,19 @@ def database_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def loopback_env(hs_env: dict[str, str]) -> dict[str, str]:
+    """``hs_env`` that lets subscriptions point at receivers on 127.0.0.1 over plain http."""
+    return dict(hs_env, HOOKSTREAM_ALLOW_HTTP="1", HOOKSTREAM_ALLOWED_NETWORKS="127.0.0.0/8")
+
+
+@pytest.fixture
+def loopback_settings(loopback_env: dict[str, str]) -> Settings:
+    """Settings for ``loopback_env``, with every pipeline topic created."""
+    from hookstream.topics import ensure_topics
+
+    s = Settings.from_env(loopback_env)
+    ensure_topics(s)
+    return s

@@ -29,6 +29,9 @@ def _register() -> None:
 
     app.add_typer(_kafka.kafka_app, name="kafka")
     app.add_typer(_kafka.topics_app, name="topics")
+    from delivery.receiver import receive
+
+    app.command("receive")(receive)
     from hookstream.subscriptions.cli import subscriptions_app
 
     app.add_typer(subscriptions_app, name="subscriptions")

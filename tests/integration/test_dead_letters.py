@@ -23,15 +23,13 @@ from tests.integration.pipeline import TopicReader, produce
 
 
 @pytest.fixture
-def env(hs_env):
-    return dict(hs_env, HOOKSTREAM_ALLOW_HTTP="1", HOOKSTREAM_ALLOWED_NETWORKS="127.0.0.0/8")
+def env(loopback_env):
+    return loopback_env
 
 
 @pytest.fixture
-def cfg(env) -> Settings:
-    s = Settings.from_env(env)
-    ensure_topics(s)
-    return s
+def cfg(loopback_settings) -> Settings:
+    return loopback_settings
 
 
 def dead(tenant, sub, event_type, reason, at, attempts=2):

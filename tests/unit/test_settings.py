@@ -84,3 +84,13 @@ def test_dead_letter_4xx_flag_refuses_a_non_boolean() -> None:
 
 def test_other_flags_still_default_to_off() -> None:
     assert Settings.from_env({}).allow_http is False
+
+
+def test_metrics_listen_on_loopback_unless_told_otherwise() -> None:
+    assert Settings.from_env({}).metrics_host == "127.0.0.1"
+    assert Settings.from_env({"HOOKSTREAM_METRICS_HOST": "0.0.0.0"}).metrics_host == "0.0.0.0"
+
+
+def test_metrics_host_refuses_a_url() -> None:
+    with pytest.raises(ConfigError, match="HOOKSTREAM_METRICS_HOST"):
+        Settings.from_env({"HOOKSTREAM_METRICS_HOST": "http://0.0.0.0/"})

@@ -1,0 +1,230 @@
+"""``hookstream receive``: a local webhook endpoint that checks what a sender sends it.
+
+It verifies every POST the way a careful receiver does (``signing.verify``: the three
+Standard Webhooks headers, the timestamp within the tolerance, a ``v1`` signature matching a
+secret) and answers like one: 204 when authentic, 400 when the request is malformed (a header
+missing, a timestamp that is not unix seconds, a body that is not a ``{"type": ...}`` object),
+401 when it is not authentic or not fresh. The reply's JSON and the printed line name the reason.
+
+The secret is given (``--secret whsec_...``) or read from the subscription store
+(``--subscription sub_...``), then again on every request, so a rotation is followed and both
+the new and the rotated-out secret verify during the grace window. ``--fail-rate`` answers that
+share of authentic requests with 503, to watch the sender retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import random
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import typer
+from aiohttp import web
+
+from delivery.errors import (
+    InvalidTimestampError,
+    MissingHeaderError,
+    NoMatchingSignatureError,
+    NoValidSecretError,
+    TimestampTooNewError,
+    TimestampTooOldError,
+    WebhookVerificationError,
+)
+from delivery.signing import DEFAULT_TOLERANCE_SECONDS, Secret, verify
+from hookstream.errors import ConfigError, HookstreamError, ValidationError
+
+__all__ = ["RECEIVED", "Received", "create_app", "fixed_secrets", "receive", "serve", "subscription_secrets"]
+
+# The secrets to verify with, asked for on every request; and the tenant they belong to, if known.
+SecretSource = Callable[[], Awaitable[tuple[list[Secret], str | None]]]
+Printer = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Received:
+    """One request and the answer it got: what the printed line and the tests look at."""
+
+    at: float
+    webhook_id: str
+    event_type: str
+    tenant: str
+    status: int
+    reason: str | None = None  # None when authentic
+    detail: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return self.reason is None or self.reason == "simulated_failure"
+
+    def line(self) -> str:
+        when = datetime.fromtimestamp(self.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        verdict = "valid" if self.valid else "invalid"
+        tail = f"  {self.reason}: {self.detail}" if self.reason else ""
+        return f"{when}  {self.webhook_id}  {self.event_type}  tenant={self.tenant}  {verdict} {self.status}{tail}"
+
+
+# Every request the app answered, in order: for tests that run the receiver in-process.
+RECEIVED = web.AppKey("received", list[Received])
+
+# Malformed requests are 400; requests that are well-formed but not authentic or not fresh, 401.
+_REASONS: list[tuple[type[WebhookVerificationError], int, str]] = [
+    (MissingHeaderError, 400, "missing_header"),
+    (InvalidTimestampError, 400, "invalid_timestamp"),
+    (TimestampTooOldError, 401, "timestamp_too_old"),
+    (TimestampTooNewError, 401, "timestamp_too_new"),
+    (NoMatchingSignatureError, 401, "bad_signature"),
+]
+
+
+def classify(exc: WebhookVerificationError) -> tuple[int, str]:
+    for kind, status, reason in _REASONS:
+        if isinstance(exc, kind):
+            return status, reason
+    return 401, "not_verified"
+
+
+def fixed_secrets(secret: str) -> SecretSource:
+    """One secret from the command line (``whsec_...``); a bad one fails here, not per request."""
+    parsed = [Secret.parse(secret)]
+
+    async def source() -> tuple[list[Secret], str | None]:
+        return parsed, None
+
+    return source
+
+
+def subscription_secrets(store: Any, subscription_id: str) -> SecretSource:
+    """The current secrets of a subscription (rotated-out ones until they expire), read per request."""
+
+    def read() -> tuple[list[Secret], str | None]:
+        sub = store.get(subscription_id)
+        secrets = [
+            Secret(s.key, expires_at=s.expires_at.timestamp() if s.expires_at else None) for s in sub.secrets
+        ]
+        return secrets, sub.tenant_id
+
+    async def source() -> tuple[list[Secret], str | None]:
+        return await asyncio.to_thread(read)
+
+    return source
+
+
+def _describe(body: bytes) -> tuple[dict[str, Any] | None, str, str | None]:
+    """The payload (if it is a JSON object), its type, and a tenant id if it carries one."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, "-", None
+    if not isinstance(doc, dict):
+        return None, "-", None
+    kind = doc.get("type") if isinstance(doc.get("type"), str) else "-"
+    data = doc.get("data") if isinstance(doc.get("data"), dict) else {}
+    tenant = data.get("tenant_id") or doc.get("tenant_id")
+    return doc, kind, tenant if isinstance(tenant, str) else None
+
+
+def create_app(
+    secrets: SecretSource,
+    *,
+    printer: Printer = typer.echo,
+    fail_rate: float = 0.0,
+    rng: random.Random | None = None,
+    tolerance: float = DEFAULT_TOLERANCE_SECONDS,
+) -> web.Application:
+    """The receiver as an aiohttp app: POST to any path. ``app[RECEIVED]`` lists every request."""
+    if not 0.0 <= fail_rate <= 1.0:
+        raise ValidationError(f"fail rate: {fail_rate} is not between 0 and 1")
+    rng = rng or random.Random()
+    app = web.Application()
+    received: list[Received] = []
+    app[RECEIVED] = received
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        now = time.time()
+        doc, kind, tenant = _describe(body)
+        webhook_id = request.headers.get("webhook-id", "").strip()[:255] or "-"
+        status, reason, detail = 204, None, ""
+        try:
+            keys, owner = await secrets()
+            tenant = tenant or owner
+            verify(body, request.headers, keys, tolerance=tolerance, now=now)
+            if doc is None or kind == "-":
+                status, reason, detail = 400, "bad_payload", 'the body is not a JSON object with a "type"'
+            elif rng.random() < fail_rate:
+                status, reason, detail = 503, "simulated_failure", "--fail-rate"
+        except WebhookVerificationError as exc:
+            (status, reason), detail = classify(exc), str(exc)
+        except NoValidSecretError as exc:
+            status, reason, detail = 401, "no_valid_secret", str(exc)
+        except HookstreamError as exc:  # the store: the subscription deleted meanwhile, or unreachable
+            status, reason, detail = 500, "secrets_unavailable", str(exc)
+        entry = Received(now, webhook_id, kind, tenant or "-", status, reason, detail)
+        received.append(entry)
+        printer(entry.line())
+        if status == 204:
+            return web.Response(status=204)
+        return web.json_response({"status": "valid" if entry.valid else "invalid", "reason": reason, "message": detail}, status=status)
+
+    app.router.add_post("/{path:.*}", handle)
+    return app
+
+
+async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Start ``app`` on ``host:port`` (0: a free port); returns the runner and the bound port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from None
+    return runner, runner.addresses[0][1]
+
+
+async def _run(app: web.Application, host: str, port: int, announce: str) -> None:
+    runner, bound = await serve(app, host, port)
+    typer.echo(f"listening on http://{host}:{bound}/ ({announce}); Ctrl-C to stop", err=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def receive(
+    port: int = typer.Option(..., "--port", "-p", help="Port to listen on (0 picks a free one)."),
+    secret: str = typer.Option(None, "--secret", help="The endpoint's signing secret, whsec_..."),
+    subscription: str = typer.Option(None, "--subscription", help="Verify with this subscription's secrets, read from the store."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    fail_rate: float = typer.Option(0.0, "--fail-rate", min=0.0, max=1.0, help="Answer this share (0-1) of authentic requests with 503."),
+    tolerance: str = typer.Option("5m", "--tolerance", help="How old or new webhook-timestamp may be."),
+) -> None:
+    """Run a local webhook endpoint that verifies Standard Webhooks signatures and prints each request."""
+    from hookstream.settings import Settings, parse_duration
+
+    if (secret is None) == (subscription is None):
+        raise ValidationError("receive: give exactly one of --secret whsec_... or --subscription ID")
+    window = parse_duration(tolerance, name="--tolerance")
+    if subscription is not None:
+        from hookstream.subscriptions.store import SubscriptionStore
+
+        store = SubscriptionStore.open(Settings.from_env())
+        store.get(subscription)  # fail now, with NotFoundError's one line, not on every request
+        source, announce = subscription_secrets(store, subscription), f"verifying with the secrets of {subscription}"
+    else:
+        source, announce = fixed_secrets(secret), "verifying with the given secret"
+    app = create_app(source, fail_rate=fail_rate, tolerance=window)
+    asyncio.run(_run(app, host, port, announce))

@@ -1,0 +1,100 @@
+"""`hookstream dev up --demo`: the whole pipeline as real processes, the 12 demo events delivered,
+and everything it started gone after Ctrl-C or `dev down`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.integration.test_streams_worker import free_port
+
+
+def _env(hs_env):
+    return dict(hs_env)
+
+
+def _ports():
+    return ["--streams-metrics-port", str(free_port()), "--delivery-metrics-port", str(free_port()),
+            "--receiver-port", str(free_port())]
+
+
+def _valid_lines(log: Path) -> set[str]:
+    if not log.exists():
+        return set()
+    return {m.group(1) for m in re.finditer(r"(msg_[0-9a-f]+)\s+\S+\s+tenant=demo\s+valid 2\d\d", log.read_text())}
+
+
+def _pids_alive(pids) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if stat != "Z":
+                alive.append(pid)
+        except (ProcessLookupError, FileNotFoundError):
+            pass
+    return alive
+
+
+def hs(env, *args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "hookstream", *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_detached_demo_delivers_all_12_events_and_down_stops_everything(hs_env):
+    env = _env(hs_env)
+    up = hs(env, "dev", "up", "--demo", "--detach", *_ports(), timeout=180)
+    assert up.returncode == 0, up.stdout + up.stderr
+    status = hs(env, "dev", "status", "--json")
+    assert status.returncode == 0, status.stdout
+    doc = json.loads(status.stdout)
+    assert doc["bootstrap"] == env["HOOKSTREAM_KAFKA_BOOTSTRAP"]
+    names = [p["name"] for p in doc["processes"]]
+    assert names == ["receiver", "streams", "delivery"]
+    assert all(p["alive"] for p in doc["processes"])
+    assert all(p["metrics_url"] for p in doc["processes"] if p["name"] != "receiver")
+    pids = [p["pid"] for p in doc["processes"]]
+    receiver_log = Path(env["HOOKSTREAM_STATE_DIR"]) / "dev" / "receiver.log"
+    try:
+        deadline = time.monotonic() + 60
+        while len(_valid_lines(receiver_log)) < 12 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(_valid_lines(receiver_log)) == 12, receiver_log.read_text()[-3000:]
+    finally:
+        down = hs(env, "dev", "down")
+    assert down.returncode == 0 and "delivery" in down.stdout
+    assert _pids_alive(pids) == []
+    assert hs(env, "dev", "status").returncode == 1
+
+
+def test_foreground_streams_outcomes_and_ctrl_c_stops_within_30s(hs_env, tmp_path):
+    env = _env(hs_env)
+    out = open(tmp_path / "up.out", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "hookstream", "dev", "up", "--demo", *_ports()],
+                            env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            text = Path(out.name).read_text()
+            if len(re.findall(r"^\S+ succeeded\s+2\d\d ", text, re.M)) >= 12:
+                break
+            assert proc.poll() is None, text
+            time.sleep(0.5)
+        text = Path(out.name).read_text()
+        assert len(re.findall(r"^\S+ succeeded\s+2\d\d ", text, re.M)) >= 12, text
+        status = json.loads(hs(env, "dev", "status", "--json").stdout)
+        pids = [p["pid"] for p in status["processes"]]
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        assert time.monotonic() - started < 30
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _pids_alive(pids) == []
