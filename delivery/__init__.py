@@ -8,4 +8,15 @@ Each module is imported on its own, so a receiver taking ``signing`` does not pu
 - ``schedule``  ``RetrySchedule.next_attempt``: the due time of the next attempt, or dead letter
 - ``breaker``   ``CircuitBreaker`` per endpoint, ``EndpointBreakers`` for all of them
 - ``errors``    the signing and verification error hierarchy
+- ``tiers``     ``choose_tier``: the retry tier topic for a delay
+- ``offsets``   ``PartitionOffsets``: the offset a partition may commit
+
+The delivery worker, on top of the core (these do I/O):
+
+- ``transport``   ``Transport``, ``MockTransport``, ``PyreqwestTransport`` (SSRF-pinned clients)
+- ``attempt``     ``Deliverer``: prepare -> call -> classify -> handle, to a typed ``Decision``
+- ``attempt_log`` the ``delivery_attempts`` table, its batching writer and queries
+- ``metrics``     the Prometheus metrics (a contract with users' dashboards)
+- ``worker``      the Kafka loop: consume, bound, commit; tier pausing; dead letters
+- ``cli``         ``hookstream delivery worker``, ``hookstream deliveries list|show``
 """

@@ -17,7 +17,12 @@ one HTTP attempt, classifies it (``delivery.outcome``), schedules the next one
 Unknown (deleted) or disabled subscriptions, and why
 ----------------------------------------------------
 A record whose subscription is not in the table was deleted: dropped, as Svix drops messages of
-a deleted endpoint (there is nowhere to send them and nobody to replay them to). A disabled
+a deleted endpoint (there is nowhere to send them and nobody to replay them to). Only not at
+first sight: each worker follows the subscriptions topic on its own, so a record fanned out for a
+subscription created a moment ago can reach a worker whose view has not caught up yet. A record
+fresh from the ``deliveries`` topic (no ``due_at``) whose subscription is unknown is therefore
+sent once through the first retry tier without an attempt (``skipped="subscription_unknown"``);
+if the subscription is still unknown when it comes back, it is dropped. A disabled
 subscription's records are dropped too, as Svix does, because the owner turned deliveries off;
 "recover since/until" replays them from the ``deliveries`` topic (retained 7 days) once it is
 enabled again. Both are counted (``hookstream_delivery_dropped_total{reason}``) and logged.
@@ -103,7 +108,7 @@ class Retry:
     record: DeliveryRecord  # with due_at, and the new attempt in its history when one was made
     tier: int
     report: AttemptReport | None
-    skipped: str | None = None  # "breaker_open" or "endpoint_busy" when no attempt was made
+    skipped: str | None = None  # "breaker_open", "endpoint_busy" or "subscription_unknown": no attempt made
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -179,6 +184,10 @@ class Deliverer:
     async def deliver(self, record: DeliveryRecord) -> Decision:
         sub = self.table.get(record.subscription_id)
         if sub is None:
+            if record.due_at is None:
+                # first sight: this worker's view may be a moment behind the fan-out's; look again later
+                now = self.clock()
+                return self._skip(record, now, now + self.schedule.delays[0], "subscription_unknown")
             self._forget(record.subscription_id)
             return Dropped("subscription_deleted")
         if not sub.active:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Engine, Float, Integer, String, Text, func, insert, select
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Engine, Float, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hookstream.db import Base
@@ -88,6 +88,7 @@ class AttemptLogWriter:
         self._thread = threading.Thread(target=self._run, name="attempt-log", daemon=True)
         self.written = 0
         self.failures = 0
+        self._sql: str | None = None
 
     def start(self) -> "AttemptLogWriter":
         if self.loop is None:
@@ -151,16 +152,18 @@ class AttemptLogWriter:
         return None
 
     def _write(self, batch: list) -> None:
-        rows = []
-        for row, _cb in batch:
-            row = dict(row)
-            row["attempted_at"] = datetime.fromtimestamp(row["attempted_at"], UTC)
-            rows.append(row)
+        rows = [
+            tuple(datetime.fromtimestamp(row[c], UTC) if c == "attempted_at" else row[c] for c in _COLUMNS)
+            for row, _cb in batch
+        ]
         backoff = 0.1
         while True:
             try:
+                sql = self._insert_sql()
                 with self.engine.begin() as conn:
-                    conn.execute(insert(AttemptRow), rows)
+                    # the driver's executemany with one prepared statement: several times cheaper
+                    # than SQLAlchemy's insert() per batch, and this thread shares the GIL with the loop
+                    conn.exec_driver_sql(sql, rows)
                 break
             except Exception as exc:  # an infrastructure error: keep the rows, try again
                 self.failures += 1
@@ -174,6 +177,21 @@ class AttemptLogWriter:
                 self.loop.call_soon_threadsafe(_run_all, callbacks)
             except RuntimeError:  # the loop closed while we wrote
                 pass
+
+    def _insert_sql(self) -> str:
+        if self._sql is None:
+            style = self.engine.dialect.paramstyle
+            marks = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(style)
+            if marks is None:
+                raise RuntimeError(f"unsupported DB-API paramstyle {style!r}")
+            self._sql = f"INSERT INTO {AttemptRow.__tablename__} ({', '.join(_COLUMNS)}) VALUES ({', '.join([marks] * len(_COLUMNS))})"
+        return self._sql
+
+
+_COLUMNS = (
+    "delivery_id", "event_id", "event_type", "tenant_id", "subscription_id", "attempt", "status",
+    "http_status", "duration_ms", "error", "response_excerpt", "attempted_at",
+)
 
 
 def _run_all(callbacks: list[Callable[[], None]]) -> None:

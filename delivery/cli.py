@@ -33,6 +33,7 @@ def worker(
     from hookstream.errors import ConfigError
 
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = Settings.from_env()
     for name, value in (("--concurrency", concurrency), ("--endpoint-concurrency", endpoint_concurrency), ("--endpoint-backlog", endpoint_backlog)):
         if value < 1:

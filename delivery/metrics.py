@@ -18,7 +18,7 @@ hookstream's own operational metrics (free to evolve):
 - ``hookstream_delivery_in_flight_requests`` HTTP requests in flight in this process.
 - ``hookstream_delivery_circuit_breaker_state{subscription_id}`` 0 closed, 1 open, 2 half-open.
 - ``hookstream_delivery_skipped_total{reason}`` records sent on without an attempt
-  (``breaker_open``, ``endpoint_busy``).
+  (``breaker_open``, ``endpoint_busy``, ``subscription_unknown``).
 - ``hookstream_delivery_dropped_total{reason}`` records of deleted or disabled subscriptions.
 - ``hookstream_delivery_endpoint_gone_total{tenant_id,subscription_id}`` 410 Gone answers: the
   receiver asks to be disabled (an operator or automation acts on it; see the worker docs).

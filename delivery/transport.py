@@ -10,9 +10,9 @@ Why pyreqwest can be made sound here
 - Redirects: ``follow_redirects(False)``; a 3xx comes back as its status and is a ``GiveUp``.
 - Proxies: ``no_proxy()``; a proxy from the environment would connect on our behalf, out of
   reach of the address check.
-- Timeouts: a total timeout per request (``HOOKSTREAM_REQUEST_TIMEOUT``, default 15 s), and
-  an ``asyncio`` deadline a second later around the whole call as a backstop, so a hung endpoint
-  can never hold a slot for longer.
+- Timeouts: a total timeout per request (``HOOKSTREAM_REQUEST_TIMEOUT``, default 15 s), which
+  reqwest applies from connecting until the response body is read, so a hung or trickling
+  endpoint can never hold a slot for longer.
 - SSRF and DNS rebinding: pyreqwest has no resolver hook, so this module resolves the endpoint's
   host itself, checks *every* address it resolves to with ``check_address`` (one refused address
   refuses the host: a rebinding attacker controls which one a client would pick), and builds a
@@ -22,9 +22,9 @@ Why pyreqwest can be made sound here
   re-checking, after ``dns_ttl`` seconds (60 by default). An IP literal in the URL is checked as
   it is and needs no resolution. A refusal is cached for the same TTL, so a bad endpoint does not
   hammer the resolver; it surfaces as ``UnsafeURLError`` (a connection failure to the classifier).
-- Response bodies are streamed: an excerpt (``EXCERPT_BYTES``) is kept for the attempt log and
-  at most ``DRAIN_BYTES`` more are read so the connection can be reused; a receiver that sends
-  more only loses its keep-alive connection, never our memory.
+- Response bodies are streamed and read once, at most ``READ_BYTES`` (64 KiB, also the client's
+  read-ahead limit); the first ``EXCERPT_BYTES`` are kept for the attempt log. A receiver that
+  sends more only loses its keep-alive connection, never our memory.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ __all__ = ["EXCERPT_BYTES", "HttpResponse", "MockTransport", "PyreqwestTransport
 log = logging.getLogger("hookstream.delivery")
 
 EXCERPT_BYTES = 1024
-DRAIN_BYTES = 64 * 1024
+READ_BYTES = 64 * 1024  # read at most this much of a response (so a small one's connection is reused)
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -95,7 +95,8 @@ class _Target:
     scheme: str
     host: str  # lower case, no brackets
     port: int
-    literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    # not part of the identity: ipaddress's __eq__ is slow, and the host says it all
+    literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None = dataclasses.field(compare=False, hash=False)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -155,11 +156,11 @@ class PyreqwestTransport:
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpResponse:
         target = _target(url)
         client = await self._client_for(target)
-        request = client.post(url).headers(headers).body_bytes(body).build_streamed()
-        async with asyncio.timeout(self.timeout + 1.0):
-            async with request as response:
-                excerpt = await _read_excerpt(response)
-                return HttpResponse(response.status, response.get_header("retry-after"), excerpt)
+        request = client.post(url).headers(headers).body_bytes(body).streamed_read_buffer_limit(READ_BYTES).build_streamed()
+        async with request as response:
+            # one read: awaiting pyreqwest costs a thread hop each time, so no loop over chunks
+            excerpt = await response.body_reader.read(READ_BYTES)
+            return HttpResponse(response.status, response.get_header("retry-after"), bytes(excerpt or b"")[:EXCERPT_BYTES])
 
     async def _client_for(self, target: _Target):
         pinned = self._pinned.get(target)
@@ -248,19 +249,3 @@ class PyreqwestTransport:
             if pinned.client is not None:
                 await pinned.client.close()
         self._pinned.clear()
-
-
-async def _read_excerpt(response) -> bytes:
-    reader = response.body_reader
-    excerpt = bytearray()
-    drained = 0
-    while True:
-        chunk = await reader.read_chunk()
-        if chunk is None:
-            break
-        if len(excerpt) < EXCERPT_BYTES:
-            excerpt += bytes(chunk)[: EXCERPT_BYTES - len(excerpt)]
-        drained += len(chunk)
-        if drained > EXCERPT_BYTES + DRAIN_BYTES:
-            break  # the rest is not worth reading; the connection is dropped instead of reused
-    return bytes(excerpt)

@@ -34,8 +34,9 @@ code 1) without finishing the record, and the next worker re-delivers it.
 
 Flow control and isolation
 --------------------------
-At most ``concurrency`` records in flight per process: past it every assigned partition is
-paused (the loop keeps polling, so rebalances are served) until a quarter have finished. Per
+At most ``concurrency`` records in flight per process: at the bound the loop stops taking records
+(they wait in the client's fetch queue; no pause, so no re-fetch), polling only once a second so
+rebalances are still served. Per
 endpoint, ``Limits`` bounds requests in flight and records waiting; the circuit breaker skips
 endpoints that are down. So a hung endpoint ties up at most its own slots for at most the
 request timeout, and the healthy endpoints' records pass it by.
@@ -68,6 +69,7 @@ from delivery import metrics as m
 from delivery.attempt import DeadLetter, Decision, Delivered, Deliverer, Dropped, Limits, Retry
 from delivery.attempt_log import AttemptLogWriter, make_row
 from delivery.breaker import BreakerConfig, EndpointBreakers
+from delivery.outcome import RetryReason
 from delivery.transport import PyreqwestTransport, Transport
 from hookstream.kafka import consumer_config, producer_config
 from hookstream.records import DeliveryRecord
@@ -81,6 +83,7 @@ log = logging.getLogger("hookstream.delivery")
 CONSUME_BATCH = 500
 IDLE_WAIT = 0.005  # seconds the loop yields when the consumer had nothing
 COMMIT_INTERVAL = 0.2
+LIVENESS_POLL = 1.0  # at the in-flight bound, still poll this often (rebalances, liveness)
 DEFAULT_CONCURRENCY = 2000
 
 _STR_FIELDS = ("delivery_id", "subscription_id", "tenant_id", "event_id", "event_type", "occurred_at")
@@ -139,6 +142,20 @@ def dead_letter_value(record: DeliveryRecord, reason: str, now: float) -> bytes:
     return orjson.dumps(doc)
 
 
+class _Series:
+    """The labelled metric children of one (event, tenant), looked up once: ``labels()`` is a
+    locked dict lookup, and the hot path would otherwise pay it four times per delivery."""
+
+    __slots__ = ("succeeded", "failed", "dead", "duration", "retries")
+
+    def __init__(self, event: str, tenant: str) -> None:
+        self.succeeded = m.DELIVERIES.labels(event, tenant, "succeeded")
+        self.failed = m.DELIVERIES.labels(event, tenant, "failed")
+        self.dead = m.DELIVERIES.labels(event, tenant, "dead")
+        self.duration = m.DURATION.labels(event, tenant)
+        self.retries = {str(r): m.RETRIES.labels(event, tenant, str(r)) for r in RetryReason}
+
+
 class _Completion:
     """Counts the acknowledgements one record's outcome needs before its offset may be committed."""
 
@@ -185,11 +202,12 @@ class Worker:
         self.dead_topic = settings.topic(DEAD_LETTERS)
         self.parts: dict[tuple[str, int], Any] = {}
         self.due_paused: dict[tuple[str, int], asyncio.TimerHandle] = {}
-        self.flow_paused: set[tuple[str, int]] = set()
         self.in_flight = 0
         self.fatal: BaseException | None = None
         self._tasks: set[asyncio.Task] = set()
         self._breaker_shown: dict[str, int] = {}
+        self._series: dict[tuple[str, str], _Series] = {}
+        self._statuses: dict[tuple[str, int], Any] = {}
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.writer: AttemptLogWriter | None = None
@@ -221,14 +239,20 @@ class Worker:
     async def _loop(self, stop: asyncio.Event) -> None:
         next_commit = time.monotonic() + COMMIT_INTERVAL
         next_check = time.monotonic() + 1.0
+        last_consume = time.monotonic()
         consumer, producer = self.consumer, self.producer
         while not stop.is_set() and self.fatal is None:
             producer.poll(0)
-            self._flow_control()
-            msgs = consumer.consume(CONSUME_BATCH, 0)
+            room = self.concurrency - self.in_flight
+            now = time.monotonic()
+            msgs = ()
+            if room > 0 or now - last_consume > LIVENESS_POLL:
+                # at the bound, records wait in the client's fetch queue; one poll a second still
+                # serves rebalances and keeps the member alive (it may admit a record or so more)
+                msgs = consumer.consume(min(max(room, 1), CONSUME_BATCH), 0)
+                last_consume = now
             for msg in msgs:
                 self._accept(msg)
-            now = time.monotonic()
             if now >= next_commit:
                 self._commit()
                 next_commit = now + COMMIT_INTERVAL
@@ -322,8 +346,7 @@ class Worker:
         if self.parts.get(tp) is not part:
             return  # revoked meanwhile
         del self.due_paused[tp]
-        if tp not in self.flow_paused:
-            self._resume(tp, part)
+        self._resume(tp, part)
 
     def _resume(self, tp: tuple[str, int], part) -> None:
         """Resume, and seek to where this worker stopped taking records: never past one not taken."""
@@ -333,23 +356,6 @@ class Worker:
                 self.consumer.seek(TopicPartition(tp[0], tp[1], part.next_offset))
         except KafkaException as exc:
             self.fatal = exc
-
-    def _flow_control(self) -> None:
-        if self.in_flight >= self.concurrency:
-            fresh = [tp for tp in self.parts if tp not in self.flow_paused]
-            if fresh:
-                try:
-                    self.consumer.pause([TopicPartition(*tp) for tp in fresh])
-                except KafkaException as exc:
-                    self.fatal = exc
-                    return
-                self.flow_paused.update(fresh)
-        elif self.flow_paused and self.in_flight <= self.concurrency * 3 // 4:
-            paused, self.flow_paused = self.flow_paused, set()
-            for tp in paused:
-                part = self.parts.get(tp)
-                if part is not None and tp not in self.due_paused:
-                    self._resume(tp, part)
 
     # ------------------------------------------------------------------ rebalancing
     def _on_assign(self, consumer, partitions) -> None:
@@ -380,7 +386,6 @@ class Worker:
             handle = self.due_paused.pop(tp, None)
             if handle is not None:
                 handle.cancel()
-            self.flow_paused.discard(tp)
             if part is not None and (pos := part.position()) is not None:
                 offsets.append(TopicPartition(tp[0], tp[1], pos))
         return offsets
@@ -421,16 +426,21 @@ class Worker:
             self._finish(part, offset)
             return
         report = decision.report
+        series = self._series.get((record.event_type, record.tenant_id))
+        if series is None:
+            series = self._series[(record.event_type, record.tenant_id)] = _Series(record.event_type, record.tenant_id)
         if report is not None:
-            self._observe(record, report)
+            series.duration.observe(report.duration)
+            if report.status is not None:
+                self._status_series(record.event_type, report.status).inc()
         if isinstance(decision, Delivered):
-            m.DELIVERIES.labels(record.event_type, record.tenant_id, "succeeded").inc()
+            series.succeeded.inc()
             self.writer.submit(make_row(record, report, "succeeded"), _Completion(self, part, offset, 1).ack)
         elif isinstance(decision, Retry):
             done = _Completion(self, part, offset, 2 if report is not None else 1)
             if report is not None:
-                m.DELIVERIES.labels(record.event_type, record.tenant_id, "failed").inc()
-                m.RETRIES.labels(record.event_type, record.tenant_id, str(report.outcome.reason)).inc()
+                series.failed.inc()
+                series.retries[str(report.outcome.reason)].inc()
                 self.writer.submit(make_row(record, report, "failed"), done.ack)
             else:
                 m.SKIPPED.labels(decision.skipped).inc()
@@ -438,7 +448,7 @@ class Worker:
         elif isinstance(decision, DeadLetter):
             done = _Completion(self, part, offset, 2 if report is not None else 1)
             if report is not None:
-                m.DELIVERIES.labels(record.event_type, record.tenant_id, "dead").inc()
+                series.dead.inc()
                 self.writer.submit(make_row(record, report, "dead"), done.ack)
             if decision.disable_endpoint:
                 m.GONE.labels(record.tenant_id, record.subscription_id).inc()
@@ -448,10 +458,11 @@ class Worker:
             self._produce(self.dead_topic, decision.record, value, done.ack)
         self._show_breaker(record.subscription_id)
 
-    def _observe(self, record: DeliveryRecord, report) -> None:
-        m.DURATION.labels(record.event_type, record.tenant_id).observe(report.duration)
-        if report.status is not None:
-            m.HTTP_STATUS.labels(record.event_type, str(report.status)).inc()
+    def _status_series(self, event: str, status: int):
+        child = self._statuses.get((event, status))
+        if child is None:
+            child = self._statuses[(event, status)] = m.HTTP_STATUS.labels(event, str(status))
+        return child
 
     def _show_breaker(self, endpoint: str) -> None:
         state = int(self.deliverer.breakers[endpoint].state)

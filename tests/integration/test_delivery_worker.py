@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -15,9 +16,9 @@ from delivery.signing import verify
 from hookstream.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending
-from hookstream.topics import DEAD_LETTERS, ensure_topics
+from hookstream.topics import DEAD_LETTERS, DELIVERIES, ensure_topics
 from tests.integration.delivery_helpers import Receiver, fail_times, make_record, produce_records, status
-from tests.integration.pipeline import TopicReader, worker
+from tests.integration.pipeline import TopicReader, produce, worker
 
 pytestmark = pytest.mark.kafka
 
@@ -65,6 +66,16 @@ def wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def scrape(log: str) -> str:
+    """GET the worker's /metrics (the port it printed)."""
+    import re
+    import urllib.request
+
+    port = re.search(r"metrics: http://127.0.0.1:(\d+)/metrics", log).group(1)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
 def cli(env, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hookstream", *args], env=env, capture_output=True, text=True, timeout=60)
 
@@ -80,12 +91,25 @@ def test_signed_retried_and_dead_lettered(cfg, env, store, receiver, tmp_path):
         ("ok", ok_id, "acme"), ("flaky", flaky_id, "acme"), ("down", down_id, "acme"), ("bad", bad_id, "beta"), ("moved", moved_id, "beta"),
     ]}
     dlq = TopicReader(cfg, DEAD_LETTERS)
-    with worker(env, ["delivery", "worker"], tmp_path / "worker.log") as w:
+    with worker(env, ["delivery", "worker", "--metrics-port", "0"], tmp_path / "worker.log") as w:
+        produce(cfg, DELIVERIES, [(b"sub_x", b"{not json"), (b"sub_x", orjson.dumps({"delivery_id": "msg_x"}))])
         produce_records(cfg, list(records.values()))
         wait_for(lambda: len(receiver.hits_for("/flaky")) >= 3 and len(receiver.hits_for("/down")) >= 4, 60, "the retries")
-        dead = dlq.read_until(lambda rs: len(rs) >= 3, 30, what="three dead letters")
+        every = dlq.read_until(lambda rs: len(rs) >= 5, 30, what="five dead letters")
         assert w.alive, w.log()[-3000:]
+        metrics = scrape(w.log())
         assert w.stop() == 0, w.log()[-3000:]
+
+    # the metrics dashboards query, with their labels
+    assert 'webhook_deliveries_total{event="invoice.sent",status="succeeded",tenant_id="acme"} 2.0' in metrics
+    assert 'webhook_deliveries_total{event="invoice.sent",status="dead",tenant_id="acme"} 1.0' in metrics
+    assert 'webhook_deliveries_total{event="invoice.sent",status="failed",tenant_id="acme"} 5.0' in metrics
+    assert 'webhook_retries_total{event="invoice.sent",reason="server_error",tenant_id="acme"} 5.0' in metrics
+    assert 'webhook_delivery_http_status{event="invoice.sent",status_code="302"} 1.0' in metrics
+    assert 'webhook_delivery_duration_seconds_bucket{event="invoice.sent",le="0.1",tenant_id="beta"} 2.0' in metrics
+    assert "hookstream_delivery_in_flight_requests 0.0" in metrics
+    assert "hookstream_delivery_malformed_total 2.0" in metrics
+    assert f'hookstream_delivery_circuit_breaker_state{{subscription_id="{down_id}"}} 0.0' in metrics
 
     # signatures verify with the reference library, and with our own verifier
     (hit,) = receiver.hits_for("/ok")
@@ -100,9 +124,17 @@ def test_signed_retried_and_dead_lettered(cfg, env, store, receiver, tmp_path):
     flaky = receiver.hits_for("/flaky")
     assert len(flaky) == 3
     assert {h.headers["webhook-id"] for h in flaky} == {records["flaky"].delivery_id}
+    # each retry waited for its tier's delay (200 ms, then 400 ms, +-20%): the tier paused until due
+    assert flaky[1].at - flaky[0].at >= 0.16 and flaky[2].at - flaky[1].at >= 0.32
+
+    # unreadable records are set aside on the dead-letter topic, with the reason and the bytes
+    docs = [orjson.loads(m.value()) for m in every]
+    aside = [d for d in docs if d["reason"].startswith("malformed")]
+    assert sorted(d["reason"] for d in aside) == ["malformed: delivery_id is missing or not a non-empty string".replace("delivery_id", "subscription_id"), "malformed: the value is not JSON"]
+    assert base64.b64decode(next(d for d in aside if "JSON" in d["reason"])["value_b64"]) == b"{not json"
 
     # always 500: every attempt of the schedule, then the dead-letter topic with the history
-    by_id = {orjson.loads(m.value())["delivery_id"]: orjson.loads(m.value()) for m in dead}
+    by_id = {d["delivery_id"]: d for d in docs if not d["reason"].startswith("malformed")}
     assert set(by_id) == {records["down"].delivery_id, records["bad"].delivery_id, records["moved"].delivery_id}
     down = by_id[records["down"].delivery_id]
     assert len(receiver.hits_for("/down")) == 4

@@ -171,9 +171,24 @@ def test_a_bug_is_not_blamed_on_the_endpoint():
     assert d.breakers["sub_1"].consecutive_failures == 0
 
 
-def test_unknown_and_disabled_subscriptions_are_dropped_without_a_request():
+def test_an_unknown_subscription_is_looked_up_again_once_then_dropped():
+    d, t = deliverer(lambda *_: HttpResponse(200))
+    first = run(d.deliver(record("sub_new")))
+    assert isinstance(first, Retry) and first.skipped == "subscription_unknown" and first.report is None
+    assert first.record.attempt == 0 and first.record.due_at == NOW + 5.0
+    assert run(d.deliver(first.record)) == Dropped("subscription_deleted")
+    assert t.requests == []
+
+
+def test_a_subscription_that_appears_meanwhile_is_delivered_to():
+    d, t = deliverer(lambda *_: HttpResponse(200))
+    first = run(d.deliver(record("sub_late")))
+    d.table.subs["sub_late"] = sub("sub_late")
+    assert isinstance(run(d.deliver(first.record)), Delivered)
+
+
+def test_a_disabled_subscription_is_dropped_without_a_request():
     d, t = deliverer(lambda *_: HttpResponse(200), sub("sub_off", status=Status.DISABLED))
-    assert run(d.deliver(record("sub_gone"))) == Dropped("subscription_deleted")
     assert run(d.deliver(record("sub_off"))) == Dropped("subscription_disabled")
     assert t.requests == []
 

@@ -72,18 +72,17 @@ def test_the_excerpt_is_bounded_and_no_header_is_stored(engine):
 
 
 def test_a_failing_database_is_retried_not_dropped(engine, monkeypatch):
-    from delivery import attempt_log
-
-    real_insert = attempt_log.insert
     calls = []
+    real = AttemptLogWriter._insert_sql
 
-    def flaky_insert(table):
+    def flaky_sql(self):
         calls.append(1)
         if len(calls) == 1:
-            raise RuntimeError("database is locked")
-        return real_insert(table)
+            return "INSERT INTO no_such_table VALUES (1)"
+        return real(self)
 
-    monkeypatch.setattr(attempt_log, "insert", flaky_insert)
+    monkeypatch.setattr(AttemptLogWriter, "_insert_sql", flaky_sql)
     written = asyncio.run(_write(engine, [make_row(rec(9), report(1, Success(200), 200), "succeeded")]))
     assert written == [0] and len(calls) == 2
     assert [a["delivery_id"] for a in attempts_of(engine, "msg_9")] == ["msg_9"]
+
