@@ -19,8 +19,8 @@ Paths:
 * ``PUT /_bench/secrets``: JSON ``{"/e/<name>": "whsec_..."}``, merged into the known secrets.
 * ``GET /_bench/stats``: counts (requests, per path, hung, duplicates, signatures checked and
   failed, and why).
-* ``GET /_bench/samples``: ``{"paths": [...], "samples": [[path index, published, acked], ...]}``
-  (unix seconds).
+* ``GET /_bench/samples``: ``{"paths": [...], "samples": [[path index, published, acked,
+  webhook-id], ...]}`` (unix seconds).
 * ``POST /_bench/reset``: forget the counts and samples (between scenarios; secrets stay).
 
     python bench/receiver.py [--host 127.0.0.1] [--port 0] [--verify-every 100]
@@ -58,7 +58,7 @@ class State:
         self.paths: dict[str, int] = {}  # path -> index into self.path_names
         self.path_names: list[str] = []
         self.per_path: list[int] = []
-        self.samples: list[tuple[int, float, float]] = []
+        self.samples: list[tuple[int, float, float, str | None]] = []
         self.seen_ids: set[bytes] = set()
         self.duplicates = 0
         self.sig_checked = 0
@@ -183,9 +183,9 @@ class Receiver(asyncio.Protocol):
             index = state.path_index(path)
             state.per_path[index] += 1
             published = _published_at(body)
-            if published is not None:
-                state.samples.append((index, published, acked))
             msg_id = _header(head_lower, head, b"webhook-id")
+            if published is not None:
+                state.samples.append((index, published, acked, msg_id.decode() if msg_id else None))
             if msg_id is not None:
                 if msg_id in state.seen_ids:
                     state.duplicates += 1

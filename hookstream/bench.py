@@ -11,7 +11,9 @@ Scenarios, in this order:
 throughput  N events as fast as the publisher goes, fan-out 1 (100 tenants with one endpoint
             each); deliveries/s from the first publish to the last acknowledged POST.
 latency     a fixed offered rate (default 1,000 deliveries/s) for a fixed time, fan-out 1;
-            p50/p95/p99 publish -> ack.
+            p50/p95/p99 publish -> ack of the events published after a warm-up (5 s at the
+            same rate: the first seconds after a burst or a start are slower, and are
+            reported apart, with p50/p99 per 5 s window).
 fanout      events of a tenant with 50 endpoints, as fast as the publisher goes; deliveries/s
             and the time until an event reached all 50.
 isolation   the latency scenario's rate over 10 healthy endpoints, first alone, then with an
@@ -63,6 +65,7 @@ class BenchConfig:
     endpoints: int = 100  # fan-out 1 tenants (one endpoint each) for throughput and latency
     rate: int = 1_000  # offered deliveries/s in the latency and isolation scenarios
     duration: float = 30.0  # seconds of offered load in the latency scenario
+    warmup: float = 5.0  # seconds of offered load before the latency and isolation figures count
     fanout_events: int = 1_000
     fanout_width: int = 50
     iso_healthy: int = 10
@@ -79,7 +82,7 @@ class BenchConfig:
 
     @classmethod
     def quick(cls, **kw: Any) -> "BenchConfig":
-        base = dict(events=3_000, duration=3.0, fanout_events=20, iso_duration=3.0, request_timeout=2.0,
+        base = dict(events=3_000, duration=3.0, warmup=1.0, fanout_events=20, iso_duration=3.0, request_timeout=2.0,
                     baseline_events=1_000, baseline_duration=3.0, drain_timeout=60.0)
         return cls(**{**base, **kw})
 
@@ -434,9 +437,29 @@ class _Profiler:
 
 
 # ---------------------------------------------------------------------- scenarios
-def _scenario_samples(receiver: ReceiverClient, prefix: str | tuple[str, ...]) -> list[tuple[str, float, float]]:
+def _scenario_samples(receiver: ReceiverClient, prefix: str | tuple[str, ...]) -> list[tuple[str, float, float, str | None]]:
     paths, samples = receiver.samples()
-    return [(paths[int(i)], pub, ack) for i, pub, ack in samples if paths[int(i)].startswith(prefix)]
+    return [(paths[int(i)], pub, ack, msg_id) for i, pub, ack, msg_id in samples if paths[int(i)].startswith(prefix)]
+
+
+def _windows(samples: list[tuple[str, float, float, str | None]], width: float) -> list[list[float]]:
+    """[seconds into the run, deliveries, p50 ms, p99 ms] per ``width`` seconds of publish time
+    (warm-up included): shows whether latency was steady or one stall made the tail."""
+    if not samples:
+        return []
+    start = min(p for _, p, _, _id in samples)
+    buckets: dict[int, list[float]] = {}
+    for _, p, ack, _id in samples:
+        buckets.setdefault(int((p - start) // width), []).append(ack - p)
+    return [[k * width, len(v), round(percentile(v, 50) * 1000, 1), round(percentile(v, 99) * 1000, 1)]
+            for k, v in sorted(buckets.items())]
+
+
+def _keep_samples(cfg: BenchConfig, label: str, samples: list[tuple[str, float, float, str | None]]) -> None:
+    """Raw (path, published, acked) samples under the state dir, for a closer look later."""
+    out = cfg.state_dir / "samples"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / (label.replace(" ", "-").replace("(", "").replace(")", "") + ".json")).write_bytes(orjson.dumps(samples))
 
 
 def throughput(pub: Publishing, receiver: ReceiverClient, tenants: list[str], count: int, cfg: BenchConfig,
@@ -451,7 +474,8 @@ def throughput(pub: Publishing, receiver: ReceiverClient, tenants: list[str], co
     after = _cpu_snapshot(pids)
     profiles = profiler.stop() if profiler else {}
     samples = _scenario_samples(receiver, "/e/")
-    last_ack = max((ack for _, _, ack in samples), default=time.time())
+    _keep_samples(cfg, label, samples)
+    last_ack = max((ack for _, _, ack, _id in samples), default=time.time())
     stats = receiver.stats()
     out = {
         "events": count,
@@ -460,7 +484,7 @@ def throughput(pub: Publishing, receiver: ReceiverClient, tenants: list[str], co
         "publish_s": round(published - t0, 3),
         "elapsed_s": round(last_ack - t0, 3),
         "deliveries_per_s": round(got / max(last_ack - t0, 1e-9)),
-        "latency_ms": latency_ms([ack - p for _, p, ack in samples]),
+        "latency_ms": latency_ms([ack - p for _, p, ack, _id in samples]),
         "cpu_s_per_1000_deliveries": _cpu_per_1000(before, after, got),
         "duplicates": stats["duplicates"],
         "signatures": stats["signatures"],
@@ -472,27 +496,87 @@ def throughput(pub: Publishing, receiver: ReceiverClient, tenants: list[str], co
 
 def latency(pub: Publishing, receiver: ReceiverClient, tenants: list[str], rate: float, duration: float,
             cfg: BenchConfig, progress: Progress | None, label: str = "latency", prefix: str | tuple[str, ...] = "/e/",
-            per_event: int = 1, expect_paths: Callable[[dict], int] | None = None) -> dict[str, Any]:
-    """Offer ``rate`` deliveries/s (``rate / per_event`` events/s) for ``duration`` seconds."""
+            per_event: int = 1, expect_paths: Callable[[dict], int] | None = None, settings=None) -> dict[str, Any]:
+    """Offer ``rate`` deliveries/s (``rate / per_event`` events/s) for ``cfg.warmup`` and then
+    ``duration`` seconds; only deliveries of events published after the warm-up are measured."""
     receiver.reset()
-    events = max(1, int(rate / per_event * duration))
-    achieved = pub.paced(events, tenants, rate / per_event, progress, label + " (publishing)")
-    want = events * per_event
+    event_rate = rate / per_event
+    warm_events = int(event_rate * cfg.warmup)
+    events = max(1, int(event_rate * duration))
+    measured_from = time.time() + cfg.warmup
+    achieved = pub.paced(warm_events + events, tenants, event_rate, progress, label + " (publishing)")
+    want = (warm_events + events) * per_event
     got = _wait_for(receiver, want, cfg.drain_timeout, progress, label, expect_paths)
-    samples = _scenario_samples(receiver, prefix)
+    every = _scenario_samples(receiver, prefix)
+    samples = [s for s in every if s[1] >= measured_from]
     stats = receiver.stats()
+    _keep_samples(cfg, label, every)
+    split = stages(settings, samples) if settings is not None else None
     return {
+        "stages": split,
         "offered_per_s": rate,
         "achieved_offered_per_s": round(achieved * per_event),
+        "warmup_s": cfg.warmup,
         "duration_s": duration,
         "deliveries": got,
         "expected": want,
         "complete": got >= want,
-        "latency_ms": latency_ms([ack - p for _, p, ack in samples]),
+        "latency_ms": latency_ms([ack - p for _, p, ack, _id in samples]),
+        "warmup_latency_ms": latency_ms([ack - p for _, p, ack, _id in every if p < measured_from]),
+        "windows_ms": _windows(every, 5.0),
         "duplicates": stats["duplicates"],
         "signatures": stats["signatures"],
         "hung_requests": stats["hung"],
     }
+
+
+def delivery_record_times(settings, since: float, ids: set[str], timeout: float = 60.0) -> dict[str, float]:
+    """Delivery id -> the time the stream worker produced its record (the Kafka record's
+    CreateTime, which librdkafka stamps at ``produce()``), for records written after ``since``."""
+    import uuid
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    from hookstream.topics import DELIVERIES
+
+    topic = settings.topic(DELIVERIES)
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"bench-stages-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False, "log_level": 0})
+    try:
+        partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        starts = consumer.offsets_for_times([TopicPartition(topic, p, int(since * 1000)) for p in partitions], timeout=10)
+        todo = {tp.partition for tp in starts if 0 <= tp.offset < ends[tp.partition]}
+        consumer.assign([tp for tp in starts if tp.partition in todo])
+        found: dict[str, float] = {}
+        deadline = time.monotonic() + timeout
+        while todo and time.monotonic() < deadline:
+            for msg in consumer.consume(2000, 0.5):
+                if msg.error():
+                    continue
+                if msg.offset() >= ends[msg.partition()] - 1:
+                    todo.discard(msg.partition())
+                delivery = orjson.loads(msg.value()).get("delivery_id")
+                if delivery in ids:
+                    found[delivery] = msg.timestamp()[1] / 1000
+        return found
+    finally:
+        consumer.close()
+
+
+def stages(settings, samples: list[tuple[str, float, float, str | None]]) -> dict[str, Any]:
+    """Latency split at the delivery record: publish -> record written by the stream worker, and
+    record written -> acknowledged POST (Kafka hop, delivery worker, HTTP). Millisecond clock."""
+    if not samples:
+        return {}
+    times = delivery_record_times(settings, min(p for _, p, _, _ in samples) - 1.0, {i for *_, i in samples if i})
+    first, second = [], []
+    for _, p, ack, msg_id in samples:
+        at = times.get(msg_id)
+        if at is not None:
+            first.append(at - p)
+            second.append(ack - at)
+    return {"matched": len(first), "publish_to_record_ms": latency_ms(first), "record_to_ack_ms": latency_ms(second)}
 
 
 def fanout(pub: Publishing, receiver: ReceiverClient, tenants: list[str], cfg: BenchConfig, progress: Progress | None) -> dict[str, Any]:
@@ -502,9 +586,9 @@ def fanout(pub: Publishing, receiver: ReceiverClient, tenants: list[str], cfg: B
     pub.burst(cfg.fanout_events, tenants)
     got = _wait_for(receiver, want, cfg.drain_timeout + want / 2000, progress, "fanout")
     samples = _scenario_samples(receiver, "/e/fan")
-    last_ack = max((ack for _, _, ack in samples), default=time.time())
+    last_ack = max((ack for _, _, ack, _id in samples), default=time.time())
     by_event: dict[float, float] = {}
-    for _, p, ack in samples:  # the 50 copies of one event share its publish time
+    for _, p, ack, _id in samples:  # the 50 copies of one event share its publish time
         by_event[p] = max(by_event.get(p, 0.0), ack)
     stats = receiver.stats()
     return {
@@ -513,7 +597,7 @@ def fanout(pub: Publishing, receiver: ReceiverClient, tenants: list[str], cfg: B
         "deliveries": got,
         "complete": got >= want,
         "deliveries_per_s": round(got / max(last_ack - t0, 1e-9)),
-        "latency_ms": latency_ms([ack - p for _, p, ack in samples]),
+        "latency_ms": latency_ms([ack - p for _, p, ack, _id in samples]),
         "all_endpoints_latency_ms": latency_ms([ack - p for p, ack in by_event.items()]),
         "duplicates": stats["duplicates"],
         "signatures": stats["signatures"],
@@ -566,7 +650,8 @@ def run_hookstream(cfg: BenchConfig, receiver: ReceiverClient, stack: Hookstream
             results["throughput"] = throughput(pub, receiver, stack.tenants["single"], cfg.events, cfg, progress, pids)
             stack.check_workers()
         if "latency" in cfg.scenarios:
-            results["latency"] = latency(pub, receiver, stack.tenants["single"], cfg.rate, cfg.duration, cfg, progress)
+            results["latency"] = latency(pub, receiver, stack.tenants["single"], cfg.rate, cfg.duration, cfg, progress,
+                                         settings=stack.settings)
             stack.check_workers()
         if "fanout" in cfg.scenarios:
             results["fanout"] = fanout(pub, receiver, stack.tenants["fanout"], cfg, progress)
