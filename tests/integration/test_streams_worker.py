@@ -12,7 +12,8 @@ from hookstream.records import DeliveryRecord, delivery_id
 from hookstream.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending
-from hookstream.topics import DELIVERIES, INVALID_EVENTS, ensure_topics, event_topic_for
+from hookstream.topics import DELIVERIES, INVALID_EVENTS
+from producers import Publisher
 from schemas import Event, example
 from tests.integration.pipeline import TopicReader, produce, worker
 
@@ -41,12 +42,11 @@ def add(store, cfg, tenant, events, *, disabled=False):
 
 
 def publish(cfg, specs: list[tuple[str, str]]) -> list[Event]:
+    """Publish through the producers' real path (validated, idempotent, lz4-compressed)."""
     events = [Event.new(t, tenant, example(t)) for tenant, t in specs]
-    by_topic = collections.defaultdict(list)
-    for ev in events:
-        by_topic[event_topic_for(ev.type)].append((ev.id.encode(), ev.to_bytes()))
-    for topic, records in by_topic.items():
-        produce(cfg, topic, records)
+    with Publisher(cfg) as publisher:
+        for ev in events:
+            publisher.send(ev)
     return events
 
 
