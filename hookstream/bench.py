@@ -161,7 +161,8 @@ def _wait_port(port: int, timeout: float, proc: Proc) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not proc.alive():
-            raise HookstreamError(f"{proc.name} exited while starting; see {proc.log}")
+            tail = " | ".join(proc.log.read_text(errors="replace").strip().splitlines()[-3:])[-500:]
+            raise HookstreamError(f"{proc.name} exited while starting ({tail}); see {proc.log}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -680,7 +681,7 @@ def run_baseline(cfg: BenchConfig, receiver: ReceiverClient, stack: HookstreamSt
     from schemas import encode_event
 
     logs = cfg.state_dir / "logs"
-    redis_port = cfg.port + 3
+    redis_port = _free_port()
     redis_dir = cfg.state_dir / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
     redis = Proc("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",

@@ -17,7 +17,7 @@ _SCENARIOS = ("throughput", "latency", "fanout", "isolation")
 def bench_command(
     quick: bool = typer.Option(False, "--quick", help="Small counts and short runs (under 2 minutes in all)."),
     as_json: bool = JsonOption,
-    port: int = typer.Option(19592, "--port", help="Port of the fresh broker (its controller takes the next one, Redis port + 3)."),
+    port: int = typer.Option(19592, "--port", help="Port of the fresh broker (its controller takes the next one)."),
     state_dir: Path = typer.Option(Path("/tmp/hs-bench"), "--state-dir", help="Deleted and made anew: broker data, database, logs."),
     events: int = typer.Option(None, "--events", help="Events in the throughput scenario (fan-out 1)."),
     rate: int = typer.Option(1000, "--rate", help="Offered deliveries/s in the latency and isolation scenarios."),

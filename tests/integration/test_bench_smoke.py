@@ -21,8 +21,8 @@ from hookstream.bench import baseline_available
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(420)]
 
 
-def _free_port_block(size: int = 4) -> int:
-    """A port p with p .. p+size-1 free (broker, controller, Redis at p+3)."""
+def _free_port_block(size: int = 2) -> int:
+    """A port p with p .. p+size-1 free (broker, controller)."""
     for _ in range(100):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
