@@ -114,9 +114,10 @@ class Retry:
 @dataclasses.dataclass(frozen=True, slots=True)
 class DeadLetter:
     record: DeliveryRecord
-    reason: str
+    reason: str  # for people: what happened, with the HTTP status or last failure
     report: AttemptReport | None
     disable_endpoint: bool = False
+    code: str = "retries_exhausted"  # for metrics: retries_exhausted, client_error, redirect, gone, malformed, no_valid_secret
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -196,7 +197,7 @@ class Deliverer:
         try:
             body = _body(record)
         except ValidationError as exc:
-            return DeadLetter(record, f"malformed: {exc}", None)
+            return DeadLetter(record, f"malformed: {exc}", None, code="malformed")
         now = self.clock()
         gate = self._gate(sub.id)
         if gate.admitted >= self.limits.endpoint_backlog and now - gate.progress_at > self.limits.stall_seconds:
@@ -218,7 +219,7 @@ class Deliverer:
         finally:
             gate.admitted -= 1
         if report is None:
-            return DeadLetter(record, "no_valid_secret: the subscription has no signing secret valid now", None)
+            return DeadLetter(record, "no_valid_secret: the subscription has no signing secret valid now", None, code="no_valid_secret")
         breaker.record(report.outcome, self.clock())
         return self._handle(record, report)
 
@@ -263,7 +264,7 @@ class Deliverer:
         )
         if isinstance(outcome, GiveUp):
             reason = f"{outcome.reason}" + (f" (HTTP {outcome.status})" if outcome.status else "")
-            return DeadLetter(done, reason, report, disable_endpoint=outcome.disable_endpoint)
+            return DeadLetter(done, reason, report, disable_endpoint=outcome.disable_endpoint, code=str(outcome.reason))
         now = self.clock()
         due = self.schedule.next_attempt(report.attempt, now, outcome)
         if due is None:

@@ -69,8 +69,8 @@ def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_por
     if not follower[0].wait_ready(60):
         raise follower[0].error or BrokerError(f"could not read the subscriptions topic at {settings.kafka_bootstrap} within 60s")
     if serve:
-        bound = serve_metrics(metrics_port)
-        typer.echo(f"metrics: http://127.0.0.1:{bound}/metrics", err=True)
+        bound = serve_metrics(metrics_port, settings.metrics_host)
+        typer.echo(f"metrics: http://{settings.metrics_host}:{bound}/metrics", err=True)
     topics = [settings.topic(DELIVERIES)] + [settings.topic(retry_topic(t)) for t in range(1, len(settings.retry_schedule) + 1)]
     lag = LagMonitor(settings, group_id(settings), topics)
     lag.start()

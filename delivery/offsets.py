@@ -69,6 +69,10 @@ class PartitionOffsets:
         self._committed = pos
         return pos
 
+    def commit_failed(self) -> None:
+        """The last commit did not succeed: offer the position again next time."""
+        self._committed = None
+
     def seek_back(self, offset: int) -> None:
         """Consumption will restart at ``offset`` (a paused tier partition's head, not taken)."""
         if self._open and offset <= self._open[-1]:

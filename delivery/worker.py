@@ -71,6 +71,7 @@ from delivery.attempt_log import AttemptLogWriter, make_row
 from delivery.breaker import BreakerConfig, EndpointBreakers
 from delivery.outcome import RetryReason
 from delivery.transport import PyreqwestTransport, Transport
+from hookstream.errors import BrokerError
 from hookstream.kafka import consumer_config, producer_config
 from hookstream.records import DeliveryRecord
 from hookstream.settings import Settings
@@ -233,6 +234,9 @@ class Worker:
             await self._loop(stop)
         finally:
             await self._shutdown()
+        if isinstance(self.fatal, KafkaException):
+            # an infrastructure error, not a bug: one line; unfinished records were not committed
+            raise BrokerError(f"Kafka failed: {self.fatal.args[0].str()}; stopped, records in flight will be delivered again") from None
         if self.fatal is not None:
             raise self.fatal
 
@@ -404,8 +408,13 @@ class Worker:
             log.warning("commit failed (retried with the next one): %s", exc.args[0].str())
 
     def _on_commit(self, err, partitions) -> None:
-        if err is not None:
-            log.warning("commit failed (retried with the next one): %s", err.str() if hasattr(err, "str") else err)
+        if err is None:
+            return
+        log.warning("commit failed (offered again): %s", err.str() if hasattr(err, "str") else err)
+        for p in partitions:
+            part = self.parts.get((p.topic, p.partition))
+            if part is not None:
+                part.commit_failed()
 
     # ------------------------------------------------------------------ handling decisions
     async def _process(self, part, offset: int, record: DeliveryRecord) -> None:
@@ -450,6 +459,7 @@ class Worker:
             if report is not None:
                 series.dead.inc()
                 self.writer.submit(make_row(record, report, "dead"), done.ack)
+            m.DEAD_LETTERS.labels(record.event_type, record.tenant_id, decision.code).inc()
             if decision.disable_endpoint:
                 m.GONE.labels(record.tenant_id, record.subscription_id).inc()
                 log.warning("subscription %s answered 410 Gone: the receiver asks to be disabled", record.subscription_id)
@@ -472,6 +482,7 @@ class Worker:
 
     def _set_aside(self, msg, reason: str, part, offset: int) -> None:
         m.MALFORMED.inc()
+        m.DEAD_LETTERS.labels("unknown", "unknown", "malformed").inc()
         log.warning("set aside an unreadable record at %s[%d]@%d: %s", msg.topic(), msg.partition(), offset, reason)
         key, value = msg.key(), msg.value()
         doc = {

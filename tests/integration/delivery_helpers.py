@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+import pytest
 from aiohttp import web
 
 from hookstream.records import DeliveryRecord, delivery_id
 from hookstream.settings import Settings
-from hookstream.topics import DELIVERIES
+from hookstream.subscriptions.store import SubscriptionStore
+from hookstream.subscriptions.topic import publish_pending
+from hookstream.topics import DELIVERIES, ensure_topics
 from tests.integration.pipeline import produce
 
 
@@ -172,3 +178,61 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))
     return ordered[index]
+
+
+# ---------------------------------------------------------------------------- fixtures and steps
+SCHEDULE = "200ms,400ms,600ms"
+
+
+@pytest.fixture
+def env(hs_env):
+    return dict(
+        hs_env, HOOKSTREAM_ALLOW_HTTP="1", HOOKSTREAM_ALLOWED_NETWORKS="127.0.0.0/8",
+        HOOKSTREAM_RETRY_SCHEDULE=SCHEDULE, HOOKSTREAM_REQUEST_TIMEOUT="2s",
+    )
+
+
+@pytest.fixture
+def cfg(env) -> Settings:
+    s = Settings.from_env(env)
+    ensure_topics(s)
+    return s
+
+
+@pytest.fixture
+def store(cfg):
+    return SubscriptionStore.open(cfg)
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+def subscribe(store, cfg, tenant: str, url: str) -> tuple[str, str]:
+    sub, secret = store.add(tenant, url, ["*"])
+    publish_pending(cfg)
+    return sub.id, secret
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def scrape(log: str) -> str:
+    """GET the worker's /metrics (the port it printed)."""
+    import urllib.request
+
+    port = re.search(r"metrics: http://127.0.0.1:(\d+)/metrics", log).group(1)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+def cli(env, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hookstream", *args], env=env, capture_output=True, text=True, timeout=60)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import collections
 import random
-import time
 
 import pytest
 
 from hookstream.topics import DEAD_LETTERS
-from tests.integration.delivery_helpers import (
-    Receiver, fail_first_attempt, hang, make_record, paced_produce, percentile, produce_records, status,
+from tests.integration.delivery_helpers import (  # noqa: F401  (cfg, env, receiver, store are fixtures)
+    Receiver, cfg, env, fail_first_attempt, hang, make_record, paced_produce, percentile, produce_records, receiver,
+    status, store, subscribe, wait_for,
 )
 from tests.integration.pipeline import TopicReader, worker
-from tests.integration.test_delivery_worker import cfg, env, receiver, store, subscribe, wait_for  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.kafka
 

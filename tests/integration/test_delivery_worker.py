@@ -4,81 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
-import time
 
 import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from delivery.signing import verify
-from hookstream.settings import Settings
-from hookstream.subscriptions.store import SubscriptionStore
-from hookstream.subscriptions.topic import publish_pending
-from hookstream.topics import DEAD_LETTERS, DELIVERIES, ensure_topics
-from tests.integration.delivery_helpers import Receiver, fail_times, make_record, produce_records, status
+from hookstream.topics import DEAD_LETTERS, DELIVERIES
+from tests.integration.delivery_helpers import (  # noqa: F401  (cfg, env, receiver, store are fixtures)
+    cfg, cli, env, fail_times, make_record, produce_records, receiver, scrape, status, store, subscribe, wait_for,
+)
 from tests.integration.pipeline import TopicReader, produce, worker
 
 pytestmark = pytest.mark.kafka
-
-SCHEDULE = "200ms,400ms,600ms"
-
-
-@pytest.fixture
-def env(hs_env):
-    return dict(
-        hs_env, HOOKSTREAM_ALLOW_HTTP="1", HOOKSTREAM_ALLOWED_NETWORKS="127.0.0.0/8",
-        HOOKSTREAM_RETRY_SCHEDULE=SCHEDULE, HOOKSTREAM_REQUEST_TIMEOUT="2s",
-    )
-
-
-@pytest.fixture
-def cfg(env) -> Settings:
-    s = Settings.from_env(env)
-    ensure_topics(s)
-    return s
-
-
-@pytest.fixture
-def store(cfg):
-    return SubscriptionStore.open(cfg)
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
-def subscribe(store, cfg, tenant: str, url: str) -> tuple[str, str]:
-    sub, secret = store.add(tenant, url, ["*"])
-    publish_pending(cfg)
-    return sub.id, secret
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def scrape(log: str) -> str:
-    """GET the worker's /metrics (the port it printed)."""
-    import re
-    import urllib.request
-
-    port = re.search(r"metrics: http://127.0.0.1:(\d+)/metrics", log).group(1)
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        return response.read().decode()
-
-
-def cli(env, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hookstream", *args], env=env, capture_output=True, text=True, timeout=60)
-
 
 def test_signed_retried_and_dead_lettered(cfg, env, store, receiver, tmp_path):
     ok_id, ok_secret = subscribe(store, cfg, "acme", receiver.route("/ok", status(200)))
@@ -105,11 +43,21 @@ def test_signed_retried_and_dead_lettered(cfg, env, store, receiver, tmp_path):
     assert 'webhook_deliveries_total{event="invoice.sent",status="dead",tenant_id="acme"} 1.0' in metrics
     assert 'webhook_deliveries_total{event="invoice.sent",status="failed",tenant_id="acme"} 5.0' in metrics
     assert 'webhook_retries_total{event="invoice.sent",reason="server_error",tenant_id="acme"} 5.0' in metrics
-    assert 'webhook_delivery_http_status{event="invoice.sent",status_code="302"} 1.0' in metrics
+    assert 'webhook_delivery_http_status_total{event="invoice.sent",status_code="302"} 1.0' in metrics
     assert 'webhook_delivery_duration_seconds_bucket{event="invoice.sent",le="0.1",tenant_id="beta"} 2.0' in metrics
-    assert "hookstream_delivery_in_flight_requests 0.0" in metrics
+    assert 'webhook_dead_letters_total{event="invoice.sent",reason="retries_exhausted",tenant_id="acme"} 1.0' in metrics
+    assert 'webhook_dead_letters_total{event="invoice.sent",reason="redirect",tenant_id="beta"} 1.0' in metrics
+    assert 'webhook_dead_letters_total{event="unknown",reason="malformed",tenant_id="unknown"} 2.0' in metrics
+    assert "webhook_inflight_requests 0.0" in metrics
     assert "hookstream_delivery_malformed_total 2.0" in metrics
-    assert f'hookstream_delivery_circuit_breaker_state{{subscription_id="{down_id}"}} 0.0' in metrics
+    assert f'webhook_circuit_state{{subscription_id="{down_id}"}} 0.0' in metrics
+    assert "hookstream_consumer_lag{" in metrics or "# TYPE hookstream_consumer_lag gauge" in metrics
+    # every series ops/ may query is there (tests/monitoring.py is the contract)
+    from tests.monitoring import METRICS
+
+    for name in METRICS:
+        if name.startswith("webhook_"):
+            assert f"\n{name}{{" in metrics or f"\n{name} " in metrics, name
 
     # signatures verify with the reference library, and with our own verifier
     (hit,) = receiver.hits_for("/ok")

@@ -82,3 +82,12 @@ def test_position_is_the_lowest_unfinished_in_any_finishing_order():
             done.add(o)
             expected = min((x for x in offsets if x not in done), default=100)
             assert p.position() == expected
+
+
+def test_a_failed_commit_is_offered_again():
+    p = PartitionOffsets()
+    p.take(0)
+    p.finish(0)
+    assert p.to_commit() == 1
+    p.commit_failed()
+    assert p.to_commit() == 1
