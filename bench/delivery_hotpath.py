@@ -4,9 +4,9 @@ Against ``bench/receiver.py`` (own process), one uvloop process POSTs the same s
 times at concurrency C with:
 
 * ``plain``: pyreqwest ``build().send()`` + ``response.bytes()`` (the client alone);
-* ``streamed``: ``build_streamed()`` + a chunked excerpt read, as ``delivery.transport`` does;
+* ``streamed``: ``build_streamed()`` + one bounded read, as ``delivery.transport`` does;
 * ``transport``: ``delivery.transport.PyreqwestTransport.post`` itself (adds the pinned-client
-  lookup and an ``asyncio.timeout`` backstop per request);
+  look-up and the response object);
 * ``sign+transport``: ``build_headers`` per request, then ``transport``.
 
 It prints CPU microseconds per request of this process (all threads) and req/s.
@@ -26,10 +26,14 @@ import time
 
 import uvloop
 
-from delivery.envelope import payload
-from delivery.signing import Secret, build_headers
-from delivery.transport import PyreqwestTransport, _read_excerpt
-from hookstream.settings import Settings
+# bench/delivery.py would shadow the delivery package for scripts run from this folder (their
+# own folder comes first on sys.path): take that folder off.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+from delivery.envelope import payload  # noqa: E402
+from delivery.signing import Secret, build_headers  # noqa: E402
+from delivery.transport import READ_BYTES, PyreqwestTransport, _target  # noqa: E402
+from hookstream.settings import Settings  # noqa: E402
 
 
 async def drive(post, n: int, concurrency: int) -> tuple[float, float]:
@@ -55,15 +59,16 @@ async def main(args) -> None:
     body = payload("payment.received", dt.datetime.now(dt.timezone.utc), {"payment_id": "pay_1", "amount": 1200, "currency": "eur"})
     headers = build_headers("msg_hot", int(time.time()), body, secret)
     transport = PyreqwestTransport(settings, max_connections_per_host=args.concurrency)
-    client = transport._build(__import__("delivery.transport", fromlist=["_target"])._target(url), None)
+    client = transport._build(_target(url), None)
 
     async def plain():
         response = await client.post(url).headers(headers).body_bytes(body).build().send()
         await response.bytes()
 
     async def streamed():
-        async with client.post(url).headers(headers).body_bytes(body).build_streamed() as response:
-            await _read_excerpt(response)
+        request = client.post(url).headers(headers).body_bytes(body).streamed_read_buffer_limit(READ_BYTES).build_streamed()
+        async with request as response:
+            await response.body_reader.read(READ_BYTES)
 
     async def via_transport():
         await transport.post(url, body, headers)
