@@ -820,11 +820,11 @@ def format_table(report: dict[str, Any]) -> str:
         f"hookstream bench, {report['date']}: {m['nproc']} cores ({m['cpu']}), Python {m['python']}, "
         f"load average {m['loadavg_start'][0]:.2f} -> {m['loadavg_end'][0]:.2f}",
         "",
-        f"{'scenario':<34}{'figure':>16}   target",
+        f"{'scenario':<40}{'figure':>22}   target",
     ]
 
     def row(name: str, value: Any, target: str = "") -> None:
-        lines.append(f"{name:<34}{value!s:>16}   {target}")
+        lines.append(f"{name:<40}{value!s:>22}   {target}".rstrip())
 
     tp = report.get("throughput") or {}
     if tp:
@@ -834,6 +834,11 @@ def format_table(report: dict[str, Any]) -> str:
     if lat:
         l_ = lat["latency_ms"]
         row(f"latency at {lat['offered_per_s']:,}/s, p50/p95/p99 ms", f"{l_['p50']}/{l_['p95']}/{l_['p99']}", "p99 <= 50 ms")
+        split = lat.get("stages") or {}
+        if split:
+            a, b = split["publish_to_record_ms"], split["record_to_ack_ms"]
+            row("  publish -> delivery record p50/p99", f"{a['p50']}/{a['p99']}")
+            row("  delivery record -> ack p50/p99", f"{b['p50']}/{b['p99']}")
     fo = report.get("fanout") or {}
     if fo:
         row(f"fan-out x{fo['endpoints']}, deliveries/s", f"{fo['deliveries_per_s']:,}")
