@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test unit bench clean kafka-start kafka-stop
+.PHONY: setup run test unit bench bench-quick bench-deps bench-http clean kafka-start kafka-stop
 
 setup: $(STAMP)
 	@$(BIN)/hookstream kafka fetch
@@ -25,7 +25,23 @@ test: setup
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-bench: $(STAMP)
+# `make bench`: end to end, side by side with the seed's Celery design (docs/benchmarks.md).
+# Installs the baseline's needs (the `bench` extra; Debian's redis-server, as root) when missing.
+BENCH_ARGS ?=
+bench: bench-deps
+	$(BIN)/hookstream kafka fetch
+	$(BIN)/hookstream bench $(BENCH_ARGS)
+
+bench-quick: BENCH_ARGS += --quick
+bench-quick: bench
+
+bench-deps: $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench]'
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
+	  else echo "bench: redis-server is missing (apt-get install redis-server); the Celery baseline will be skipped" >&2; fi; }
+
+bench-http: $(STAMP)
 	$(BIN)/python bench/http_clients.py
 
 kafka-stop:

@@ -43,12 +43,20 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> str:
     if given and _answers_metadata(given, 5.0):
         yield given
         return
-    port = _free_port_pair()
-    env = dict(os.environ)
-    env["HOOKSTREAM_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{port}"
-    env["HOOKSTREAM_STATE_DIR"] = str(tmp_path_factory.mktemp("kafka-state"))
-    broker = LocalBroker(Settings.from_env(env))
-    broker.start(owner_pid=os.getpid())  # stopped even if this session is killed
+    from hookstream.errors import BrokerError
+
+    for attempt in range(3):  # a free port can be taken by someone else before the broker binds it
+        port = _free_port_pair()
+        env = dict(os.environ)
+        env["HOOKSTREAM_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{port}"
+        env["HOOKSTREAM_STATE_DIR"] = str(tmp_path_factory.mktemp("kafka-state"))
+        broker = LocalBroker(Settings.from_env(env))
+        try:
+            broker.start(owner_pid=os.getpid())  # stopped even if this session is killed
+            break
+        except BrokerError as exc:
+            if "address in use" not in str(exc) or attempt == 2:
+                raise
     try:
         yield broker.settings.kafka_bootstrap
     finally:

@@ -52,6 +52,9 @@ def _register() -> None:
 
     app.add_typer(dlq_app, name="dlq")
     app.add_typer(replay_app, name="replay")
+    from hookstream.cli._bench import bench_command
+
+    app.command("bench")(bench_command)
     from delivery.cli import deliveries_app, delivery_app
 
     app.add_typer(delivery_app, name="delivery")

@@ -83,8 +83,10 @@ def up(
         return [("receiver", ["receive", "--port", str(receiver_port), "--subscription", sub_id], receiver_port)]
 
     stopping = threading.Event()
-    # SIGTERM behaves like Ctrl-C: stop everything this command started
+    # SIGTERM behaves like Ctrl-C: stop everything this command started. SIGINT is set
+    # explicitly too: a shell starting us in the background hands us SIGINT ignored.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         state = stack.up(
             streams_metrics_port=streams_metrics_port, delivery_metrics_port=delivery_metrics_port,
@@ -120,7 +122,9 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the shutdown short
+        # a second Ctrl-C must not cut the shutdown short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         stopped = stack.down(state)
         typer.echo(f"stopped {', '.join(stopped) or 'nothing'}", err=True)
     raise typer.Exit(code)

@@ -1,0 +1,75 @@
+"""``hookstream bench``: end-to-end speed on this machine (see ``hookstream.bench``)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from hookstream.cli._output import JsonOption, emit_json
+from hookstream.errors import ValidationError
+
+_SCENARIOS = ("throughput", "latency", "fanout", "isolation")
+
+
+def bench_command(
+    quick: bool = typer.Option(False, "--quick", help="Small counts and short runs (under 2 minutes in all)."),
+    as_json: bool = JsonOption,
+    port: int = typer.Option(19592, "--port", help="Port of the fresh broker (its controller takes the next one)."),
+    state_dir: Path = typer.Option(Path("/tmp/hs-bench"), "--state-dir", help="Deleted and made anew: broker data, database, logs."),
+    events: int = typer.Option(None, "--events", help="Events in the throughput scenario (fan-out 1)."),
+    rate: int = typer.Option(1000, "--rate", help="Offered deliveries/s in the latency and isolation scenarios."),
+    duration: float = typer.Option(None, "--duration", help="Seconds of offered load in the latency scenario."),
+    stream_workers: int = typer.Option(1, "--stream-workers", help="hookstream streams worker processes."),
+    delivery_workers: int = typer.Option(1, "--delivery-workers", help="hookstream delivery worker processes."),
+    request_timeout: float = typer.Option(None, "--request-timeout", help="Seconds before a hung request is given up (default 5, quick 2)."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also run the seed's Celery + Redis design."),
+    baseline_events: int = typer.Option(None, "--baseline-events", help="Events in the baseline's throughput scenario."),
+    scenario: list[str] = typer.Option(None, "--scenario", help="Only these hookstream scenarios (repeatable): throughput, latency, fanout, isolation."),
+    profile: Path = typer.Option(None, "--profile", help="py-spy the workers during the throughput scenario; raw stacks into this dir."),
+) -> None:
+    """Measure end-to-end throughput, latency, fan-out and isolation, side by side with Celery."""
+    from hookstream.bench import BenchConfig, format_table, run
+
+    overrides = {k: v for k, v in dict(
+        port=port, state_dir=state_dir, events=events, rate=rate, duration=duration, stream_workers=stream_workers,
+        delivery_workers=delivery_workers, request_timeout=request_timeout, baseline=baseline,
+        baseline_events=baseline_events, profile_dir=profile,
+    ).items() if v is not None}
+    if scenario:
+        unknown = [s for s in scenario if s not in _SCENARIOS]
+        if unknown:
+            raise ValidationError(f"--scenario: {', '.join(unknown)} is not one of {', '.join(_SCENARIOS)}")
+        overrides["scenarios"] = tuple(scenario)
+    for name in ("events", "rate", "stream_workers", "delivery_workers"):
+        if name in overrides and overrides[name] < 1:
+            raise ValidationError(f"--{name.replace('_', '-')} must be at least 1")
+    cfg = BenchConfig.quick(**overrides) if quick else BenchConfig(**overrides)
+    report = run(cfg, progress=None if as_json else _Bar())
+    if as_json:
+        emit_json(report)
+    else:
+        sys.stderr.write("\n")
+        typer.echo(format_table(report))
+
+
+class _Bar:
+    """One progress line on stderr: the scenario, a bar, done/total."""
+
+    def __init__(self) -> None:
+        self.label = None
+        self.shown = 0.0
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if label == self.label and done < total and now - self.shown < 0.2:
+            return
+        if label != self.label and self.label is not None:
+            sys.stderr.write("\n")
+        self.label, self.shown = label, now
+        width = 30
+        filled = int(width * done / total) if total else width
+        sys.stderr.write(f"\r{label:<28} [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}")
+        sys.stderr.flush()

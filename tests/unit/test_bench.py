@@ -1,0 +1,103 @@
+"""The bench's pure parts: percentiles, latency windows, and the receiver's request parsing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+
+from delivery.envelope import payload
+from delivery.signing import Secret, build_headers
+from hookstream.bench import _windows, latency_ms, percentile
+
+RECEIVER = Path(__file__).resolve().parents[2] / "bench" / "receiver.py"
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    spec = importlib.util.spec_from_file_location("bench_receiver", RECEIVER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile(values, 100) == 100
+    assert percentile([7.0], 99) == 7.0
+
+
+def test_percentile_of_nothing_is_nan():
+    assert percentile([], 50) != percentile([], 50)
+
+
+def test_latency_ms_reports_milliseconds_and_count():
+    out = latency_ms([0.010, 0.020, 0.030, 0.040])
+    assert out == {"p50": 20.0, "p95": 40.0, "p99": 40.0, "max": 40.0, "count": 4}
+
+
+def test_windows_group_by_publish_time():
+    samples = [("/e/a", 100.0, 100.010, None), ("/e/a", 101.0, 101.020, None), ("/e/a", 106.0, 106.5, None)]
+    assert _windows(samples, 5.0) == [[0.0, 2, 10.0, 20.0], [5.0, 1, 500.0, 500.0]]
+
+
+class _Transport:
+    def __init__(self):
+        self.out = bytearray()
+        self.closed = False
+
+    def write(self, data):
+        self.out += data
+
+    def close(self):
+        self.closed = True
+
+
+def _request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    head = f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {len(body)}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return head.encode() + b"\r\n" + body
+
+
+def _connection(receiver, state):
+    proto = receiver.Receiver(state)
+    proto.connection_made(_Transport())
+    return proto
+
+
+def test_receiver_answers_204_records_latency_and_verifies(receiver):
+    secret = Secret.generate()
+    state = receiver.State(verify_every=1)
+    state.secrets["/e/a"] = secret.reveal()
+    published = dt.datetime.now(dt.timezone.utc)
+    body = payload("payment.received", published, {"payment_id": "p1"})
+    raw = _request("/e/a", body, build_headers("msg_1", int(time.time()), body, secret))
+    proto = _connection(receiver, state)
+    proto.data_received(raw[:10])  # split across reads, then two requests in one read
+    proto.data_received(raw[10:] + raw)
+    assert proto.transport.out == receiver.RESPONSE_204 * 2
+    assert state.requests == 2 and state.duplicates == 1
+    assert state.sig_checked == 2 and state.sig_failures == 0
+    (index, pub, ack, msg_id), _ = state.samples
+    assert state.path_names[index] == "/e/a" and msg_id == "msg_1"
+    assert pub == pytest.approx(published.timestamp(), abs=1e-6) and ack >= pub
+
+
+def test_receiver_counts_a_bad_signature(receiver):
+    state = receiver.State(verify_every=1)
+    state.secrets["/e/a"] = Secret.generate().reveal()
+    body = payload("payment.received", dt.datetime.now(dt.timezone.utc), {})
+    _connection(receiver, state).data_received(_request("/e/a", body, build_headers("msg_2", int(time.time()), body, Secret.generate())))
+    assert state.sig_failures == 1 and state.sig_errors == {"NoMatchingSignatureError": 1}
+
+
+def test_receiver_never_answers_the_hung_path(receiver):
+    state = receiver.State(verify_every=100)
+    proto = _connection(receiver, state)
+    proto.data_received(_request("/hang/x", b"{}", {}) + _request("/e/a", b"{}", {}))
+    assert proto.transport.out == b"" and state.hung == 1 and state.requests == 0
