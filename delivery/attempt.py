@@ -35,6 +35,7 @@ the endpoint, and the worker stops without committing the record (it is delivere
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime as dt
 import time
@@ -146,11 +147,49 @@ class Limits:
     stall_seconds: float = 1.0
 
 
+class _Slots:
+    """A FIFO semaphore with O(1) acquire. ``asyncio.Semaphore.acquire`` in Python 3.11 checks
+    ``locked()``, which walks every waiter: with hundreds of records queued on one endpoint
+    that is quadratic."""
+
+    __slots__ = ("free", "waiters")
+
+    def __init__(self, n: int) -> None:
+        self.free = n
+        self.waiters: collections.deque[asyncio.Future] = collections.deque()
+
+    async def __aenter__(self) -> None:
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter  # a releaser hands its slot over directly
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # handed a slot as we were cancelled: pass it on
+            elif waiter in self.waiters:  # (a release may have popped it already)
+                self.waiters.remove(waiter)
+            raise
+
+    async def __aexit__(self, *exc) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+
 class _Gate:
     __slots__ = ("slots", "admitted", "progress_at")
 
     def __init__(self, concurrency: int) -> None:
-        self.slots = asyncio.Semaphore(concurrency)
+        self.slots = _Slots(concurrency)
         self.admitted = 0
         self.progress_at = 0.0  # last attempt finished, or first record admitted to an idle gate
 

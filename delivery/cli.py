@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import typer
@@ -82,6 +83,10 @@ def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_por
                    breaker_config=breaker, follower_check=check_follower)
         await w.run(stop, ready=lambda: typer.echo("delivery worker ready", err=True))
 
+    # everything imported and set up so far lives as long as the process: keep it out of the
+    # cyclic collector's full passes, which otherwise stall the event loop now and then
+    gc.collect()
+    gc.freeze()
     try:
         uvloop.run(main())
     finally:

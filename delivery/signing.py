@@ -65,7 +65,7 @@ class Secret:
     grace window: ``sign`` stops using it once a message's timestamp reaches that time.
     """
 
-    __slots__ = ("_key", "_expires_at")
+    __slots__ = ("_key", "_expires_at", "_keyed")
 
     def __init__(self, key: bytes, *, expires_at: float | None = None) -> None:
         if not isinstance(key, (bytes, bytearray)):
@@ -76,6 +76,7 @@ class Secret:
             )
         self._key = bytes(key)
         self._expires_at = expires_at
+        self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)  # copied per message: no key set-up each time
 
     @property
     def expires_at(self) -> float | None:
@@ -104,7 +105,9 @@ class Secret:
         return self.expires_at is None or when < self.expires_at
 
     def mac(self, content: bytes) -> bytes:
-        return hmac.new(self._key, content, hashlib.sha256).digest()
+        h = self._keyed.copy()
+        h.update(content)
+        return h.digest()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Secret):

@@ -262,3 +262,31 @@ def test_the_throttle_floor_never_exceeds_the_longest_delay():
 
     assert default_schedule(Settings(retry_schedule=(0.2, 0.4))).throttle_floor == 0.4
     assert default_schedule(Settings()).throttle_floor == 60.0
+
+
+def test_endpoint_slots_are_fifo_bounded_and_survive_cancellation():
+    from delivery.attempt import _Slots
+
+    async def scenario():
+        slots = _Slots(2)
+        running, order = 0, []
+        peak = 0
+
+        async def job(n, hold):
+            nonlocal running, peak
+            async with slots:
+                running += 1
+                peak = max(peak, running)
+                order.append(n)
+                await asyncio.sleep(hold)
+                running -= 1
+
+        tasks = [asyncio.create_task(job(n, 0.01)) for n in range(6)]
+        await asyncio.sleep(0)
+        tasks[3].cancel()  # a waiter cancelled: its turn passes on
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert slots.free == 2 and not slots.waiters
+        return peak, order
+
+    peak, order = run(scenario())
+    assert peak == 2 and order == [0, 1, 2, 4, 5]
