@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from hookstream.machine import cpu_model
 
 # bench/delivery.py would shadow the ``delivery`` package for scripts run as ``python bench/x.py``
 # (their own folder comes first on sys.path): take that folder off.
@@ -218,7 +219,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hs-bench-delivery-") as tmp:
         bootstrap, broker = _broker(tmp)
         try:
-            print(f"# {os.cpu_count()} cores ({_cpu_model()}), Python {platform.python_version()}, "
+            print(f"# {os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}, "
                   f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
             print(f"# {args.records} records over {args.endpoints} endpoint(s), rate from 10% to 90% received, worker env {extra or 'defaults'}")
             results = []
@@ -232,17 +233,6 @@ def main() -> None:
         finally:
             if broker is not None:
                 broker.stop()
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirna
 
 from delivery.envelope import payload  # noqa: E402
 from delivery.signing import Secret, build_headers  # noqa: E402
+from hookstream.machine import cpu_model
 
 CONCURRENCIES = (1, 16, 64, 256)
 RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
@@ -216,12 +217,7 @@ async def _measure(make, url: str, concurrency: int, receiver_pid: int, args: ar
 
 
 def _machine() -> str:
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, uvloop {uvloop.__version__}, load average {load}"
 

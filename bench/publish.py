@@ -22,6 +22,7 @@ import time
 
 from hookstream.settings import Settings
 from hookstream.topics import EVENT_TOPICS, TopicSpec, ensure_topics
+from hookstream.machine import cpu_model
 from producers import Publisher
 from schemas import EVENT_TYPES, Event, encode_event, entity_field, example
 
@@ -65,7 +66,7 @@ def main() -> None:
     ensure_topics(settings, [TopicSpec(name, 6, {}, "") for name in EVENT_TOPICS.values()])
     types = args.types or list(EVENT_TYPES)
     items = make_data(args.events, types)
-    print(f"machine: {os.cpu_count()} cores, {_cpu_model()}, Python {platform.python_version()}")
+    print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}")
     print(f"broker: {settings.kafka_bootstrap}; {args.events} events of {len(types)} type(s), 1000 entity ids")
 
     print(f"validate + encode only: {args.events / encode_only(items, 'tenant-bench'):,.0f} events/s")
@@ -83,17 +84,6 @@ def main() -> None:
             print(f"run {run + 1}: {args.events} events acknowledged in {elapsed:.2f} s = {rates[-1]:,.0f} events/s")
     rates.sort()
     print(f"median: {rates[len(rates) // 2]:,.0f} events/s (best {rates[-1]:,.0f})")
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from typing import Any
 import orjson
 
 from hookstream.errors import HookstreamError
+from hookstream.machine import cpu_model
 
 REPO = Path(__file__).resolve().parent.parent
 RECEIVER = REPO / "bench" / "receiver.py"
@@ -227,15 +228,7 @@ def latency_ms(latencies_s: list[float]) -> dict[str, float | int]:
 
 
 def _machine() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(), "loadavg_start": list(os.getloadavg())}
+    return {"nproc": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(), "loadavg_start": list(os.getloadavg())}
 
 
 # ---------------------------------------------------------------------- publishing
