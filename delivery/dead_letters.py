@@ -205,8 +205,8 @@ def find(settings: Settings, entry_id: str) -> DeadLetter:
         if msg is None or msg.error() or msg.offset() != offset:
             raise NotFoundError(f"no dead letter {entry_id}")
         return decode(partition, offset, msg.value())
-    except KafkaException as exc:  # unknown partition and the like
-        raise NotFoundError(f"no dead letter {entry_id}: {exc}") from None
+    except KafkaException:  # the partition does not exist
+        raise NotFoundError(f"no dead letter {entry_id}: {topic} has no partition {partition}") from None
     finally:
         consumer.close()
 

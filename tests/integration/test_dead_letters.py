@@ -79,6 +79,8 @@ def test_show_returns_the_whole_entry_and_unknown_ids_are_clear_errors(cfg, lett
     assert again == first
     with pytest.raises(NotFoundError):
         find(cfg, "0-999999")
+    with pytest.raises(NotFoundError, match="has no partition 9"):
+        find(cfg, "9-1")
     with pytest.raises(ValidationError, match="partition-offset"):
         find(cfg, "nonsense")
 
