@@ -29,8 +29,17 @@ def worker(
         typer.echo(f"metrics: http://{settings.metrics_host}:{bound}/metrics", err=True)
     lag = LagMonitor(settings, group_id(settings), [settings.topic(t) for t in EVENT_TOPICS.values()])
     lag.start()
-    runner = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    runner = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False, loop=_uvloop())
     # Faust's terminal spinner turns the root logger to DEBUG so it can spin on every record:
     # that alone cost a fifth of the worker's CPU (every aiokafka send built a debug record).
     runner.spinner = None
     runner.execute_from_commandline()
+
+
+def _uvloop():
+    """A uvloop event loop when uvloop is installed (it is a dependency on Linux and macOS)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop()
