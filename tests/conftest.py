@@ -135,3 +135,14 @@ def loopback_settings(loopback_env: dict[str, str]) -> Settings:
     s = Settings.from_env(loopback_env)
     ensure_topics(s)
     return s
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    """Prometheus' promtool (Debian package 'prometheus'; `make test` installs it as root)."""
+    from tests.monitoring import PROMETHEUS_PACKAGE, find_tool
+
+    path = find_tool("promtool")
+    if path is None:
+        pytest.skip(f"promtool is not installed ({PROMETHEUS_PACKAGE})")
+    return path

@@ -29,6 +29,11 @@ TenantOption = typer.Option(None, "--tenant", help="Only act when the subscripti
 HeaderOption = typer.Option(None, "--header", help="Custom header 'Name: value' sent with every delivery (repeatable).")
 
 
+def _emit_with_secret(sub, plain: str, published: bool) -> None:
+    """The one JSON document that carries a secret in clear: after `add` and `rotate-secret`."""
+    emit_json({"subscription": sub.to_public() | {"published": published}, "secret": plain, "published": published})
+
+
 def _store() -> tuple[Settings, SubscriptionStore]:
     settings = Settings.from_env()
     return settings, SubscriptionStore.open(settings)
@@ -116,7 +121,7 @@ def add(
     sub, plain = store.add(tenant, url, parse_filters(events), secret=secret, description=description, headers=_headers(header))
     published = _publish(settings, store)
     if as_json:
-        emit_json({"subscription": sub.to_public() | {"published": published}, "secret": plain, "published": published})
+        _emit_with_secret(sub, plain, published)
         return
     typer.echo(f"created {sub.id} for tenant {sub.tenant_id}")
     typer.echo(f"secret: {plain}")
@@ -215,7 +220,7 @@ def rotate_secret(
     sub, plain = store.rotate_secret(subscription_id, tenant_id=tenant, secret=secret, grace_seconds=grace_seconds)
     published = _publish(settings, store)
     if as_json:
-        emit_json({"subscription": sub.to_public() | {"published": published}, "secret": plain, "published": published})
+        _emit_with_secret(sub, plain, published)
         return
     typer.echo(f"rotated the secret of {sub.id}")
     typer.echo(f"secret: {plain}")

@@ -15,9 +15,7 @@ from tests.monitoring import (
     DASHBOARD,
     GRAFANA_DIR,
     METRICS,
-    PROMETHEUS_PACKAGE,
     TARGET_LABELS,
-    find_tool,
     load_dashboard,
     names_in,
     panel_queries,
@@ -27,14 +25,6 @@ from tests.monitoring import (
 
 DASHBOARD_DOC = load_dashboard()
 QUERIES = panel_queries(DASHBOARD_DOC)
-
-
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    path = find_tool("promtool")
-    if path is None:
-        pytest.skip(f"promtool is not installed ({PROMETHEUS_PACKAGE})")
-    return path
 
 
 def check_as_rules(promtool: str, tmp_path: Path, exprs: dict[str, str]) -> subprocess.CompletedProcess:

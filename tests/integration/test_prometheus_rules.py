@@ -11,19 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.monitoring import METRICS, PROMETHEUS_DIR, PROMETHEUS_PACKAGE, find_tool, names_in
+from tests.monitoring import METRICS, PROMETHEUS_DIR, names_in
 
 ALERTS = PROMETHEUS_DIR / "alerts.yml"
 ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
 CONFIGS = [PROMETHEUS_DIR / "prometheus.yml", PROMETHEUS_DIR / "prometheus.compose.yml"]
-
-
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    path = find_tool("promtool")
-    if path is None:
-        pytest.skip(f"promtool is not installed ({PROMETHEUS_PACKAGE})")
-    return path
 
 
 def run(promtool: str, *args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
