@@ -20,6 +20,7 @@ def bench_command(
     port: int = typer.Option(19592, "--port", help="Port of the fresh broker (its controller takes the next one)."),
     state_dir: Path = typer.Option(Path("/tmp/hs-bench"), "--state-dir", help="Deleted and made anew: broker data, database, logs."),
     events: int = typer.Option(None, "--events", help="Events in the throughput scenario (fan-out 1)."),
+    warmup_events: int = typer.Option(None, "--warmup-events", help="Events pushed through the pipeline before the scenarios, not measured (default 100,000, quick 1,000; 0: none)."),
     rate: int = typer.Option(1000, "--rate", help="Offered deliveries/s in the latency and isolation scenarios."),
     duration: float = typer.Option(None, "--duration", help="Seconds of offered load in the latency scenario."),
     stream_workers: int = typer.Option(1, "--stream-workers", help="hookstream streams worker processes."),
@@ -34,7 +35,7 @@ def bench_command(
     from hookstream.bench import BenchConfig, format_table, run
 
     overrides = {k: v for k, v in dict(
-        port=port, state_dir=state_dir, events=events, rate=rate, duration=duration, stream_workers=stream_workers,
+        port=port, state_dir=state_dir, events=events, warmup_events=warmup_events, rate=rate, duration=duration, stream_workers=stream_workers,
         delivery_workers=delivery_workers, request_timeout=request_timeout, baseline=baseline,
         baseline_events=baseline_events, profile_dir=profile,
     ).items() if v is not None}
@@ -43,6 +44,8 @@ def bench_command(
         if unknown:
             raise ValidationError(f"--scenario: {', '.join(unknown)} is not one of {', '.join(_SCENARIOS)}")
         overrides["scenarios"] = tuple(scenario)
+    if overrides.get("warmup_events", 0) < 0:
+        raise ValidationError("--warmup-events must be 0 or more")
     for name in ("events", "rate", "stream_workers", "delivery_workers"):
         if name in overrides and overrides[name] < 1:
             raise ValidationError(f"--{name.replace('_', '-')} must be at least 1")

@@ -59,6 +59,8 @@ def test_quick_bench_reports_every_figure(tmp_path):
                 "ratio_vs_baseline", "cpu_s_per_1000_deliveries", "machine", "signatures"):
         assert key in report, key
     assert report["deliveries_per_s"] > 0
+    # the warm-up ran through the whole pipeline before the measured scenarios
+    assert report["warmup"]["events"] == 1000 and report["warmup"]["deliveries_per_s"] > 0
     assert report["throughput"]["complete"]
     assert set(report["latency_ms"]) >= {"p50", "p95", "p99"}
     assert report["fanout"]["deliveries"] > 0 and report["fanout"]["endpoints"] == 50
