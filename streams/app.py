@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 
 import faust
 import mode
@@ -63,6 +65,9 @@ INVALID_EVENTS_TOTAL = Counter("hookstream_stream_invalid_events_total", "Events
 # (measured: 1000 -> 4000 took one worker from ~3,300 to ~3,850 events/s; docs/benchmarks.md).
 BATCH_MAX = 4000
 BATCH_WITHIN = 0.02  # seconds: the latency a partial batch may add
+# batches whose records are sent but not yet acknowledged by the broker, at most: the agent takes
+# the next batch while the broker acknowledges earlier ones instead of waiting for each in turn
+MAX_PENDING = 8
 
 
 def group_id(settings: Settings) -> str:
@@ -101,38 +106,93 @@ class SubscriptionView:
             await asyncio.sleep(0.05)
 
 
+class Batch:
+    """The records of one batch of events, and whether the broker acknowledged all of them.
+
+    ``sent`` is counted on the event loop, ``acked`` and ``errors`` in the producer's poll
+    thread (each counter has one writer); whichever side sees the last acknowledgement after
+    ``close`` resolves ``durable`` on the loop.
+    """
+
+    __slots__ = ("sink", "sent", "acked", "total", "errors", "durable", "on_delivery")
+
+    def __init__(self, sink: "RecordSink", loop: asyncio.AbstractEventLoop) -> None:
+        self.sink = sink
+        self.sent = 0
+        self.acked = 0
+        self.total: int | None = None
+        self.errors: list[str] = []
+        self.durable: asyncio.Future = loop.create_future()
+        self.on_delivery = self._on_delivery  # one bound method for every record of the batch
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self.sink.produce(topic, key, value, self.on_delivery)
+        self.sent += 1
+
+    def close(self) -> asyncio.Future:
+        """No more records: ``durable`` resolves once every one sent was acknowledged (or failed)."""
+        self.total = self.sent
+        if self.acked == self.total:
+            self._resolve()
+        return self.durable
+
+    def _on_delivery(self, err, msg) -> None:  # the poll thread (or the loop, when the queue was full)
+        if err is not None:
+            self.errors.append(f"{msg.topic()}: {err.str()}")
+        self.acked += 1
+        if self.acked == self.total:
+            self.sink.loop.call_soon_threadsafe(self._resolve)
+
+    def _resolve(self) -> None:
+        if not self.durable.done():
+            if self.errors:
+                self.durable.set_exception(BrokerError(f"{len(self.errors)} delivery record(s) refused by the broker: {self.errors[:3]}"))
+            else:
+                self.durable.set_result(None)
+
+
 class RecordSink:
     """Where the agent's output goes: an idempotent confluent-kafka producer (librdkafka).
 
     Faust's own ``Topic.send`` cost ~150 µs of Python per record; librdkafka's ``produce`` a few.
-    ``flush`` waits, off the event loop, until the broker acknowledged every record sent so far
-    and raises if any was refused, so the agent never acks events whose output is not durable.
+    Records are sent in ``Batch``es; a thread polls the producer, so acknowledgements arrive
+    while the event loop goes on with the next batch, and a batch's ``durable`` future says when
+    all its records are safe (the agent acks the batch's events only then).
     """
 
     def __init__(self, settings: Settings) -> None:
         self._producer = Producer(producer_config(settings, **{"linger.ms": 2, "client.id": "hookstream-streams"}))
-        self._failed: list[str] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
 
-    def _on_delivery(self, err, msg) -> None:
-        if err is not None:
-            self._failed.append(f"{msg.topic()}: {err.str()}")
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._poller is None:
+            self.loop = loop
+            self._poller = threading.Thread(target=self._poll, name="streams-producer-poll", daemon=True)
+            self._poller.start()
 
-    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    def batch(self) -> Batch:
+        return Batch(self, self.loop)
+
+    def produce(self, topic: str, key: bytes | None, value: bytes, on_delivery) -> None:
         while True:
             try:
-                self._producer.produce(topic, value, key, on_delivery=self._on_delivery)
+                self._producer.produce(topic, value, key, on_delivery=on_delivery)
                 return
-            except BufferError:  # local queue full: let librdkafka drain it
-                self._producer.poll(0.05)
-
-    async def flush(self) -> None:
-        remaining = await asyncio.to_thread(self._producer.flush, 60)
-        if remaining or self._failed:
-            failed, self._failed = self._failed[:3], []
-            raise BrokerError(f"{remaining} record(s) unacknowledged, failures: {failed}")
+            except BufferError:  # local queue full: wait for the poll thread to drain it
+                time.sleep(0.005)
 
     def close(self) -> None:
+        """Wait (bounded) for what was sent, then stop polling."""
         self._producer.flush(30)
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(5)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -181,15 +241,44 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(events, concurrency=1)
     async def fan_out(stream):
         await view.wait_ready()
-        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            for ev in batch:
-                _process(ev.message)
-            # durable before the batch's offsets may be committed (take_events acks after this body)
-            await out.flush()
+        out.start(asyncio.get_running_loop())
+        # (events, durable) in the order sent; the agent takes the next batch while the broker
+        # acknowledges earlier ones, and the acker acks each batch's events once it is durable
+        pending: asyncio.Queue = asyncio.Queue(maxsize=MAX_PENDING)
+        acker = asyncio.ensure_future(_ack_durable(stream, pending))
+        try:
+            async for events_ in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN):
+                if acker.done():
+                    acker.result()  # the broker refused a record: crash (nothing after it is acked)
+                batch = out.batch()
+                for ev in events_:
+                    _process(ev.message, batch)
+                await pending.put((events_, batch.close()))
+        finally:
+            # stopping or rebalancing: let the acker ack what becomes durable within a few seconds,
+            # so those offsets get committed; the rest is read again by the partition's next owner
+            # (with the same delivery ids)
+            try:
+                pending.put_nowait(None)
+                await asyncio.wait_for(asyncio.shield(acker), 5.0)
+            except (asyncio.QueueFull, asyncio.TimeoutError, asyncio.CancelledError, BrokerError):
+                pass
+            acker.cancel()
+
+    async def _ack_durable(stream, pending: asyncio.Queue) -> None:
+        while (item := await pending.get()) is not None:
+            events_, durable = item
+            try:
+                await durable
+            except BrokerError as exc:
+                log.error("%s; the batch's events stay unacknowledged and will be read again", exc)
+                raise
+            for ev in events_:
+                await stream.ack(ev)
 
     deliveries_topic, invalid_topic = settings.topic(DELIVERIES), settings.topic(INVALID_EVENTS)
 
-    def _process(message) -> None:
+    def _process(message, batch: Batch) -> None:
         value = message.value
         try:
             event = parse_event(value)
@@ -197,12 +286,12 @@ def create_app(settings: Settings) -> faust.App:
             INVALID_EVENTS_TOTAL.labels(exc.code).inc()
             log.warning("set aside %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc.reason)
             record = invalid_record(value, exc.reason, topic=message.topic, partition=message.partition, offset=message.offset, key=message.key)
-            out.send(invalid_topic, message.key, record)
+            batch.send(invalid_topic, message.key, record)
             return
         EVENTS_CONSUMED.labels(event.type).inc()
         records = deliveries_for(event, event.to_dict(), view.table.for_tenant(event.tenant_id))
         for rec in records:
-            out.send(deliveries_topic, rec.subscription_id.encode(), rec.to_bytes())
+            batch.send(deliveries_topic, rec.subscription_id.encode(), rec.to_bytes())
         if records:
             DELIVERIES_EMITTED.labels(event.type).inc(len(records))
 
