@@ -64,7 +64,7 @@ INVALID_EVENTS_TOTAL = Counter("hookstream_stream_invalid_events_total", "Events
 # Larger batches amortise the wait for the broker's acknowledgement of each batch's output
 # (measured: 1000 -> 4000 took one worker from ~3,300 to ~3,850 events/s; docs/benchmarks.md).
 BATCH_MAX = 4000
-BATCH_WITHIN = 0.02  # seconds: the latency a partial batch may add
+BATCH_WITHIN = 0.005  # seconds: the latency a partial batch may add (20 ms -> 5 ms: latency p50 27.6 -> 19.0 ms at 1,000/s)
 # batches whose records are sent but not yet acknowledged by the broker, at most: the agent takes
 # the next batch while the broker acknowledges earlier ones instead of waiting for each in turn
 MAX_PENDING = 8
