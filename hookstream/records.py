@@ -10,6 +10,7 @@ retry, a replay) carries the same ``webhook-id`` and receivers can drop duplicat
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import uuid
 from typing import Any
 
@@ -19,9 +20,19 @@ import orjson
 _DELIVERY_NAMESPACE = uuid.UUID("0f6c7f0a-5d1e-4e0b-9a57-6f9b1c0d2e31")
 
 
+_NAMESPACE_BYTES = _DELIVERY_NAMESPACE.bytes
+
+
 def delivery_id(event_id: str, subscription_id: str) -> str:
-    """``msg_<32 hex>``: a UUIDv5 of (event id, subscription id)."""
-    return "msg_" + uuid.uuid5(_DELIVERY_NAMESPACE, f"{event_id}\x1f{subscription_id}").hex
+    """``msg_<32 hex>``: a UUIDv5 of (event id, subscription id).
+
+    RFC 4122's name-based SHA-1 UUID, computed without building a ``uuid.UUID`` (a third of the
+    cost, and the stream worker makes one per record): ``uuid.uuid5(...).hex`` gives the same.
+    """
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{event_id}\x1f{subscription_id}".encode(), usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return "msg_" + digest.hex()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -288,12 +288,22 @@ def create_app(settings: Settings) -> faust.App:
             record = invalid_record(value, exc.reason, topic=message.topic, partition=message.partition, offset=message.offset, key=message.key)
             batch.send(invalid_topic, message.key, record)
             return
-        EVENTS_CONSUMED.labels(event.type).inc()
+        consumed, emitted = _series(event.type)
+        consumed.inc()
         records = deliveries_for(event, event.to_dict(), view.table.for_tenant(event.tenant_id))
         for rec in records:
             batch.send(deliveries_topic, rec.subscription_id.encode(), rec.to_bytes())
         if records:
-            DELIVERIES_EMITTED.labels(event.type).inc(len(records))
+            emitted.inc(len(records))
+
+    series: dict[str, tuple] = {}
+
+    def _series(event_type: str) -> tuple:
+        """The metric children of one event type, looked up once (``labels()`` takes a lock)."""
+        found = series.get(event_type)
+        if found is None:
+            found = series[event_type] = (EVENTS_CONSUMED.labels(event_type), DELIVERIES_EMITTED.labels(event_type))
+        return found
 
     app.hookstream_view = view  # for tests and the CLI
     return app

@@ -1,4 +1,8 @@
 import dataclasses
+import uuid
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hookstream.records import DeliveryRecord, delivery_id
 
@@ -24,3 +28,11 @@ def test_unknown_fields_from_newer_writers_are_ignored():
                          occurred_at="z", event={}).to_bytes()
     raw = raw[:-1] + b',"added_later":1}'
     assert DeliveryRecord.from_bytes(raw).delivery_id == "msg_x"
+
+
+@given(st.text(max_size=60), st.text(max_size=60))
+def test_delivery_id_is_the_uuid5_of_event_and_subscription(event_id, subscription_id):
+    # ids already on the wire (retries, dead letters, receivers' dedup tables) must never change
+    expected = uuid.uuid5(uuid.UUID("0f6c7f0a-5d1e-4e0b-9a57-6f9b1c0d2e31"), f"{event_id}\x1f{subscription_id}")
+    assert delivery_id(event_id, subscription_id) == "msg_" + expected.hex
+    assert uuid.UUID(delivery_id(event_id, subscription_id)[4:]).version == 5
