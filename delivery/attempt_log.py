@@ -60,21 +60,18 @@ class AttemptRow(Base):
 
 def make_row(record, report, status: str) -> dict[str, Any]:
     """A ``delivery_attempts`` row from a ``DeliveryRecord`` and its ``AttemptReport``."""
-    excerpt = report.excerpt.decode("utf-8", "replace")[:EXCERPT_CHARS] if report.excerpt else None
-    return {
-        "delivery_id": record.delivery_id,
-        "event_id": record.event_id,
-        "event_type": record.event_type,
-        "tenant_id": record.tenant_id,
-        "subscription_id": record.subscription_id,
-        "attempt": report.attempt,
-        "status": status,
-        "http_status": report.status,
-        "duration_ms": round(report.duration * 1000.0, 3),
-        "error": report.error,
-        "response_excerpt": excerpt,
-        "attempted_at": report.at,  # unix seconds; converted in the writer thread
-    }
+    return dict(zip(_COLUMNS, row_values(record, report, status)))
+
+
+def row_values(record, report, status: str) -> tuple:
+    """``make_row``'s values as a tuple in ``_COLUMNS`` order (what the worker submits: no dict
+    to build and take apart per attempt). ``attempted_at`` stays unix seconds here."""
+    return (
+        record.delivery_id, record.event_id, record.event_type, record.tenant_id, record.subscription_id,
+        report.attempt, status, report.status, round(report.duration * 1000.0, 3), report.error,
+        report.excerpt.decode("utf-8", "replace")[:EXCERPT_CHARS] if report.excerpt else None,
+        report.at,  # unix seconds; converted in the writer thread
+    )
 
 
 class AttemptLogWriter:
@@ -100,7 +97,7 @@ class AttemptLogWriter:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, row: dict[str, Any], on_written: Callable[[], None] | None = None) -> None:
+    def submit(self, row: tuple | dict[str, Any], on_written: Callable[[], None] | None = None) -> None:
         self._queue.put((row, on_written))
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -152,8 +149,10 @@ class AttemptLogWriter:
         return None
 
     def _write(self, batch: list) -> None:
+        # the worker submits row_values() tuples; make_row() dicts are accepted too
         rows = [
-            tuple(datetime.fromtimestamp(row[c], UTC) if c == "attempted_at" else row[c] for c in _COLUMNS)
+            (*row[:-1], datetime.fromtimestamp(row[-1], UTC)) if type(row) is tuple
+            else tuple(datetime.fromtimestamp(row[c], UTC) if c == "attempted_at" else row[c] for c in _COLUMNS)
             for row, _cb in batch
         ]
         backoff = 0.1
