@@ -102,6 +102,30 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of a process's threads by kind: ``main`` (the event loop), ``python`` (its
+    other Python threads: the attempt-log writer, the subscriptions view), ``librdkafka``,
+    ``pyreqwest`` (the HTTP client's runtime)."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                head, _, tail = f.read().rpartition(")")
+        except FileNotFoundError:
+            continue
+        comm = head.split("(", 1)[1]
+        fields = tail.split()
+        kind = ("main" if tid == str(pid) else "librdkafka" if comm.startswith("rdk:")
+                else "pyreqwest" if comm.startswith("pyreqwest") or comm.startswith("tokio") else "python")
+        out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 # --- the run --------------------------------------------------------------------------------------
 def _broker(tmp: str):
     from hookstream.broker import LocalBroker, _answers_metadata
@@ -175,12 +199,12 @@ def one_round(bootstrap: str, tmp: str, records: int, endpoints: int, extra_env:
     profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
     worker = subprocess.Popen([sys.executable, *profile, "-m", "hookstream", "delivery", "worker", "--loglevel", "warning"],
                               env=env, stdout=log, stderr=subprocess.STDOUT)
-    marks: list[tuple[float, int, float, float]] = []  # (time, received, worker cpu, receiver cpu)
+    marks: list[tuple[float, int, float, float, dict]] = []  # (time, received, worker cpu, receiver cpu, by thread)
     deadline = time.monotonic() + 600
     try:
         while True:
             n = receiver.count()
-            marks.append((time.monotonic(), n, _cpu_seconds(worker.pid), receiver.cpu_seconds()))
+            marks.append((time.monotonic(), n, _cpu_seconds(worker.pid), receiver.cpu_seconds(), _thread_cpu(worker.pid)))
             if n >= records or time.monotonic() > deadline or worker.poll() is not None:
                 break
             time.sleep(0.05)
@@ -200,6 +224,7 @@ def one_round(bootstrap: str, tmp: str, records: int, endpoints: int, extra_env:
         "worker_us": (hi[2] - lo[2]) / delivered * 1e6,
         "worker_cores": (hi[2] - lo[2]) / seconds,
         "receiver_busy": (hi[3] - lo[3]) / seconds,
+        "threads_us": {k: (hi[4].get(k, 0.0) - lo[4].get(k, 0.0)) / delivered * 1e6 for k in sorted(hi[4])},
     }
 
 
@@ -227,7 +252,8 @@ def main() -> None:
                 res = one_round(bootstrap, tmp, args.records, args.endpoints, extra)
                 results.append(res)
                 print(f"round {r + 1}: {res['rate']:,.0f} deliveries/s, worker {res['worker_us']:.0f} us CPU per delivery "
-                      f"({res['worker_cores']:.2f} cores), receiver {res['receiver_busy']:.0%} of a core", flush=True)
+                      f"({res['worker_cores']:.2f} cores), receiver {res['receiver_busy']:.0%} of a core; by thread: "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in res["threads_us"].items()), flush=True)
             print(f"median: {statistics.median(r['rate'] for r in results):,.0f} signed POSTs/s per worker process "
                   f"(load average now {os.getloadavg()[0]:.2f})")
         finally:

@@ -47,7 +47,7 @@ from delivery.envelope import payload
 from delivery.errors import NoValidSecretError
 from delivery.outcome import GiveUp, Outcome, RetryLater, RetryReason, Success, classify_response
 from delivery.schedule import RetrySchedule
-from delivery.signing import Secret, build_headers
+from delivery.signing import Secret, delivery_headers
 from delivery.tiers import choose_tier
 from delivery.transport import Transport
 from hookstream.errors import ValidationError
@@ -266,7 +266,7 @@ class Deliverer:
         """Sign and POST; the transport's failure becomes the report's outcome, never an exception."""
         started = self.clock()
         try:
-            headers = build_headers(record.delivery_id, int(started), body, self._signing_secrets(sub))
+            headers = delivery_headers(record.delivery_id, int(started), body, self._signing_secrets(sub))
         except NoValidSecretError:
             return None
         if sub.headers:

@@ -36,7 +36,14 @@ log = logging.getLogger("hookstream.delivery")
 STATUSES = ("succeeded", "failed", "dead")
 EXCERPT_CHARS = 1024
 BATCH_MAX = 2000
-BATCH_WAIT = 0.05
+# A batch's commit writes every index page it touched to the WAL (delivery_id is random, so a
+# row touches its own page): bigger batches share pages. 0.1 s is ~600 rows at 6,000/s, held
+# within the worker's in-flight bound (2,000); offsets are committed every 0.2 s anyway.
+BATCH_WAIT = 0.1
+# SQLite only, on the writer's connection: checkpoint the WAL every 4,000 pages (16 MiB at
+# 4 KiB) rather than 1,000, so a page rewritten by several batches is copied back once.
+# Micro-benchmark (150k rows, 3 indexes): 24.6 -> 18.8 us CPU per row with 600-row batches.
+WAL_AUTOCHECKPOINT = 4000
 
 
 class AttemptRow(Base):
@@ -60,21 +67,18 @@ class AttemptRow(Base):
 
 def make_row(record, report, status: str) -> dict[str, Any]:
     """A ``delivery_attempts`` row from a ``DeliveryRecord`` and its ``AttemptReport``."""
-    excerpt = report.excerpt.decode("utf-8", "replace")[:EXCERPT_CHARS] if report.excerpt else None
-    return {
-        "delivery_id": record.delivery_id,
-        "event_id": record.event_id,
-        "event_type": record.event_type,
-        "tenant_id": record.tenant_id,
-        "subscription_id": record.subscription_id,
-        "attempt": report.attempt,
-        "status": status,
-        "http_status": report.status,
-        "duration_ms": round(report.duration * 1000.0, 3),
-        "error": report.error,
-        "response_excerpt": excerpt,
-        "attempted_at": report.at,  # unix seconds; converted in the writer thread
-    }
+    return dict(zip(_COLUMNS, row_values(record, report, status)))
+
+
+def row_values(record, report, status: str) -> tuple:
+    """``make_row``'s values as a tuple in ``_COLUMNS`` order (what the worker submits: no dict
+    to build and take apart per attempt). ``attempted_at`` stays unix seconds here."""
+    return (
+        record.delivery_id, record.event_id, record.event_type, record.tenant_id, record.subscription_id,
+        report.attempt, status, report.status, round(report.duration * 1000.0, 3), report.error,
+        report.excerpt.decode("utf-8", "replace")[:EXCERPT_CHARS] if report.excerpt else None,
+        report.at,  # unix seconds; converted in the writer thread
+    )
 
 
 class AttemptLogWriter:
@@ -89,6 +93,7 @@ class AttemptLogWriter:
         self.written = 0
         self.failures = 0
         self._sql: str | None = None
+        self._sqlite = engine.dialect.name == "sqlite"
 
     def start(self) -> "AttemptLogWriter":
         if self.loop is None:
@@ -100,7 +105,7 @@ class AttemptLogWriter:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, row: dict[str, Any], on_written: Callable[[], None] | None = None) -> None:
+    def submit(self, row: tuple | dict[str, Any], on_written: Callable[[], None] | None = None) -> None:
         self._queue.put((row, on_written))
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -152,8 +157,10 @@ class AttemptLogWriter:
         return None
 
     def _write(self, batch: list) -> None:
+        # the worker submits row_values() tuples; make_row() dicts are accepted too
         rows = [
-            tuple(datetime.fromtimestamp(row[c], UTC) if c == "attempted_at" else row[c] for c in _COLUMNS)
+            (*row[:-1], datetime.fromtimestamp(row[-1], UTC)) if type(row) is tuple
+            else tuple(datetime.fromtimestamp(row[c], UTC) if c == "attempted_at" else row[c] for c in _COLUMNS)
             for row, _cb in batch
         ]
         backoff = 0.1
@@ -161,6 +168,10 @@ class AttemptLogWriter:
             try:
                 sql = self._insert_sql()
                 with self.engine.begin() as conn:
+                    info = conn.connection.info  # lives as long as the DB-API connection
+                    if self._sqlite and not info.get("hookstream_wal_autocheckpoint"):
+                        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
+                        info["hookstream_wal_autocheckpoint"] = True
                     # the driver's executemany with one prepared statement: several times cheaper
                     # than SQLAlchemy's insert() per batch, and this thread shares the GIL with the loop
                     conn.exec_driver_sql(sql, rows)

@@ -48,3 +48,16 @@ def test_the_dead_letter_keeps_the_history_and_reads_back_as_a_record():
     assert doc["reason"] == "retries_exhausted" and doc["dead_lettered_at"] == 10.0 and doc["due_at"] is None
     assert [a["attempt"] for a in doc["attempts"]] == [1, 2]
     assert DeliveryRecord.from_bytes(dead_letter_value(rec, "x", 1.0)).attempts == rec.attempts
+
+
+def test_checked_makes_the_same_record_as_the_constructor_and_knows_every_field():
+    import dataclasses
+    import inspect
+
+    names = [f.name for f in dataclasses.fields(DeliveryRecord)]
+    assert list(inspect.signature(DeliveryRecord.checked).parameters) == names
+    full = {**GOOD, "attempt": 2, "attempts": ({"attempt": 1},), "due_at": 5.0, "replay_of": "dlq_1"}
+    rec = DeliveryRecord.checked(*(full[n] for n in names))
+    assert rec == DeliveryRecord(**full) and vars(rec) == vars(DeliveryRecord(**full))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rec.attempt = 3

@@ -385,3 +385,25 @@ def test_verification_errors_never_show_the_secret_or_expected_signature() -> No
             verify(BODY, headers, secret, now=NOW)
         shown = f"{info.value} {info.value!r}"
         assert key_b64 not in shown and expected not in shown
+
+
+def test_delivery_headers_are_build_headers_byte_for_byte():
+    from delivery.signing import delivery_headers
+
+    old, new = Secret.generate(), Secret.generate()
+    rotated = Secret(old._key, expires_at=1_800_000_100.0)
+    body = b'{"type":"invoice.paid","timestamp":"2027-01-15T08:00:00Z","data":{"id":"in_1"}}'
+    for keys in ([new], [new, rotated], [rotated]):
+        for ts in (1_800_000_000, 1_800_000_100, 1_800_000_200):
+            try:
+                expected = build_headers("msg_abc", ts, body, keys)
+            except NoValidSecretError:
+                with pytest.raises(NoValidSecretError):
+                    delivery_headers("msg_abc", ts, body, keys)
+                continue
+            got = delivery_headers("msg_abc", ts, body, keys)
+            assert got == expected and list(got) == list(expected)
+    with pytest.raises(ValidationError):
+        delivery_headers("msg with space", 1_800_000_000, body, [new])
+    with pytest.raises(ValidationError):
+        delivery_headers("msg\r\nx-injected: 1", 1_800_000_000, body, [new])
