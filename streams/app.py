@@ -53,6 +53,7 @@ from hookstream.settings import Settings
 from hookstream.subscriptions.view import FollowerThread, SubscriptionTable
 from hookstream.topics import DELIVERIES, EVENT_TOPICS, INVALID_EVENTS
 from schemas import InvalidEventError, parse_event
+from streams import lean
 from streams.fanout import deliveries_for, invalid_record
 
 log = logging.getLogger("hookstream.streams")
@@ -218,9 +219,11 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger=0.005,
         key_serializer="raw",
         value_serializer="raw",
+        Monitor=lean.QuietMonitor,  # streams/lean.py: Faust's per-event costs we do not need
     )
+    lean.install(app)
     view = SubscriptionView(settings)
-    events = app.topic(*(settings.topic(t) for t in EVENT_TOPICS.values()), key_type=bytes, value_type=bytes)
+    events = app.topic(*(settings.topic(t) for t in EVENT_TOPICS.values()), schema=lean.RawBytes())
     out = RecordSink(settings)
 
     @app.service
