@@ -76,7 +76,9 @@ class BenchConfig:
     iso_healthy: int = 10
     iso_duration: float = 20.0
     stream_workers: int = 1
-    delivery_workers: int = 1
+    # one per core, like the baseline's Celery pool: a delivery worker's Python runs under one
+    # GIL and tops out near one core (main loop + attempt-log thread + the HTTP client's callbacks)
+    delivery_workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
     request_timeout: float = 5.0
     baseline: bool = True
     baseline_events: int = 20_000

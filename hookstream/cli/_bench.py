@@ -24,7 +24,7 @@ def bench_command(
     rate: int = typer.Option(1000, "--rate", help="Offered deliveries/s in the latency and isolation scenarios."),
     duration: float = typer.Option(None, "--duration", help="Seconds of offered load in the latency scenario."),
     stream_workers: int = typer.Option(1, "--stream-workers", help="hookstream streams worker processes."),
-    delivery_workers: int = typer.Option(1, "--delivery-workers", help="hookstream delivery worker processes."),
+    delivery_workers: int = typer.Option(None, "--delivery-workers", help="hookstream delivery worker processes (default: one per core)."),
     request_timeout: float = typer.Option(None, "--request-timeout", help="Seconds before a hung request is given up (default 5, quick 2)."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also run the seed's Celery + Redis design."),
     baseline_events: int = typer.Option(None, "--baseline-events", help="Events in the baseline's throughput scenario."),
