@@ -166,11 +166,19 @@ def sign(
 ) -> str:
     """The ``webhook-signature`` value: ``v1,<base64>`` per secret valid at ``timestamp``."""
     _check_message(msg_id, timestamp, body)
-    content = _signed_content(msg_id, timestamp, bytes(body))
-    return " ".join(
-        "v1," + base64.b64encode(secret.mac(content)).decode("ascii")
-        for secret in _valid_secrets(secrets, timestamp)
-    )
+    return _signature_value(_signed_content(msg_id, timestamp, bytes(body)), _as_secrets(secrets), timestamp)
+
+
+def _signature_value(content: bytes, keys: list[Secret], when: int) -> str:
+    """``v1,<base64>`` per key valid at ``when``, space separated (``NoValidSecretError`` if none)."""
+    signatures = [
+        "v1," + binascii.b2a_base64(key.mac(content), newline=False).decode("ascii")
+        for key in keys
+        if key.valid_at(when)
+    ]
+    if not signatures:
+        raise NoValidSecretError("no webhook secret is valid at this time (all given have expired, or none was given)")
+    return " ".join(signatures)
 
 
 @functools.cache
@@ -190,10 +198,14 @@ def build_headers(
     secrets: Secret | str | Iterable[Secret | str],
 ) -> dict[str, str]:
     """Every header a delivery attempt sends, signature included."""
+    return _headers(msg_id, timestamp, sign(msg_id, timestamp, body, secrets))
+
+
+def _headers(msg_id: str, timestamp: int, signature: str) -> dict[str, str]:
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(msg_id, timestamp, body, secrets),
+        "webhook-signature": signature,
         "content-type": "application/json",
         "user-agent": user_agent(),
     }
@@ -204,26 +216,11 @@ def delivery_headers(msg_id: str, timestamp: int, body: bytes, keys: list[Secret
     in ``__all__``: receivers have no use for it).
 
     The worker made ``timestamp`` (an ``int`` from its clock) and ``body`` (the ``bytes`` it
-    built) itself and holds its keys as ``Secret`` objects already, so only ``msg_id`` is checked
-    (it comes off the wire and goes into a header); the rest of ``sign``'s input checks and
-    conversions are skipped. Raises ``NoValidSecretError`` as ``sign`` does."""
+    built) itself, so only ``msg_id`` is checked (it comes off the wire and goes into a header);
+    the rest of ``sign``'s input checks are skipped. Raises ``NoValidSecretError`` as ``sign`` does."""
     if not _MSG_ID.fullmatch(msg_id):
         raise ValidationError("webhook-id must be 1-255 visible ASCII characters (no spaces)")
-    content = f"{msg_id}.{timestamp}.".encode("utf-8") + body
-    signatures = [
-        "v1," + binascii.b2a_base64(key.mac(content), newline=False).decode("ascii")
-        for key in keys
-        if key._expires_at is None or timestamp < key._expires_at
-    ]
-    if not signatures:
-        raise NoValidSecretError("no webhook secret is valid at this time (all given have expired, or none was given)")
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": " ".join(signatures),
-        "content-type": "application/json",
-        "user-agent": user_agent(),
-    }
+    return _headers(msg_id, timestamp, _signature_value(_signed_content(msg_id, timestamp, body), keys, timestamp))
 
 
 def _required_header(headers: Mapping[str, str], name: str) -> str:

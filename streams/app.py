@@ -137,7 +137,7 @@ class Batch:
             self._resolve()
         return self.durable
 
-    def _on_delivery(self, err, msg) -> None:  # the poll thread (or the loop, when the queue was full)
+    def _on_delivery(self, err, msg) -> None:  # the poll thread (or the loop, in close()'s flush)
         if err is not None:
             self.errors.append(f"{msg.topic()}: {err.str()}")
         self.acked += 1

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from time import monotonic
+
 import faust
 from faust.sensors import Monitor
 from faust.transport.consumer import CONSUMER_FETCHING
