@@ -21,6 +21,14 @@ KAFKA_VERSION = "4.4.0"
 
 DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
 
+# The largest event (its serialised envelope) hookstream accepts. Well under Kafka's default
+# message limit (1 MiB, `message.max.bytes`), so a delivery record (the event plus its routing
+# fields and a bounded attempt history) always fits on the `deliveries`, retry and dead-letter
+# topics. Svix and Stripe advise payloads far smaller (< 20 KB); Convoy caps at 50 KB.
+DEFAULT_MAX_EVENT_BYTES = 256 * 1024
+# Above this an event could not travel as a delivery record on a broker with default limits.
+MAX_EVENT_BYTES_CEILING = 768 * 1024
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -101,6 +109,9 @@ class Settings:
     # Loopback by default: /metrics is unauthenticated. Containers set 0.0.0.0 so Prometheus,
     # in another container, can reach it.
     metrics_host: str = "127.0.0.1"
+    # Serialised event envelopes larger than this are refused at every entry (publishers,
+    # outbox, CLI) with a clear error; see DEFAULT_MAX_EVENT_BYTES.
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -159,4 +170,11 @@ class Settings:
             if not re.fullmatch(r"[A-Za-z0-9.:_-]+", host):
                 raise ConfigError(f"HOOKSTREAM_METRICS_HOST: {host!r} is not an address to listen on (e.g. 127.0.0.1 or 0.0.0.0)")
             kw["metrics_host"] = host
+        if env.get("HOOKSTREAM_MAX_EVENT_BYTES"):
+            text = env["HOOKSTREAM_MAX_EVENT_BYTES"].strip()
+            if not text.isdigit() or not 1024 <= int(text) <= MAX_EVENT_BYTES_CEILING:
+                raise ConfigError(
+                    f"HOOKSTREAM_MAX_EVENT_BYTES: {text!r} is not a byte count between 1024 and {MAX_EVENT_BYTES_CEILING}"
+                )
+            kw["max_event_bytes"] = int(text)
         return cls(**kw)

@@ -94,3 +94,15 @@ def test_metrics_listen_on_loopback_unless_told_otherwise() -> None:
 def test_metrics_host_refuses_a_url() -> None:
     with pytest.raises(ConfigError, match="HOOKSTREAM_METRICS_HOST"):
         Settings.from_env({"HOOKSTREAM_METRICS_HOST": "http://0.0.0.0/"})
+
+
+def test_max_event_bytes_defaults_well_under_the_broker_limit() -> None:
+    s = Settings.from_env({})
+    assert s.max_event_bytes == 256 * 1024
+    assert Settings.from_env({"HOOKSTREAM_MAX_EVENT_BYTES": "65536"}).max_event_bytes == 65536
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "1k", "1023", "2000000"])
+def test_max_event_bytes_refuses_what_could_not_travel(value: str) -> None:
+    with pytest.raises(ConfigError, match="HOOKSTREAM_MAX_EVENT_BYTES"):
+        Settings.from_env({"HOOKSTREAM_MAX_EVENT_BYTES": value})
