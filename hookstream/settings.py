@@ -112,6 +112,12 @@ class Settings:
     # Serialised event envelopes larger than this are refused at every entry (publishers,
     # outbox, CLI) with a clear error; see DEFAULT_MAX_EVENT_BYTES.
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    # The delivery worker's circuit breaker per endpoint (delivery/breaker.py says why these):
+    # it opens when this share of the attempts over the window failed, once it saw that many.
+    breaker_failure_ratio: float = 0.7
+    breaker_min_requests: int = 10
+    breaker_window_seconds: float = 30.0
+    breaker_pause_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -177,4 +183,35 @@ class Settings:
                     f"HOOKSTREAM_MAX_EVENT_BYTES: {text!r} is not a byte count between 1024 and {MAX_EVENT_BYTES_CEILING}"
                 )
             kw["max_event_bytes"] = int(text)
+        kw.update(_breaker(env))
         return cls(**kw)
+
+
+def _breaker(env: Mapping[str, str]) -> dict:
+    """The ``HOOKSTREAM_BREAKER_*`` settings that are set, checked."""
+    if env.get("HOOKSTREAM_BREAKER_THRESHOLD"):
+        # set by someone expecting the old consecutive-failure breaker: say so rather than ignore it
+        raise ConfigError(
+            "HOOKSTREAM_BREAKER_THRESHOLD is no longer read: the breaker opens on a failure ratio "
+            "(HOOKSTREAM_BREAKER_FAILURE_RATIO, HOOKSTREAM_BREAKER_MIN_REQUESTS, HOOKSTREAM_BREAKER_WINDOW); unset it"
+        )
+    kw: dict = {}
+    if text := env.get("HOOKSTREAM_BREAKER_FAILURE_RATIO", "").strip():
+        try:
+            ratio = float(text.removesuffix("%")) / (100 if text.endswith("%") else 1)
+        except ValueError:
+            ratio = -1.0
+        if not 0 < ratio <= 1:
+            raise ConfigError(f"HOOKSTREAM_BREAKER_FAILURE_RATIO: {text!r} is not a share of failures above 0 and at most 1 (e.g. 0.7 or 70%)")
+        kw["breaker_failure_ratio"] = ratio
+    if text := env.get("HOOKSTREAM_BREAKER_MIN_REQUESTS", "").strip():
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(f"HOOKSTREAM_BREAKER_MIN_REQUESTS: {text!r} is not a positive whole number of requests")
+        kw["breaker_min_requests"] = int(text)
+    for name, field in (("HOOKSTREAM_BREAKER_WINDOW", "breaker_window_seconds"), ("HOOKSTREAM_BREAKER_PAUSE", "breaker_pause_seconds")):
+        if text := env.get(name, "").strip():
+            seconds = parse_duration(text, name=name)
+            if seconds <= 0:
+                raise ConfigError(f"{name}: {text!r} must be longer than 0")
+            kw[field] = seconds
+    return kw

@@ -11,7 +11,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from delivery.attempt import DeadLetter, Delivered, Deliverer, Dropped, Limits, Retry
-from delivery.breaker import BreakerConfig, EndpointBreakers
+from delivery.breaker import BreakerConfig, BreakerState, EndpointBreakers
 from delivery.outcome import RetryReason
 from delivery.schedule import RetrySchedule
 from delivery.transport import HttpResponse, MockTransport
@@ -168,7 +168,7 @@ def test_a_bug_is_not_blamed_on_the_endpoint():
     d, _ = deliverer(bug)
     with pytest.raises(KeyError):
         run(d.deliver(record()))
-    assert d.breakers["sub_1"].consecutive_failures == 0
+    assert d.breakers["sub_1"].window_counts == (0, 0)
 
 
 def test_an_unknown_subscription_is_looked_up_again_once_then_dropped():
@@ -200,14 +200,16 @@ def test_a_record_with_an_unreadable_time_is_dead_without_an_attempt():
 
 
 def test_an_open_breaker_skips_the_attempt_without_counting_it():
-    d, t = deliverer(lambda *_: HttpResponse(500), breaker=BreakerConfig(failure_threshold=3, pause=30.0))
-    for _ in range(3):
+    now = [NOW]
+    d, t = deliverer(lambda *_: HttpResponse(500), breaker=BreakerConfig(min_requests=3, window=1.0, pause=30.0), clock=lambda: now[0])
+    for step in (0.0, 0.5, 1.0):  # failures over a whole window
+        now[0] = NOW + step
         run(d.deliver(record()))
     assert len(t.requests) == 3
     decision = run(d.deliver(record(attempt=1)))
     assert isinstance(decision, Retry) and decision.skipped == "breaker_open" and decision.report is None
     assert decision.record.attempt == 1 and decision.record.attempts == ()  # not counted
-    assert decision.record.due_at == NOW + 30.0 * 1.1 and decision.tier == 1  # reopen, plus jitter
+    assert decision.record.due_at == NOW + 1.0 + 30.0 * 1.1 and decision.tier == 1  # reopen, plus jitter
     assert len(t.requests) == 3
 
 
@@ -290,3 +292,89 @@ def test_endpoint_slots_are_fifo_bounded_and_survive_cancellation():
 
     peak, order = run(scenario())
     assert peak == 2 and order == [0, 1, 2, 4, 5]
+
+
+# ---------------------------------------------------------------------------- bounded memory
+def test_a_hundred_thousand_endpoints_leave_state_only_for_the_recent_ones():
+    """Gates, secret caches and breakers of idle endpoints are forgotten (and the worker told),
+    so a long-lived worker's memory follows its recent endpoints."""
+    n = 100_000
+    now = [NOW]
+    template, base = sub("sub_0"), record("sub_0")
+
+    class EveryId:  # every id is a subscription, made when asked for (100,000 made up front is slow)
+        def get(self, sub_id):
+            return dataclasses.replace(template, id=sub_id)
+
+    forgotten: list[str] = []
+    d = Deliverer(
+        SETTINGS, EveryId(), MockTransport(lambda *_: HttpResponse(204)),
+        schedule=RetrySchedule(delays=SETTINGS.retry_schedule, random=lambda: 0.5), clock=lambda: now[0],
+        on_forget=forgotten.append,
+    )
+
+    async def scenario() -> int:
+        largest = 0
+        for i in range(n):
+            now[0] = NOW + i / 1000  # 1,000 new endpoints a second
+            assert isinstance(await d.deliver(dataclasses.replace(base, subscription_id=f"sub_{i}")), Delivered)
+            largest = max(largest, len(d._gates), len(d._secrets), len(d.breakers))
+        return largest
+
+    largest = run(scenario())
+    window = d.breakers.config.window
+    # a window of endpoints (30 s at 1,000/s) plus one sweep interval's worth, not 100,000
+    assert largest <= (window + d.sweep_every) * 1000 + 1
+    assert len(forgotten) >= n - largest
+    assert len(set(forgotten)) == len(forgotten)
+
+
+def test_an_endpoint_with_records_in_flight_keeps_its_state():
+    async def scenario():
+        release = asyncio.Event()
+
+        async def handler(*_):
+            await release.wait()
+            return HttpResponse(500)
+
+        now = [NOW]
+        d, _ = deliverer(handler, sub("sub_slow"), sub("sub_other"), clock=lambda: now[0])
+        slow = asyncio.create_task(d.deliver(record("sub_slow")))
+        await asyncio.sleep(0)
+        now[0] = NOW + 3600.0  # long after any window: only the record in flight keeps it
+        other = asyncio.create_task(d.deliver(record("sub_other")))
+        await asyncio.sleep(0)
+        assert "sub_slow" in d._gates and "sub_slow" in d.breakers
+        release.set()
+        await asyncio.gather(slow, other)
+        return d
+
+    d = run(scenario())
+    assert d.breakers["sub_slow"].window_counts == (1, 1)  # its result landed on the breaker kept
+
+
+def test_an_open_breaker_is_not_forgotten_while_it_waits():
+    now = [NOW]
+    config = BreakerConfig(min_requests=2, window=1.0, pause=30.0)
+    d, t = deliverer(lambda *_: HttpResponse(503), sub("sub_down"), sub("sub_up"), breaker=config, clock=lambda: now[0])
+    for step in (0.0, 1.0):
+        now[0] = NOW + step
+        run(d.deliver(record("sub_down")))
+    assert d.breakers["sub_down"].state is BreakerState.OPEN
+    now[0] = NOW + 25.0  # idle for far longer than its window, but open: kept
+    run(d.deliver(record("sub_up")))
+    decision = run(d.deliver(record("sub_down")))
+    assert isinstance(decision, Retry) and decision.skipped == "breaker_open"
+    assert len([r for r in t.requests if "sub_down" in r[0]]) == 2
+
+
+def test_a_deleted_subscription_is_forgotten_and_the_worker_told():
+    forgotten: list[str] = []
+    d, _ = deliverer(lambda *_: HttpResponse(204))
+    d._on_forget = forgotten.append
+    run(d.deliver(record()))
+    assert "sub_1" in d.breakers
+    del d.table.subs["sub_1"]
+    assert run(d.deliver(record(due_at=NOW))) == Dropped("subscription_deleted")
+    assert "sub_1" not in d.breakers and "sub_1" not in d._gates and "sub_1" not in d._secrets
+    assert forgotten == ["sub_1"]

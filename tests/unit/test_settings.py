@@ -106,3 +106,37 @@ def test_max_event_bytes_defaults_well_under_the_broker_limit() -> None:
 def test_max_event_bytes_refuses_what_could_not_travel(value: str) -> None:
     with pytest.raises(ConfigError, match="HOOKSTREAM_MAX_EVENT_BYTES"):
         Settings.from_env({"HOOKSTREAM_MAX_EVENT_BYTES": value})
+
+
+def test_breaker_defaults_are_convoys_ratio_with_a_30s_window() -> None:
+    s = Settings.from_env({})
+    assert (s.breaker_failure_ratio, s.breaker_min_requests, s.breaker_window_seconds, s.breaker_pause_seconds) == (0.7, 10, 30.0, 30.0)
+
+
+def test_breaker_settings_are_read_from_the_environment() -> None:
+    s = Settings.from_env({
+        "HOOKSTREAM_BREAKER_FAILURE_RATIO": "80%", "HOOKSTREAM_BREAKER_MIN_REQUESTS": "25",
+        "HOOKSTREAM_BREAKER_WINDOW": "2m", "HOOKSTREAM_BREAKER_PAUSE": "45",
+    })
+    assert (s.breaker_failure_ratio, s.breaker_min_requests, s.breaker_window_seconds, s.breaker_pause_seconds) == (0.8, 25, 120.0, 45.0)
+    assert Settings.from_env({"HOOKSTREAM_BREAKER_FAILURE_RATIO": "0.5"}).breaker_failure_ratio == 0.5
+
+
+@pytest.mark.parametrize(
+    "name,value,needle",
+    [
+        ("HOOKSTREAM_BREAKER_FAILURE_RATIO", "0", "above 0 and at most 1"),
+        ("HOOKSTREAM_BREAKER_FAILURE_RATIO", "1.5", "above 0 and at most 1"),
+        ("HOOKSTREAM_BREAKER_FAILURE_RATIO", "most", "above 0 and at most 1"),
+        ("HOOKSTREAM_BREAKER_MIN_REQUESTS", "0", "positive whole number"),
+        ("HOOKSTREAM_BREAKER_MIN_REQUESTS", "ten", "positive whole number"),
+        ("HOOKSTREAM_BREAKER_WINDOW", "0s", "longer than 0"),
+        ("HOOKSTREAM_BREAKER_WINDOW", "soon", "not a duration"),
+        ("HOOKSTREAM_BREAKER_PAUSE", "-1", "not a duration"),
+        ("HOOKSTREAM_BREAKER_THRESHOLD", "20", "no longer read"),
+    ],
+)
+def test_bad_breaker_values_name_the_variable(name, value, needle) -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({name: value})
+    assert name in str(err.value) and needle in str(err.value)
