@@ -17,7 +17,9 @@ dashboards, ``ops/`` (the Grafana dashboard, the alert rules) and ``tests/monito
   (``unknown`` event and tenant for a record too malformed to name them).
 - ``webhook_inflight_requests`` HTTP requests in flight in this worker process.
 - ``webhook_circuit_state{subscription_id}`` circuit breaker per endpoint: 0 closed, 1 open,
-  2 half-open.
+  2 half-open. A series per endpoint the worker holds a breaker for: it goes when the breaker
+  is forgotten (closed and idle for a window, open and unasked for an hour, or the subscription
+  deleted or disabled), so the series follow the recent endpoints, not every one ever seen.
 - ``hookstream_consumer_lag{group,topic,partition}`` from ``hookstream.metrics.LagMonitor``.
 
 hookstream's own operational counters (free to evolve, not on the dashboard):
@@ -27,6 +29,7 @@ hookstream's own operational counters (free to evolve, not on the dashboard):
 - ``hookstream_delivery_dropped_total{reason}`` records of deleted or disabled subscriptions.
 - ``hookstream_delivery_endpoint_gone_total{tenant_id,subscription_id}`` 410 Gone answers: the
   receiver asks to be disabled (an operator or automation acts on it; see ``delivery.worker``).
+  Its series goes with the endpoint's breaker, like ``webhook_circuit_state``'s.
 - ``hookstream_delivery_malformed_total`` records that could not be read, set aside.
 """
 

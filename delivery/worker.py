@@ -41,6 +41,10 @@ endpoint, ``Limits`` bounds requests in flight and records waiting; the circuit 
 endpoints that are down. So a hung endpoint ties up at most its own slots for at most the
 request timeout, and the healthy endpoints' records pass it by.
 
+Memory stays bounded however many endpoints a worker meets over its life: the deliverer forgets
+idle endpoints (``delivery.attempt``) and tells this module, which drops their metric series
+(``_forget_series``); the (event, tenant) series lookups age out in two generations.
+
 Unreadable records (not JSON, missing fields, wrong types) are set aside on the dead-letter
 topic with the reason and the original bytes (base64), and their offsets move on.
 
