@@ -137,7 +137,7 @@ def test_an_open_circuit_stays_on_the_gauge_while_its_endpoint_is_idle():
 
 def test_event_tenant_series_lookups_unused_for_two_ttls_are_dropped():
     w = make_worker(lambda *_: HttpResponse(204), [NOW])
-    t0 = w._series_aged_at + 1.0  # (+1: clear of float rounding at the edges)
+    w._series_aged_at = t0 = 0.0  # (whole seconds: no float rounding at the edges)
     a, b = w._new_series("invoice.sent", "t_a"), w._new_series("invoice.sent", "t_b")
     w._age_series(t0 + SERIES_TTL)
     assert w._new_series("invoice.sent", "t_a") is a  # used again: back in the current generation, same children
