@@ -110,7 +110,8 @@ def dlq_replay(tenant: Optional[str] = _tenant, subscription: Optional[str] = _s
             report = replay(settings, entries, force=force, progress=tick)
     if as_json:
         emit_json({"dry_run": dry_run, "replayed": report.replayed, "already_replayed": report.already,
-                   "not_replayable": report.not_replayable})
+                   "not_replayable": report.not_replayable, "failed": report.failed})
+        _replay_failed(report)
         return
     verb = "would replay" if dry_run else "replayed"
     if dry_run:
@@ -123,6 +124,17 @@ def dlq_replay(tenant: Optional[str] = _tenant, subscription: Optional[str] = _s
         typer.echo(f"skipped {entry}: already replayed at {when} (--force to send it again)")
     for entry, why in report.not_replayable.items():
         typer.echo(f"skipped {entry}: {why}")
+    for entry, why in report.failed.items():
+        typer.echo(f"failed {entry}: {why}")
+    _replay_failed(report)
+
+
+def _replay_failed(report) -> None:
+    if report.failed:
+        from hookstream.errors import BrokerError
+
+        raise BrokerError(f"{len(report.failed)} dead letter(s) were not taken by the broker (listed above); "
+                          "the others are recorded as replayed, so running the replay again sends only these")
 
 
 @replay_app.command("events")
@@ -143,7 +155,9 @@ def replay_events(subscription: str = typer.Option(..., "--subscription", help="
                      until=parse_time(until, name="--until") if until else None, dry_run=dry_run)
     if as_json:
         emit_json({"subscription": sub.id, "dry_run": dry_run, "scanned": report.scanned, "queued": report.queued,
-                   "skipped_invalid": report.skipped_invalid})
+                   "skipped_invalid": report.skipped_invalid, "refused": report.refused})
     else:
         typer.echo(f"{'would re-deliver' if dry_run else 're-delivering'} {report.queued} event(s) to {sub.id} "
                    f"(scanned {report.scanned}, {report.skipped_invalid} unreadable skipped)")
+        for event_id, why in report.refused.items():
+            typer.echo(f"refused event {event_id}: {why}")
