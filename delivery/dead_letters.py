@@ -255,9 +255,13 @@ def replay(
     with sessions() as session:
         done = {row.entry_id: row.replayed_at for row in session.scalars(select(ReplayRow).where(ReplayRow.entry_id.in_([key(d) for d in entries])))}
     todo = []
+    owners = _owners(settings) if any(d.record is not None for d in entries) else {}
     for d in entries:
         if d.record is None:
             report.not_replayable[d.id] = f"not a readable delivery: {d.problem}" if d.problem else f"not a delivery ({d.reason})"
+        elif owners.get(d.record.subscription_id, d.record.tenant_id) != d.record.tenant_id:
+            # another tenant's subscription: the worker would refuse it again, and it must never be sent
+            report.not_replayable[d.id] = f"tenant_mismatch: subscription {d.record.subscription_id} belongs to another tenant"
         elif key(d) in done and not force:
             report.already[d.id] = done[key(d)].isoformat()
         else:
@@ -297,6 +301,18 @@ def replay(
         if d.id not in acked and d.id not in report.failed:
             report.failed[d.id] = "not acknowledged by the broker within 60s"
     return report
+
+
+def _owners(settings: Settings) -> dict[str, str]:
+    """subscription id -> tenant id of every subscription in the store (a deleted one is left to
+    the worker, which drops its records)."""
+    from hookstream.subscriptions.store import SubscriptionStore
+
+    store = SubscriptionStore.open(settings)
+    try:
+        return {sub.id: sub.tenant_id for sub in store.list()}
+    finally:
+        store.engine.dispose()
 
 
 def produce_one(producer: Producer, topic: str, key: bytes, value: bytes, on_delivery, *, wait: float = 60.0) -> str | None:
