@@ -62,14 +62,19 @@ def dlq_show(entry_id: str = typer.Argument(..., help="The id from `dlq list` (p
     d = find(Settings.from_env(), entry_id)
     doc = {**d.summary(), "attempt_history": list(d.record.attempts) if d.record else [], "event": d.record.event if d.record else None}
     if d.malformed:
-        doc["original"] = {k: d.raw.get(k) for k in ("topic", "partition", "offset", "key_b64", "value_b64")}
+        doc["original"] = {k: d.raw.get(k) for k in ("topic", "partition", "offset", "key_b64", "value_b64") if k in d.raw}
+        # a record too large to keep whole: where it was, its size and an excerpt
+        doc["original"].update({k: d.raw[k] for k in ("ref", "value_bytes", "excerpt", "value_excerpt_b64") if k in d.raw})
     if as_json:
         emit_json(doc)
         return
     for k in ("id", "reason", "dead_lettered_at", "delivery_id", "tenant_id", "subscription_id", "event_type", "event_id"):
         typer.echo(f"{k:<17} {doc[k]}")
-    for i, a in enumerate(doc["attempt_history"], 1):
-        typer.echo(f"attempt {i:<9} " + " ".join(f"{k}={v}" for k, v in a.items()))
+    for a in doc["attempt_history"]:
+        if "omitted" in a and "attempt" not in a:  # the history keeps the first and the last attempts
+            typer.echo(f"{'':<17} ({a['omitted']} attempt(s) omitted)")
+            continue
+        typer.echo(f"attempt {a.get('attempt', '?')!s:<9} " + " ".join(f"{k}={v}" for k, v in a.items()))
     if doc["event"] is not None:
         import json
 
