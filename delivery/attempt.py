@@ -39,9 +39,9 @@ version, so a record pays a dict lookup for them. The store validates both when 
 saved; the worker checks again because the subscriptions topic is its only source and it must
 not trust what an older release or another writer put there.
 
-Infrastructure errors are not delivery failures: an exception that is not an HTTP transport
-failure (a bug, a cancelled task) propagates out of ``deliver`` untouched, never counts against
-the endpoint, and the worker stops without committing the record (it is delivered again).
+Bugs are not delivery failures: an exception that is not an HTTP transport failure (a bug, a
+cancelled task) propagates out of ``deliver`` untouched and never counts against the endpoint;
+the worker dead-letters that one record as ``internal_error`` and goes on (``delivery.worker``).
 """
 
 from __future__ import annotations
