@@ -328,3 +328,15 @@ def test_the_history_in_a_forwarded_record_is_bounded():
     [(_t, _k, value)] = producer.produced
     attempts = orjson.loads(value)["attempts"]
     assert len(attempts) == HISTORY_KEEP_LAST + 2 and attempts[1] == {"omitted": 501} and attempts[0] == {"attempt": 1}
+
+
+def test_a_dead_attempt_log_writer_stops_the_worker_visibly(caplog):
+    w = make_worker(Broker())
+    w.writer.alive = False
+    before = sample("hookstream_delivery_worker_failures_total", kind="attempt_log")
+    with caplog.at_level(logging.ERROR, logger="hookstream.delivery"):
+        w._check_health()
+        w._check_health()
+    assert isinstance(w.fatal, RuntimeError)
+    assert sample("hookstream_delivery_worker_failures_total", kind="attempt_log") == before + 1  # once, not per check
+    assert [r.getMessage() for r in caplog.records] == ["the attempt-log writer stopped; stopping"]
