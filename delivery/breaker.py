@@ -28,10 +28,15 @@ Without that rule the first seconds of traffic decide alone: a burst of first at
 100% until their retries come back (``HOOKSTREAM_RETRY_SCHEDULE``'s first delay, 5 s), which is
 exactly the transient that opened the old breaker; and after a probe closes the breaker, the
 records it skipped all come back at once as first attempts. So the window must be well above the
-first retry delay. The price: an endpoint that is down is shed after one window of attempts, not
-after 20 of them; its records keep their attempt count low meanwhile only as far as the retry
-schedule allows, and the worker's per-endpoint gates (``delivery.attempt.Limits``) bound what a
-hung one can hold.
+first retry delay. The price: an endpoint that is down is shed after one window of attempts
+(30 s), not after 20 of them; meanwhile its records use attempts as the retry schedule has them
+(two at most with the default schedule), and the worker's per-endpoint gates
+(``delivery.attempt.Limits``) bound what a hung one can hold.
+
+Known limit: an endpoint that fails every first attempt can still open when its traffic jumps
+(a burst of first attempts on top of a window already spanned); its probe is then the first
+record after the pause, often a first attempt again, so recovery may take a few pauses. Nothing
+is lost meanwhile (skipped records keep their attempts).
 
 While the breaker is not letting attempts through, ``allow`` answers False and the caller
 reschedules the record *without* counting an attempt: a skipped attempt was never made, so it
