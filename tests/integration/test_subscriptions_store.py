@@ -96,6 +96,17 @@ def test_unsafe_url_is_refused_on_add_and_update(store):
     assert store.get(sub.id).url == "https://hooks.acme.example/"
 
 
+def test_the_url_is_saved_in_its_canonical_ascii_form_on_add_and_update(store):
+    sub, _ = store.add("acme", "https://B\u00dcCHER.acme.example./in", ["*"])
+    assert store.get(sub.id).url == "https://xn--bcher-kva.acme.example/in"
+    store.update(sub.id, url="https://hooks\u3002acme\uff0eexample:443/caf\u00e9")
+    assert store.get(sub.id).url == "https://hooks.acme.example/caf%C3%A9"
+    with pytest.raises(UnsafeURLError) as caught:
+        store.update(sub.id, url="https://stra\u00dfe.acme.example/")
+    assert caught.value.reason == Reason.IDNA_AMBIGUOUS
+    assert store.get(sub.id).url == "https://hooks.acme.example/caf%C3%A9"
+
+
 def test_update_changes_only_what_is_given_and_bumps_the_version(store, clock):
     sub, _ = store.add("acme", "https://hooks.acme.example/", ["payment.*"], description="d", headers={"X-A": "1"})
     clock.advance(minutes=1)

@@ -9,7 +9,15 @@ import pytest
 
 from hookstream.errors import ValidationError
 from hookstream.settings import Settings
-from hookstream.subscriptions.urls import Reason, UnsafeURLError, check_address, check_url
+from hookstream.subscriptions.urls import (
+    Reason,
+    UnsafeURLError,
+    check_address,
+    check_client_agrees,
+    check_url,
+    client_host,
+    parse_url,
+)
 
 PUBLIC_V4 = "93.184.215.14"
 
@@ -166,21 +174,24 @@ def test_refusal_of_a_name_says_what_it_resolved_to():
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "canonical"),
     [
-        f"https://{PUBLIC_V4}/hooks",
-        "https://hooks.example.com/webhooks/in?source=hookstream",
-        "https://HOOKS.example.com:8443/x",
-        "https://dual.example.com/",
-        "https://[2606:4700:4700::1111]/",
-        "https://[::ffff:8.8.8.8]/",  # mapped form of a public address
-        "https://[2002:808:808::1]/",  # 6to4 of a public address
-        "https://[64:ff9b::808:808]/",  # NAT64 of a public address
+        (f"https://{PUBLIC_V4}/hooks", None),
+        ("https://hooks.example.com/webhooks/in?source=hookstream", None),
+        ("https://HOOKS.example.com:8443/x", "https://hooks.example.com:8443/x"),
+        ("https://dual.example.com/", None),
+        ("https://[2606:4700:4700::1111]/", None),
+        ("https://[::ffff:8.8.8.8]/", "https://[::ffff:808:808]/"),  # mapped form of a public address
+        ("https://[2002:808:808::1]/", None),  # 6to4 of a public address
+        ("https://[64:ff9b::808:808]/", None),  # NAT64 of a public address
+        ("https://hooks.example.com:443", "https://hooks.example.com/"),
+        ("https://hooks.example.com./in", "https://hooks.example.com/in"),
+        ("https://hooks.example.com/caf\u00e9?q=\u00fc", "https://hooks.example.com/caf%C3%A9?q=%C3%BC"),
     ],
 )
-def test_public_https_endpoint_is_accepted(url):
+def test_public_https_endpoint_is_accepted_in_its_canonical_form(url, canonical):
     checked = check_url(url, S, resolver=fake_resolver)
-    assert checked.url == url
+    assert checked.url == (canonical or url)
     assert checked.addresses
 
 
@@ -251,3 +262,141 @@ def test_check_address_returns_the_parsed_public_address():
 def test_check_address_honours_allowed_networks():
     local = Settings(allowed_networks=(ipaddress.ip_network("192.168.0.0/16"),))
     assert check_address("192.168.7.7", local) == ipaddress.ip_address("192.168.7.7")
+
+
+# ---------------------------------------------------------------------------- internationalised names
+# (host as given, its canonical ASCII form or the Reason it is refused for). Shared with
+# tests/unit/test_delivery_transport.py, which checks the connect-time pin against the same cases.
+IDN_CASES: list[tuple[str, str | Reason]] = [
+    ("b\u00fccher.example", "xn--bcher-kva.example"),
+    ("B\u00dcCHER.Example", "xn--bcher-kva.example"),  # uppercase
+    ("b\u00fccher.example.", "xn--bcher-kva.example"),  # trailing dot
+    ("b\u00fccher\uff0eexample", "xn--bcher-kva.example"),  # full-width full stop U+FF0E
+    ("b\u00fccher\u3002example", "xn--bcher-kva.example"),  # ideographic full stop U+3002
+    ("b\u00fccher\uff61example", "xn--bcher-kva.example"),  # halfwidth ideographic full stop U+FF61
+    ("xn--bcher-kva.example", "xn--bcher-kva.example"),  # punycode given directly
+    ("XN--BCHER-KVA.EXAMPLE", "xn--bcher-kva.example"),
+    ("xn--strae-oqa.example", "xn--strae-oqa.example"),  # straße, given unambiguously as ASCII
+    ("\u03a3\u039f\u03a6\u039f\u03a3.example", "xn--0xaakcn.example"),  # ΣΟΦΟΣ: both standards agree
+    ("\u0440\u0430\u0443\u0440\u0430l.example", "xn--l-7sba6dbr.example"),  # mixed Cyrillic + Latin: stored as punycode
+    ("\u0627\u0644\u0639\u0631\u0628\u064a\u0629.example", "xn--mgbcd4a2b0d2b.example"),  # right-to-left label
+    ("stra\u00dfe.example", Reason.IDNA_AMBIGUOUS),  # ß: strasse under IDNA 2003
+    ("\u03c3\u03bf\u03c6\u03bf\u03c2.example", Reason.IDNA_AMBIGUOUS),  # final sigma ς
+    ("\u0646\u0627\u0645\u0647\u200c\u0627\u06cc.example", Reason.IDNA_AMBIGUOUS),  # ZWNJ where IDNA 2008 allows it
+    ("a\u200db.example", Reason.MALFORMED),  # ZWJ out of context
+    ("a\u200cb.example", Reason.MALFORMED),  # ZWNJ out of context
+    ("xn--zz.example", Reason.MALFORMED),  # not punycode
+    ("xn--.example", Reason.MALFORMED),
+    ("xn--a.example", Reason.MALFORMED),  # decodes to a control character
+    ("\U0001f4a9.example", Reason.MALFORMED),  # emoji: not IDNA 2008
+    ("xn--ls8h.example", Reason.MALFORMED),  # the same emoji as punycode
+    ("a\u0627.example", Reason.MALFORMED),  # bidi: right-to-left character in a left-to-right label
+    ("1a.\u0627\u0644\u0639\u0631\u0628\u064a\u0629", Reason.MALFORMED),  # bidi rule across the name
+    ("b\u00fccher..example", Reason.MALFORMED),  # empty label
+]
+
+
+class FirstPublicThenPrivate:
+    """A rebinding DNS: the first lookup of a name answers a public address, later ones ``private``."""
+
+    def __init__(self, public: str, private: str) -> None:
+        self.public, self.private = public, private
+        self.lookups: list[str] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.lookups.append(host)
+        return [self.public if self.lookups.count(host) == 1 else self.private]
+
+
+PRIVATE_ANSWERS = [("169.254.169.254", Reason.LINK_LOCAL), ("10.0.0.1", Reason.PRIVATE), ("::ffff:0:a00:1", Reason.RESERVED)]
+
+
+@pytest.mark.parametrize(("private", "private_reason"), PRIVATE_ANSWERS)
+@pytest.mark.parametrize(("host", "expected"), IDN_CASES, ids=[ascii(h)[1:-1] for h, _ in IDN_CASES])
+def test_an_internationalised_host_is_stored_in_ascii_and_its_addresses_checked(host, expected, private, private_reason):
+    dns = FirstPublicThenPrivate(PUBLIC_V4, private)
+    if isinstance(expected, Reason):
+        with pytest.raises(UnsafeURLError) as caught:
+            check_url(f"https://{host}/in", S, resolver=dns)
+        assert caught.value.reason == expected, str(caught.value)
+        assert str(caught.value).startswith("url: ") and "\n" not in str(caught.value)
+        assert dns.lookups == []  # refused before any DNS lookup
+        return
+    checked = check_url(f"https://{host}/in", S, resolver=dns)
+    assert (checked.host, checked.url) == (expected, f"https://{expected}/in")
+    assert checked.url.isascii()
+    with pytest.raises(UnsafeURLError) as caught:  # the same name, rebound
+        check_url(f"https://{host}/in", S, resolver=dns)
+    assert caught.value.reason == private_reason
+    assert dns.lookups == [expected, expected]  # only ever the ASCII name the client will use
+
+
+def test_an_ambiguous_name_is_refused_naming_both_readings():
+    with pytest.raises(UnsafeURLError) as caught:
+        check_url("https://stra\u00dfe.example/", S, resolver=fake_resolver)
+    msg = str(caught.value)
+    assert "xn--strae-oqa.example" in msg and "strasse.example" in msg and "IDNA 2003" in msg
+
+
+@pytest.mark.parametrize("host", [h for h, e in IDN_CASES if not isinstance(e, Reason)] + ["hooks.example.com", "127.0.0.1"])
+def test_the_canonical_form_is_the_host_the_http_client_connects_to(host):
+    parsed = parse_url(f"https://{host}/")
+    assert client_host(parsed.url) == (parsed.host, 443)
+    assert parse_url(parsed.url) == parsed  # canonical forms are fixed points
+
+
+def test_a_url_the_client_reads_differently_is_refused():
+    parsed = parse_url("https://hooks.example.com/")
+    with pytest.raises(UnsafeURLError) as caught:
+        check_client_agrees("https://other.example.com/", parsed)
+    assert caught.value.reason == Reason.CLIENT_DISAGREES
+    assert "other.example.com" in str(caught.value)
+
+
+# ---------------------------------------------------------------------------- IANA special-purpose addresses
+@pytest.mark.parametrize(
+    ("address", "reason", "form"),
+    [
+        ("::ffff:0:a00:1", Reason.RESERVED, "ipv4-translated"),  # ::ffff:0:10.0.0.1
+        ("::ffff:0:808:808", Reason.RESERVED, "ipv4-translated"),  # even of a public address
+        ("192.88.99.1", Reason.RESERVED, None),  # deprecated 6to4 relay anycast
+        ("3fff::1", Reason.DOCUMENTATION, None),
+        ("3fff:fff:ffff::1", Reason.DOCUMENTATION, None),
+        ("5f00::1", Reason.RESERVED, None),  # SRv6 SIDs
+        ("64:ff9b:1::a00:1", Reason.PRIVATE, None),  # local-use NAT64
+        ("100:0:0:1::1", Reason.RESERVED, None),  # dummy prefix
+        ("2001:2::1", Reason.BENCHMARKING, None),
+        ("2001:10::1", Reason.RESERVED, None),  # deprecated ORCHID, via is_global
+    ],
+)
+def test_special_purpose_addresses_are_refused(address, reason, form):
+    with pytest.raises(UnsafeURLError) as caught:
+        check_address(address, S)
+    assert (caught.value.reason, caught.value.form) == (reason, form), str(caught.value)
+
+
+@pytest.mark.parametrize("address", ["192.88.98.255", "192.88.100.1", "3fff:1000::1", "5eff::1", "2620:4f:8000::1"])
+def test_neighbours_of_the_special_purpose_ranges_are_public(address):
+    assert check_address(address, S) == ipaddress.ip_address(address)
+
+
+# ---------------------------------------------------------------------------- ports
+def test_any_port_is_allowed_by_default():
+    assert check_url("https://hooks.example.com:9999/", S, resolver=fake_resolver).port == 9999
+
+
+def test_allowed_ports_restrict_the_url_at_save_time():
+    only = Settings.from_env({"HOOKSTREAM_ALLOWED_PORTS": "443,8000-8999"})
+    assert check_url("https://hooks.example.com/", only, resolver=fake_resolver).port == 443
+    assert check_url("https://hooks.example.com:8080/", only, resolver=fake_resolver).port == 8080
+    for url in ("https://hooks.example.com:9000/", "https://93.184.215.14:22/"):
+        with pytest.raises(UnsafeURLError) as caught:
+            check_url(url, only, resolver=fake_resolver)
+        assert caught.value.reason == Reason.PORT_NOT_ALLOWED
+        assert "HOOKSTREAM_ALLOWED_PORTS=443,8000-8999" in str(caught.value)
+
+
+def test_a_default_port_is_checked_too():
+    only = Settings.from_env({"HOOKSTREAM_ALLOWED_PORTS": "8443", "HOOKSTREAM_ALLOW_HTTP": "1"})
+    with pytest.raises(UnsafeURLError, match="port 80 is not allowed"):
+        check_url("http://hooks.example.com/", only, resolver=fake_resolver)
