@@ -39,10 +39,9 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from hookstream.settings import Settings
-from hookstream.subscriptions.urls import Reason, UnsafeURLError, check_address
+from hookstream.subscriptions.urls import UnsafeURLError, check_address, check_client_agrees, check_port, parse_url
 
 __all__ = ["EXCERPT_BYTES", "HttpResponse", "MockTransport", "PyreqwestTransport", "Transport"]
 
@@ -93,29 +92,38 @@ class MockTransport:
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Target:
     scheme: str
-    host: str  # lower case, no brackets
+    host: str  # exactly as the client looks it up: ASCII, lower case, trailing dot kept, no brackets
     port: int
     # not part of the identity: ipaddress's __eq__ is slow, and the host says it all
     literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None = dataclasses.field(compare=False, hash=False)
 
 
-@functools.lru_cache(maxsize=4096)
 def _target(url: str) -> _Target:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if scheme not in ("http", "https") or not host:
-        raise UnsafeURLError(Reason.MALFORMED, f"url: {scheme or 'no scheme'}://{host or '?'} cannot be delivered to")
-    port = parts.port or (443 if scheme == "https" else 80)
+    """Where the client will connect for ``url``; ``UnsafeURLError`` when that is not the host checked."""
+    target = _parse_target(url)
+    if isinstance(target, UnsafeURLError):
+        raise target.with_traceback(None)  # cached: a fresh traceback, not one growing on every raise
+    return target
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_target(url: str) -> _Target | UnsafeURLError:
+    """Once per URL (cached, refusals too): the host we check and pin is the host pyreqwest connects
+    to. ``parse_url`` gives the canonical (UTS-46) host and refuses what IDNA 2003 reads otherwise;
+    the client's own parser must land on that same host and port, or the request would go to a
+    name nothing pinned and the client would look it up itself, unchecked."""
     try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    return _Target(scheme, host, port, literal)
+        parsed = parse_url(url)
+        host, port = check_client_agrees(url, parsed)
+    except UnsafeURLError as exc:
+        return exc
+    return _Target(parsed.scheme, host, port, parsed.literal)
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    # bytes: given a str, getaddrinfo applies Python's IDNA 2003 codec (straße -> strasse);
+    # _Target.host is already the ASCII name the client uses, and a non-ASCII one is refused
+    infos = await asyncio.get_running_loop().getaddrinfo(host.encode("ascii"), port, type=socket.SOCK_STREAM)
     seen: list[str] = []
     for info in infos:
         if info[4][0] not in seen:
@@ -195,6 +203,7 @@ class PyreqwestTransport:
     async def _resolve_and_check(self, target: _Target) -> _Pinned:
         expires = self.clock() + self.dns_ttl
         try:
+            check_port(target.port, self.settings)
             if target.literal is not None:
                 check_address(target.literal, self.settings)
                 return _Pinned(self._build(target, None), None, expires, str(target.literal))

@@ -237,6 +237,7 @@ class CheckedURL:
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 _DNS_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")  # \s is str.isspace() for str patterns
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -300,7 +301,7 @@ def parse_url(url: str) -> ParsedURL:
         raise bad(Reason.EMPTY_HOST, "a URL is required")
     if len(url) > MAX_URL_LENGTH:
         raise bad(Reason.MALFORMED, f"longer than {MAX_URL_LENGTH} characters")
-    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+    if _SPACE_OR_CONTROL.search(url):
         raise bad(Reason.MALFORMED, "contains whitespace or control characters")
     if "\\" in url:
         raise bad(Reason.MALFORMED, "contains a backslash (clients disagree on what it means)")

@@ -18,6 +18,7 @@ from hookstream.subscriptions.urls import (
     client_host,
     parse_url,
 )
+from tests.idn_cases import IDN_CASES, PRIVATE_ANSWERS, FirstPublicThenPrivate
 
 PUBLIC_V4 = "93.184.215.14"
 
@@ -265,52 +266,6 @@ def test_check_address_honours_allowed_networks():
 
 
 # ---------------------------------------------------------------------------- internationalised names
-# (host as given, its canonical ASCII form or the Reason it is refused for). Shared with
-# tests/unit/test_delivery_transport.py, which checks the connect-time pin against the same cases.
-IDN_CASES: list[tuple[str, str | Reason]] = [
-    ("b\u00fccher.example", "xn--bcher-kva.example"),
-    ("B\u00dcCHER.Example", "xn--bcher-kva.example"),  # uppercase
-    ("b\u00fccher.example.", "xn--bcher-kva.example"),  # trailing dot
-    ("b\u00fccher\uff0eexample", "xn--bcher-kva.example"),  # full-width full stop U+FF0E
-    ("b\u00fccher\u3002example", "xn--bcher-kva.example"),  # ideographic full stop U+3002
-    ("b\u00fccher\uff61example", "xn--bcher-kva.example"),  # halfwidth ideographic full stop U+FF61
-    ("xn--bcher-kva.example", "xn--bcher-kva.example"),  # punycode given directly
-    ("XN--BCHER-KVA.EXAMPLE", "xn--bcher-kva.example"),
-    ("xn--strae-oqa.example", "xn--strae-oqa.example"),  # straße, given unambiguously as ASCII
-    ("\u03a3\u039f\u03a6\u039f\u03a3.example", "xn--0xaakcn.example"),  # ΣΟΦΟΣ: both standards agree
-    ("\u0440\u0430\u0443\u0440\u0430l.example", "xn--l-7sba6dbr.example"),  # mixed Cyrillic + Latin: stored as punycode
-    ("\u0627\u0644\u0639\u0631\u0628\u064a\u0629.example", "xn--mgbcd4a2b0d2b.example"),  # right-to-left label
-    ("stra\u00dfe.example", Reason.IDNA_AMBIGUOUS),  # ß: strasse under IDNA 2003
-    ("\u03c3\u03bf\u03c6\u03bf\u03c2.example", Reason.IDNA_AMBIGUOUS),  # final sigma ς
-    ("\u0646\u0627\u0645\u0647\u200c\u0627\u06cc.example", Reason.IDNA_AMBIGUOUS),  # ZWNJ where IDNA 2008 allows it
-    ("a\u200db.example", Reason.MALFORMED),  # ZWJ out of context
-    ("a\u200cb.example", Reason.MALFORMED),  # ZWNJ out of context
-    ("xn--zz.example", Reason.MALFORMED),  # not punycode
-    ("xn--.example", Reason.MALFORMED),
-    ("xn--a.example", Reason.MALFORMED),  # decodes to a control character
-    ("\U0001f4a9.example", Reason.MALFORMED),  # emoji: not IDNA 2008
-    ("xn--ls8h.example", Reason.MALFORMED),  # the same emoji as punycode
-    ("a\u0627.example", Reason.MALFORMED),  # bidi: right-to-left character in a left-to-right label
-    ("1a.\u0627\u0644\u0639\u0631\u0628\u064a\u0629", Reason.MALFORMED),  # bidi rule across the name
-    ("b\u00fccher..example", Reason.MALFORMED),  # empty label
-]
-
-
-class FirstPublicThenPrivate:
-    """A rebinding DNS: the first lookup of a name answers a public address, later ones ``private``."""
-
-    def __init__(self, public: str, private: str) -> None:
-        self.public, self.private = public, private
-        self.lookups: list[str] = []
-
-    def __call__(self, host: str, port: int) -> list[str]:
-        self.lookups.append(host)
-        return [self.public if self.lookups.count(host) == 1 else self.private]
-
-
-PRIVATE_ANSWERS = [("169.254.169.254", Reason.LINK_LOCAL), ("10.0.0.1", Reason.PRIVATE), ("::ffff:0:a00:1", Reason.RESERVED)]
-
-
 @pytest.mark.parametrize(("private", "private_reason"), PRIVATE_ANSWERS)
 @pytest.mark.parametrize(("host", "expected"), IDN_CASES, ids=[ascii(h)[1:-1] for h, _ in IDN_CASES])
 def test_an_internationalised_host_is_stored_in_ascii_and_its_addresses_checked(host, expected, private, private_reason):
