@@ -20,7 +20,14 @@ Why pyreqwest can be made sound here
   connect only to the address that was checked, while TLS still verifies the certificate against
   the host name. A client serves one (scheme, host, port) only and is rebuilt, re-resolving and
   re-checking, after ``dns_ttl`` seconds (60 by default). An IP literal in the URL is checked as
-  it is and needs no resolution. A refusal is cached for the same TTL, so a bad endpoint does not
+  it is and needs no resolution.
+- The pin must be keyed on the very name the client looks up, since reqwest resolves any name it
+  has no pin for itself, unchecked. ``_target`` reads the URL with pyreqwest's own parser (Rust's
+  ``url``: UTS-46 host mapping, so ``bücher`` is ``xn--bcher-kva``), requires that host to be
+  the canonical one ``parse_url`` computes (which refuses names IDNA 2003 would read as another
+  domain), and pins exactly that string; the resolver is given that ASCII name only (a str
+  would make getaddrinfo apply IDNA 2003). A URL on which they disagree is refused. Ports
+  outside ``HOOKSTREAM_ALLOWED_PORTS`` are refused before any lookup. A refusal is cached for the same TTL, so a bad endpoint does not
   hammer the resolver; it surfaces as ``UnsafeURLError`` (a connection failure to the classifier).
 - Response bodies are streamed and read once, at most ``READ_BYTES`` (64 KiB, also the client's
   read-ahead limit); the first ``EXCERPT_BYTES`` are kept for the attempt log. A receiver that

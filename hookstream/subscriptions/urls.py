@@ -1,22 +1,33 @@
 """Endpoint URL safety (SSRF): a webhook sender connects wherever its users tell it to.
 
 ``check_url`` is applied when a subscription's URL is saved: the syntax rules (https only unless
-``HOOKSTREAM_ALLOW_HTTP=1``; no userinfo, fragment, odd characters or other schemes) and then
-every address the host resolves to must pass ``check_address``. Saving is not enough, since DNS
-can answer differently later (rebinding), so the delivery worker applies ``check_address`` to the
-address it actually connects to.
+``HOOKSTREAM_ALLOW_HTTP=1``; no userinfo, fragment, odd characters or other schemes; the port
+within ``HOOKSTREAM_ALLOWED_PORTS``) and then every address the host resolves to must pass
+``check_address``. Its ``url`` is the canonical form to store (``parse_url``). Saving is not
+enough, since DNS can answer differently later (rebinding), so the delivery worker applies
+``check_address`` to the address it actually connects to.
 
-Refused addresses (Svix's list): IPv4 0/8, 10/8, 100.64/10, 127/8, 169.254/16, 172.16/12,
-192.0.0/24, 192.0.2/24, 192.168/16, 198.18/15, 198.51.100/24, 203.0.113/24, 224/4, 240/4 and
-broadcast; IPv6 ::, ::1, fe80::/10, fec0::/10, fc00::/7, ff00::/8, 2001:db8::/32, 100::/64,
-64:ff9b:1::/48, and the IPv4-mapped, IPv4-compatible, 6to4, NAT64 and Teredo forms of refused
-IPv4 addresses; anything else Python's ``ipaddress`` does not call global. Networks listed in
+Refused addresses (Svix's list and the IANA special-purpose registries): IPv4 0/8, 10/8,
+100.64/10, 127/8, 169.254/16, 172.16/12, 192.0.0/24, 192.0.2/24, 192.88.99/24, 192.168/16,
+198.18/15, 198.51.100/24, 203.0.113/24, 224/4, 240/4 and broadcast; IPv6 ::, ::1, fe80::/10,
+fec0::/10, fc00::/7, ff00::/8, 2001:db8::/32, 3fff::/20, 100::/64, 100:0:0:1::/64,
+64:ff9b:1::/48, 5f00::/16, 2001:2::/48, ::ffff:0:0:0/96 (IPv4-translated), and the IPv4-mapped,
+IPv4-compatible, 6to4, NAT64 and Teredo forms of refused IPv4 addresses; anything else Python's
+``ipaddress`` does not call global (the rest of 2001::/23). Networks listed in
 ``HOOKSTREAM_ALLOWED_NETWORKS`` are allowed whatever the list says (local setups, tests).
 
 Hosts are read the way clients read them: ``2130706433``, ``0177.0.0.1``, ``0x7f.1`` and
 ``127.1`` are all 127.0.0.1 (``inet_aton`` rules, as getaddrinfo and browsers apply them), a
 host whose last label is a number must be such an address, and ``localhost``/``*.localhost``
 are loopback without asking DNS (RFC 6761; curl does the same).
+
+Internationalised names: the delivery client (pyreqwest, Rust's ``url`` crate, like browsers)
+maps a host with UTS-46, non-transitional, and looks up the ASCII result. Python's own ``idna``
+codec (used by ``str.encode("idna")`` and by ``getaddrinfo`` given a str) is IDNA 2003 and maps
+some names to *another* domain (``straße`` -> ``strasse``, not ``xn--strae-oqa``). So hosts are
+canonicalised with the ``idna`` package (UTS-46 + IDNA 2008), names the two standards read
+differently are refused (``Reason.IDNA_AMBIGUOUS``), and ``check_client_agrees`` parses the URL
+with the client's own parser and refuses it unless the client lands on the very host checked.
 """
 
 from __future__ import annotations
