@@ -11,8 +11,9 @@ Refused addresses (Svix's list and the IANA special-purpose registries): IPv4 0/
 100.64/10, 127/8, 169.254/16, 172.16/12, 192.0.0/24, 192.0.2/24, 192.88.99/24, 192.168/16,
 198.18/15, 198.51.100/24, 203.0.113/24, 224/4, 240/4 and broadcast; IPv6 ::, ::1, fe80::/10,
 fec0::/10, fc00::/7, ff00::/8, 2001:db8::/32, 3fff::/20, 100::/64, 100:0:0:1::/64,
-64:ff9b:1::/48, 5f00::/16, 2001:2::/48, ::ffff:0:0:0/96 (IPv4-translated), and the IPv4-mapped,
-IPv4-compatible, 6to4, NAT64 and Teredo forms of refused IPv4 addresses; anything else Python's
+64:ff9b:1::/48, 5f00::/16, 2001:2::/48, ::ffff:0:0/96 (IPv4-mapped) and ::ffff:0:0:0/96
+(IPv4-translated) whole, and the IPv4-compatible, 6to4, NAT64 and Teredo forms of refused IPv4
+addresses; anything else Python's
 ``ipaddress`` does not call global (the rest of 2001::/23). Networks listed in
 ``HOOKSTREAM_ALLOWED_NETWORKS`` are allowed whatever the list says (local setups, tests).
 
@@ -209,6 +210,11 @@ def _check_v6(addr: ipaddress.IPv6Address, settings: Settings) -> None:
     if embedded:
         for form, v4 in embedded:
             _check_v4(v4, settings, shown=str(addr), form=form, outer=addr)
+        v4 = embedded[0][1]
+        if addr in _MAPPED and not _allowed(v4, settings):
+            # IANA: not globally reachable. A socket given it connects to v4 over IPv4, so even a
+            # public one is refused: the endpoint can use v4 itself.
+            raise _refuse(Reason.RESERVED, str(addr), _MAPPED, addr, "ipv4-mapped", v4)
         return  # an encoding of acceptable IPv4 addresses is as good as they are
     if not addr.is_global:
         raise _refuse(Reason.RESERVED, str(addr), "not globally routable", addr, None)

@@ -182,7 +182,7 @@ def test_refusal_of_a_name_says_what_it_resolved_to():
         ("https://HOOKS.example.com:8443/x", "https://hooks.example.com:8443/x"),
         ("https://dual.example.com/", None),
         ("https://[2606:4700:4700::1111]/", None),
-        ("https://[::ffff:8.8.8.8]/", "https://[::ffff:808:808]/"),  # mapped form of a public address
+        ("https://[0:0:0:0:0:0:808:808]/", "https://[::808:808]/"),  # compatible form of a public address
         ("https://[2002:808:808::1]/", None),  # 6to4 of a public address
         ("https://[64:ff9b::808:808]/", None),  # NAT64 of a public address
         ("https://hooks.example.com:443", "https://hooks.example.com/"),
@@ -314,6 +314,8 @@ def test_a_url_the_client_reads_differently_is_refused():
     [
         ("::ffff:0:a00:1", Reason.RESERVED, "ipv4-translated"),  # ::ffff:0:10.0.0.1
         ("::ffff:0:808:808", Reason.RESERVED, "ipv4-translated"),  # even of a public address
+        ("::ffff:8.8.8.8", Reason.RESERVED, "ipv4-mapped"),  # IANA: not globally reachable, even of a public address
+        ("::ffff:169.254.169.254", Reason.LINK_LOCAL, "ipv4-mapped"),  # the embedded address's reason first
         ("192.88.99.1", Reason.RESERVED, None),  # deprecated 6to4 relay anycast
         ("3fff::1", Reason.DOCUMENTATION, None),
         ("3fff:fff:ffff::1", Reason.DOCUMENTATION, None),
