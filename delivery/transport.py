@@ -20,15 +20,15 @@ Why pyreqwest can be made sound here
   connect only to the address that was checked, while TLS still verifies the certificate against
   the host name. A client serves one (scheme, host, port) only and is rebuilt, re-resolving and
   re-checking, after ``dns_ttl`` seconds (60 by default). An IP literal in the URL is checked as
-  it is and needs no resolution.
+  it is and needs no resolution. A refusal is cached for the same TTL, so a bad endpoint does not
+  hammer the resolver; it surfaces as ``UnsafeURLError`` (a connection failure to the classifier).
 - The pin must be keyed on the very name the client looks up, since reqwest resolves any name it
   has no pin for itself, unchecked. ``_target`` reads the URL with pyreqwest's own parser (Rust's
   ``url``: UTS-46 host mapping, so ``bücher`` is ``xn--bcher-kva``), requires that host to be
   the canonical one ``parse_url`` computes (which refuses names IDNA 2003 would read as another
   domain), and pins exactly that string; the resolver is given that ASCII name only (a str
-  would make getaddrinfo apply IDNA 2003). A URL on which they disagree is refused. Ports
-  outside ``HOOKSTREAM_ALLOWED_PORTS`` are refused before any lookup. A refusal is cached for the same TTL, so a bad endpoint does not
-  hammer the resolver; it surfaces as ``UnsafeURLError`` (a connection failure to the classifier).
+  would make getaddrinfo apply IDNA 2003). A URL on which they disagree is refused, as is a port
+  outside ``HOOKSTREAM_ALLOWED_PORTS``, before any lookup.
 - Response bodies are streamed and read once, at most ``READ_BYTES`` (64 KiB, also the client's
   read-ahead limit); the first ``EXCERPT_BYTES`` are kept for the attempt log. A receiver that
   sends more only loses its keep-alive connection, never our memory.
@@ -123,6 +123,7 @@ def _parse_target(url: str) -> _Target | UnsafeURLError:
         parsed = parse_url(url)
         host, port = check_client_agrees(url, parsed)
     except UnsafeURLError as exc:
+        log.warning("refusing to deliver to a URL: %s", exc)  # once per URL; the message never holds its path
         return exc
     return _Target(parsed.scheme, host, port, parsed.literal)
 

@@ -324,8 +324,10 @@ def parse_url(url: str) -> ParsedURL:
         raise bad(Reason.MALFORMED, "contains a backslash (clients disagree on what it means)")
     try:
         parts = urlsplit(url)
-    except ValueError as exc:
-        raise bad(Reason.MALFORMED, f"cannot be parsed ({exc})") from None
+    except ValueError:
+        # not urlsplit's message: it can quote the netloc, credentials included
+        raise bad(Reason.MALFORMED, "cannot be parsed (a malformed [IPv6] host, or a host with characters "
+                                    "that normalise to /, ?, #, @ or :)") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         shown = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"

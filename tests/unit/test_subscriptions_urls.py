@@ -357,3 +357,17 @@ def test_a_default_port_is_checked_too():
     only = Settings.from_env({"HOOKSTREAM_ALLOWED_PORTS": "8443", "HOOKSTREAM_ALLOW_HTTP": "1"})
     with pytest.raises(UnsafeURLError, match="port 80 is not allowed"):
         check_url("http://hooks.example.com/", only, resolver=fake_resolver)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:s3cret@hooks.example.com/",
+        "https://user:s3cret\uff03x@hooks.example.com/",  # urlsplit's own error would quote the netloc
+        "https://user:s3cret\uff20hooks.example.com/",  # full-width @
+    ],
+)
+def test_a_refusal_never_quotes_credentials(url):
+    with pytest.raises(UnsafeURLError) as caught:
+        check_url(url, S, resolver=fake_resolver)
+    assert "s3cret" not in str(caught.value)
