@@ -37,6 +37,7 @@ IDN_CASES: list[tuple[str, str | Reason]] = [
     ("a\u0627.invalid", Reason.MALFORMED),  # bidi: right-to-left character in a left-to-right label
     ("1a.\u0627\u0644\u0639\u0631\u0628\u064a\u0629", Reason.MALFORMED),  # bidi rule across the name
     ("b\u00fccher..invalid", Reason.MALFORMED),  # empty label
+    ("a..\u0627\u0644\u0639\u0631\u0628\u064a\u0629", Reason.MALFORMED),  # empty label in a right-to-left name
 ]
 
 

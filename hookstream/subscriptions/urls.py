@@ -400,6 +400,8 @@ def canonical_domain(host: str) -> str:
 
     try:
         labels = idna.uts46_remap(host, std3_rules=False, transitional=False).removesuffix(".").split(".")
+        if "" in labels:
+            raise bad(Reason.MALFORMED, "is not a valid domain name (an empty label)")
         ascii_labels = [
             label if label.isascii() and not label.startswith("xn--") else idna.alabel(label).decode("ascii")
             for label in labels
@@ -408,7 +410,7 @@ def canonical_domain(host: str) -> str:
         if any(unicodedata.bidirectional(c) in ("R", "AL", "AN") for label in unicode_labels for c in label):
             for label in unicode_labels:  # RFC 5893: in a name with a right-to-left label, every label
                 idna.check_bidi(label, check_ltr=True)
-    except (idna.IDNAError, UnicodeError) as exc:
+    except ValueError as exc:  # idna.IDNAError is a UnicodeError, a ValueError
         raise bad(Reason.MALFORMED, f"is not a valid internationalised domain name ({exc})") from None
     canonical = ".".join(ascii_labels)
     legacy = _idna2003(host)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from hookstream.errors import ValidationError
 from hookstream.settings import Settings
@@ -371,3 +373,25 @@ def test_a_refusal_never_quotes_credentials(url):
     with pytest.raises(UnsafeURLError) as caught:
         check_url(url, S, resolver=fake_resolver)
     assert "s3cret" not in str(caught.value)
+
+
+# Characters that trip IDNA up: deviations (ß ς ZWJ ZWNJ), dots of other scripts, case and
+# compatibility mappings, right-to-left letters and digits, combining marks, invisible ones, emoji.
+_TRICKY = "abz09-_.\u00fc\u00df\u03c2\u03c3\u03a3\u200d\u200c\u0627\u0644\u05d0\u0430\u0440\uff0e\u3002\uff61\u24db\uff21\u0301\ufb00\u0130\u01c5\u00ad\u0131\u0661\u06f1\u65e5\U0001f600\u2060\ufeff"
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(
+    label=st.text(alphabet=_TRICKY, min_size=1, max_size=12),
+    suffix=st.sampled_from([".invalid", ".invalid.", "", ".\u0627\u0644"]),
+)
+def test_every_host_is_refused_cleanly_or_is_the_host_the_client_connects_to(label, suffix):
+    url = f"https://{label}{suffix}/"
+    try:
+        parsed = parse_url(url)
+    except UnsafeURLError as exc:
+        assert str(exc).startswith("url: ") and "\n" not in str(exc)
+        return
+    assert parsed.url.isascii()
+    assert client_host(url)[0].removesuffix(".") == parsed.host  # the raw URL, as an old subscription holds it
+    assert parse_url(parsed.url) == parsed
