@@ -305,6 +305,14 @@ def _why(exc: BaseException) -> str:
     return exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
 
 
+def canonical_url(url: str) -> str:
+    """``url`` in its canonical form, or as it is when it no longer passes the syntax rules."""
+    try:
+        return parse_url(url).url
+    except UnsafeURLError:
+        return url
+
+
 def parse_url(url: str) -> ParsedURL:
     """The syntax rules (no settings, no DNS) and the canonical form of ``url``.
 
