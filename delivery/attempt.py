@@ -288,8 +288,9 @@ class Deliverer:
             return self._skip(record, now, now + self.schedule.delays[0], "endpoint_busy")
         breaker = self.breakers[sub.id]
         probe = breaker.state is not BreakerState.CLOSED
-        if not breaker.allow(now):
-            return self._skip(record, now, breaker.reopen_at, "breaker_open")
+        tried = record.attempt > 0  # the better probe: see delivery.breaker
+        if not breaker.allow(now, tried):
+            return self._skip(record, now, breaker.retry_at(now, tried), "breaker_open")
         if gate.admitted == 0:
             gate.progress_at = now
         gate.admitted += 1

@@ -33,10 +33,8 @@ first retry delay. The price: an endpoint that is down is shed after one window 
 (two at most with the default schedule), and the worker's per-endpoint gates
 (``delivery.attempt.Limits``) bound what a hung one can hold.
 
-Known limit: an endpoint that fails every first attempt can still open when its traffic jumps
-(a burst of first attempts on top of a window already spanned); its probe is then the first
-record after the pause, often a first attempt again, so recovery may take a few pauses. Nothing
-is lost meanwhile (skipped records keep their attempts).
+An endpoint that fails every first attempt can still open when its traffic jumps (a burst of
+first attempts on top of a window already spanned); the probe rule below is what closes it again.
 
 While the breaker is not letting attempts through, ``allow`` answers False and the caller
 reschedules the record *without* counting an attempt: a skipped attempt was never made, so it
@@ -45,6 +43,12 @@ must not push the message towards the dead-letter topic. ``reopen_at`` says when
 Only retryable failures (timeouts, connection errors, 5xx, 429) count against the endpoint. A
 4xx or 3xx answer means the endpoint is up and answering quickly, which is all the breaker cares
 about; those messages are dead-lettered on their own account.
+
+The probe is preferably a record that was attempted before (``allow(now, tried=True)``): a
+first attempt waits ``PROBE_WAIT_SHARE`` of the pause longer. An endpoint that fails every first
+attempt (or every attempt but the n-th) answers a retried record's probe and closes; one that is
+down fails either; the old breaker took its probes from fresh records, which such an endpoint
+always failed, so its pause only grew.
 
 Reports that arrive while OPEN come from attempts started before it opened; they describe the
 past and are ignored. In HALF_OPEN the first report decides. A probe whose result never comes
@@ -68,6 +72,11 @@ from delivery.outcome import Outcome, RetryLater
 from hookstream.errors import ConfigError
 
 __all__ = ["BreakerConfig", "BreakerState", "CircuitBreaker", "EndpointBreakers"]
+
+# After the pause, a first attempt waits this share of it for a record that was attempted before
+# to be the probe (the records skipped while open come back spread over the schedule's +-20%
+# jitter of the pause, so this covers most of them)
+PROBE_WAIT_SHARE = 0.25
 
 
 class BreakerState(enum.IntEnum):
@@ -162,16 +171,30 @@ class CircuitBreaker:
             return self._probe_started + self.config.probe_timeout
         return None
 
-    def allow(self, now: float) -> bool:
-        """May an attempt be made now? True at most once per pause while not closed: the probe."""
+    def allow(self, now: float, tried: bool = False) -> bool:
+        """May an attempt be made now? True at most once per pause while not closed: the probe.
+        ``tried``: the record was attempted before. For ``probe_wait`` after the pause only such
+        a record may probe; a first attempt may once that has passed."""
         if self._state is BreakerState.CLOSED:
             return True
         self._last = now
         if now < self.reopen_at:
             return False
+        if self._state is BreakerState.OPEN and not tried and now < self.reopen_at + self._probe_wait():
+            return False
         self._state = BreakerState.HALF_OPEN
         self._probe_started = now
         return True
+
+    def retry_at(self, now: float, tried: bool = False) -> float:
+        """When a record ``allow`` turned away should come back."""
+        at = self.reopen_at or now
+        if self._state is BreakerState.OPEN and not tried and now >= at:
+            at += self._probe_wait()  # the pause is over, but a first attempt waits for a retried probe
+        return at
+
+    def _probe_wait(self) -> float:
+        return self._pause * PROBE_WAIT_SHARE
 
     def record_success(self, now: float) -> None:
         if self._state is BreakerState.CLOSED:

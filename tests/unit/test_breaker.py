@@ -144,26 +144,26 @@ def test_an_endpoint_that_is_down_opens_after_a_window() -> None:
 def test_open_breaker_skips_attempts_until_the_pause_has_passed() -> None:
     breaker = _opened()
     assert breaker.reopen_at == T0 + 30.0
-    assert not breaker.allow(T0)
-    assert not breaker.allow(T0 + 29.999)
-    assert breaker.allow(T0 + 30.0)
+    assert not breaker.allow(T0, tried=True)
+    assert not breaker.allow(T0 + 29.999, tried=True)
+    assert breaker.allow(T0 + 30.0, tried=True)
 
 
-def test_the_first_attempt_after_the_pause_is_the_only_probe() -> None:
+def test_the_first_record_allowed_after_the_pause_is_the_only_probe() -> None:
     breaker = _opened()
-    assert breaker.allow(T0 + 30.0)
+    assert breaker.allow(T0 + 30.0, tried=True)
     assert breaker.state is BreakerState.HALF_OPEN
-    assert not breaker.allow(T0 + 30.0)
-    assert not breaker.allow(T0 + 45.0)
+    assert not breaker.allow(T0 + 30.0, tried=True)
+    assert not breaker.allow(T0 + 45.0, tried=True)
 
 
 def test_a_successful_probe_closes_the_breaker_and_empties_the_window() -> None:
     breaker = _opened()
-    breaker.allow(T0 + 30.0)
+    breaker.allow(T0 + 30.0, tried=True)
     breaker.record_success(T0 + 30.5)
     assert breaker.state is BreakerState.CLOSED
     assert breaker.window_counts == (0, 0)
-    assert breaker.allow(T0 + 31.0)
+    assert breaker.allow(T0 + 31.0, tried=True)
     # the records it skipped come back as first attempts: a new run must span a window again
     _feed(breaker, "x" * 100, T0 + 31.0, T0 + 40.0)
     assert breaker.state is BreakerState.CLOSED
@@ -171,12 +171,12 @@ def test_a_successful_probe_closes_the_breaker_and_empties_the_window() -> None:
 
 def test_a_failed_probe_reopens_with_a_longer_pause() -> None:
     breaker = _opened()
-    breaker.allow(T0 + 30.0)
+    breaker.allow(T0 + 30.0, tried=True)
     breaker.record_failure(T0 + 31.0)
     assert breaker.state is BreakerState.OPEN
     assert breaker.reopen_at == T0 + 31.0 + 60.0
-    assert not breaker.allow(T0 + 90.0)
-    assert breaker.allow(T0 + 91.0)
+    assert not breaker.allow(T0 + 90.0, tried=True)
+    assert breaker.allow(T0 + 91.0, tried=True)
 
 
 def test_the_pause_grows_up_to_its_cap() -> None:
@@ -184,7 +184,7 @@ def test_the_pause_grows_up_to_its_cap() -> None:
     pauses = []
     for _ in range(4):
         now = breaker.reopen_at
-        assert breaker.allow(now)
+        assert breaker.allow(now, tried=True)
         breaker.record_failure(now)
         pauses.append(breaker.reopen_at - now)
     assert pauses == [60.0, 100.0, 100.0, 100.0]
@@ -192,9 +192,9 @@ def test_the_pause_grows_up_to_its_cap() -> None:
 
 def test_the_pause_goes_back_to_its_base_after_the_breaker_closed() -> None:
     breaker = _opened()
-    breaker.allow(T0 + 30.0)
+    breaker.allow(T0 + 30.0, tried=True)
     breaker.record_failure(T0 + 30.0)  # pause now 60 s
-    breaker.allow(T0 + 90.0)
+    breaker.allow(T0 + 90.0, tried=True)
     breaker.record_success(T0 + 90.0)
     _feed(breaker, "x" * 10, T0 + 100.0, T0 + 100.0 + WINDOW)
     assert breaker.reopen_at == T0 + 100.0 + WINDOW + 30.0
@@ -202,11 +202,33 @@ def test_the_pause_goes_back_to_its_base_after_the_breaker_closed() -> None:
 
 def test_a_probe_that_never_reports_is_given_up_after_the_probe_timeout() -> None:
     breaker = _opened()
-    assert breaker.allow(T0 + 30.0)
+    assert breaker.allow(T0 + 30.0, tried=True)
     assert breaker.reopen_at == T0 + 30.0 + 60.0
-    assert not breaker.allow(T0 + 30.0 + 59.0)
-    assert breaker.allow(T0 + 30.0 + 60.0)
+    assert not breaker.allow(T0 + 30.0 + 59.0, tried=True)
+    assert breaker.allow(T0 + 30.0 + 60.0, tried=True)
     assert breaker.state is BreakerState.HALF_OPEN
+
+
+def test_a_first_attempt_waits_a_little_for_a_retried_record_to_probe() -> None:
+    """An endpoint failing every first attempt fails a fresh probe; a retried record's probe
+    tells whether it is up. A first attempt may probe once a quarter of the pause has passed."""
+    breaker = _opened()
+    wait = 30.0 * breaker_module.PROBE_WAIT_SHARE
+    assert not breaker.allow(T0 + 30.0)
+    assert breaker.retry_at(T0 + 30.0) == T0 + 30.0 + wait  # it comes back after the wait, not at once
+    assert breaker.retry_at(T0 + 10.0) == T0 + 30.0  # (before the pause is over: the pause)
+    assert breaker.retry_at(T0 + 30.0, tried=True) == T0 + 30.0
+    assert not breaker.allow(T0 + 30.0 + wait - 0.01)
+    assert breaker.allow(T0 + 30.0 + 1.0, tried=True)
+    assert breaker.state is BreakerState.HALF_OPEN
+
+
+def test_without_a_retried_record_a_first_attempt_probes_after_the_wait() -> None:
+    breaker = _opened()
+    assert breaker.allow(T0 + 30.0 + 30.0 * breaker_module.PROBE_WAIT_SHARE)
+    assert breaker.state is BreakerState.HALF_OPEN
+    breaker.record_failure(T0 + 40.0)  # the wait grows with the pause
+    assert breaker.retry_at(T0 + 40.0 + 60.0) == T0 + 40.0 + 60.0 + 60.0 * breaker_module.PROBE_WAIT_SHARE
 
 
 def test_reports_from_before_it_opened_are_ignored_while_open() -> None:
@@ -237,7 +259,7 @@ def test_any_answer_that_is_not_retryable_shows_the_endpoint_is_up(answer) -> No
 
 def test_a_probe_answered_with_4xx_closes_the_breaker() -> None:
     breaker = _opened()
-    breaker.allow(T0 + 30.0)
+    breaker.allow(T0 + 30.0, tried=True)
     breaker.record(GiveUp(GiveUpReason.CLIENT_ERROR, 400), T0 + 30.0)
     assert breaker.state is BreakerState.CLOSED
 

@@ -551,3 +551,20 @@ def test_the_worker_refuses_a_port_outside_the_allowed_ports():
     code, reason = endpoint_refusal(dataclasses.replace(sub(), url="https://hooks.example.com:8443/in"), only_443)
     assert code == "url_refused" and "HOOKSTREAM_ALLOWED_PORTS=443" in reason
     assert endpoint_refusal(dataclasses.replace(sub(), url="https://hooks.example.com/in"), only_443) is None
+
+
+def test_after_the_pause_a_retried_record_probes_and_a_first_attempt_waits():
+    now = [NOW]
+    d, t = deliverer(lambda *_: HttpResponse(500), breaker=BreakerConfig(min_requests=2, window=1.0, pause=30.0), clock=lambda: now[0])
+    for step in (0.0, 1.0):
+        now[0] = NOW + step
+        run(d.deliver(record()))
+    assert d.breakers["sub_1"].state is BreakerState.OPEN
+    now[0] = NOW + 31.0  # the pause is over
+    fresh = run(d.deliver(record()))
+    assert isinstance(fresh, Retry) and fresh.skipped == "breaker_open"
+    assert fresh.record.due_at >= NOW + 31.0 + 30.0 * 0.25  # back after the wait, not in a tight loop
+    assert len(t.requests) == 2
+    t.handler = lambda *_: HttpResponse(200)  # it accepts a retry
+    probe = run(d.deliver(record(attempt=1)))
+    assert isinstance(probe, Delivered) and d.breakers["sub_1"].state is BreakerState.CLOSED
