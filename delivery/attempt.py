@@ -27,9 +27,14 @@ subscription's records are dropped too, as Svix does, because the owner turned d
 "recover since/until" replays them from the ``deliveries`` topic (retained 7 days) once it is
 enabled again. Both are counted (``hookstream_delivery_dropped_total{reason}``) and logged.
 
-Infrastructure errors are not delivery failures: an exception that is not an HTTP transport
-failure (a bug, a cancelled task) propagates out of ``deliver`` untouched, never counts against
-the endpoint, and the worker stops without committing the record (it is delivered again).
+Whatever the endpoint answers, or fails to, is the attempt's outcome, never an exception: the
+transport raises a ``TransportFailure`` for every failure of the request or the answer (a
+malformed status line, broken framing, a TLS refusal, a timeout) and ``_call`` classifies it,
+so one hostile endpoint cannot stop the worker (README, "Delivery worker", says what each kind
+of bad answer becomes). Infrastructure errors are not delivery failures: an exception that is
+not a transport failure (a bug, a cancelled task, the client closed under a request) propagates
+out of ``deliver`` untouched, never counts against the endpoint, and the worker stops without
+committing the record (it is delivered again).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from typing import Any
 
 from delivery.breaker import BreakerState, EndpointBreakers
 from delivery.envelope import payload
-from delivery.errors import NoValidSecretError
+from delivery.errors import NoValidSecretError, TransportFailure
 from delivery.outcome import GiveUp, Outcome, RetryLater, RetryReason, Success, classify_response
 from delivery.schedule import RetrySchedule
 from delivery.signing import Secret, delivery_headers
@@ -281,8 +286,9 @@ class Deliverer:
             # the address it resolves to now is refused: as good as unreachable (DNS can change back)
             outcome: Outcome = RetryLater(RetryReason.CONNECTION_ERROR)
             error = _short(f"refused address: {exc}")
-        except Exception as exc:
-            outcome = classify_response(exc)  # raises again what is not a transport failure
+        except TransportFailure as exc:
+            # the endpoint's failure, however it broke (delivery.transport translated it)
+            outcome = classify_response(exc)
             error = _describe(exc, sub.url)
         else:
             status, excerpt = response.status, response.excerpt

@@ -12,6 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from delivery.attempt import DeadLetter, Delivered, Deliverer, Dropped, Limits, Retry
 from delivery.breaker import BreakerConfig, EndpointBreakers
+from delivery.errors import EndpointUnreachable
 from delivery.outcome import RetryReason
 from delivery.schedule import RetrySchedule
 from delivery.transport import HttpResponse, MockTransport
@@ -144,7 +145,7 @@ def test_410_gone_asks_to_disable_the_endpoint():
 
 def test_a_transport_failure_is_retried_and_described_without_the_url():
     def refuse(url, *_):
-        raise ConnectionRefusedError(f"cannot connect to {url}")
+        raise EndpointUnreachable(f"cannot connect to {url}")
 
     d, _ = deliverer(refuse)
     decision = run(d.deliver(record()))
