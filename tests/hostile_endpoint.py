@@ -13,6 +13,7 @@ requests per mode (written by the endpoint's thread only). The self-signed TLS m
 from __future__ import annotations
 
 import asyncio
+import math
 import contextlib
 import shutil
 import ssl
@@ -196,3 +197,45 @@ def self_signed_context(directory: Path) -> ssl.SSLContext | None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     return context
+
+
+PROTOCOL, CONNECTION, TLS = "protocol_error", "connection_error", "tls_error"
+
+# What a sound sender makes of each mode: ("success" or the retry reason, the HTTP status the
+# attempt keeps, the Retry-After it honours in seconds).
+EXPECTED: dict[str, tuple[str, int | None, float | None]] = {
+    CONTROL: ("success", 200, None),
+    "status_line_garbage": (PROTOCOL, None, None),
+    "status_line_binary": (PROTOCOL, None, None),
+    "status_0": (PROTOCOL, None, None),
+    "status_99": (PROTOCOL, None, None),
+    "status_600": (PROTOCOL, 600, None),  # hyper passes 600-999 on; no HTTP status all the same
+    "status_999": (PROTOCOL, 999, None),
+    "status_1000": (PROTOCOL, None, None),
+    "status_word": (PROTOCOL, None, None),
+    "truncated_body": (PROTOCOL, None, None),  # the body breaks while read ahead: no status handed over
+    "truncated_body_500": (PROTOCOL, None, None),
+    "chunked_bad_size": (PROTOCOL, None, None),
+    "chunked_cut": (PROTOCOL, None, None),
+    "content_length_conflict": (PROTOCOL, None, None),
+    "content_length_garbage": (PROTOCOL, None, None),
+    "header_huge": (PROTOCOL, None, None),
+    "header_no_colon": (PROTOCOL, None, None),
+    # no decoding asked for or done: a broken compressed body is raw bytes, the status decides
+    "gzip_broken": ("success", 200, None),
+    "br_broken": ("success", 200, None),
+    "zstd_broken": ("success", 200, None),
+    "deflate_broken": ("success", 200, None),
+    "gzip_broken_503": ("server_error", 503, 7.0),
+    # a Retry-After that is not text, or not a delay, is ignored; the status still decides
+    "retry_after_latin1": ("server_error", 503, None),
+    "retry_after_utf8_digits": ("rate_limited", 429, None),
+    "retry_after_garbage": ("rate_limited", 429, None),
+    "retry_after_huge": ("server_error", 503, math.inf),  # capped by the schedule
+    "header_invalid_utf8": ("success", 200, None),
+    "closed_before_status": (CONNECTION, None, None),
+    "closed_after_status": (CONNECTION, None, None),
+    "closed_mid_headers": (CONNECTION, None, None),
+    "tls_garbage": (TLS, None, None),
+    "tls_self_signed": (TLS, None, None),
+}
