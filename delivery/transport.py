@@ -12,7 +12,7 @@ handler raises hookstream's errors to stand for a failure); the worker uses
 Bad answers, and what they become
 ---------------------------------
 - A status line, a status outside 100-999, a header (malformed, conflicting ``Content-Length``,
-  over hyper's size limit), chunked framing or a body shorter than announced that is not HTTP:
+  over the client's size limit), chunked framing or a body shorter than announced that is not HTTP:
   ``EndpointProtocolError``. The body is read ahead while the answer is received, so a body
   that breaks takes the status with it: the client hands over no status, and the attempt is a
   ``protocol_error`` whatever the status line said (retried; the ``webhook-id`` lets a receiver

@@ -76,6 +76,7 @@ ANSWERS = {mode: _closing(answer) for mode, answer in ANSWERS.items()}
 class HostileEndpoint:
     def __init__(self) -> None:
         self.hits: dict[str, int] = {}
+        self.heads: dict[str, bytes] = {}  # mode -> the head of the last request to it
         self.port = 0
         self.tls_ports: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -140,7 +141,8 @@ class HostileEndpoint:
 
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            mode = await _read_request(reader)
+            mode, head = await _read_request(reader)
+            self.heads[mode] = head
             self.hits[mode] = self.hits.get(mode, 0) + 1
             answer = ANSWERS.get(mode, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
             if answer is not None:
@@ -168,8 +170,8 @@ class HostileEndpoint:
                 await asyncio.wait_for(writer.wait_closed(), 2)
 
 
-async def _read_request(reader: asyncio.StreamReader) -> str:
-    """Read one request whole; its path (without the slash) names the mode."""
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, bytes]:
+    """Read one request whole: its path (without the slash) names the mode; and its head."""
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     lines = head.decode("latin-1").split("\r\n")
     length = 0
@@ -179,7 +181,7 @@ async def _read_request(reader: asyncio.StreamReader) -> str:
             length = int(value.strip())
     if length:
         await asyncio.wait_for(reader.readexactly(length), 10)
-    return lines[0].split(" ")[1].lstrip("/").split("?")[0]
+    return lines[0].split(" ")[1].lstrip("/").split("?")[0], head
 
 
 def self_signed_context(directory: Path) -> ssl.SSLContext | None:

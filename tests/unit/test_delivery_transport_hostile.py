@@ -137,6 +137,14 @@ async def test_the_deliverer_turns_every_answer_into_a_decision(endpoint, mode):
         assert report.error and report.error.startswith("Endpoint") and url not in report.error
 
 
+async def test_no_compression_is_asked_for(endpoint):
+    transport = PyreqwestTransport(LOCAL)
+    assert (await transport.post(endpoint.url("ok"), b"{}", {})).status == 200
+    await transport.close()
+    head = endpoint.heads["ok"].lower()
+    assert head.startswith(b"post /ok ") and b"accept-encoding" not in head
+
+
 async def test_a_name_that_does_not_resolve_is_unreachable():
     async def no_such_host(host, port):
         raise OSError(-2, "Name or service not known")
