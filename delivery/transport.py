@@ -319,8 +319,8 @@ def translate_error(exc: PyreqwestError, url: str) -> TransportFailure | Transpo
     """pyreqwest's exception -> hookstream's, with a one-line message naming the innermost cause.
 
     A panic inside the client counts as the endpoint's protocol error: only the bytes it sent
-    differ between this attempt and the thousands that worked, and a raise would kill the worker
-    on the same record after every restart.
+    differ between this attempt and the thousands that worked, so it is not our bug to report
+    (as ``internal_error``) but the endpoint's answer to retry and, at last, dead-letter.
     """
     message = _one_line(_cause(exc), url)
     if isinstance(exc, (BuilderError, ClientClosedError)):

@@ -85,6 +85,8 @@ def test_hostile_endpoints_are_classified_and_the_healthy_tenant_gets_everything
         assert listed[hostile_records[mode].delivery_id] == ("dead" if mode in failing else "succeeded"), mode
     assert all(listed[r.delivery_id] == "succeeded" for r in healthy_records)
 
+    # nothing was blamed on the worker itself
+    assert 'reason="internal_error"' not in metrics
     # the new reasons reach the retries metric the dashboard reads
     for reason in ("protocol_error", "connection_error") + (("tls_error",) if any(m in TLS_MODES for m in modes) else ()):
         assert f'reason="{reason}",tenant_id="tenant_a"' in metrics, reason

@@ -8,6 +8,7 @@ into a decision with the expected reason, and never raises.
 from __future__ import annotations
 
 import math
+import socket
 from datetime import UTC, datetime
 
 import pyreqwest.exceptions as reqwest_errors
@@ -143,6 +144,15 @@ async def test_no_compression_is_asked_for(endpoint):
     await transport.close()
     head = endpoint.heads["ok"].lower()
     assert head.startswith(b"post /ok ") and b"accept-encoding" not in head
+
+
+async def test_a_refused_https_connection_is_unreachable_not_tls():
+    with socket.socket() as sock:  # a port nobody listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        transport = PyreqwestTransport(HTTPS_ONLY)
+        with pytest.raises(EndpointUnreachable):
+            await transport.post(f"https://127.0.0.1:{sock.getsockname()[1]}/", b"{}", {})
+        await transport.close()
 
 
 async def test_a_name_that_does_not_resolve_is_unreachable():
