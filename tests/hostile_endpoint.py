@@ -13,8 +13,8 @@ requests per mode (written by the endpoint's thread only). The self-signed TLS m
 from __future__ import annotations
 
 import asyncio
-import math
 import contextlib
+import math
 import shutil
 import ssl
 import subprocess
@@ -53,6 +53,7 @@ ANSWERS: dict[str, bytes | None] = {
     "retry_after_garbage": b"HTTP/1.1 429 Slow\r\nRetry-After: Mon, 99 Foo 99999999 99:99:99 GMT\r\nContent-Length: 0\r\n\r\n",
     "retry_after_huge": b"HTTP/1.1 503 Busy\r\nRetry-After: " + b"9" * 400 + b"\r\nContent-Length: 0\r\n\r\n",
     "header_invalid_utf8": b"HTTP/1.1 200 OK\r\nX-Name: \xc3\x28\xa0\xa1\r\nContent-Length: 2\r\n\r\nok",
+    "body_nul": b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nok\x00\x00\xff!",
     "closed_before_status": None,
     "closed_after_status": b"HTTP/1.1 200 OK\r\n",
     "closed_mid_headers": b"HTTP/1.1 200 OK\r\nContent-Len",
@@ -235,6 +236,7 @@ EXPECTED: dict[str, tuple[str, int | None, float | None]] = {
     "retry_after_garbage": ("rate_limited", 429, None),
     "retry_after_huge": ("server_error", 503, math.inf),  # capped by the schedule
     "header_invalid_utf8": ("success", 200, None),
+    "body_nul": ("success", 200, None),  # kept in the excerpt; the attempt log replaces the NULs
     "closed_before_status": (CONNECTION, None, None),
     "closed_after_status": (CONNECTION, None, None),
     "closed_mid_headers": (CONNECTION, None, None),
