@@ -16,7 +16,8 @@ from hookstream.errors import ValidationError
 from hookstream.settings import Settings, parse_duration
 from producers._outbox import OutboxRelay, outbox_status
 from producers._publisher import Publisher
-from schemas import Event, validate_event
+from producers._errors import check_size
+from schemas import Event, encode_event, validate_event
 
 outbox_app = typer.Typer(help="The transactional outbox: relay pending events to Kafka.", no_args_is_help=True)
 
@@ -51,6 +52,7 @@ def publish_command(
     settings = Settings.from_env()
     event = Event.new(event_type, tenant, _read_data(data), correlation_id=correlation_id)
     validate_event(event)  # before connecting: bad input fails fast
+    check_size(event.id, event.type, encode_event(event), settings.max_event_bytes)  # so does an event too large
     # librdkafka's own lines (connection refused, ...) would bury the one-line error: critical only
     with Publisher(settings, delivery_timeout=timeout, log_level=2) as publisher:
         delivery = publisher.publish(event, timeout=timeout + 5)
