@@ -77,7 +77,8 @@ def outbox_relay(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     with Publisher(settings, delivery_timeout=60.0) as publisher:
-        relay = OutboxRelay(engine, publisher, batch_size=batch_size, ack_timeout=90.0)
+        relay = OutboxRelay(engine, publisher, batch_size=batch_size, ack_timeout=90.0, on_set_aside=lambda row: typer.echo(
+            f"set aside outbox row {row.seq} (event {row.event_id}), it will not be published: {row.reason}", err=True))
         if once:
             total = relay.drain(stop)
         else:
@@ -88,13 +89,14 @@ def outbox_relay(
 
 @outbox_app.command("status")
 def outbox_status_command(as_json: bool = JsonOption) -> None:
-    """Pending and sent events; exit 0."""
+    """Pending, sent and set-aside events (never to be published: see the outbox's set_aside_reason); exit 0."""
     settings = Settings.from_env()
     engine = make_engine(settings.database_url)
     migrate(engine)
     st = outbox_status(engine)
     if as_json:
-        emit_json({"pending": st.pending, "sent": st.sent, "failing": st.failing, "oldest_pending": st.oldest_pending})
+        emit_json({"pending": st.pending, "sent": st.sent, "failing": st.failing, "set_aside": st.set_aside,
+                   "oldest_pending": st.oldest_pending})
         return
     oldest = f", oldest from {st.oldest_pending.isoformat()}" if st.oldest_pending else ""
-    typer.echo(f"{st.pending} pending ({st.failing} failing){oldest}; {st.sent} sent")
+    typer.echo(f"{st.pending} pending ({st.failing} failing){oldest}; {st.sent} sent; {st.set_aside} set aside")
