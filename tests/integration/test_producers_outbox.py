@@ -18,7 +18,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from confluent_kafka import KafkaError, KafkaException
-from sqlalchemy import Column, MetaData, String, Table, insert, select, update
+from sqlalchemy import Column, MetaData, String, Table, insert, select, text, update
 
 from hookstream.db import Base, make_engine, migrate, session_factory
 from hookstream.topics import ensure_topics
@@ -335,3 +335,19 @@ def test_a_row_produce_refuses_for_good_is_set_aside_and_the_rows_behind_it_go_o
     assert [(e, sent) for e, sent, _, _ in _marked(engine)] == [("so_a", True), ("so_big", False), ("so_c", True)]
     assert outbox_status(engine).set_aside == 1
     publisher.close()
+
+
+def test_rows_written_before_the_set_aside_columns_stay_pending_after_the_upgrade(database_url):
+    from alembic import command
+
+    from hookstream.db import _alembic_config
+
+    engine = make_engine(database_url)
+    command.upgrade(_alembic_config(engine), "0002_outbox")  # an outbox from before 0006
+    with engine.begin() as conn:
+        conn.execute(text("insert into outbox (event_id, event_type, tenant_id, entity_id, payload, created_at, attempts) "
+                          "values ('ev_1', 'sales_order.confirmed', 't', 'so_1', '{}', CURRENT_TIMESTAMP, 0)"))
+    migrate(engine)
+    status = outbox_status(engine)
+    assert (status.pending, status.set_aside) == (1, 0)
+    engine.dispose()
