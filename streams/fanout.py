@@ -57,16 +57,33 @@ def deliveries_for(event: _Event, envelope: dict[str, Any], subscriptions: Itera
     return out
 
 
-def invalid_record(value: bytes | None, reason: str, *, topic: str, partition: int, offset: int, key: bytes | None) -> bytes:
-    """The record set aside on ``events.invalid``: why, where from, and the original bytes."""
-    return orjson.dumps(
-        {
-            "reason": reason,
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "key_b64": base64.b64encode(key).decode() if key is not None else None,
-            "value_b64": base64.b64encode(value).decode() if value is not None else None,
-            "set_aside_at": time.time(),
-        }
-    )
+# Original bytes kept whole on ``events.invalid`` up to this size: base64 makes 512 KiB into 683
+# KiB, which stays under Kafka's default 1 MiB message limit with room for the rest of the record.
+INVALID_VALUE_MAX = 512 * 1024
+EXCERPT_BYTES = 1024  # what a set-aside record keeps of a value larger than that
+
+
+def invalid_record(value: bytes | None, reason: str, *, topic: str, partition: int, offset: int, key: bytes | None,
+                   code: str | None = None) -> bytes:
+    """The record set aside on ``events.invalid``: why, where from, and the original bytes.
+
+    A value over ``INVALID_VALUE_MAX`` would make the record itself too large for the broker:
+    it is kept as ``value_excerpt_b64`` (its first ``EXCERPT_BYTES``) and ``value_bytes``, and the
+    whole is found by its reference (topic, partition, offset) while the topic retains it.
+    """
+    record = {
+        "reason": reason,
+        "code": code,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "key_b64": base64.b64encode(key).decode() if key is not None else None,
+        "value_b64": None,
+        "value_bytes": len(value) if value is not None else None,
+        "set_aside_at": time.time(),
+    }
+    if value is not None and len(value) > INVALID_VALUE_MAX:
+        record["value_excerpt_b64"] = base64.b64encode(value[:EXCERPT_BYTES]).decode()
+    elif value is not None:
+        record["value_b64"] = base64.b64encode(value).decode()
+    return orjson.dumps(record)
