@@ -146,3 +146,35 @@ def test_the_attempt_log_as_the_application_role(app_url, engine):
     with engine.connect() as conn:  # a forgotten filter, bound to acme
         bind_tenant(conn, "acme")
         assert set(conn.execute(text("SELECT tenant_id FROM delivery_attempts")).scalars()) == {"acme"}
+
+
+def test_the_compose_init_script_makes_an_owner_role_that_rls_applies_to(postgres_server, postgres_url):
+    """ops/postgres/initdb/10-app-role.sh, run as the postgres image runs it, against this server."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    url = make_url(postgres_url)
+    role = f"hs_{uuid.uuid4().hex[:10]}"
+    script = Path(__file__).resolve().parents[2] / "ops/postgres/initdb/10-app-role.sh"
+    env = {
+        "PATH": f"{postgres_server.bin}:{os.environ['PATH']}", "PGHOST": url.host, "PGPORT": str(url.port),
+        "POSTGRES_USER": "postgres", "POSTGRES_DB": url.database,
+        "HOOKSTREAM_DB_USER": role, "HOOKSTREAM_DB_PASSWORD": "it's secret",
+    }
+    done = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    e = make_engine(url.set(username=role).render_as_string(hide_password=False))
+    try:
+        migrate(e)  # as the owner, like the application on start
+        with e.begin() as conn:
+            assert conn.execute(text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")).scalar() is False
+            bind_tenant(conn, "acme")
+            conn.execute(text(
+                "INSERT INTO subscriptions (id, tenant_id, url, events, status, headers, secrets, created_at, updated_at, version)"
+                " VALUES ('sub_1', 'acme', 'https://a.example/', '[]', 'active', '{}', '[]', now(), now(), 1)"
+            ))
+        with e.connect() as conn:
+            assert ids(conn) == set()  # unbound: the policy applies to this role
+    finally:
+        e.dispose()
