@@ -100,6 +100,8 @@ def dlq_replay(tenant: Optional[str] = _tenant, subscription: Optional[str] = _s
     settings = Settings.from_env()
     flt = _filter(tenant, subscription, event_type, since, until, reason)
     entries = [d for d in read(settings, since=flt.since) if flt(d)]
+    if flt.all_tenants:
+        typer.echo(ALL_TENANTS, err=as_json)  # stdout stays one JSON document
     if not entries:
         typer.echo("no dead letters match")
         return

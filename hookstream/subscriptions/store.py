@@ -191,6 +191,7 @@ class SubscriptionStore:
         description: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Subscription:
+        validate_tenant(tenant_id)
         changes: dict[str, object] = {}
         if url is not None:
             self._check_url(url)
@@ -240,6 +241,7 @@ class SubscriptionStore:
         grace_seconds: float | None = None,
     ) -> tuple[Subscription, str]:
         """Issue a new secret; the current ones stay valid for the grace window (default from settings)."""
+        validate_tenant(tenant_id)
         new = validate_secret(secret) if secret is not None else generate_secret()
         grace = self.settings.secret_grace_seconds if grace_seconds is None else grace_seconds
         if grace < 0:

@@ -150,6 +150,9 @@ def test_cli_dlq_list_json_and_dry_run(env, cfg, letters):
     assert hidden.returncode == 3 and hidden.stderr == f"error: no dead letter {rows[0]['id']} for tenant acme\n"
     dry = run("dlq", "replay", "--subscription", "sub_a1", "--dry-run")
     assert dry.returncode == 0 and "would replay 2 dead letter(s)" in dry.stdout
+    assert dry.stdout.startswith("all tenants (no --tenant given)\n")
+    scoped = run("dlq", "replay", "--tenant", "globex", "--subscription", "sub_a1", "--dry-run")
+    assert scoped.returncode == 0 and scoped.stdout == "no dead letters match\n"  # sub_a1 is acme's
     refused = run("dlq", "replay", "--subscription", "sub_a1")
     assert refused.returncode == 2 and "--yes" in refused.stderr
     bad = run("dlq", "list", "--since", "yesterday-ish")
