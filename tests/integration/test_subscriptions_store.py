@@ -16,6 +16,7 @@ from hookstream.settings import Settings
 from hookstream.subscriptions.models import Status
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.urls import Reason, UnsafeURLError
+from tests.postgres import as_application_role
 
 PUBLIC = "93.184.215.14"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -39,6 +40,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def store(database_url, tmp_path, clock) -> SubscriptionStore:
+    if database_url.startswith("postgresql"):
+        # as the application connects: an ordinary role, so row-level security applies throughout
+        database_url = as_application_role(database_url)
     settings = Settings(database_url=database_url, state_dir=tmp_path)
     return SubscriptionStore.open(settings, resolver=lambda host, port: [PUBLIC], clock=clock)
 

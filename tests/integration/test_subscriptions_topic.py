@@ -22,6 +22,7 @@ from tests.integration.subscriptions_helpers import (
     public_dns,
     read_records,
 )
+from tests.postgres import as_application_role
 
 pytestmark = pytest.mark.kafka
 
@@ -63,6 +64,9 @@ def test_publish_pending_publishes_nothing_twice(settings, store):
 
 @pytest.fixture
 def any_db_store(settings, database_url) -> tuple:
+    if database_url.startswith("postgresql"):
+        # an ordinary role: publishing must bind itself to all tenants to see any row
+        database_url = as_application_role(database_url)
     settings = dataclasses.replace(settings, database_url=database_url)
     ensure_subscriptions_topic(settings)
     return settings, SubscriptionStore.open(settings, resolver=public_dns)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -21,6 +20,7 @@ from delivery.outcome import Success
 from hookstream.db import bind_all_tenants, bind_tenant, make_engine, migrate
 from hookstream.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
+from tests.postgres import as_application_role
 from tests.unit.test_delivery_attempt_log import _write, rec, report
 
 pytestmark = pytest.mark.postgres
@@ -31,12 +31,7 @@ PUBLIC = "93.184.215.14"
 @pytest.fixture
 def app_url(postgres_url) -> str:
     """The test database, owned by a fresh non-superuser role; a URL connecting as that role."""
-    url = make_url(postgres_url)
-    role = f"app_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(host=url.host, port=url.port, user="postgres", dbname=url.database, autocommit=True) as conn:
-        conn.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS')
-        conn.execute(f'ALTER DATABASE "{url.database}" OWNER TO "{role}"')
-    return url.set(username=role).render_as_string(hide_password=False)
+    return as_application_role(postgres_url)
 
 
 @pytest.fixture
