@@ -22,6 +22,13 @@ Why pyreqwest can be made sound here
   re-checking, after ``dns_ttl`` seconds (60 by default). An IP literal in the URL is checked as
   it is and needs no resolution. A refusal is cached for the same TTL, so a bad endpoint does not
   hammer the resolver; it surfaces as ``UnsafeURLError`` (a connection failure to the classifier).
+- The pin must be keyed on the very name the client looks up, since reqwest resolves any name it
+  has no pin for itself, unchecked. ``_target`` reads the URL with pyreqwest's own parser (Rust's
+  ``url``: UTS-46 host mapping, so ``bücher`` is ``xn--bcher-kva``), requires that host to be
+  the canonical one ``parse_url`` computes (which refuses names IDNA 2003 would read as another
+  domain), and pins exactly that string; the resolver is given that ASCII name only (a str
+  would make getaddrinfo apply IDNA 2003). A URL on which they disagree is refused, as is a port
+  outside ``HOOKSTREAM_ALLOWED_PORTS``, before any lookup.
 - Response bodies are streamed and read once, at most ``READ_BYTES`` (64 KiB, also the client's
   read-ahead limit); the first ``EXCERPT_BYTES`` are kept for the attempt log. A receiver that
   sends more only loses its keep-alive connection, never our memory.
@@ -39,10 +46,9 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from hookstream.settings import Settings
-from hookstream.subscriptions.urls import Reason, UnsafeURLError, check_address
+from hookstream.subscriptions.urls import UnsafeURLError, check_address, check_client_agrees, check_port, parse_url
 
 __all__ = ["EXCERPT_BYTES", "HttpResponse", "MockTransport", "PyreqwestTransport", "Transport"]
 
@@ -93,29 +99,39 @@ class MockTransport:
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Target:
     scheme: str
-    host: str  # lower case, no brackets
+    host: str  # exactly as the client looks it up: ASCII, lower case, trailing dot kept, no brackets
     port: int
     # not part of the identity: ipaddress's __eq__ is slow, and the host says it all
     literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None = dataclasses.field(compare=False, hash=False)
 
 
-@functools.lru_cache(maxsize=4096)
 def _target(url: str) -> _Target:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if scheme not in ("http", "https") or not host:
-        raise UnsafeURLError(Reason.MALFORMED, f"url: {scheme or 'no scheme'}://{host or '?'} cannot be delivered to")
-    port = parts.port or (443 if scheme == "https" else 80)
+    """Where the client will connect for ``url``; ``UnsafeURLError`` when that is not the host checked."""
+    target = _parse_target(url)
+    if isinstance(target, UnsafeURLError):
+        raise target.with_traceback(None)  # cached: a fresh traceback, not one growing on every raise
+    return target
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_target(url: str) -> _Target | UnsafeURLError:
+    """Once per URL (cached, refusals too): the host we check and pin is the host pyreqwest connects
+    to. ``parse_url`` gives the canonical (UTS-46) host and refuses what IDNA 2003 reads otherwise;
+    the client's own parser must land on that same host and port, or the request would go to a
+    name nothing pinned and the client would look it up itself, unchecked."""
     try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    return _Target(scheme, host, port, literal)
+        parsed = parse_url(url)
+        host, port = check_client_agrees(url, parsed)
+    except UnsafeURLError as exc:
+        log.warning("refusing to deliver to a URL: %s", exc)  # once per URL; the message never holds its path
+        return exc
+    return _Target(parsed.scheme, host, port, parsed.literal)
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    # bytes: given a str, getaddrinfo applies Python's IDNA 2003 codec (straße -> strasse);
+    # _Target.host is already the ASCII name the client uses, and a non-ASCII one is refused
+    infos = await asyncio.get_running_loop().getaddrinfo(host.encode("ascii"), port, type=socket.SOCK_STREAM)
     seen: list[str] = []
     for info in infos:
         if info[4][0] not in seen:
@@ -195,6 +211,7 @@ class PyreqwestTransport:
     async def _resolve_and_check(self, target: _Target) -> _Pinned:
         expires = self.clock() + self.dns_ttl
         try:
+            check_port(target.port, self.settings)
             if target.literal is not None:
                 check_address(target.literal, self.settings)
                 return _Pinned(self._build(target, None), None, expires, str(target.literal))

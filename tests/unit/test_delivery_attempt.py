@@ -439,3 +439,27 @@ def test_a_record_after_1000_failed_attempts_stays_small():
     assert rec.attempt == 1000
     assert max(sizes) < len(orjson.dumps(record())) + 8 * 1024
     assert all(len(a.get("error") or "") <= 300 for a in rec.attempts)
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://stra\u00dfe.example/in", "ambiguous"),  # saved before canonical URLs: IDNA 2003 reads strasse
+        ("https://\U0001f4a9.example/in", "not a valid internationalised domain name"),
+        ("https://[::ffff:8.8.8.8]/in", "ipv4-mapped"),
+    ],
+)
+def test_a_saved_url_the_idn_and_address_rules_now_refuse_is_dead_lettered(url, why):
+    d, t = deliverer(lambda *_: HttpResponse(200), dataclasses.replace(sub(), url=url))
+    decision = run(d.deliver(record()))
+    assert isinstance(decision, DeadLetter) and decision.code == "url_refused", decision
+    assert why in decision.reason and t.requests == []
+
+
+def test_the_worker_refuses_a_port_outside_the_allowed_ports():
+    from delivery.attempt import endpoint_refusal
+
+    only_443 = dataclasses.replace(SETTINGS, allowed_ports=((443, 443),))
+    code, reason = endpoint_refusal(dataclasses.replace(sub(), url="https://hooks.example.com:8443/in"), only_443)
+    assert code == "url_refused" and "HOOKSTREAM_ALLOWED_PORTS=443" in reason
+    assert endpoint_refusal(dataclasses.replace(sub(), url="https://hooks.example.com/in"), only_443) is None
