@@ -1,9 +1,29 @@
 """The HTTP transport of delivery attempts: a small interface, pyreqwest behind it, SSRF-safe.
 
 ``Transport.post(url, body, headers)`` returns an ``HttpResponse`` (status, ``Retry-After``,
-a bounded excerpt of the body) or raises the client's own transport error, which
-``delivery.outcome.classify_response`` understands. Tests inject a ``MockTransport``; the worker
-uses ``PyreqwestTransport`` (the fastest sound client measured, see docs/benchmarks.md).
+a bounded excerpt of the body) or raises one of hookstream's transport errors
+(``delivery.errors``: a ``TransportFailure`` is the endpoint's, which
+``delivery.outcome.classify_response`` classifies). ``translate_error`` at the bottom of this
+module is the one place that knows the HTTP client's exceptions: like httpx's ``_exceptions``,
+it raises the mapped error ``from`` the client's. Tests inject a ``MockTransport`` (whose
+handler raises hookstream's errors to stand for a failure); the worker uses
+``PyreqwestTransport`` (the fastest sound client measured, see docs/benchmarks.md).
+
+Bad answers, and what they become
+---------------------------------
+- A status line, a status outside 100-999, a header (malformed, conflicting ``Content-Length``,
+  over the client's size limit), chunked framing or a body shorter than announced that is not HTTP:
+  ``EndpointProtocolError``. The body is read ahead while the answer is received, so a body
+  that breaks takes the status with it: the client hands over no status, and the attempt is a
+  ``protocol_error`` whatever the status line said (retried; the ``webhook-id`` lets a receiver
+  that did take it drop the repeat).
+- Compression: none is asked for and none decoded (``Accept-Encoding`` is not sent), so a
+  ``Content-Encoding`` body, broken or not, is kept as raw bytes and the status decides.
+- A header value that is not text (non-ASCII, invalid UTF-8) is ignored: ``Retry-After`` is
+  then absent and the retry schedule's own delay applies.
+- TLS: a handshake answered with garbage, or a certificate the system roots do not vouch for
+  (self-signed, expired, for another name): ``EndpointTLSError``.
+- Closed before or during the status line and headers, refused, reset, DNS: ``EndpointUnreachable``.
 
 Why pyreqwest can be made sound here
 ------------------------------------
@@ -48,10 +68,27 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
+from pyreqwest.exceptions import (
+    BuilderError,
+    ClientClosedError,
+    ConnectError,
+    NetworkError,
+    PyreqwestError,
+    RequestTimeoutError,
+)
+
+from delivery.errors import (
+    EndpointProtocolError,
+    EndpointTimeout,
+    EndpointTLSError,
+    EndpointUnreachable,
+    TransportFailure,
+    TransportUsageError,
+)
 from hookstream.settings import Settings
 from hookstream.subscriptions.urls import UnsafeURLError, check_address, check_client_agrees, check_port, parse_url
 
-__all__ = ["EXCERPT_BYTES", "HttpResponse", "MockTransport", "PyreqwestTransport", "Transport"]
+__all__ = ["EXCERPT_BYTES", "HttpResponse", "MockTransport", "PyreqwestTransport", "Transport", "translate_error"]
 
 log = logging.getLogger("hookstream.delivery")
 
@@ -172,13 +209,24 @@ class PyreqwestTransport:
         self._next_sweep = 0.0
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpResponse:
+        """POST and read the answer. Raises ``UnsafeURLError`` (refused address), a
+        ``TransportFailure`` (the endpoint's failure, whatever the client raised) or
+        ``TransportUsageError`` (ours); never the client's own exceptions."""
         target = _target(url)
-        client = await self._client_for(target)
+        try:
+            client = await self._client_for(target)
+        except ConnectionError as exc:  # the name does not resolve now
+            raise EndpointUnreachable(_one_line(str(exc), url)) from exc
         request = client.post(url).headers(headers).body_bytes(body).streamed_read_buffer_limit(READ_BYTES).build_streamed()
-        async with request as response:
-            # one read: awaiting pyreqwest costs a thread hop each time, so no loop over chunks
-            excerpt = await response.body_reader.read(READ_BYTES)
-            return HttpResponse(response.status, response.get_header("retry-after"), bytes(excerpt or b"")[:EXCERPT_BYTES])
+        try:
+            # entering reads the status line, the headers and (read-ahead) up to READ_BYTES of
+            # the body: a broken body fails here, before the status reaches us (README: delivery)
+            async with request as response:
+                # one read: awaiting pyreqwest costs a thread hop each time, so no loop over chunks
+                excerpt = await response.body_reader.read(READ_BYTES)
+                return HttpResponse(response.status, _retry_after(response), bytes(excerpt or b"")[:EXCERPT_BYTES])
+        except PyreqwestError as exc:
+            raise translate_error(exc, url) from exc
 
     async def _client_for(self, target: _Target):
         now = self.clock()
@@ -250,6 +298,12 @@ class PyreqwestTransport:
             # per-endpoint gates and in-flight bound are the limits.
             .max_connections(None)
             .pool_max_idle_per_host(self.max_connections)
+            # no Accept-Encoding, no decoding: we keep a 1 KiB excerpt, so decompressing bought
+            # nothing but CPU, bombs and decoder errors hiding the status (README: delivery)
+            .gzip(False)
+            .brotli(False)
+            .zstd(False)
+            .deflate(False)
         )
         if pin is not None:
             builder = builder.resolve(target.host, pin, target.port)
@@ -283,3 +337,57 @@ class PyreqwestTransport:
             if pinned.client is not None:
                 await pinned.client.close()
         self._pinned.clear()
+
+
+# --------------------------------------------------------------------------- error mapping
+# The one place that knows pyreqwest's exceptions (pyreqwest/exceptions/__init__.py):
+#   PyreqwestError > DetailedPyreqwestError > RequestError > TransportError > RequestTimeoutError
+#   (Connect/Read/Write/Pool timeouts) | NetworkError (ConnectError, ReadError, WriteError);
+#   RequestError > DecodeError (BodyDecodeError) | StatusError | RedirectError | ClientClosedError
+#   | RequestPanicError; DetailedPyreqwestError > BuilderError.
+# reqwest reports a TLS failure as a ConnectError whose innermost cause is rustls' message.
+_TLS_WORDS = ("certificate", "tls", "ssl", "handshake", "corrupt message", "fatal alert", "peer is incompatible", "peer misbehaved")
+
+
+def translate_error(exc: PyreqwestError, url: str) -> TransportFailure | TransportUsageError:
+    """pyreqwest's exception -> hookstream's, with a one-line message naming the innermost cause.
+
+    A panic inside the client counts as the endpoint's protocol error: only the bytes it sent
+    differ between this attempt and the thousands that worked, so it is not our bug to report
+    (as ``internal_error``) but the endpoint's answer to retry and, at last, dead-letter.
+    """
+    message = _one_line(_cause(exc), url)
+    if isinstance(exc, (BuilderError, ClientClosedError)):
+        return TransportUsageError(message)
+    if isinstance(exc, RequestTimeoutError):
+        return EndpointTimeout(message)
+    if isinstance(exc, ConnectError) and url[:6].lower() == "https:" and any(w in message.lower() for w in _TLS_WORDS):
+        return EndpointTLSError(message)
+    if isinstance(exc, NetworkError):
+        return EndpointUnreachable(message)
+    # DecodeError (a status line, header or framing that is not HTTP, a truncated body), and the
+    # ones that cannot happen as configured (StatusError, RedirectError) or should not (a panic)
+    return EndpointProtocolError(message)
+
+
+def _cause(exc: PyreqwestError) -> str:
+    """``"error decoding response: invalid HTTP status-code parsed"``: the summary and the root cause."""
+    causes = (getattr(exc, "details", None) or {}).get("causes") or []
+    last = causes[-1].get("message") if causes and isinstance(causes[-1], dict) else None
+    summary = getattr(exc, "message", None) or type(exc).__name__
+    return f"{summary}: {last}" if last and last != summary else summary
+
+
+def _one_line(text: str, url: str) -> str:
+    """No URL (it may carry a token), no line breaks, at most 300 characters."""
+    text = " ".join(text.replace(url, "<url>").split())
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _retry_after(response) -> str | None:
+    """The ``Retry-After`` value, or None when absent or not text (non-ASCII, invalid UTF-8):
+    a header we cannot read is a header we ignore, never a failure of the attempt."""
+    try:
+        return response.get_header("retry-after")
+    except (ValueError, PyreqwestError):
+        return None

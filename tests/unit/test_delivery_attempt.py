@@ -12,6 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from delivery.attempt import DeadLetter, Delivered, Deliverer, Dropped, Limits, Retry
 from delivery.breaker import BreakerConfig, BreakerState, EndpointBreakers
+from delivery.errors import EndpointUnreachable
 from delivery.outcome import RetryReason
 from delivery.schedule import RetrySchedule
 from delivery.transport import HttpResponse, MockTransport
@@ -144,7 +145,7 @@ def test_410_gone_asks_to_disable_the_endpoint():
 
 def test_a_transport_failure_is_retried_and_described_without_the_url():
     def refuse(url, *_):
-        raise ConnectionRefusedError(f"cannot connect to {url}")
+        raise EndpointUnreachable(f"cannot connect to {url}")
 
     d, _ = deliverer(refuse)
     decision = run(d.deliver(record()))
@@ -514,7 +515,7 @@ def test_the_history_keeps_the_first_and_last_attempts_with_a_count_of_the_rest(
 
 def test_a_record_after_1000_failed_attempts_stays_small():
     schedule = RetrySchedule(delays=(1.0,) * 1000, random=lambda: 0.5)
-    transport = MockTransport(lambda *_: (_ for _ in ()).throw(ConnectionResetError("reset " + "x" * 5000)))
+    transport = MockTransport(lambda *_: (_ for _ in ()).throw(EndpointUnreachable("reset " + "x" * 5000)))
     d = Deliverer(dataclasses.replace(SETTINGS, retry_schedule=(1.0,) * 1000), Table(sub()), transport, schedule=schedule,
                   breakers=EndpointBreakers(BreakerConfig(min_requests=10**6)), clock=lambda: NOW)
     rec = record()
