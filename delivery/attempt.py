@@ -28,11 +28,11 @@ subscription's records are dropped too, as Svix does, because the owner turned d
 enabled again. Both are counted (``hookstream_delivery_dropped_total{reason}``) and logged.
 
 Memory: per-endpoint state (the concurrency gate, the decoded signing secrets, the URL and
-header verdicts, the circuit breaker) is made on first use and forgotten when idle (``_sweep``), so a worker that has seen
-100,000 endpoints holds state only for the recent ones. Never while records of the endpoint are
-in flight or waiting for a slot, and never an open breaker before its ``open_ttl``
-(``delivery.breaker`` says why). ``on_forget(endpoint)`` tells the worker, which drops the
-endpoint's metric series with it.
+header verdicts, the circuit breaker) is made on first use and forgotten when idle
+(``_sweep``), so a worker that has seen 100,000 endpoints holds state only for the recent ones.
+Never while records of the endpoint are in flight or waiting for a slot, and never an open
+breaker before its ``open_ttl`` (``delivery.breaker`` says why). ``on_forget(endpoint)`` tells
+the worker, which drops the endpoint's metric series with it.
 
 Records that must never be sent
 -------------------------------

@@ -40,8 +40,8 @@ Why pyreqwest can be made sound here
   connect only to the address that was checked, while TLS still verifies the certificate against
   the host name. A client serves one (scheme, host, port) only and is rebuilt, re-resolving and
   re-checking, after ``dns_ttl`` seconds (60 by default); expired pins are dropped and their
-  clients closed, so the clients held are those of hosts used lately. An IP literal in the URL is checked as
-  it is and needs no resolution. A refusal is cached for the same TTL, so a bad endpoint does not
+  clients closed, so the clients held are those of hosts used lately. An IP literal in the URL
+  is checked as it is and needs no resolution. A refusal is cached for the same TTL, so a bad endpoint does not
   hammer the resolver; it surfaces as ``UnsafeURLError`` (a connection failure to the classifier).
 - The pin must be keyed on the very name the client looks up, since reqwest resolves any name it
   has no pin for itself, unchecked. ``_target`` reads the URL with pyreqwest's own parser (Rust's
