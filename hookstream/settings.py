@@ -112,6 +112,9 @@ class Settings:
     # Serialised event envelopes larger than this are refused at every entry (publishers,
     # outbox, CLI) with a clear error; see DEFAULT_MAX_EVENT_BYTES.
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    # How long the delivery worker's attempt log may stay unwritable (database down, locked)
+    # before the worker gives up and exits non-zero, rather than holding its records silently.
+    attempt_log_max_outage_seconds: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -177,4 +180,9 @@ class Settings:
                     f"HOOKSTREAM_MAX_EVENT_BYTES: {text!r} is not a byte count between 1024 and {MAX_EVENT_BYTES_CEILING}"
                 )
             kw["max_event_bytes"] = int(text)
+        if env.get("HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE"):
+            outage = parse_duration(env["HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE"], name="HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE")
+            if outage <= 0:
+                raise ConfigError("HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE: must be more than 0 (e.g. 5m)")
+            kw["attempt_log_max_outage_seconds"] = outage
         return cls(**kw)

@@ -106,3 +106,15 @@ def test_max_event_bytes_defaults_well_under_the_broker_limit() -> None:
 def test_max_event_bytes_refuses_what_could_not_travel(value: str) -> None:
     with pytest.raises(ConfigError, match="HOOKSTREAM_MAX_EVENT_BYTES"):
         Settings.from_env({"HOOKSTREAM_MAX_EVENT_BYTES": value})
+
+
+def test_attempt_log_max_outage_defaults_to_five_minutes_and_reads_a_duration() -> None:
+    assert Settings.from_env({}).attempt_log_max_outage_seconds == 300.0
+    assert Settings.from_env({"HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE": "90s"}).attempt_log_max_outage_seconds == 90.0
+    assert Settings.from_env({"HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE": "250ms"}).attempt_log_max_outage_seconds == 0.25
+
+
+@pytest.mark.parametrize("value", ["0", "0s", "soon", "-1m"])
+def test_attempt_log_max_outage_refuses_what_is_not_a_positive_duration(value: str) -> None:
+    with pytest.raises(ConfigError, match="HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE"):
+        Settings.from_env({"HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE": value})
