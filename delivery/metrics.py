@@ -28,6 +28,12 @@ hookstream's own operational counters (free to evolve, not on the dashboard):
 - ``hookstream_delivery_endpoint_gone_total{tenant_id,subscription_id}`` 410 Gone answers: the
   receiver asks to be disabled (an operator or automation acts on it; see ``delivery.worker``).
 - ``hookstream_delivery_malformed_total`` records that could not be read, set aside.
+- ``hookstream_attempt_log_rejected_total{reason}`` attempt rows the database refused for good
+  (``data``, ``integrity``, ``encoding``), set aside in ``delivery_attempts_rejected``.
+- ``hookstream_attempt_log_write_errors_total`` failed tries to write the attempt log while the
+  database was unavailable (each retried).
+- ``hookstream_attempt_log_outage_seconds`` how long the attempt log has been unwritable (0 when
+  it is fine); at ``HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE`` the worker stops.
 """
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -57,3 +63,12 @@ GONE = Counter(
     ["tenant_id", "subscription_id"],
 )
 MALFORMED = Counter("hookstream_delivery_malformed_total", "Delivery records that could not be read.")
+ATTEMPT_LOG_REJECTED = Counter(
+    "hookstream_attempt_log_rejected_total", "Attempt rows the database refused, set aside.", ["reason"]
+)
+ATTEMPT_LOG_WRITE_ERRORS = Counter(
+    "hookstream_attempt_log_write_errors_total", "Failed tries to write the attempt log (retried)."
+)
+ATTEMPT_LOG_OUTAGE = Gauge(
+    "hookstream_attempt_log_outage_seconds", "How long the attempt log has been unwritable (0: writable)."
+)

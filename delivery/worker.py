@@ -224,7 +224,7 @@ class Worker:
         from delivery.offsets import PartitionOffsets  # noqa: F401  (imported for the type in parts)
 
         self.loop = asyncio.get_running_loop()
-        self.writer = AttemptLogWriter(self.engine, self.loop).start()
+        self.writer = AttemptLogWriter(self.engine, self.loop, max_outage=self.settings.attempt_log_max_outage_seconds).start()
         self.producer = Producer(producer_config(self.settings, **{"client.id": "hookstream-delivery"}))
         self.consumer = Consumer(
             consumer_config(self.settings, self.group, **{
@@ -312,7 +312,9 @@ class Worker:
     def _check_health(self) -> None:
         self.follower_check()
         if not self.writer.alive:
-            self.fatal = RuntimeError("the attempt-log writer stopped")
+            # AttemptLogUnavailable (one line, exit 1) or a bug; rows not written were never
+            # acknowledged, so their offsets stay uncommitted
+            self.fatal = self.writer.error or RuntimeError("the attempt-log writer stopped")
 
     # ------------------------------------------------------------------ consuming
     def _accept(self, msg) -> None:
