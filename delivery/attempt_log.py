@@ -85,7 +85,7 @@ class AttemptRow(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True)
     delivery_id: Mapped[str] = mapped_column(String(64), index=True)
-    event_id: Mapped[str] = mapped_column(String(128))  # the envelope allows 128 (migration 0006)
+    event_id: Mapped[str] = mapped_column(String(128))  # the envelope allows 128 (migration 0007)
     event_type: Mapped[str] = mapped_column(String(128))
     tenant_id: Mapped[str] = mapped_column(String(128), index=True)
     subscription_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -99,7 +99,7 @@ class AttemptRow(Base):
 
 
 class RejectedAttemptRow(Base):
-    """An attempt row the database refused for good, kept with the reason (migration 0006)."""
+    """An attempt row the database refused for good, kept with the reason (migration 0007)."""
 
     __tablename__ = "delivery_attempts_rejected"
 
@@ -119,10 +119,16 @@ def row_values(record, report, status: str) -> tuple:
     to build and take apart per attempt). ``attempted_at`` stays unix seconds here."""
     return (
         record.delivery_id, record.event_id, record.event_type, record.tenant_id, record.subscription_id,
-        report.attempt, status, report.status, round(report.duration * 1000.0, 3), report.error,
-        report.excerpt.decode("utf-8", "replace")[:EXCERPT_CHARS] if report.excerpt else None,
+        report.attempt, status, report.status, round(report.duration * 1000.0, 3), _text(report.error),
+        _text(report.excerpt.decode("utf-8", "replace")[:EXCERPT_CHARS]) if report.excerpt else None,
         report.at,  # unix seconds; converted in the writer thread
     )
+
+
+def _text(value: str | None) -> str | None:
+    """PostgreSQL text refuses NUL, and an endpoint's body (or what it made the client say) may
+    hold one: a row the database refuses would stall the writer for every endpoint."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
 
 
 class AttemptLogWriter:
@@ -176,8 +182,9 @@ class AttemptLogWriter:
                 if batch:
                     self._write(batch)
         except AttemptLogUnavailable as exc:
-            self.error = exc
-            log.error("%s", exc)
+            self.error = exc  # the owner (the worker) reports it, once, and stops
+            if self._stop.is_set():
+                log.warning("%s", exc)  # nobody is watching any more: say it here
         except BaseException as exc:  # a bug: the worker sees the thread gone and stops with it
             self.error = exc
             log.exception("the attempt-log writer failed")
@@ -295,8 +302,8 @@ class AttemptLogWriter:
         if down >= self.max_outage:
             raise AttemptLogUnavailable(
                 f"the attempt log stayed unwritable for {down:.0f}s (HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE is "
-                f"{self.max_outage:g}s): {_reason(exc)}; stopping, records whose attempts were not written "
-                f"will be delivered again"
+                f"{self.max_outage:g}s): {_reason(exc)}; records whose attempts were not written will be "
+                f"delivered again"
             )
         if self._stop.is_set():
             raise AttemptLogUnavailable(

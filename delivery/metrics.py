@@ -8,13 +8,15 @@ dashboards, ``ops/`` (the Grafana dashboard, the alert rules) and ``tests/monito
 - ``webhook_delivery_duration_seconds{event,tenant_id}`` attempt duration, buckets
   0.1, 0.5, 1, 2, 5, 10 (and +Inf).
 - ``webhook_retries_total{event,tenant_id,reason}`` a retry scheduled after a failed attempt;
-  ``reason``: timeout, server_error, connection_error, rate_limited.
+  ``reason``: timeout, server_error, connection_error, rate_limited, tls_error, protocol_error.
 - ``webhook_delivery_http_status{event,status_code}`` responses by HTTP status: a counter, so
   Prometheus stores it as ``webhook_delivery_http_status_total`` (prometheus_client appends
   ``_total`` to every counter), which is what ``ops/`` queries.
 - ``webhook_dead_letters_total{event,tenant_id,reason}`` records sent to the dead-letter topic;
-  ``reason``: retries_exhausted, client_error, redirect, gone, malformed, no_valid_secret
-  (``unknown`` event and tenant for a record too malformed to name them).
+  ``reason``: retries_exhausted, client_error, redirect, gone, malformed, no_valid_secret,
+  tenant_mismatch (a record naming another tenant's subscription: never sent), url_refused,
+  invalid_header, internal_error (a bug the record triggered), too_large (set aside by
+  reference) (``unknown`` event and tenant for a record too malformed to name them).
 - ``webhook_inflight_requests`` HTTP requests in flight in this worker process.
 - ``webhook_circuit_state{subscription_id}`` circuit breaker per endpoint: 0 closed, 1 open,
   2 half-open.
@@ -34,6 +36,9 @@ hookstream's own operational counters (free to evolve, not on the dashboard):
   database was unavailable (each retried).
 - ``hookstream_attempt_log_outage_seconds`` how long the attempt log has been unwritable (0 when
   it is fine); at ``HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE`` the worker stops.
+- ``hookstream_delivery_internal_errors_total`` records whose handling raised (a bug), dead-lettered.
+- ``hookstream_delivery_worker_failures_total{kind}`` infrastructure errors that stopped the
+  worker (``kafka``, ``attempt_log``).
 """
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -71,4 +76,10 @@ ATTEMPT_LOG_WRITE_ERRORS = Counter(
 )
 ATTEMPT_LOG_OUTAGE = Gauge(
     "hookstream_attempt_log_outage_seconds", "How long the attempt log has been unwritable (0: writable)."
+)
+INTERNAL_ERRORS = Counter(
+    "hookstream_delivery_internal_errors_total", "Records whose handling raised in the worker (dead-lettered as internal_error)."
+)
+WORKER_FAILURES = Counter(
+    "hookstream_delivery_worker_failures_total", "Infrastructure errors that stopped the delivery worker.", ["kind"]
 )

@@ -118,3 +118,19 @@ def test_attempt_log_max_outage_defaults_to_five_minutes_and_reads_a_duration() 
 def test_attempt_log_max_outage_refuses_what_is_not_a_positive_duration(value: str) -> None:
     with pytest.raises(ConfigError, match="HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE"):
         Settings.from_env({"HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE": value})
+
+
+def test_allowed_ports_default_to_any() -> None:
+    assert Settings.from_env({}).allowed_ports == ()
+
+
+def test_allowed_ports_take_ports_and_ranges() -> None:
+    s = Settings.from_env({"HOOKSTREAM_ALLOWED_PORTS": "443, 8443,9000-9099"})
+    assert s.allowed_ports == ((443, 443), (8443, 8443), (9000, 9099))
+
+
+@pytest.mark.parametrize("value", ["https", "0", "65536", "9100-9000", "443-", "1-2-3", "-443"])
+def test_allowed_ports_refuse_what_is_not_a_port(value: str) -> None:
+    with pytest.raises(ConfigError, match="HOOKSTREAM_ALLOWED_PORTS") as err:
+        Settings.from_env({"HOOKSTREAM_ALLOWED_PORTS": value})
+    assert repr(value) in str(err.value) and "\n" not in str(err.value)

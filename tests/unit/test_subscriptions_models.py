@@ -40,3 +40,14 @@ def test_times_are_written_in_utc_with_a_z_and_read_back_equal():
     local = datetime(2026, 11, 28, 13, 0, tzinfo=timezone(timedelta(hours=1)))
     assert format_time(local) == "2026-11-28T12:00:00.000000Z"
     assert parse_time(format_time(local)) == T0 and parse_time("2026-11-28T12:00:00").tzinfo == UTC
+
+
+def test_a_unicode_host_saved_before_canonical_urls_is_read_in_ascii():
+    assert make_sub(url="https://B\u00fccher.example/in").url == "https://xn--bcher-kva.example/in"
+    # a homograph shows as what it is
+    assert make_sub(url="https://\u0440\u0430\u0443\u0440\u0430l.com/").url == "https://xn--l-7sba6dbr.com/"
+
+
+def test_a_saved_url_that_no_longer_passes_is_kept_as_saved_for_delivery_to_refuse():
+    assert make_sub(url="https://stra\u00dfe.example/").url == "https://stra\u00dfe.example/"
+    assert make_sub(url="https://HOOKS.example.com:443").url == "https://HOOKS.example.com:443"  # ASCII: read as saved

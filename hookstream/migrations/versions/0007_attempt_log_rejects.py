@@ -10,7 +10,7 @@ excerpts are ``Text``. SQLite ignores ``VARCHAR`` lengths, so only other databas
 NUL byte on PostgreSQL, a constraint), kept as JSON text (ASCII, every odd character escaped, so
 it is always storable) with the database's reason; see ``delivery.attempt_log``.
 
-Revision ID: 0006_attempt_log_rejects
+Revision ID: 0007_attempt_log_rejects
 Revises: 0004_attempts
 Create Date: 2026-11-29
 """
@@ -18,7 +18,7 @@ Create Date: 2026-11-29
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_attempt_log_rejects"
+revision = "0007_attempt_log_rejects"
 down_revision = "0004_attempts"
 branch_labels = None
 depends_on = None
