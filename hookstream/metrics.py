@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
@@ -45,7 +46,7 @@ def measure_lag(admin: AdminClient, reader: Consumer, topics: list[str], timeout
     tps = [TopicPartition(t, p) for t in topics if t in md for p in md[t].partitions]
     if not tps:
         return {}
-    committed = {(tp.topic, tp.partition): tp.offset for tp in reader.committed(tps, timeout=timeout)}
+    committed = {(tp.topic, tp.partition): tp.offset for tp in _committed(reader, tps, timeout)}
     ends = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=timeout)
     lag = {}
     for tp, fut in ends.items():
@@ -53,6 +54,19 @@ def measure_lag(admin: AdminClient, reader: Consumer, topics: list[str], timeout
         done = committed.get((tp.topic, tp.partition), -1)
         lag[(tp.topic, tp.partition)] = end - done if done >= 0 else end
     return lag
+
+
+def _committed(reader: Consumer, tps: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+    """``reader.committed``, tried again until ``timeout``: a fresh handle's first answer is often
+    "not coordinator" (it has not found the group's coordinator yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return reader.committed(tps, timeout=max(deadline - time.monotonic(), 0.1))
+        except KafkaException:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
 
 
 def committed_reader(settings: Settings, group: str) -> Consumer:

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from delivery.attempt_log import list_deliveries
+from delivery.attempt_log import list_deliveries_all_tenants
 from delivery.worker import group_id
 from hookstream.db import make_engine
 from hookstream.settings import Settings
@@ -58,7 +58,7 @@ def test_a_worker_whose_attempt_log_stays_locked_stops_and_commits_nothing(cfg, 
 
     with worker(env, ["delivery", "worker"], tmp_path / "w2.log") as w2:
         engine = make_engine(cfg.database_url)
-        wait_for(lambda: {d["delivery_id"] for d in list_deliveries(engine)} == want, 60, "the attempts, recorded this time")
+        wait_for(lambda: {d["delivery_id"] for d in list_deliveries_all_tenants(engine)} == want, 60, "the attempts, recorded this time")
         wait_for(lambda: committed_total(cfg) == len(records), 30, "the offsets, committed this time")
         assert w2.stop() == 0, w2.log()[-3000:]
         engine.dispose()

@@ -50,8 +50,8 @@ def ok_row(n: int) -> dict:
 def test_the_writer_works_on_postgresql(pg_engine):
     e = pg_engine
     assert asyncio.run(_write(e, [ok_row(1)])) == [0]
-    assert [(a["attempt"], a["status"]) for a in attempts_of(e, "msg_1")] == [(1, "succeeded")]
-    assert [d["delivery_id"] for d in list_deliveries(e, status="succeeded")] == ["msg_1"]
+    assert [(a["attempt"], a["status"]) for a in attempts_of(e, "msg_1", tenant_id="acme")] == [(1, "succeeded")]
+    assert [d["delivery_id"] for d in list_deliveries(e, tenant_id="acme", status="succeeded")] == ["msg_1"]
 
 
 @pytest.mark.postgres
@@ -61,14 +61,14 @@ def test_an_excerpt_with_nul_bytes_is_stored(pg_engine):
     body = b"\x1f\x8b\x08\x00garbage\x00\xff"
     row = make_row(rec(2), report(1, Success(200), 200, excerpt=body), "succeeded")
     assert asyncio.run(_write(pg_engine, [row])) == [0]
-    (attempt,) = attempts_of(pg_engine, "msg_2")
+    (attempt,) = attempts_of(pg_engine, "msg_2", tenant_id="acme")
     assert attempt["response_excerpt"] == "\x1f\ufffd\x08\ufffdgarbage\ufffd\ufffd"  # NUL and bad UTF-8 alike
 
 
 def test_an_event_id_of_128_characters_is_stored(engine, callbacks):
     long_id = "0" * 120 + "-abcdefg"
     write_batch(engine, callbacks, [dict(ok_row(1), event_id=long_id)])
-    assert [a["event_id"] for a in attempts_of(engine, "msg_1")] == [long_id]
+    assert [a["event_id"] for a in attempts_of(engine, "msg_1", tenant_id="acme")] == [long_id]
 
 
 def test_a_number_out_of_range_is_set_aside_on_both_databases(engine, callbacks):
