@@ -13,16 +13,18 @@ When a batch fails, the error decides what happens:
   PostgreSQL, a constraint; or a value the driver cannot bind): the batch is split in halves
   and each half written again, down to the single rows the database refuses. Each of those is
   *set aside* in ``delivery_attempts_rejected`` (the row as ASCII JSON text, always storable,
-  and the database's one-line reason), counted in ``hookstream_attempt_log_rejected_total`` and
+  and the database's one-line reason; no tenant column, so operators' only: ``rejected_rows``), counted in ``hookstream_attempt_log_rejected_total`` and
   logged; the rest of the batch is written. A set-aside row is durable, so its record's offset
   may be committed. Bisecting costs ~2 log2(n) transactions for one bad row in n, and only then.
 - *the database's fault* (connection lost, database locked, any ``OperationalError``): the
   batch is retried with backoff (0.1 s doubling to 5 s); meanwhile nothing is acknowledged, so
   the worker's in-flight bound stops consumption. ``hookstream_attempt_log_outage_seconds``
   says how long the log has been unwritable. Past ``HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE`` (default
-  5 minutes) the writer gives up with ``AttemptLogUnavailable``: one error line, and the worker
-  stops with exit code 1. The records whose rows were not written were never acknowledged, so
-  their offsets stay uncommitted and the next worker delivers them again.
+  5 minutes) the writer gives up with ``AttemptLogUnavailable`` in ``error``; the worker logs it
+  once and stops with exit code 1. The records whose rows were not written were never
+  acknowledged, so their offsets stay uncommitted and the next worker delivers them again. On
+  SQLite a lock held elsewhere is waited out inside a try for a quarter of that bound (not the
+  engine's 30 s), so the bound holds there too.
 - anything else (a schema the migrations did not create, a bug) is not retried: the writer stops
   at once with the error, and the worker with it.
 
