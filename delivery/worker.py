@@ -88,7 +88,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from delivery import metrics as m
 from delivery.attempt import DeadLetter, Decision, Delivered, Deliverer, Dropped, Limits, Retry
-from delivery.attempt_log import AttemptLogWriter, row_values
+from delivery.attempt_log import AttemptLogUnavailable, AttemptLogWriter, row_values
 from delivery.breaker import BreakerConfig, EndpointBreakers
 from delivery.outcome import RetryReason
 from delivery.transport import PyreqwestTransport, Transport
@@ -311,7 +311,7 @@ class Worker:
         from delivery.offsets import PartitionOffsets  # noqa: F401  (imported for the type in parts)
 
         self.loop = asyncio.get_running_loop()
-        self.writer = AttemptLogWriter(self.engine, self.loop).start()
+        self.writer = AttemptLogWriter(self.engine, self.loop, max_outage=self.settings.attempt_log_max_outage_seconds).start()
         self.producer = Producer(self.producer_config)
         self.consumer = Consumer(
             consumer_config(self.settings, self.group, **{
@@ -407,7 +407,11 @@ class Worker:
         self._age_series(time.monotonic())
         self.follower_check()
         if not self.writer.alive:
-            self._fail(RuntimeError("the attempt-log writer stopped"), "attempt_log", "the attempt-log writer stopped")
+            # AttemptLogUnavailable (the log stayed unwritable past its bound: one line, exit 1)
+            # or a bug; rows not written were never acknowledged, so their offsets stay uncommitted
+            error = self.writer.error or RuntimeError("the attempt-log writer stopped")
+            what = str(error) if isinstance(error, AttemptLogUnavailable) else "the attempt-log writer stopped"
+            self._fail(error, "attempt_log", what)
 
     # ------------------------------------------------------------------ consuming
     def _accept(self, msg) -> None:

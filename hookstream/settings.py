@@ -142,6 +142,9 @@ class Settings:
     breaker_min_requests: int = 10
     breaker_window_seconds: float = 30.0
     breaker_pause_seconds: float = 30.0
+    # How long the delivery worker's attempt log may stay unwritable (database down, locked)
+    # before the worker gives up and exits non-zero, rather than holding its records silently.
+    attempt_log_max_outage_seconds: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -209,6 +212,11 @@ class Settings:
                 )
             kw["max_event_bytes"] = int(text)
         kw.update(_breaker(env))
+        if env.get("HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE"):
+            outage = parse_duration(env["HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE"], name="HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE")
+            if outage <= 0:
+                raise ConfigError("HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE: must be more than 0 (e.g. 5m)")
+            kw["attempt_log_max_outage_seconds"] = outage
         return cls(**kw)
 
 

@@ -142,6 +142,18 @@ def test_bad_breaker_values_name_the_variable(name, value, needle) -> None:
     assert name in str(err.value) and needle in str(err.value)
 
 
+def test_attempt_log_max_outage_defaults_to_five_minutes_and_reads_a_duration() -> None:
+    assert Settings.from_env({}).attempt_log_max_outage_seconds == 300.0
+    assert Settings.from_env({"HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE": "90s"}).attempt_log_max_outage_seconds == 90.0
+    assert Settings.from_env({"HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE": "250ms"}).attempt_log_max_outage_seconds == 0.25
+
+
+@pytest.mark.parametrize("value", ["0", "0s", "soon", "-1m"])
+def test_attempt_log_max_outage_refuses_what_is_not_a_positive_duration(value: str) -> None:
+    with pytest.raises(ConfigError, match="HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE"):
+        Settings.from_env({"HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE": value})
+
+
 def test_allowed_ports_default_to_any() -> None:
     assert Settings.from_env({}).allowed_ports == ()
 
