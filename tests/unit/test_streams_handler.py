@@ -88,14 +88,17 @@ def test_an_unexpected_exception_sets_that_one_event_aside_as_internal_error(cap
     assert isinstance(tracebacks[0].exc_info[1], RuntimeError)
 
 
-def test_a_set_aside_event_with_a_huge_key_gets_a_bounded_kafka_key():
+@pytest.mark.parametrize("key, value, code", [
+    (b"k" * 300_000, b"x" * (512 * 1024), "too_large"),  # 824 kB: a producer with default settings writes it
+    (b"k" * 999_000, b"not json", "not_json"),  # 999,008 bytes: the broker's 1,048,588 takes it
+])
+def test_a_set_aside_event_with_a_huge_key_gets_a_bounded_kafka_key(key, value, code):
     handler, batch = _handler(), RecordingBatch()
-    key, value = b"k" * 300_000, b"x" * (512 * 1024)  # over the event limit, and not JSON
     handler.handle(_message(value, key=key), batch)
     [(topic, kafka_key, record)] = batch.sent
     assert topic == INVALID and kafka_key.startswith(b"sha256:")
     assert len(kafka_key) + len(record) <= RECORD_BYTES_MAX
-    assert orjson.loads(record)["code"] == "too_large" and orjson.loads(record)["key_bytes"] == len(key)
+    assert orjson.loads(record)["code"] == code and orjson.loads(record)["key_bytes"] == len(key)
 
 
 def test_an_event_whose_delivery_record_would_be_over_the_producers_limit_is_set_aside():
