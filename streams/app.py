@@ -419,7 +419,7 @@ def create_app(settings: Settings) -> faust.App:
         app.hookstream_stop()
 
     app.hookstream_view = view  # for tests and the CLI
-    app.hookstream_failure = None  # the BrokerError that stopped the worker, if one did (exit status 1)
+    app.hookstream_failure = None  # what stopped the worker (a BrokerError, or a set-aside that failed), if anything did: exit status 1
     # the same graceful stop as SIGTERM: leave the group, commit what was acked (durable only)
     app.hookstream_stop = lambda: os.kill(os.getpid(), signal.SIGTERM)
     return app
