@@ -51,6 +51,7 @@ from delivery.signing import Secret, delivery_headers
 from delivery.tiers import choose_tier
 from delivery.transport import Transport
 from hookstream.errors import ValidationError
+from hookstream.redact import redact_urls
 from hookstream.records import DeliveryRecord
 from hookstream.settings import Settings
 from hookstream.subscriptions.urls import UnsafeURLError
@@ -233,6 +234,10 @@ class Deliverer:
         if not sub.active:
             self._forget(sub.id)
             return Dropped("subscription_disabled")
+        if sub.sealed_error:
+            # its secrets did not open (a key id this worker lacks): nothing can be signed; the
+            # dead letter names the key id, and `dlq replay` sends it once the key is back
+            return DeadLetter(record, f"no_valid_secret: {sub.sealed_error}", None, code="no_valid_secret")
         try:
             body = _body(record)
         except ValidationError as exc:
@@ -280,7 +285,7 @@ class Deliverer:
         except UnsafeURLError as exc:
             # the address it resolves to now is refused: as good as unreachable (DNS can change back)
             outcome: Outcome = RetryLater(RetryReason.CONNECTION_ERROR)
-            error = _short(f"refused address: {exc}")
+            error = _short(redact_urls(f"refused address: {exc}"))
         except Exception as exc:
             outcome = classify_response(exc)  # raises again what is not a transport failure
             error = _describe(exc, sub.url)
@@ -369,6 +374,7 @@ def _short(text: str) -> str:
 
 
 def _describe(exc: BaseException, url: str) -> str:
-    """The failure in one line without the URL (a URL may carry a token in its query)."""
-    message = str(exc).replace(url, "<url>").splitlines()[0] if str(exc) else ""
+    """The failure in one line without the URL (a URL may carry a token in its query). The
+    client may print the URL in its own normalised form, not ours: every URL left is masked."""
+    message = redact_urls(str(exc).replace(url, "<url>").splitlines()[0]) if str(exc) else ""
     return _short(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)

@@ -50,6 +50,7 @@ def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_por
     import uvloop
 
     from delivery.worker import Worker, group_id, install_signal_handlers
+    from hookstream.crypto import load_keyring
     from hookstream.db import make_engine, migrate
     from hookstream.metrics import LagMonitor, serve_metrics
     from hookstream.subscriptions.view import FollowerThread, SubscriptionTable
@@ -57,8 +58,9 @@ def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_por
 
     prometheus_client.disable_created_metrics()
     engine = make_engine(settings.database_url)
-    migrate(engine)
-    table = SubscriptionTable()
+    keyring = load_keyring(settings)  # opens the subscriptions' sealed secrets (once per version)
+    migrate(engine, keyring=keyring)
+    table = SubscriptionTable(keyring)
     follower = [FollowerThread(settings, table).start()]
 
     def check_follower() -> None:

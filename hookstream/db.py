@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from hookstream.errors import ConfigError
+from hookstream.fsperm import private_file
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -32,7 +33,9 @@ def make_engine(url: str, **kw) -> Engine:
         raise ConfigError(f"HOOKSTREAM_DATABASE_URL: {url!r} is not a database URL") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # the file holds the subscriptions: 0600 in a 0700 dir (SQLite gives its -wal and
+            # -shm files the database file's mode)
+            private_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"timeout": 30}, **kw)
         event.listen(engine, "connect", _sqlite_pragmas)
         # SQLite's driver opens transactions lazily and never for SELECT; begin explicitly so
@@ -59,17 +62,20 @@ def session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def _alembic_config(engine: Engine):
+def _alembic_config(engine: Engine, keyring=None):
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection_engine"] = engine
+    # 0006 seals clear secrets with it; without one it loads the environment's keyring
+    cfg.attributes["keyring"] = keyring
     return cfg
 
 
-def migrate(engine: Engine) -> None:
-    """Upgrade the database to every migration head (idempotent)."""
+def migrate(engine: Engine, *, keyring=None) -> None:
+    """Upgrade the database to every migration head (idempotent). ``keyring``
+    (``hookstream.crypto.Keyring``) seals what earlier versions stored in clear."""
     from alembic import command
 
-    command.upgrade(_alembic_config(engine), "heads")
+    command.upgrade(_alembic_config(engine, keyring), "heads")

@@ -50,6 +50,8 @@ from prometheus_client import Counter
 from hookstream.errors import BrokerError
 from hookstream.kafka import producer_config
 from hookstream.settings import Settings
+from hookstream.crypto import load_keyring
+from hookstream.fsperm import private_dir
 from hookstream.subscriptions.view import FollowerThread, SubscriptionTable
 from hookstream.topics import DELIVERIES, EVENT_TOPICS, INVALID_EVENTS
 from schemas import InvalidEventError, parse_event
@@ -85,7 +87,7 @@ class SubscriptionView:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.table = SubscriptionTable()
+        self.table = SubscriptionTable(load_keyring(settings))
         self.follower = FollowerThread(settings, self.table)
         self._started = False
 
@@ -197,7 +199,7 @@ class RecordSink:
 
 
 def create_app(settings: Settings) -> faust.App:
-    (settings.state_dir / "streams").mkdir(parents=True, exist_ok=True)
+    private_dir(settings.state_dir / "streams")
     app = faust.App(
         group_id(settings),
         broker=";".join(f"kafka://{hp.strip()}" for hp in settings.kafka_bootstrap.split(",")),

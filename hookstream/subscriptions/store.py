@@ -3,7 +3,11 @@
 Every change bumps the row's ``version`` in the same transaction as the change itself, so a
 change the compacted topic has not seen yet is visible as ``published_version < version`` and
 ``publish_pending`` (``topic.py``) can always finish the job, however the process died.
-A delete marks the row ``deleted`` (its secrets wiped) until its tombstone is published.
+A delete marks the row ``deleted`` (its secrets and headers wiped) until its tombstone is published.
+
+Signing secrets and header values are sealed (``sealed.py``) when written and opened when read,
+with the keyring of ``hookstream.crypto.load_keyring`` (or the one given): nothing else here
+sees a sealed value. URLs are masked in what this module logs.
 
 Every operation takes a tenant. Commands that name a subscription by id may leave it out
 (operators), but when it is given it must match: another tenant's subscription is "not found".
@@ -20,11 +24,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from hookstream.crypto import Keyring, SealedValueError, load_keyring
 from hookstream.db import make_engine, migrate, session_factory
 from hookstream.errors import NotFoundError, ValidationError
+from hookstream.redact import mask_url
 from hookstream.settings import Settings
-from hookstream.subscriptions import filters, urls
-from hookstream.subscriptions.models import Status, Subscription, SubscriptionRow, secrets_from_json, secrets_to_json
+from hookstream.subscriptions import filters, sealed, urls
+from hookstream.subscriptions.models import Status, Subscription, SubscriptionRow
 from hookstream.subscriptions.secrets import SigningSecret, generate_secret, mask, validate_secret
 
 log = logging.getLogger("hookstream.subscriptions")
@@ -85,10 +91,11 @@ def validate_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def open_engine(settings: Settings) -> Engine:
-    """An engine on ``HOOKSTREAM_DATABASE_URL``, migrated to the newest schema."""
+def open_engine(settings: Settings, keyring: Keyring | None = None) -> Engine:
+    """An engine on ``HOOKSTREAM_DATABASE_URL``, migrated to the newest schema (the migration
+    that seals clear secrets uses ``keyring``, by default the settings')."""
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    migrate(engine, keyring=keyring or load_keyring(settings))
     return engine
 
 
@@ -100,8 +107,10 @@ class SubscriptionStore:
         *,
         resolver: urls.Resolver | None = None,
         clock: Clock | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.settings = settings
+        self.keyring = keyring or load_keyring(settings)
         self.engine = engine
         self._sessions = session_factory(engine)
         self._resolver = resolver
@@ -109,12 +118,13 @@ class SubscriptionStore:
 
     @classmethod
     def open(cls, settings: Settings, **kw) -> "SubscriptionStore":
-        return cls(settings, open_engine(settings), **kw)
+        keyring = kw.pop("keyring", None) or load_keyring(settings)
+        return cls(settings, open_engine(settings, keyring), keyring=keyring, **kw)
 
     # ------------------------------------------------------------------ reads
     def get(self, subscription_id: str, *, tenant_id: str | None = None) -> Subscription:
         with self._sessions() as session:
-            return Subscription.from_row(self._row(session, subscription_id, tenant_id, lock=False))
+            return Subscription.from_row(self._row(session, subscription_id, tenant_id, lock=False), self.keyring)
 
     def list(self, *, tenant_id: str | None = None) -> list[Subscription]:
         query = select(SubscriptionRow).where(SubscriptionRow.status != Status.DELETED)
@@ -122,7 +132,7 @@ class SubscriptionStore:
             query = query.where(SubscriptionRow.tenant_id == validate_tenant(tenant_id))
         query = query.order_by(SubscriptionRow.tenant_id, SubscriptionRow.created_at, SubscriptionRow.id)
         with self._sessions() as session:
-            return [Subscription.from_row(row) for row in session.scalars(query)]
+            return [Subscription.from_row(row, self.keyring) for row in session.scalars(query)]
 
     def unpublished_count(self) -> int:
         with self._sessions() as session:
@@ -146,15 +156,16 @@ class SubscriptionStore:
         events = filters.validate_filters(events)
         secret = validate_secret(secret) if secret is not None else generate_secret()
         now = self._clock()
+        sub_id = new_id()
         row = SubscriptionRow(
-            id=new_id(),
+            id=sub_id,
             tenant_id=tenant_id,
             url=url,
             events=list(events),
             status=Status.ACTIVE.value,
             description=validate_description(description),
-            headers=validate_headers(headers or {}),
-            secrets=secrets_to_json((SigningSecret(secret),)),
+            headers=sealed.seal_headers(validate_headers(headers or {}), self.keyring, sub_id),
+            secrets=sealed.seal_secrets((SigningSecret(secret),), self.keyring, sub_id),
             created_at=now,
             updated_at=now,
             version=1,
@@ -162,10 +173,10 @@ class SubscriptionStore:
         )
         with self._sessions.begin() as session:
             session.add(row)
-        sub = Subscription.from_row(row)
+        sub = Subscription.from_row(row, self.keyring)
         log.info(
             "subscription %s created for tenant %s: url=%s events=%s secret=%s",
-            sub.id, tenant_id, url, ",".join(events), mask(secret),
+            sub.id, tenant_id, mask_url(url), ",".join(events), mask(secret),
         )
         return sub, secret
 
@@ -188,7 +199,7 @@ class SubscriptionStore:
         if description is not None:
             changes["description"] = validate_description(description)
         if headers is not None:
-            changes["headers"] = validate_headers(headers)
+            changes["headers"] = sealed.seal_headers(validate_headers(headers), self.keyring, subscription_id)
         if not changes:
             raise ValidationError("update: nothing to change (give --url, --events, --description or --header)")
 
@@ -211,9 +222,10 @@ class SubscriptionStore:
         before: list[Subscription] = []
 
         def apply(row: SubscriptionRow, _now: datetime) -> None:
-            before.append(Subscription.from_row(row))
+            before.append(Subscription.from_row(row, self.keyring))
             row.status = Status.DELETED.value
             row.secrets = []
+            row.headers = {}
 
         self._change(subscription_id, tenant_id, apply)
         log.info("subscription %s deleted", subscription_id)
@@ -236,13 +248,13 @@ class SubscriptionStore:
         def apply(row: SubscriptionRow, now: datetime) -> None:
             until = now + timedelta(seconds=grace)
             kept = []
-            for old in secrets_from_json(row.secrets):
+            for old in self._open_old_secrets(row):
                 if old.value == new:
                     raise ValidationError("secret: the new secret must differ from the current ones")
                 expires = min(old.expires_at, until) if old.expires_at else until
                 if expires > now:
                     kept.append(SigningSecret(old.value, expires))
-            row.secrets = secrets_to_json((SigningSecret(new), *kept))
+            row.secrets = sealed.seal_secrets((SigningSecret(new), *kept), self.keyring, row.id)
 
         sub = self._change(subscription_id, tenant_id, apply)
         log.info("subscription %s: secret rotated, new secret %s, %d older secret(s) valid for %gs",
@@ -250,6 +262,14 @@ class SubscriptionStore:
         return sub, new
 
     # ------------------------------------------------------------------ helpers
+    def _open_old_secrets(self, row: SubscriptionRow) -> tuple[SigningSecret, ...]:
+        """The row's secrets in clear; none when they do not open (rotating is then the way out)."""
+        try:
+            return sealed.open_secrets(row.secrets or [], self.keyring, row.id)
+        except SealedValueError as exc:
+            log.warning("subscription %s: its old secrets are dropped, they cannot be opened: %s", row.id, exc)
+            return ()
+
     def _check_url(self, url: str) -> None:
         urls.check_url(url, self.settings, resolver=self._resolver)
 
@@ -267,12 +287,12 @@ class SubscriptionStore:
             row = self._row(session, subscription_id, tenant_id, lock=True)
             now = self._clock()
             if row.secrets:
-                row.secrets = secrets_to_json(tuple(s for s in secrets_from_json(row.secrets) if s.valid_at(now)))
+                row.secrets = sealed.drop_expired(row.secrets, now)
             apply(row, now)
             row.updated_at = now
             row.version += 1
             session.flush()
-            return Subscription.from_row(row)
+            return Subscription.from_row(row, self.keyring)
 
     def _row(self, session: Session, subscription_id: str, tenant_id: str | None, *, lock: bool) -> SubscriptionRow:
         if tenant_id is not None:

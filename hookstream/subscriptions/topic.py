@@ -2,15 +2,19 @@
 
 Wire format (one record per change; key = subscription id, UTF-8)::
 
-    {"format": 1, "id": "sub_…", "tenant_id": "acme", "url": "https://…",
+    {"format": 2, "id": "sub_…", "tenant_id": "acme", "url": "https://…",
      "events": ["payment.*", "invoice.created"], "status": "active" | "disabled",
-     "secrets": [{"secret": "whsec_…", "expires_at": null | "2026-11-29T16:00:00.000000Z"}, …],
-     "headers": {"X-Env": "prod"}, "description": "…",
+     "secrets": [{"secret": "hs1:<key id>:…", "expires_at": null | "2026-11-29T16:00:00.000000Z"}, …],
+     "headers": {"Authorization": "hs1:<key id>:…"}, "description": "…",
      "created_at": "…Z", "updated_at": "…Z", "version": 7}
 
 A delete is a tombstone (value ``None``). ``version`` grows with every change of a subscription;
-readers keep the highest version per id. The secrets travel here, unmasked, because the
-delivery workers sign with them: treat the topic's ACLs like the database's.
+readers keep the highest version per id. Secrets and header values travel sealed
+(``sealed.py``, the same sealed values as in the database): a reader opens them with its keyring,
+once per record, and a record it cannot open (a key id it lacks) is still read, with
+``sealed_error`` saying why and no secrets. Format 1, written by versions before sealing, had
+them in clear; it is still read, so an upgrade does not stop deliveries, until ``sync`` or
+``hookstream secrets rotate-key`` republishes every subscription sealed.
 
 Publishing is a repair loop, not a fire-and-forget side effect: ``publish_pending`` publishes
 every row whose ``published_version`` is behind its ``version`` and records what reached Kafka,
@@ -32,7 +36,9 @@ from sqlalchemy.orm import Session
 
 from hookstream.errors import BrokerError, TopicError
 from hookstream.kafka import producer_config
+from hookstream.crypto import Keyring
 from hookstream.settings import Settings
+from hookstream.subscriptions import sealed
 from hookstream.subscriptions.models import (
     Status,
     Subscription,
@@ -40,13 +46,13 @@ from hookstream.subscriptions.models import (
     format_time,
     parse_time,
     secrets_from_json,
-    secrets_to_json,
 )
 from hookstream.topics import SUBSCRIPTIONS
 
 log = logging.getLogger("hookstream.subscriptions")
 
-WIRE_FORMAT = 1
+WIRE_FORMAT = 2
+CLEAR_WIRE_FORMAT = 1  # before sealing: read, never written
 DEFAULT_TIMEOUT = 10.0
 
 
@@ -55,30 +61,48 @@ class WireFormatError(ValueError):
 
 
 # ---------------------------------------------------------------------------- wire format
-def to_wire(sub: Subscription) -> dict[str, Any]:
+def _doc(sub: Subscription | SubscriptionRow, secrets: list, headers: dict) -> dict[str, Any]:
     return {
         "format": WIRE_FORMAT,
         "id": sub.id,
         "tenant_id": sub.tenant_id,
         "url": sub.url,
         "events": list(sub.events),
-        "status": str(sub.status),
-        "secrets": secrets_to_json(sub.secrets),
-        "headers": dict(sub.headers),
-        "description": sub.description,
+        "status": str(Status(sub.status)),
+        "secrets": secrets,
+        "headers": headers,
+        "description": sub.description or "",
         "created_at": format_time(sub.created_at),
         "updated_at": format_time(sub.updated_at),
         "version": sub.version,
     }
 
 
-def encode(sub: Subscription) -> tuple[bytes, bytes]:
+def to_wire(sub: Subscription, keyring: Keyring) -> dict[str, Any]:
+    """The record's JSON document, with ``sub``'s secrets and header values sealed by ``keyring``."""
+    if sub.sealed_error:
+        raise WireFormatError(f"cannot publish {sub.id}: {sub.sealed_error}")
+    return _doc(sub, sealed.seal_secrets(sub.secrets, keyring, sub.id), sealed.seal_headers(sub.headers, keyring, sub.id))
+
+
+def _dumps(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def encode(sub: Subscription, keyring: Keyring) -> tuple[bytes, bytes]:
     """(key, value) of the record carrying ``sub``'s current state."""
-    return sub.id.encode("utf-8"), json.dumps(to_wire(sub), separators=(",", ":"), sort_keys=True).encode("utf-8")
+    return sub.id.encode("utf-8"), _dumps(to_wire(sub, keyring))
 
 
-def decode(key: bytes, value: bytes) -> Subscription:
-    """The subscription a record carries; ``WireFormatError`` naming the problem otherwise."""
+def encode_row(row: SubscriptionRow) -> bytes:
+    """The value of the record carrying a store row: its sealed values as they are (no key needed)."""
+    return _dumps(_doc(row, [dict(i) for i in row.secrets or []], dict(row.headers or {})))
+
+
+def decode(key: bytes, value: bytes, keyring: Keyring) -> Subscription:
+    """The subscription a record carries, its secrets opened; ``WireFormatError`` naming the problem
+    when the record is unreadable. Secrets that do not open are not an error here: the
+    subscription comes back with ``sealed_error`` set and no secrets or headers."""
     try:
         sub_id = key.decode("utf-8")
         doc = json.loads(value)
@@ -86,21 +110,30 @@ def decode(key: bytes, value: bytes) -> Subscription:
         raise WireFormatError("the key or value is not UTF-8 JSON") from None
     if not isinstance(doc, dict):
         raise WireFormatError("the value is not a JSON object")
-    if doc.get("format", WIRE_FORMAT) != WIRE_FORMAT:
-        raise WireFormatError(f"wire format {doc.get('format')!r} is not {WIRE_FORMAT}")
+    wire_format = doc.get("format", CLEAR_WIRE_FORMAT)
+    if wire_format not in (WIRE_FORMAT, CLEAR_WIRE_FORMAT):
+        raise WireFormatError(f"wire format {wire_format!r} is not {WIRE_FORMAT}")
     try:
+        headers = {_str(k): _str(v) for k, v in (doc.get("headers") or {}).items()}
+        if wire_format == CLEAR_WIRE_FORMAT:
+            secrets, error = secrets_from_json(doc["secrets"]), None
+        else:
+            if not isinstance(doc["secrets"], list):
+                raise TypeError("secrets is not a list")
+            secrets, headers, error = sealed.open_fields(doc["secrets"], headers, keyring, _str(doc["id"]))
         sub = Subscription(
             id=_str(doc["id"]),
             tenant_id=_str(doc["tenant_id"]),
             url=_str(doc["url"]),
             events=tuple(_str(e) for e in doc["events"]),
             status=Status(doc["status"]),
-            secrets=secrets_from_json(doc["secrets"]),
-            headers={_str(k): _str(v) for k, v in (doc.get("headers") or {}).items()},
+            secrets=secrets,
+            headers=headers,
             description=_str(doc.get("description") or ""),
             created_at=parse_time(doc["created_at"]),
             updated_at=parse_time(doc["updated_at"]),
             version=_int(doc["version"]),
+            sealed_error=error,
         )
     except KeyError as exc:
         raise WireFormatError(f"field {exc.args[0]!r} is missing") from None
@@ -183,7 +216,7 @@ def _publish(settings: Settings, engine: Engine | None, *, only_pending: bool, t
         if not rows:
             return report
         records = [
-            (row.id, None if row.status == Status.DELETED else encode(Subscription.from_row(row))[1]) for row in rows
+            (row.id, None if row.status == Status.DELETED else encode_row(row)) for row in rows
         ]
         failed = _produce(settings, records, timeout)
         for row in rows:

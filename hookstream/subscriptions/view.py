@@ -5,6 +5,11 @@ to. ``follow`` runs a consumer that reads every partition of the topic from the 
 (``assign``, never a consumer group: every worker needs the whole table, and nothing is ever
 committed) and keeps the table current; ``ready`` is set once it has read up to the end
 offsets seen when it started. ``FollowerThread`` runs ``follow`` in the background.
+
+The table opens each record's sealed secrets and header values with its keyring as the record
+is applied, once per subscription version: the delivery hot path only reads them. A record
+whose secrets do not open (a key id this process lacks) is kept with ``sealed_error`` set and
+logged; the delivery worker dead-letters its records with that reason.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+from hookstream.crypto import Keyring, load_keyring
 from hookstream.errors import BrokerError, TopicError
 from hookstream.settings import Settings
 from hookstream.subscriptions import filters
@@ -35,7 +41,8 @@ class SubscriptionTable:
     cannot bring it back.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keyring: Keyring) -> None:
+        self._keyring = keyring
         self._lock = threading.Lock()
         self._by_id: dict[str, Subscription] = {}
         self._by_tenant: dict[str, dict[str, Subscription]] = {}
@@ -55,7 +62,9 @@ class SubscriptionTable:
                 self._by_tenant.get(gone.tenant_id, {}).pop(sub_id, None)
                 self._deleted_at[sub_id] = gone.version
                 return True
-        sub = decode(key, value)
+        sub = decode(key, value, self._keyring)
+        if sub.sealed_error:
+            log.error("%s (version %d); its deliveries are dead-lettered until the key is back", sub.sealed_error, sub.version)
         with self._lock:
             current = self._by_id.get(sub.id)
             if current is not None and sub.version < current.version:
@@ -198,7 +207,7 @@ class FollowerThread:
 
     def __init__(self, settings: Settings, table: SubscriptionTable | None = None) -> None:
         self.settings = settings
-        self.table = table if table is not None else SubscriptionTable()
+        self.table = table if table is not None else SubscriptionTable(load_keyring(settings))
         self.ready = threading.Event()
         self.error: BaseException | None = None
         self._stop = threading.Event()
