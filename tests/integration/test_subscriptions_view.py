@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from hookstream.crypto import load_keyring
 from hookstream.errors import TopicError
 from hookstream.subscriptions.models import Status, Subscription
 from hookstream.subscriptions.secrets import SigningSecret, generate_secret
@@ -63,7 +64,7 @@ def test_empty_topic_is_ready_at_once(settings, follower):
 def test_ready_means_everything_published_before_start_was_read(settings, follower):
     ensure_subscriptions_topic(settings)
     subs = [make_sub(f"sub_{i}", tenant=f"t{i % 3}") for i in range(200)]
-    produce_raw(settings, [encode(s) for s in subs] + [(b"sub_7", None)])
+    produce_raw(settings, [encode(s, load_keyring(settings)) for s in subs] + [(b"sub_7", None)])
     thread = follower()
     assert thread.wait_ready(20)
     assert len(thread.table) == 199 and "sub_7" not in thread.table
@@ -72,10 +73,10 @@ def test_ready_means_everything_published_before_start_was_read(settings, follow
 
 def test_changes_after_ready_reach_the_table(settings, follower):
     ensure_subscriptions_topic(settings)
-    produce_raw(settings, [encode(make_sub("sub_a"))])
+    produce_raw(settings, [encode(make_sub("sub_a"), load_keyring(settings))])
     thread = follower()
     assert thread.wait_ready(15)
-    produce_raw(settings, [encode(make_sub("sub_a", 2, status=Status.DISABLED)), encode(make_sub("sub_b"))])
+    produce_raw(settings, [encode(make_sub("sub_a", 2, status=Status.DISABLED), load_keyring(settings)), encode(make_sub("sub_b"), load_keyring(settings))])
     assert eventually(lambda: "sub_b" in thread.table and thread.table.get("sub_a").status == Status.DISABLED)
     produce_raw(settings, [(b"sub_a", None)])
     assert eventually(lambda: "sub_a" not in thread.table)
@@ -84,7 +85,7 @@ def test_changes_after_ready_reach_the_table(settings, follower):
 def test_unreadable_record_is_skipped_and_logged_without_its_value(settings, follower, caplog):
     ensure_subscriptions_topic(settings)
     secret = generate_secret()
-    produce_raw(settings, [(b"sub_bad", b'{"id": "sub_bad", "secrets": "' + secret.encode() + b'"}'), encode(make_sub("sub_ok"))])
+    produce_raw(settings, [(b"sub_bad", b'{"id": "sub_bad", "secrets": "' + secret.encode() + b'"}'), encode(make_sub("sub_ok"), load_keyring(settings))])
     caplog.set_level(logging.ERROR, logger="hookstream.subscriptions")
     thread = follower()
     assert thread.wait_ready(15)
@@ -101,7 +102,7 @@ def test_missing_topic_stops_the_follower_with_an_error_it_keeps(settings, follo
 
 def test_follow_returns_when_stopped_and_joins_no_consumer_group(settings):
     ensure_subscriptions_topic(settings)
-    table, stop, ready = SubscriptionTable(), threading.Event(), threading.Event()
+    table, stop, ready = SubscriptionTable(load_keyring(settings)), threading.Event(), threading.Event()
     thread = threading.Thread(target=follow, args=(settings, table, stop, ready))
     thread.start()
     assert ready.wait(15)
@@ -116,7 +117,7 @@ def test_follow_returns_when_stopped_and_joins_no_consumer_group(settings):
 
 def test_two_readers_each_see_the_whole_table(settings, follower):
     ensure_subscriptions_topic(settings)
-    produce_raw(settings, [encode(make_sub(f"sub_{i}")) for i in range(5)])
+    produce_raw(settings, [encode(make_sub(f"sub_{i}"), load_keyring(settings)) for i in range(5)])
     one, two = follower(), follower()
     assert one.wait_ready(15) and two.wait_ready(15)
     assert one.table.snapshot() == two.table.snapshot() and len(one.table) == 5
