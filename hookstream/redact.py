@@ -15,7 +15,7 @@ from collections.abc import Mapping
 MASK = "***"
 
 # scheme://[userinfo@]host[:port][/path][?query][#fragment]; stops at whitespace and quotes
-_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#\"'<>]*)([^\s?#\"'<>]*)(\?[^\s#\"'<>]*)?(#[^\s\"'<>]*)?")
+_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#\"'<>]*)([^\s?#\"'<>]*)(\?[^\s#\"<>]*)?(#[^\s\"<>]*)?")
 
 
 def _mask_match(m: re.Match) -> str:
