@@ -60,7 +60,7 @@ def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_por
     engine = make_engine(settings.database_url)
     keyring = load_keyring(settings)  # opens the subscriptions' sealed secrets (once per version)
     migrate(engine, keyring=keyring)
-    table = SubscriptionTable(keyring)
+    table = SubscriptionTable(keyring, reload=lambda: load_keyring(settings))
     follower = [FollowerThread(settings, table).start()]
 
     def check_follower() -> None:

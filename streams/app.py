@@ -50,9 +50,8 @@ from prometheus_client import Counter
 from hookstream.errors import BrokerError
 from hookstream.kafka import producer_config
 from hookstream.settings import Settings
-from hookstream.crypto import load_keyring
 from hookstream.fsperm import private_dir
-from hookstream.subscriptions.view import FollowerThread, SubscriptionTable
+from hookstream.subscriptions.view import FollowerThread, table_for
 from hookstream.topics import DELIVERIES, EVENT_TOPICS, INVALID_EVENTS
 from schemas import InvalidEventError, parse_event
 from streams import lean
@@ -87,7 +86,7 @@ class SubscriptionView:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.table = SubscriptionTable(load_keyring(settings))
+        self.table = table_for(settings)
         self.follower = FollowerThread(settings, self.table)
         self._started = False
 

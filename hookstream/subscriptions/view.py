@@ -8,8 +8,11 @@ offsets seen when it started. ``FollowerThread`` runs ``follow`` in the backgrou
 
 The table opens each record's sealed secrets and header values with its keyring as the record
 is applied, once per subscription version: the delivery hot path only reads them. A record
-whose secrets do not open (a key id this process lacks) is kept with ``sealed_error`` set and
-logged; the delivery worker dead-letters its records with that reason.
+whose secrets do not open (a key id this process lacks) makes the table load its keyring again
+once (``reload``: a key added to the key file since the start, as ``secrets rotate-key --new``
+does, is then picked up without a restart); if it still does not open, the subscription is kept
+with ``sealed_error`` set and logged, and the delivery worker dead-letters its records with that
+reason.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from hookstream.crypto import Keyring, load_keyring
-from hookstream.errors import BrokerError, TopicError
+from hookstream.errors import BrokerError, HookstreamError, TopicError
 from hookstream.settings import Settings
 from hookstream.subscriptions import filters
 from hookstream.subscriptions.models import Subscription
@@ -41,8 +44,9 @@ class SubscriptionTable:
     cannot bring it back.
     """
 
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, *, reload: Callable[[], Keyring] | None = None) -> None:
         self._keyring = keyring
+        self._reload = reload
         self._lock = threading.Lock()
         self._by_id: dict[str, Subscription] = {}
         self._by_tenant: dict[str, dict[str, Subscription]] = {}
@@ -63,6 +67,8 @@ class SubscriptionTable:
                 self._deleted_at[sub_id] = gone.version
                 return True
         sub = decode(key, value, self._keyring)
+        if sub.sealed_error and self._reloaded():
+            sub = decode(key, value, self._keyring)
         if sub.sealed_error:
             log.error("%s (version %d); its deliveries are dead-lettered until the key is back", sub.sealed_error, sub.version)
         with self._lock:
@@ -76,6 +82,21 @@ class SubscriptionTable:
             self._by_id[sub.id] = sub
             self._by_tenant.setdefault(sub.tenant_id, {})[sub.id] = sub
             return current != sub
+
+    def _reloaded(self) -> bool:
+        """Load the keyring again; True when it changed (only after a value did not open)."""
+        if self._reload is None:
+            return False
+        try:
+            fresh = self._reload()
+        except HookstreamError as exc:
+            log.error("could not load the secret keys again: %s", exc)
+            return False
+        if fresh.ids == self._keyring.ids:
+            return False
+        log.info("secret keys loaded again: %s (were %s)", ", ".join(fresh.ids), ", ".join(self._keyring.ids))
+        self._keyring = fresh
+        return True
 
     def get(self, subscription_id: str) -> Subscription | None:
         with self._lock:
@@ -107,6 +128,11 @@ class SubscriptionTable:
 
     def __iter__(self) -> Iterator[Subscription]:
         return iter(self.snapshot().values())
+
+
+def table_for(settings: Settings) -> SubscriptionTable:
+    """An empty table with the settings' keyring, loaded again when a value does not open."""
+    return SubscriptionTable(load_keyring(settings), reload=lambda: load_keyring(settings))
 
 
 def _consumer(settings: Settings) -> Consumer:
@@ -207,7 +233,7 @@ class FollowerThread:
 
     def __init__(self, settings: Settings, table: SubscriptionTable | None = None) -> None:
         self.settings = settings
-        self.table = table if table is not None else SubscriptionTable(load_keyring(settings))
+        self.table = table if table is not None else table_for(settings)
         self.ready = threading.Event()
         self.error: BaseException | None = None
         self._stop = threading.Event()

@@ -111,3 +111,22 @@ def test_a_subscription_whose_key_is_unknown_is_kept_without_secrets_and_logged(
     assert "'elsewhere'" in caplog.text and "PLANTED" not in caplog.text
     apply(table, make_sub(version=2))  # the next version, under a known key, is read normally
     assert table.get("sub_1").sealed_error is None and table.get("sub_1").secrets
+
+
+def test_a_key_added_since_the_start_is_picked_up_by_loading_the_keyring_again():
+    added = new_key_entry("k-added")
+    loads = []
+
+    def reload():
+        loads.append(1)
+        return Keyring.parse(added)
+
+    table = SubscriptionTable(KEYRING, reload=reload)
+    apply(table, make_sub("sub_known"))
+    assert loads == []  # nothing reloaded while every value opens
+    assert table.apply(*encode(make_sub("sub_new", headers={"Authorization": "Bearer x"}), Keyring.parse(added)))
+    assert table.get("sub_new").sealed_error is None and dict(table.get("sub_new").headers) == {"Authorization": "Bearer x"}
+    assert loads == [1]
+    # a key id found nowhere: loaded again, still unknown, kept without secrets
+    table.apply(*encode(make_sub("sub_lost"), Keyring.parse(new_key_entry("k-nowhere"))))
+    assert "'k-nowhere'" in table.get("sub_lost").sealed_error and loads == [1, 1]
