@@ -18,6 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from hookstream.errors import ConfigError
 from hookstream.fsperm import private_file
+from hookstream.redact import mask_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -30,7 +31,8 @@ def make_engine(url: str, **kw) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"HOOKSTREAM_DATABASE_URL: {url!r} is not a database URL") from None
+        # masked: a database URL can carry its password
+        raise ConfigError(f"HOOKSTREAM_DATABASE_URL: {mask_url(url)!r} is not a database URL") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             # the file holds the subscriptions: 0600 in a 0700 dir (SQLite gives its -wal and
