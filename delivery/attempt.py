@@ -27,9 +27,21 @@ subscription's records are dropped too, as Svix does, because the owner turned d
 "recover since/until" replays them from the ``deliveries`` topic (retained 7 days) once it is
 enabled again. Both are counted (``hookstream_delivery_dropped_total{reason}``) and logged.
 
-Infrastructure errors are not delivery failures: an exception that is not an HTTP transport
-failure (a bug, a cancelled task) propagates out of ``deliver`` untouched, never counts against
-the endpoint, and the worker stops without committing the record (it is delivered again).
+Records that must never be sent
+-------------------------------
+Before any POST, ``deliver`` refuses (dead-letters, with the reason and a metric ``code``) a record
+naming a subscription of *another* tenant (``tenant_mismatch``: a record must not carry one
+tenant's event to another tenant's endpoint), a subscription whose URL this worker's policy
+refuses (``url_refused``: ``check_url``'s rules, without DNS: the transport checks every address
+it connects to) and one whose custom headers the HTTP client would refuse or that the worker
+sets itself (``invalid_header``). The URL and header verdicts are cached per subscription
+version, so a record pays a dict lookup for them. The store validates both when a subscription is
+saved; the worker checks again because the subscriptions topic is its only source and it must
+not trust what an older release or another writer put there.
+
+Bugs are not delivery failures: an exception that is not an HTTP transport failure (a bug, a
+cancelled task) propagates out of ``deliver`` untouched and never counts against the endpoint;
+the worker dead-letters that one record as ``internal_error`` and goes on (``delivery.worker``).
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ import asyncio
 import collections
 import dataclasses
 import datetime as dt
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -54,7 +67,7 @@ from hookstream.errors import ValidationError
 from hookstream.redact import redact_urls
 from hookstream.records import DeliveryRecord
 from hookstream.settings import Settings
-from hookstream.subscriptions.urls import UnsafeURLError
+from hookstream.subscriptions.urls import Reason, UnsafeURLError, check_url
 
 __all__ = [
     "AttemptReport",
@@ -65,9 +78,17 @@ __all__ = [
     "Dropped",
     "Limits",
     "Retry",
+    "bounded_history",
+    "endpoint_refusal",
+    "header_problem",
 ]
 
 MAX_ERROR_CHARS = 300
+# A record's history keeps its first attempt and the last HISTORY_KEEP_LAST, with the count of
+# those left out between them, so a record never outgrows the topic's message limit however many
+# attempts it made (an entry is at most ~450 bytes: the error is cut at MAX_ERROR_CHARS).
+HISTORY_KEEP_LAST = 10
+MAX_HEADER_VALUE = 8192
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -119,7 +140,9 @@ class DeadLetter:
     reason: str  # for people: what happened, with the HTTP status or last failure
     report: AttemptReport | None
     disable_endpoint: bool = False
-    code: str = "retries_exhausted"  # for metrics: retries_exhausted, client_error, redirect, gone, malformed, no_valid_secret
+    # for metrics: retries_exhausted, client_error, redirect, gone, malformed, no_valid_secret,
+    # tenant_mismatch, url_refused, invalid_header (the worker adds internal_error, too_large)
+    code: str = "retries_exhausted"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -218,6 +241,7 @@ class Deliverer:
         self.clock = clock
         self._gates: dict[str, _Gate] = {}
         self._secrets: dict[str, tuple[int, list[Secret]]] = {}
+        self._refusals: dict[str, tuple[int, tuple[str, str] | None]] = {}
         self._on_start = on_attempt_start or (lambda: None)
         self._on_end = on_attempt_end or (lambda: None)
 
@@ -231,13 +255,15 @@ class Deliverer:
                 return self._skip(record, now, now + self.schedule.delays[0], "subscription_unknown")
             self._forget(record.subscription_id)
             return Dropped("subscription_deleted")
+        if sub.tenant_id != record.tenant_id:
+            # never name the other tenant: the dead letter is listed under the record's tenant
+            return DeadLetter(record, f"tenant_mismatch: subscription {sub.id} belongs to another tenant", None, code="tenant_mismatch")
         if not sub.active:
             self._forget(sub.id)
             return Dropped("subscription_disabled")
-        if sub.sealed_error:
-            # its secrets did not open (a key id this worker lacks): nothing can be signed; the
-            # dead letter names the key id, and `dlq replay` sends it once the key is back
-            return DeadLetter(record, f"no_valid_secret: {sub.sealed_error}", None, code="no_valid_secret")
+        refusal = self._refusal(sub)
+        if refusal is not None:
+            return DeadLetter(record, refusal[1], None, code=refusal[0])
         try:
             body = _body(record)
         except ValidationError as exc:
@@ -304,7 +330,7 @@ class Deliverer:
         if isinstance(outcome, Success):
             return Delivered(report)
         done = dataclasses.replace(
-            record, attempt=report.attempt, attempts=(*record.attempts, report.history_entry()), due_at=None
+            record, attempt=report.attempt, attempts=bounded_history(record.attempts, report.history_entry()), due_at=None
         )
         if isinstance(outcome, GiveUp):
             reason = f"{outcome.reason}" + (f" (HTTP {outcome.status})" if outcome.status else "")
@@ -335,6 +361,7 @@ class Deliverer:
     def _forget(self, endpoint: str) -> None:
         self.breakers.forget(endpoint)
         self._secrets.pop(endpoint, None)
+        self._refusals.pop(endpoint, None)
         gate = self._gates.get(endpoint)
         if gate is not None and gate.admitted == 0:
             del self._gates[endpoint]
@@ -349,6 +376,88 @@ class Deliverer:
             ]
             cached = self._secrets[sub.id] = (sub.version, keys)
         return cached[1]
+
+
+    def _refusal(self, sub) -> tuple[str, str] | None:
+        """``endpoint_refusal`` of the subscription, computed once per subscription version."""
+        cached = self._refusals.get(sub.id)
+        if cached is None or cached[0] != sub.version:
+            cached = self._refusals[sub.id] = (sub.version, endpoint_refusal(sub, self.settings))
+        return cached[1]
+
+
+def bounded_history(attempts: tuple[dict[str, Any], ...], entry: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """``attempts`` plus ``entry``, keeping the first attempt and the last ``HISTORY_KEEP_LAST``;
+    the ones between are replaced by one ``{"omitted": n}`` entry (the count of attempts left out)."""
+    history = (*attempts, entry)
+    if len(history) <= HISTORY_KEEP_LAST + 2:
+        return history
+    dropped = history[1:-HISTORY_KEEP_LAST]
+    omitted = 0
+    for a in dropped:  # a marker from an earlier trim stands for its own count
+        n = a.get("omitted")
+        omitted += n if type(n) is int and n > 0 else 1
+    return (history[0], {"omitted": omitted}, *history[-HISTORY_KEEP_LAST:])
+
+
+class _ResolvedAtConnect(OSError):
+    """Host names are resolved by the transport, which checks each address it connects to."""
+
+
+def _no_dns(host: str, port: int) -> list[str]:
+    raise _ResolvedAtConnect("resolved when connecting")
+
+
+def endpoint_refusal(sub, settings: Settings) -> tuple[str, str] | None:
+    """``(code, reason)`` when a subscription must not be sent to at all, else None.
+
+    The URL goes through ``check_url`` (scheme, http allowed, port, literal and ``localhost``
+    addresses) without DNS: the worker's transport resolves and checks every address when it
+    connects, and a blocking lookup has no place on the event loop."""
+    if sub.sealed_error:
+        # its secrets did not open (a key id this worker lacks): nothing can be signed; the
+        # dead letter names the key id, and `dlq replay` sends it once the key is back
+        return "no_valid_secret", f"no_valid_secret: {sub.sealed_error}"
+    try:
+        check_url(sub.url, settings, resolver=_no_dns)
+    except UnsafeURLError as exc:
+        if exc.reason is not Reason.UNRESOLVABLE:
+            return "url_refused", f"url_refused: {exc}"
+    problem = header_problem(sub.headers)
+    if problem is not None:
+        return "invalid_header", f"invalid_header: {problem}"
+    return None
+
+
+# RFC 9110 section 5.6.2: token = 1*tchar
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# visible ASCII, space and tab only: the HTTP client refuses control characters (CR/LF included)
+# and non-ASCII text, and obs-text bytes are read differently by different receivers
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
+# set by the worker on every request, or hop-by-hop: a subscription's header must not replace them
+_WORKER_HEADERS = frozenset({
+    "host", "content-length", "transfer-encoding", "content-type", "user-agent", "connection", "keep-alive",
+    "upgrade", "te", "trailer", "expect", "proxy-authorization", "proxy-connection",
+})
+
+
+def header_problem(headers) -> str | None:
+    """What is wrong with a subscription's custom headers, or None. Names the header, never its
+    value (a custom header often carries a credential)."""
+    seen: set[str] = set()
+    for name, value in headers.items():
+        if type(name) is not str or not _TOKEN.fullmatch(name):
+            return f"header name {str(name)[:64]!r} is not an RFC 9110 token"
+        lower = name.lower()
+        if lower in _WORKER_HEADERS or lower.startswith("webhook-"):
+            return f"header {name} is set by the delivery worker itself"
+        if lower in seen:
+            return f"header {name} is given twice"
+        seen.add(lower)
+        if type(value) is not str or len(value) > MAX_HEADER_VALUE or not _FIELD_VALUE.fullmatch(value):
+            return (f"the value of header {name} is not at most {MAX_HEADER_VALUE} visible ASCII characters "
+                    "(control characters, CR/LF and non-ASCII are refused)")
+    return None
 
 
 def default_schedule(settings: Settings) -> RetrySchedule:

@@ -1,8 +1,12 @@
 """Dead letters: read, filter, show and replay what the delivery workers gave up on.
 
-A dead letter is a record on ``deliveries.dlq``: either a ``DeliveryRecord`` with its whole
-attempt history plus ``reason`` and ``dead_lettered_at``, or an unreadable record set aside with
-``reason`` ("malformed: ...") and its original bytes. Each is named by where it sits:
+A dead letter is a record on ``deliveries.dlq``: either a ``DeliveryRecord`` with its attempt
+history plus ``reason`` and ``dead_lettered_at``, an unreadable record set aside with ``reason``
+("malformed: ...") and its original bytes, or a reference (``ref``: source topic, partition,
+offset and the delivery's ids) with an excerpt, for a record too large to write whole
+("too_large: ..."). Only the first kind is replayable; every entry is read through the delivery
+worker's own ``decode_record``, so nothing on this topic that the worker would refuse is ever
+put back on ``deliveries``. Each is named by where it sits:
 ``<partition>-<offset>``, stable for as long as the topic keeps it.
 
 A replay puts the delivery back on the ``deliveries`` topic (keyed by subscription id) with the
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -47,6 +52,7 @@ class DeadLetter:
     dead_lettered_at: float | None
     record: DeliveryRecord | None  # None for an unreadable record set aside
     raw: dict
+    problem: str | None = None  # why ``record`` is None when the entry looked like a delivery
 
     @property
     def malformed(self) -> bool:
@@ -61,18 +67,27 @@ class DeadLetter:
         # masked again for records written before attempt errors were masked where they are made
         return redact_urls(" ".join(str(x) for x in (status, last.get("error")) if x) or self.reason)
 
+    def field(self, name: str):
+        """A delivery field of the record, or of the reference a set-aside entry carries."""
+        if self.record is not None:
+            return getattr(self.record, name)
+        ref = self.raw.get("ref")
+        value = ref.get(name) if isinstance(ref, dict) else None
+        return value if isinstance(value, str) else None
+
     def summary(self) -> dict:
         r = self.record
         return {
             "id": self.id,
             "reason": self.reason,
             "dead_lettered_at": _iso(self.dead_lettered_at),
-            "delivery_id": r.delivery_id if r else None,
-            "tenant_id": r.tenant_id if r else None,
-            "subscription_id": r.subscription_id if r else None,
-            "event_type": r.event_type if r else None,
-            "event_id": r.event_id if r else None,
-            "attempts": len(r.attempts) if r else 0,
+            "delivery_id": self.field("delivery_id"),
+            "tenant_id": self.field("tenant_id"),
+            "subscription_id": self.field("subscription_id"),
+            "event_type": self.field("event_type"),
+            "event_id": self.field("event_id"),
+            # the history is bounded (first and last attempts): the count is the record's own
+            "attempts": max(r.attempt, len(r.attempts)) if r else 0,
             "last_error": self.last_error,
         }
 
@@ -87,12 +102,11 @@ class Filter:
     reason: str | None = None
 
     def __call__(self, d: DeadLetter) -> bool:
-        r = d.record
-        if self.tenant_id and (r is None or r.tenant_id != self.tenant_id):
+        if self.tenant_id and d.field("tenant_id") != self.tenant_id:
             return False
-        if self.subscription_id and (r is None or r.subscription_id != self.subscription_id):
+        if self.subscription_id and d.field("subscription_id") != self.subscription_id:
             return False
-        if self.event_type and (r is None or not _type_matches(self.event_type, r.event_type)):
+        if self.event_type and not _type_matches(self.event_type, d.field("event_type") or ""):
             return False
         when = d.dead_lettered_at
         if self.since is not None and (when is None or when < self.since):
@@ -139,13 +153,17 @@ def decode(partition: int, offset: int, value: bytes | None) -> DeadLetter:
             raise ValueError("not an object")
     except (ValueError, orjson.JSONDecodeError):
         return DeadLetter(entry_id, "unreadable dead-letter record", None, None, {})
-    record = None
+    from delivery.worker import MalformedRecord, decode_record  # the worker's own rules
+
+    record = problem = None
     if "delivery_id" in raw:
         try:
-            record = DeliveryRecord.from_bytes(value)
-        except (TypeError, ValueError):
-            record = None
-    return DeadLetter(entry_id, str(raw.get("reason") or "unknown"), raw.get("dead_lettered_at"), record, raw)
+            record = decode_record(value)
+        except MalformedRecord as exc:
+            problem = str(exc)
+    when = raw.get("dead_lettered_at")
+    when = float(when) if type(when) in (int, float) else None
+    return DeadLetter(entry_id, str(raw.get("reason") or "unknown")[:1000], when, record, raw, problem)
 
 
 def read(settings: Settings, *, since: float | None = None, timeout: float = 10.0) -> Iterator[DeadLetter]:
@@ -218,6 +236,7 @@ class ReplayReport:
     replayed: list[str] = dataclasses.field(default_factory=list)
     already: dict[str, str] = dataclasses.field(default_factory=dict)  # entry -> when it was replayed
     not_replayable: dict[str, str] = dataclasses.field(default_factory=dict)  # entry -> why
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)  # entry -> the broker's error (not recorded: rerun)
 
 
 def replay(
@@ -238,9 +257,13 @@ def replay(
     with sessions() as session:
         done = {row.entry_id: row.replayed_at for row in session.scalars(select(ReplayRow).where(ReplayRow.entry_id.in_([key(d) for d in entries])))}
     todo = []
+    owners = _owners(settings) if any(d.record is not None for d in entries) else {}
     for d in entries:
         if d.record is None:
-            report.not_replayable[d.id] = f"not a delivery ({d.reason})"
+            report.not_replayable[d.id] = f"not a readable delivery: {d.problem}" if d.problem else f"not a delivery ({d.reason})"
+        elif owners.get(d.record.subscription_id, d.record.tenant_id) != d.record.tenant_id:
+            # another tenant's subscription: the worker would refuse it again, and it must never be sent
+            report.not_replayable[d.id] = f"tenant_mismatch: subscription {d.record.subscription_id} belongs to another tenant"
         elif key(d) in done and not force:
             report.already[d.id] = done[key(d)].isoformat()
         else:
@@ -249,21 +272,65 @@ def replay(
         report.replayed = [d.id for d in todo]
         return report
     producer = Producer(producer_config(settings, **{"client.id": "hookstream-dlq-replay"}))
-    failures: list[str] = []
+    acked: set[str] = set()
     deliveries = settings.topic(DELIVERIES)
+
+    def delivered(entry: str):
+        def callback(err, _msg) -> None:
+            if err is None:
+                acked.add(entry)
+            else:
+                report.failed[entry] = err.str()
+        return callback
+
     for i, d in enumerate(todo):
         fresh = dataclasses.replace(d.record, attempt=0, attempts=(), due_at=None, replay_of=d.id)
-        producer.produce(deliveries, fresh.to_bytes(), fresh.subscription_id.encode(),
-                         on_delivery=lambda err, _m, _id=d.id: err and failures.append(f"{_id}: {err.str()}"))
-        producer.poll(0)
+        error = produce_one(producer, deliveries, fresh.subscription_id.encode(), fresh.to_bytes(), delivered(d.id))
+        if error is not None:
+            report.failed[d.id] = error
         if progress:
             progress(i + 1)
-    if producer.flush(60) or failures:
-        raise BrokerError(f"the broker did not take every replay: {failures[:3]}; nothing was recorded as replayed, run it again")
+    producer.flush(60)
     now = datetime.now(UTC)
+    # only what the broker acknowledged counts as replayed: the rest is sent again by a rerun
     with sessions.begin() as session:
         for d in todo:
-            session.merge(ReplayRow(entry_id=key(d), delivery_id=d.record.delivery_id, replayed_at=now))
+            if d.id in acked:
+                session.merge(ReplayRow(entry_id=key(d), delivery_id=d.record.delivery_id, replayed_at=now))
     engine.dispose()
-    report.replayed = [d.id for d in todo]
+    report.replayed = [d.id for d in todo if d.id in acked]
+    for d in todo:
+        if d.id not in acked and d.id not in report.failed:
+            report.failed[d.id] = "not acknowledged by the broker within 60s"
     return report
+
+
+def _owners(settings: Settings) -> dict[str, str]:
+    """subscription id -> tenant id of every subscription in the store (a deleted one is left to
+    the worker, which drops its records)."""
+    from hookstream.subscriptions.store import SubscriptionStore
+
+    store = SubscriptionStore.open(settings)
+    try:
+        return {sub.id: sub.tenant_id for sub in store.list()}
+    finally:
+        store.engine.dispose()
+
+
+def produce_one(producer: Producer, topic: str, key: bytes, value: bytes, on_delivery, *, wait: float = 60.0) -> str | None:
+    """Produce one record from a command-line tool; None, or why the client refused it at once
+    (``message.max.bytes``, say). A full queue is waited out (the tool has nothing else to do),
+    for ``wait`` seconds at most."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            producer.produce(topic, value, key, on_delivery=on_delivery)
+        except BufferError:
+            if time.monotonic() > deadline:
+                return "the producer's queue stayed full"
+            producer.poll(0.1)
+            continue
+        except KafkaException as exc:
+            return exc.args[0].str()
+        producer.poll(0)
+        return None

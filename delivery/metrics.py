@@ -13,8 +13,10 @@ dashboards, ``ops/`` (the Grafana dashboard, the alert rules) and ``tests/monito
   Prometheus stores it as ``webhook_delivery_http_status_total`` (prometheus_client appends
   ``_total`` to every counter), which is what ``ops/`` queries.
 - ``webhook_dead_letters_total{event,tenant_id,reason}`` records sent to the dead-letter topic;
-  ``reason``: retries_exhausted, client_error, redirect, gone, malformed, no_valid_secret
-  (``unknown`` event and tenant for a record too malformed to name them).
+  ``reason``: retries_exhausted, client_error, redirect, gone, malformed, no_valid_secret,
+  tenant_mismatch (a record naming another tenant's subscription: never sent), url_refused,
+  invalid_header, internal_error (a bug the record triggered), too_large (set aside by
+  reference) (``unknown`` event and tenant for a record too malformed to name them).
 - ``webhook_inflight_requests`` HTTP requests in flight in this worker process.
 - ``webhook_circuit_state{subscription_id}`` circuit breaker per endpoint: 0 closed, 1 open,
   2 half-open.
@@ -28,6 +30,9 @@ hookstream's own operational counters (free to evolve, not on the dashboard):
 - ``hookstream_delivery_endpoint_gone_total{tenant_id,subscription_id}`` 410 Gone answers: the
   receiver asks to be disabled (an operator or automation acts on it; see ``delivery.worker``).
 - ``hookstream_delivery_malformed_total`` records that could not be read, set aside.
+- ``hookstream_delivery_internal_errors_total`` records whose handling raised (a bug), dead-lettered.
+- ``hookstream_delivery_worker_failures_total{kind}`` infrastructure errors that stopped the
+  worker (``kafka``, ``attempt_log``).
 """
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -57,3 +62,9 @@ GONE = Counter(
     ["tenant_id", "subscription_id"],
 )
 MALFORMED = Counter("hookstream_delivery_malformed_total", "Delivery records that could not be read.")
+INTERNAL_ERRORS = Counter(
+    "hookstream_delivery_internal_errors_total", "Records whose handling raised in the worker (dead-lettered as internal_error)."
+)
+WORKER_FAILURES = Counter(
+    "hookstream_delivery_worker_failures_total", "Infrastructure errors that stopped the delivery worker.", ["kind"]
+)

@@ -62,14 +62,19 @@ def dlq_show(entry_id: str = typer.Argument(..., help="The id from `dlq list` (p
     d = find(Settings.from_env(), entry_id)
     doc = {**d.summary(), "attempt_history": list(d.record.attempts) if d.record else [], "event": d.record.event if d.record else None}
     if d.malformed:
-        doc["original"] = {k: d.raw.get(k) for k in ("topic", "partition", "offset", "key_b64", "value_b64")}
+        doc["original"] = {k: d.raw.get(k) for k in ("topic", "partition", "offset", "key_b64", "value_b64") if k in d.raw}
+        # a record too large to keep whole: where it was, its size and an excerpt
+        doc["original"].update({k: d.raw[k] for k in ("ref", "value_bytes", "excerpt", "value_excerpt_b64") if k in d.raw})
     if as_json:
         emit_json(doc)
         return
     for k in ("id", "reason", "dead_lettered_at", "delivery_id", "tenant_id", "subscription_id", "event_type", "event_id"):
         typer.echo(f"{k:<17} {doc[k]}")
-    for i, a in enumerate(doc["attempt_history"], 1):
-        typer.echo(f"attempt {i:<9} " + " ".join(f"{k}={v}" for k, v in a.items()))
+    for a in doc["attempt_history"]:
+        if "omitted" in a and "attempt" not in a:  # the history keeps the first and the last attempts
+            typer.echo(f"{'':<17} ({a['omitted']} attempt(s) omitted)")
+            continue
+        typer.echo(f"attempt {a.get('attempt', '?')!s:<9} " + " ".join(f"{k}={v}" for k, v in a.items()))
     if doc["event"] is not None:
         import json
 
@@ -110,7 +115,8 @@ def dlq_replay(tenant: Optional[str] = _tenant, subscription: Optional[str] = _s
             report = replay(settings, entries, force=force, progress=tick)
     if as_json:
         emit_json({"dry_run": dry_run, "replayed": report.replayed, "already_replayed": report.already,
-                   "not_replayable": report.not_replayable})
+                   "not_replayable": report.not_replayable, "failed": report.failed})
+        _replay_failed(report)
         return
     verb = "would replay" if dry_run else "replayed"
     if dry_run:
@@ -123,6 +129,17 @@ def dlq_replay(tenant: Optional[str] = _tenant, subscription: Optional[str] = _s
         typer.echo(f"skipped {entry}: already replayed at {when} (--force to send it again)")
     for entry, why in report.not_replayable.items():
         typer.echo(f"skipped {entry}: {why}")
+    for entry, why in report.failed.items():
+        typer.echo(f"failed {entry}: {why}")
+    _replay_failed(report)
+
+
+def _replay_failed(report) -> None:
+    if report.failed:
+        from hookstream.errors import BrokerError
+
+        raise BrokerError(f"{len(report.failed)} dead letter(s) were not taken by the broker (listed above); "
+                          "the others are recorded as replayed, so running the replay again sends only these")
 
 
 @replay_app.command("events")
@@ -143,7 +160,9 @@ def replay_events(subscription: str = typer.Option(..., "--subscription", help="
                      until=parse_time(until, name="--until") if until else None, dry_run=dry_run)
     if as_json:
         emit_json({"subscription": sub.id, "dry_run": dry_run, "scanned": report.scanned, "queued": report.queued,
-                   "skipped_invalid": report.skipped_invalid})
+                   "skipped_invalid": report.skipped_invalid, "refused": report.refused})
     else:
         typer.echo(f"{'would re-deliver' if dry_run else 're-delivering'} {report.queued} event(s) to {sub.id} "
                    f"(scanned {report.scanned}, {report.skipped_invalid} unreadable skipped)")
+        for event_id, why in report.refused.items():
+            typer.echo(f"refused event {event_id}: {why}")

@@ -14,6 +14,7 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from delivery.dead_letters import produce_one
 from hookstream.errors import BrokerError, ValidationError
 from hookstream.kafka import producer_config
 from hookstream.records import DeliveryRecord, delivery_id
@@ -29,6 +30,7 @@ class RecoveryReport:
     scanned: int = 0
     queued: int = 0
     skipped_invalid: int = 0
+    refused: dict[str, str] = dataclasses.field(default_factory=dict)  # event id -> why the client refused it (e.g. too large)
 
 
 def _topics_for(sub: Subscription) -> list[str]:
@@ -97,9 +99,11 @@ def recover(settings: Settings, sub: Subscription, *, since: float, until: float
                         event_id=event.id, event_type=event.type, occurred_at=envelope["occurred_at"], event=envelope,
                         replay_of="recovery",
                     )
-                    producer.produce(settings.topic(DELIVERIES), rec.to_bytes(), sub.id.encode(),
-                                     on_delivery=lambda err, _m: err and failures.append(err.str()))
-                    producer.poll(0)
+                    on_delivery = lambda err, _m, _id=event.id: err and failures.append(f"{_id}: {err.str()}")  # noqa: E731
+                    error = produce_one(producer, settings.topic(DELIVERIES), sub.id.encode(), rec.to_bytes(), on_delivery)
+                    if error is not None:  # this one record only (too large, say): go on with the others
+                        report.queued -= 1
+                        report.refused[event.id] = error
             consumer.unassign()
     finally:
         consumer.close()

@@ -41,8 +41,24 @@ endpoint, ``Limits`` bounds requests in flight and records waiting; the circuit 
 endpoints that are down. So a hung endpoint ties up at most its own slots for at most the
 request timeout, and the healthy endpoints' records pass it by.
 
-Unreadable records (not JSON, missing fields, wrong types) are set aside on the dead-letter
-topic with the reason and the original bytes (base64), and their offsets move on.
+No record stops the worker
+--------------------------
+Unreadable records (not JSON, missing fields, wrong types, a ``delivery_id`` that is not the one
+its event id and subscription id give) are set aside on the dead-letter topic with the reason and
+the original bytes (base64; a reference and an excerpt when they would not fit), and their
+offsets move on. ``Deliverer.deliver`` dead-letters what must not be sent (another tenant's
+subscription, a refused URL or header). An exception while handling one record (a bug a record
+can trigger) dead-letters that record as ``internal_error``, logs its traceback (once per place
+it came from) and counts it; only infrastructure errors stop the worker (a fatal Kafka error, a
+broker that would not take a forward, the attempt-log writer gone): a log line,
+``hookstream_delivery_worker_failures_total{kind}``, exit code 1, nothing committed past them.
+
+Producing never blocks the loop and never loses a record: a full producer queue (``BufferError``)
+parks the forward in a backlog the loop drains; a record the broker or the client refuses on its
+own (too large for ``message.max.bytes`` or the topic's ``max.message.bytes``) is replaced on the
+dead-letter topic by a reference (source topic/partition/offset, event id, delivery id) and a
+bounded excerpt (reason ``too_large``). The attempt history a record carries is bounded
+(``delivery.attempt.bounded_history``), so retries alone never make a record too large.
 
 410 Gone: the attempt dead-letters the record, logs a warning and counts
 ``hookstream_delivery_endpoint_gone_total``; the worker does not disable the subscription
@@ -59,6 +75,7 @@ import dataclasses
 import logging
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -73,7 +90,7 @@ from delivery.outcome import RetryReason
 from delivery.transport import PyreqwestTransport, Transport
 from hookstream.errors import BrokerError
 from hookstream.kafka import consumer_config, producer_config
-from hookstream.records import DeliveryRecord
+from hookstream.records import DeliveryRecord, delivery_id
 from hookstream.settings import Settings
 from hookstream.topics import DEAD_LETTERS, DELIVERIES, retry_topic
 
@@ -86,6 +103,15 @@ IDLE_WAIT = 0.005  # seconds the loop yields when the consumer had nothing
 COMMIT_INTERVAL = 0.2
 LIVENESS_POLL = 1.0  # at the in-flight bound, still poll this often (rebalances, liveness)
 DEFAULT_CONCURRENCY = 2000
+EXCERPT_BYTES = 1024  # of a record set aside by reference
+MAX_KEY_BYTES = 1024  # a set-aside record keeps its key up to this size
+PRODUCE_OVERHEAD = 1024  # room for the key, headers and framing under message.max.bytes
+# errors of ONE record the broker or the client will never take; any other produce error that
+# reaches the callback (librdkafka retried the retriable ones itself) means the broker is gone
+_RECORD_ERRORS = frozenset({
+    KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE,
+    KafkaError.INVALID_RECORD,
+})
 
 _STR_FIELDS = ("delivery_id", "subscription_id", "tenant_id", "event_id", "event_type", "occurred_at")
 
@@ -131,10 +157,20 @@ def decode_record(value: bytes | None) -> DeliveryRecord:
     if due is not None and type(due) is not float and type(due) is not int:
         raise MalformedRecord("due_at is not a number")
     replay = get("replay_of")
+    if replay is not None and type(replay) is not str:
+        raise MalformedRecord("replay_of is not a string")
+    # the id receivers deduplicate on: every writer (fan-out, dlq replay, recovery) derives it from
+    # (event id, subscription id), so any other value is a forged or corrupted record, replays too
+    if strs[0] != delivery_id(strs[3], strs[1]):
+        raise MalformedRecord("delivery_id is not the one event_id and subscription_id give")
+    for field, index in (("id", 3), ("tenant_id", 2), ("type", 4)):
+        inner = event.get(field)
+        if inner is not None and inner != strs[index]:
+            raise MalformedRecord(f"event.{field} differs from the record's {_STR_FIELDS[index]}")
     return DeliveryRecord.checked(
         *strs, event, attempt, tuple(attempts),
         float(due) if due is not None else None,
-        replay if type(replay) is str else None,
+        replay,
     )
 
 
@@ -176,6 +212,38 @@ class _Completion:
             self.worker._finish(self.part, self.offset)
 
 
+class _Out:
+    """One record to produce: where, what its acknowledgement finishes, and where it came from
+    (``src``: topic, partition, offset) should it have to be set aside by reference."""
+
+    __slots__ = ("worker", "topic", "key", "value", "on_ack", "src", "record", "reason", "level")
+
+    def __init__(self, worker: "Worker", topic: str, key: bytes | None, value: bytes, on_ack: Callable[[], None],
+                 src: tuple[str, int, int], record: DeliveryRecord | None, reason: str | None = None, *, level: int = 0) -> None:
+        self.worker, self.topic, self.key, self.value, self.on_ack = worker, topic, key, value, on_ack
+        self.src, self.record, self.reason, self.level = src, record, reason, level  # level: 1, 2 = references
+
+    def delivered(self, err, _msg) -> None:
+        if err is None:
+            self.on_ack()
+        else:
+            self.worker._refused(self, err)
+
+
+def _bounded_key(key: bytes | None) -> bytes | None:
+    return key if key is None or len(key) <= MAX_KEY_BYTES else key[:MAX_KEY_BYTES]
+
+
+def _origin(exc: BaseException) -> tuple[str, str, int]:
+    """Where an exception was raised: its type and innermost frame (one traceback logged per place)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return type(exc).__qualname__, "", 0
+    return type(exc).__qualname__, tb.tb_frame.f_code.co_filename, tb.tb_lineno
+
+
 class Worker:
     def __init__(
         self,
@@ -189,6 +257,7 @@ class Worker:
         breaker_config: BreakerConfig | None = None,
         group: str | None = None,
         follower_check: Callable[[], None] | None = None,
+        producer_options: dict[str, Any] | None = None,
     ) -> None:
         self.settings = settings
         self.table = table
@@ -218,6 +287,14 @@ class Worker:
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.writer: AttemptLogWriter | None = None
+        self.producer_config = producer_config(settings, **{"client.id": "hookstream-delivery", **(producer_options or {})})
+        # the largest value produced as it is; a larger one is set aside by reference
+        self.max_value_bytes = int(self.producer_config.get("message.max.bytes", 1_000_000)) - PRODUCE_OVERHEAD
+        self._backlog: deque[_Out] = deque()
+        self._bugs_logged: set[tuple[str, str, int]] = set()
+        # a tier record due further ahead than any retry, breaker pause or Retry-After can put it
+        # is not ours (a forged due_at would pause its partition for years)
+        self.max_wait = 2 * max(max(settings.retry_schedule, default=0.0), 600.0) + 3600.0
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event, *, ready: Callable[[], None] | None = None) -> None:
@@ -225,7 +302,7 @@ class Worker:
 
         self.loop = asyncio.get_running_loop()
         self.writer = AttemptLogWriter(self.engine, self.loop).start()
-        self.producer = Producer(producer_config(self.settings, **{"client.id": "hookstream-delivery"}))
+        self.producer = Producer(self.producer_config)
         self.consumer = Consumer(
             consumer_config(self.settings, self.group, **{
                 "client.id": "hookstream-delivery", "on_commit": self._on_commit,
@@ -262,6 +339,8 @@ class Worker:
         consumer, producer = self.consumer, self.producer
         while not stop.is_set() and self.fatal is None:
             producer.poll(0)
+            if self._backlog:
+                self._drain_backlog()
             room = self.concurrency - self.in_flight
             now = time.monotonic()
             msgs = ()
@@ -293,11 +372,16 @@ class Worker:
         deadline = time.monotonic() + grace
         while self.in_flight > 0 and time.monotonic() < deadline and self.fatal is None:
             self.producer.poll(0)
+            self._drain_backlog()
             consumer.consume(CONSUME_BATCH, 0)  # serve callbacks; paused: returns nothing to act on
             await asyncio.sleep(0.01)
         for task in list(self._tasks):
             task.cancel()
-        remaining = self.producer.flush(10)
+        drain_until = time.monotonic() + 10
+        while self._backlog and self.fatal is None and time.monotonic() < drain_until:
+            self.producer.poll(0.05)
+            self._drain_backlog()
+        remaining = self.producer.flush(10) + len(self._backlog)
         if remaining:
             log.error("%d forwarded record(s) not acknowledged at shutdown; their offsets stay uncommitted", remaining)
         await asyncio.sleep(0)  # run attempt-log callbacks already queued
@@ -312,7 +396,7 @@ class Worker:
     def _check_health(self) -> None:
         self.follower_check()
         if not self.writer.alive:
-            self.fatal = RuntimeError("the attempt-log writer stopped")
+            self._fail(RuntimeError("the attempt-log writer stopped"), "attempt_log", "the attempt-log writer stopped")
 
     # ------------------------------------------------------------------ consuming
     def _accept(self, msg) -> None:
@@ -321,7 +405,7 @@ class Worker:
             if err.code() == KafkaError._PARTITION_EOF:
                 return
             if err.fatal():
-                self.fatal = KafkaException(err)
+                self._fail(KafkaException(err), "kafka", f"consumer: {err.str()}")
             else:
                 log.warning("consumer: %s", err.str())
             return
@@ -334,19 +418,21 @@ class Worker:
             return  # a stale copy from before a seek
         try:
             record = decode_record(msg.value())
-        except MalformedRecord as exc:
+            wait = record.due_at - time.time() if record.due_at is not None and tp[0] != self.main_topic else 0.0
+            if wait > self.max_wait:
+                raise MalformedRecord(f"due_at is {wait:.0f}s ahead, more than any retry waits")
+        except Exception as exc:  # MalformedRecord, or a bug a record found in decode_record
             part.take(offset)
             self.in_flight += 1
-            self._set_aside(msg, str(exc), part, offset)
+            why = str(exc) if isinstance(exc, MalformedRecord) else f"cannot be read ({type(exc).__name__})"
+            self._set_aside(msg, why, part, offset)
             return
-        if tp[0] != self.main_topic and record.due_at is not None:
-            wait = record.due_at - time.time()
-            if wait > 0:
-                self._pause_until_due(tp, offset, wait, part)
-                return
+        if wait > 0:
+            self._pause_until_due(tp, offset, wait, part)
+            return
         part.take(offset)
         self.in_flight += 1
-        task = self.loop.create_task(self._process(part, offset, record))
+        task = self.loop.create_task(self._process(part, offset, record, tp))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -356,7 +442,7 @@ class Worker:
             self.consumer.pause([where])
             self.consumer.seek(where)
         except KafkaException as exc:
-            self.fatal = exc
+            self._fail(exc, "kafka", f"pausing {tp[0]}[{tp[1]}] failed: {exc.args[0].str()}")
             return
         part.seek_back(offset)
         self.due_paused[tp] = self.loop.call_later(wait, self._resume_due, tp, part)
@@ -374,7 +460,7 @@ class Worker:
             if part.next_offset is not None:
                 self.consumer.seek(TopicPartition(tp[0], tp[1], part.next_offset))
         except KafkaException as exc:
-            self.fatal = exc
+            self._fail(exc, "kafka", f"resuming {tp[0]}[{tp[1]}] failed: {exc.args[0].str()}")
 
     # ------------------------------------------------------------------ rebalancing
     def _on_assign(self, consumer, partitions) -> None:
@@ -432,24 +518,34 @@ class Worker:
                 part.commit_failed()
 
     # ------------------------------------------------------------------ handling decisions
-    async def _process(self, part, offset: int, record: DeliveryRecord) -> None:
+    async def _process(self, part, offset: int, record: DeliveryRecord, tp: tuple[str, int]) -> None:
         try:
             decision = await self.deliverer.deliver(record)
+            self._handle(decision, record, part, offset, tp)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a bug or an infrastructure fault: stop, do not commit this record
-            log.exception("delivery %s failed inside the worker (not the endpoint's fault); stopping", record.delivery_id)
-            self.fatal = exc
-            return
-        self._handle(decision, record, part, offset)
+        except Exception as exc:  # a bug this record triggers: set it aside, never stop for it
+            self._internal_error(exc, record, part, offset, tp)
 
-    def _handle(self, decision: Decision, record: DeliveryRecord, part, offset: int) -> None:
+    def _handle(self, decision: Decision, record: DeliveryRecord, part, offset: int, tp: tuple[str, int]) -> None:
         if isinstance(decision, Dropped):
             m.DROPPED.labels(decision.reason).inc()
             log.info("dropped delivery %s: %s", record.delivery_id, decision.reason)
             self._finish(part, offset)
             return
         report = decision.report
+        # what the record's content can make fail (serialising it, its attempt row) comes before
+        # the first side effect, so an exception leaves nothing half done for _internal_error
+        row = value = None
+        if isinstance(decision, Delivered):
+            row = row_values(record, report, "succeeded")
+        elif isinstance(decision, Retry):
+            row = row_values(record, report, "failed") if report is not None else None
+            # orjson serialises the dataclass itself: the same bytes as DeliveryRecord.to_bytes, 5x faster
+            value = orjson.dumps(decision.record)
+        else:
+            row = row_values(record, report, "dead") if report is not None else None
+            value = dead_letter_value(decision.record, decision.reason, time.time())
         series = self._series.get((record.event_type, record.tenant_id))
         if series is None:
             series = self._series[(record.event_type, record.tenant_id)] = _Series(record.event_type, record.tenant_id)
@@ -459,30 +555,57 @@ class Worker:
                 self._status_series(record.event_type, report.status).inc()
         if isinstance(decision, Delivered):
             series.succeeded.inc()
-            self.writer.submit(row_values(record, report, "succeeded"), _Completion(self, part, offset, 1).ack)
+            self.writer.submit(row, _Completion(self, part, offset, 1).ack)
         elif isinstance(decision, Retry):
-            done = _Completion(self, part, offset, 2 if report is not None else 1)
-            if report is not None:
+            done = _Completion(self, part, offset, 2 if row is not None else 1)
+            if row is not None:
                 series.failed.inc()
                 series.retries[str(report.outcome.reason)].inc()
-                self.writer.submit(row_values(record, report, "failed"), done.ack)
+                self.writer.submit(row, done.ack)
             else:
                 self._skipped(decision.skipped).inc()
-            # orjson serialises the dataclass itself: the same bytes as DeliveryRecord.to_bytes, 5x faster
-            self._produce(self.settings.topic(retry_topic(decision.tier)), decision.record, orjson.dumps(decision.record), done.ack)
-        elif isinstance(decision, DeadLetter):
-            done = _Completion(self, part, offset, 2 if report is not None else 1)
-            if report is not None:
+            topic = self.settings.topic(retry_topic(decision.tier))
+            self._send(_Out(self, topic, decision.record.subscription_id.encode(), value, done.ack, (*tp, offset), decision.record))
+        else:
+            done = _Completion(self, part, offset, 2 if row is not None else 1)
+            if row is not None:
                 series.dead.inc()
-                self.writer.submit(row_values(record, report, "dead"), done.ack)
+                self.writer.submit(row, done.ack)
             m.DEAD_LETTERS.labels(record.event_type, record.tenant_id, decision.code).inc()
             if decision.disable_endpoint:
                 m.GONE.labels(record.tenant_id, record.subscription_id).inc()
                 log.warning("subscription %s answered 410 Gone: the receiver asks to be disabled", record.subscription_id)
-            log.info("dead-lettered delivery %s: %s", record.delivery_id, decision.reason)
-            value = dead_letter_value(decision.record, decision.reason, time.time())
-            self._produce(self.dead_topic, decision.record, value, done.ack)
+            if decision.code == "tenant_mismatch":
+                log.warning("refused delivery %s: %s", record.delivery_id, decision.reason)
+            else:
+                log.info("dead-lettered delivery %s: %s", record.delivery_id, decision.reason)
+            self._send(_Out(self, self.dead_topic, decision.record.subscription_id.encode(), value, done.ack,
+                            (*tp, offset), decision.record, decision.reason))
         self._show_breaker(record.subscription_id)
+
+    def _internal_error(self, exc: Exception, record: DeliveryRecord, part, offset: int, tp: tuple[str, int]) -> None:
+        """Dead-letter ONE record whose handling raised, as ``internal_error``. The traceback is
+        logged the first time an exception comes from a given place (a bug every record hits
+        would otherwise flood the log); the reason names only the exception's type (its message
+        may quote a header value)."""
+        m.INTERNAL_ERRORS.inc()
+        m.DEAD_LETTERS.labels(record.event_type, record.tenant_id, "internal_error").inc()
+        where = _origin(exc)
+        if where not in self._bugs_logged and len(self._bugs_logged) < 100:
+            self._bugs_logged.add(where)
+            log.error("delivery %s (%s[%d]@%d) hit a bug in the worker, not the endpoint's fault; dead-lettered as internal_error",
+                      record.delivery_id, tp[0], tp[1], offset, exc_info=exc)
+        else:
+            log.error("delivery %s (%s[%d]@%d) dead-lettered as internal_error: %s (traceback logged before)",
+                      record.delivery_id, tp[0], tp[1], offset, type(exc).__name__)
+        reason = f"internal_error: {type(exc).__name__} in the delivery worker (see its log)"
+        done = _Completion(self, part, offset, 1).ack
+        try:
+            value = dead_letter_value(record, reason, time.time())
+        except Exception:  # the record itself cannot be written: keep a reference to it
+            self._set_aside_ref(_Out(self, self.dead_topic, None, b"", done, (*tp, offset), record, reason, level=1), "it cannot be serialised")
+            return
+        self._send(_Out(self, self.dead_topic, record.subscription_id.encode(), value, done, (*tp, offset), record, reason))
 
     def _skipped(self, reason: str):
         child = self._skip_series.get(reason)
@@ -512,29 +635,87 @@ class Worker:
             "topic": msg.topic(),
             "partition": msg.partition(),
             "offset": offset,
-            "key_b64": base64.b64encode(key).decode() if key is not None else None,
-            "value_b64": base64.b64encode(value).decode() if value is not None else None,
+            "key_b64": base64.b64encode(key[:MAX_KEY_BYTES]).decode() if key is not None else None,
+            "value_b64": None,
             "dead_lettered_at": round(time.time(), 3),
         }
-        self._produce_raw(self.dead_topic, key, orjson.dumps(doc), _Completion(self, part, offset, 1).ack)
+        if value is not None:
+            if len(value) * 4 // 3 + 4096 <= self.max_value_bytes:
+                doc["value_b64"] = base64.b64encode(value).decode()
+            else:  # base64 would not fit the dead-letter topic: an excerpt, and the source's address
+                doc["value_bytes"] = len(value)
+                doc["value_excerpt_b64"] = base64.b64encode(value[:EXCERPT_BYTES]).decode()
+        src = (msg.topic(), msg.partition(), offset)
+        self._send(_Out(self, self.dead_topic, _bounded_key(key), orjson.dumps(doc), _Completion(self, part, offset, 1).ack, src, None))
 
-    def _produce(self, topic: str, record: DeliveryRecord, value: bytes, on_ack: Callable[[], None]) -> None:
-        self._produce_raw(topic, record.subscription_id.encode(), value, on_ack)
+    # ------------------------------------------------------------------ producing
+    def _send(self, out: "_Out") -> None:
+        """Produce ``out``; never blocks. Behind a backlog (the producer's queue was full) it
+        waits its turn; the loop drains the backlog as the queue empties."""
+        if len(out.value) > self.max_value_bytes:
+            self._set_aside_ref(out, f"{len(out.value)} bytes, more than this producer's message.max.bytes")
+            return
+        if self._backlog or not self._try_send(out):
+            self._backlog.append(out)
 
-    def _produce_raw(self, topic: str, key: bytes | None, value: bytes, on_ack: Callable[[], None]) -> None:
-        def delivered(err, _msg) -> None:
-            if err is not None:
-                log.error("the broker did not acknowledge a record for %s: %s; stopping", topic, err.str())
-                self.fatal = KafkaException(err)
-            else:
-                on_ack()
+    def _try_send(self, out: "_Out") -> bool:
+        """False when the producer's queue is full (``out`` was not taken)."""
+        try:
+            self.producer.produce(out.topic, value=out.value, key=out.key, on_delivery=out.delivered)
+        except BufferError:
+            return False
+        except KafkaException as exc:  # refused by the client itself, e.g. _MSG_SIZE_TOO_LARGE
+            self._refused(out, exc.args[0])
+        return True
 
-        while True:
-            try:
-                self.producer.produce(topic, value=value, key=key, on_delivery=delivered)
-                return
-            except BufferError:  # the producer's queue is full: let it drain
-                self.producer.poll(0.05)
+    def _drain_backlog(self) -> None:
+        backlog = self._backlog
+        while backlog and self._try_send(backlog[0]):
+            backlog.popleft()
+
+    def _refused(self, out: "_Out", err: KafkaError) -> None:
+        """A record the client or the broker did not take. One it will never take (too large,
+        invalid) is replaced by a reference; anything else means Kafka is failing: stop."""
+        if err.fatal() or err.code() not in _RECORD_ERRORS:
+            self._fail(KafkaException(err), "kafka", f"the broker did not take a record for {out.topic}: {err.str()}")
+            return
+        self._set_aside_ref(out, err.str())
+
+    def _set_aside_ref(self, out: "_Out", why: str) -> None:
+        """Put a reference to ``out``'s record on the dead-letter topic instead of the record:
+        where it came from, its ids, its size and (first try) an excerpt. Its acknowledgement
+        finishes what ``out``'s would have."""
+        level = out.level + 1
+        if level > 2:  # not even a bare reference fits: the dead-letter topic is misconfigured
+            self._fail(RuntimeError(f"{out.topic} refused a {len(out.value)}-byte reference ({why})"), "kafka",
+                       f"could not set a record aside on {out.topic}: {why}")
+            return
+        rec = out.record
+        doc: dict[str, Any] = {
+            "reason": f"too_large: the record for {out.topic} was refused ({why})"
+                      + (f"; it was being dead-lettered: {out.reason}" if out.reason else ""),
+            "ref": {
+                "topic": out.src[0], "partition": out.src[1], "offset": out.src[2],
+                "event_id": rec.event_id if rec else None, "delivery_id": rec.delivery_id if rec else None,
+                "subscription_id": rec.subscription_id if rec else None, "tenant_id": rec.tenant_id if rec else None,
+                "event_type": rec.event_type if rec else None,
+            },
+            "value_bytes": len(out.value),
+            "dead_lettered_at": round(time.time(), 3),
+        }
+        if level == 1 and out.value:
+            doc["excerpt"] = out.value[:EXCERPT_BYTES].decode("utf-8", "replace")
+        m.DEAD_LETTERS.labels(rec.event_type if rec else "unknown", rec.tenant_id if rec else "unknown", "too_large").inc()
+        log.warning("set aside a reference to %s[%d]@%d (delivery %s) instead of a record for %s: %s",
+                    *out.src, rec.delivery_id if rec else "unknown", out.topic, why)
+        self._send(_Out(self, self.dead_topic, out.key, orjson.dumps(doc), out.on_ack, out.src, rec, level=level))
+
+    def _fail(self, exc: BaseException, kind: str, what: str) -> None:
+        """An infrastructure error: stop (exit 1) without finishing what it touched."""
+        if self.fatal is None:
+            self.fatal = exc
+            m.WORKER_FAILURES.labels(kind).inc()
+            log.error("%s; stopping", what)
 
     def _finish(self, part, offset: int) -> None:
         part.finish(offset)

@@ -320,3 +320,152 @@ def test_a_subscription_whose_secrets_did_not_open_is_dead_lettered_naming_the_k
     # the worker goes on: the next subscription's record is delivered
     d2, _ = deliverer(lambda *_: HttpResponse(204), unreadable, sub("sub_2"))
     assert isinstance(run(d2.deliver(record("sub_2"))), Delivered)
+
+
+# ---------------------------------------------------------------------------- records never sent (issue #12)
+def test_another_tenants_subscription_is_dead_lettered_never_posted():
+    d, t = deliverer(lambda *_: HttpResponse(200))
+    decision = run(d.deliver(record(tenant_id="intruder")))
+    assert isinstance(decision, DeadLetter) and decision.code == "tenant_mismatch" and decision.report is None
+    assert "acme" not in decision.reason  # the other tenant is not named
+    assert t.requests == []
+
+
+def test_a_disabled_subscription_of_another_tenant_is_still_refused_as_a_mismatch():
+    d, t = deliverer(lambda *_: HttpResponse(200), sub(status=Status.DISABLED))
+    assert run(d.deliver(record(tenant_id="intruder"))).code == "tenant_mismatch"
+    assert t.requests == []
+
+
+@pytest.mark.parametrize(
+    ("url", "settings", "why"),
+    [
+        ("http://hooks.example.com/in", SETTINGS, "http is not allowed"),
+        ("https://10.0.0.7/in", SETTINGS, "private"),
+        ("https://[::1]/in", SETTINGS, "loopback"),
+        ("https://localhost/in", SETTINGS, "loopback"),
+        ("https://hooks.example.com:0/in", SETTINGS, "port"),
+        ("ftp://hooks.example.com/in", SETTINGS, "scheme"),
+    ],
+)
+def test_a_url_the_policy_refuses_is_dead_lettered_never_posted(url, settings, why):
+    s = dataclasses.replace(sub(), url=url)
+    d, t = deliverer(lambda *_: HttpResponse(200), s)
+    decision = run(d.deliver(record()))
+    assert isinstance(decision, DeadLetter) and decision.code == "url_refused", decision
+    assert decision.reason.startswith("url_refused: ") and why in decision.reason
+    assert t.requests == []
+
+
+def test_a_host_name_is_left_to_the_transport_and_an_allowed_network_passes():
+    import ipaddress
+
+    from delivery.attempt import endpoint_refusal
+
+    # a name that resolves nowhere: the transport resolves and pins at connect time, not this check
+    s = dataclasses.replace(sub(), url="https://hooks.never-resolved.invalid/in")
+    d, t = deliverer(lambda *_: HttpResponse(200), s)
+    assert isinstance(run(d.deliver(record())), Delivered) and len(t.requests) == 1
+    local = dataclasses.replace(sub(), url="http://127.0.0.1:8000/in")
+    http_ok = dataclasses.replace(SETTINGS, allow_http=True)
+    assert endpoint_refusal(local, http_ok)[0] == "url_refused"
+    opened = dataclasses.replace(http_ok, allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
+    assert endpoint_refusal(local, opened) is None
+
+
+def test_the_url_verdict_is_cached_per_subscription_version():
+    import delivery.attempt as attempt
+
+    calls = []
+    real = attempt.check_url
+
+    def counting(url, settings, **kw):
+        calls.append(url)
+        return real(url, settings, **kw)
+
+    s = sub()
+    d, t = deliverer(lambda *_: HttpResponse(200), s)
+    attempt.check_url = counting
+    try:
+        for _ in range(3):
+            run(d.deliver(record()))
+        assert len(calls) == 1
+        d.table.subs["sub_1"] = dataclasses.replace(s, url="http://hooks.example.com/in", version=2)
+        assert run(d.deliver(record())).code == "url_refused"
+        assert len(calls) == 2
+    finally:
+        attempt.check_url = real
+    assert len(t.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ({"X-Bad": "a\r\nInjected: 1"}, "value of header X-Bad"),
+        ({"X-Bad": "a\nb"}, "value of header X-Bad"),
+        ({"X-Bad": "nul\x00"}, "value of header X-Bad"),
+        ({"X-Bad": "caf\u00e9"}, "value of header X-Bad"),
+        ({"X-Bad": "del\x7f"}, "value of header X-Bad"),
+        ({"X-Bad": "x" * 9000}, "value of header X-Bad"),
+        ({"Bad Name": "v"}, "not an RFC 9110 token"),
+        ({"X:Colon": "v"}, "not an RFC 9110 token"),
+        ({"": "v"}, "not an RFC 9110 token"),
+        ({"X-\u00e9": "v"}, "not an RFC 9110 token"),
+        ({"Host": "evil.example"}, "set by the delivery worker"),
+        ({"Content-Length": "1"}, "set by the delivery worker"),
+        ({"transfer-encoding": "chunked"}, "set by the delivery worker"),
+        ({"Webhook-Signature": "v1,forged"}, "set by the delivery worker"),
+        ({"webhook-custom": "x"}, "set by the delivery worker"),
+        ({"User-Agent": "x"}, "set by the delivery worker"),
+        ({"X-A": "1", "x-a": "2"}, "given twice"),
+    ],
+)
+def test_a_header_the_client_would_refuse_is_dead_lettered_never_posted(headers, why):
+    s = sub(headers=headers)
+    d, t = deliverer(lambda *_: HttpResponse(200), s)
+    decision = run(d.deliver(record()))
+    assert isinstance(decision, DeadLetter) and decision.code == "invalid_header", decision
+    assert why in decision.reason
+    for value in headers.values():
+        if len(value) > 2:
+            assert value not in decision.reason  # a header value may be a credential
+    assert t.requests == []
+
+
+def test_ordinary_custom_headers_pass_the_check():
+    from delivery.attempt import header_problem
+
+    assert header_problem({"Authorization": "Bearer abc.def", "X-Tab": "a\tb", "X-Sym": "!#$%&'*+-.^_`|~ ok"}) is None
+    assert header_problem({}) is None
+
+
+def test_the_history_keeps_the_first_and_last_attempts_with_a_count_of_the_rest():
+    from delivery.attempt import HISTORY_KEEP_LAST, bounded_history
+
+    history: tuple = ()
+    for n in range(1, 1001):
+        entry = {"attempt": n, "at": NOW + n, "status": None, "error": "E" * 300, "duration": 15.0, "result": "retry:timeout"}
+        history = bounded_history(history, entry)
+        assert len(history) <= HISTORY_KEEP_LAST + 2
+    assert history[0]["attempt"] == 1
+    assert history[1] == {"omitted": 1000 - 1 - HISTORY_KEEP_LAST}
+    assert [h["attempt"] for h in history[2:]] == list(range(1001 - HISTORY_KEEP_LAST, 1001))
+    short = bounded_history(({"attempt": 1},), {"attempt": 2})
+    assert short == ({"attempt": 1}, {"attempt": 2})
+
+
+def test_a_record_after_1000_failed_attempts_stays_small():
+    schedule = RetrySchedule(delays=(1.0,) * 1000, random=lambda: 0.5)
+    transport = MockTransport(lambda *_: (_ for _ in ()).throw(ConnectionResetError("reset " + "x" * 5000)))
+    d = Deliverer(dataclasses.replace(SETTINGS, retry_schedule=(1.0,) * 1000), Table(sub()), transport, schedule=schedule,
+                  breakers=EndpointBreakers(BreakerConfig(failure_threshold=10**6)), clock=lambda: NOW)
+    rec = record()
+    sizes = []
+    for _ in range(1000):
+        decision = run(d.deliver(rec))
+        assert isinstance(decision, (Retry, DeadLetter)), decision
+        rec = dataclasses.replace(decision.record, due_at=None)
+        sizes.append(len(orjson.dumps(rec)))
+    assert rec.attempt == 1000
+    assert max(sizes) < len(orjson.dumps(record())) + 8 * 1024
+    assert all(len(a.get("error") or "") <= 300 for a in rec.attempts)
