@@ -92,7 +92,8 @@ class Keyring:
                 raise ConfigError(f"{source}: entry {n} is not 'key-id:base64-key' (expected e.g. k2:{'A' * 43}=)")
             _check_key_id(key_id.strip(), source)
             try:
-                key = base64.b64decode(encoded.strip(), altchars=b"-_" if "-" in encoded or "_" in encoded else None, validate=True)
+                # standard or URL-safe base64 alike
+                key = base64.b64decode(encoded.strip().replace("-", "+").replace("_", "/"), validate=True)
             except (binascii.Error, ValueError):
                 raise ConfigError(f"{source}: the key of {key_id.strip()!r} is not valid base64") from None
             if len(key) != KEY_BYTES:

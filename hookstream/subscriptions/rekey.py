@@ -45,7 +45,9 @@ def reseal_all(engine: Engine, keyring: Keyring) -> ResealReport:
                 report.current.append(row.id)
                 continue
             try:
-                row.secrets, row.headers = sealed.reseal(list(row.secrets or []), row.headers or {}, keyring, row.id)
+                # clear values (written by an older version during a rolling upgrade) are sealed too
+                secrets, headers = sealed.seal_clear(list(row.secrets or []), row.headers or {}, keyring, row.id)
+                row.secrets, row.headers = sealed.reseal(secrets, headers, keyring, row.id)
             except SealedValueError as exc:
                 report.unreadable[row.id] = str(exc)
                 continue

@@ -219,3 +219,25 @@ def test_the_migration_seals_rows_written_in_clear_and_sync_republishes_them(dat
     assert report.published == ["sub_old"] and not store.get("sub_old").unpublished
     data = topic_bytes(s)
     assert b"sub_old" in data and HEADER_VALUE.encode() not in data and SECRET_1[6:26].encode() not in data
+
+
+def test_rotate_key_also_seals_values_an_older_version_wrote_in_clear(database_url, tmp_path):
+    from hookstream.subscriptions.rekey import reseal_all
+
+    entry = new_key_entry("k-now")
+    s = Settings(database_url=database_url, state_dir=tmp_path, secret_key=entry)
+    store = SubscriptionStore.open(s, resolver=lambda host, port: ["93.184.215.14"])
+    sub, _ = store.add("acme", URL, ["*"], headers={"X-Env": "prod"})
+    # an older process, mid rolling upgrade, writes a header value in clear after the migration
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("update subscriptions set headers = :h where id = :id"),
+                     {"h": json.dumps({"Authorization": HEADER_VALUE}), "id": sub.id})
+    assert "stored in clear" in store.get(sub.id).sealed_error  # never used as if it were sealed
+
+    report = reseal_all(store.engine, Keyring.parse(entry))
+    assert report.resealed == [sub.id] and report.unreadable == {}
+    with store.engine.connect() as conn:
+        raw = str(conn.execute(sa.text("select headers from subscriptions")).scalar_one())
+    assert HEADER_VALUE not in raw and "hs1:k-now:" in raw
+    got = store.get(sub.id)
+    assert got.sealed_error is None and dict(got.headers) == {"Authorization": HEADER_VALUE} and got.unpublished

@@ -144,3 +144,10 @@ def test_prepending_a_key_makes_it_the_newest_and_keeps_the_file_private(tmp_pat
     now = load_keyring(settings)
     assert now.ids == ("k-new", *old.ids)
     assert stat.S_IMODE((tmp_path / "state" / "secret.key").stat().st_mode) == 0o600
+
+
+def test_a_url_safe_base64_key_is_read_like_a_standard_one():
+    raw = bytes(range(200, 232))  # encodes with + and / in standard base64
+    standard = Keyring.parse(f"k1:{base64.b64encode(raw).decode()}")
+    urlsafe = Keyring.parse(f"k1:{base64.urlsafe_b64encode(raw).decode()}")
+    assert urlsafe.open(standard.seal(CLEAR, "ctx"), "ctx") == CLEAR
