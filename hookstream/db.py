@@ -70,7 +70,7 @@ def _alembic_config(engine: Engine, keyring=None):
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection_engine"] = engine
-    # 0006 seals clear secrets with it; without one it loads the environment's keyring
+    # 0007 seals clear secrets with it; without one it loads the environment's keyring
     cfg.attributes["keyring"] = keyring
     return cfg
 

@@ -7,7 +7,7 @@ rotate-key``) puts the sealed state on the compacted topic in place of the clear
 already sealed are left alone, so running it on a partly sealed table is harmless. The schema
 does not change: sealed values are text in the same JSON columns.
 
-Revision ID: 0006_seal_secrets
+Revision ID: 0007_seal_secrets
 Revises: 0003_subscriptions
 Create Date: 2026-11-29
 """
@@ -15,7 +15,7 @@ Create Date: 2026-11-29
 import sqlalchemy as sa
 from alembic import context, op
 
-revision = "0006_seal_secrets"
+revision = "0007_seal_secrets"
 down_revision = "0003_subscriptions"
 branch_labels = None
 depends_on = None
