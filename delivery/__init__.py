@@ -7,13 +7,15 @@ Each module is imported on its own, so a receiver taking ``signing`` does not pu
 - ``outcome``   ``classify_response``: status or exception -> ``Success`` / ``RetryLater`` / ``GiveUp``
 - ``schedule``  ``RetrySchedule.next_attempt``: the due time of the next attempt, or dead letter
 - ``breaker``   ``CircuitBreaker`` per endpoint, ``EndpointBreakers`` for all of them
-- ``errors``    the signing and verification error hierarchy
+- ``errors``    the signing and verification errors; ``TransportFailure`` and its kinds (timeout,
+                unreachable, TLS, protocol): what an attempt can fail with
 - ``tiers``     ``choose_tier``: the retry tier topic for a delay
 - ``offsets``   ``PartitionOffsets``: the offset a partition may commit
 
 The delivery worker, on top of the core (these do I/O):
 
-- ``transport``   ``Transport``, ``MockTransport``, ``PyreqwestTransport`` (SSRF-pinned clients)
+- ``transport``   ``Transport``, ``MockTransport``, ``PyreqwestTransport`` (SSRF-pinned clients);
+                  ``translate_error``: the HTTP client's exceptions -> ``delivery.errors``
 - ``attempt``     ``Deliverer``: prepare -> call -> classify -> handle, to a typed ``Decision``
 - ``attempt_log`` the ``delivery_attempts`` table, its batching writer and queries
 - ``metrics``     the Prometheus metrics (a contract with users' dashboards)

@@ -39,9 +39,15 @@ version, so a record pays a dict lookup for them. The store validates both when 
 saved; the worker checks again because the subscriptions topic is its only source and it must
 not trust what an older release or another writer put there.
 
-Bugs are not delivery failures: an exception that is not an HTTP transport failure (a bug, a
-cancelled task) propagates out of ``deliver`` untouched and never counts against the endpoint;
-the worker dead-letters that one record as ``internal_error`` and goes on (``delivery.worker``).
+Whatever the endpoint answers, or fails to, is the attempt's outcome, never an exception: the
+transport raises a ``TransportFailure`` for every failure of the request or the answer (a
+malformed status line, broken framing, a TLS refusal, a timeout) and ``_call`` classifies it
+(README, "Bad answers from endpoints", says what each kind becomes).
+
+Bugs are not delivery failures: an exception that is not a transport failure (a bug, a
+cancelled task, the client closed under a request) propagates out of ``deliver`` untouched and
+never counts against the endpoint; the worker dead-letters that one record as ``internal_error``
+and goes on (``delivery.worker``).
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ from typing import Any
 
 from delivery.breaker import BreakerState, EndpointBreakers
 from delivery.envelope import payload
-from delivery.errors import NoValidSecretError
+from delivery.errors import NoValidSecretError, TransportFailure
 from delivery.outcome import GiveUp, Outcome, RetryLater, RetryReason, Success, classify_response
 from delivery.schedule import RetrySchedule
 from delivery.signing import Secret, delivery_headers
@@ -312,8 +318,9 @@ class Deliverer:
             # the address it resolves to now is refused: as good as unreachable (DNS can change back)
             outcome: Outcome = RetryLater(RetryReason.CONNECTION_ERROR)
             error = _short(redact_urls(f"refused address: {exc}"))
-        except Exception as exc:
-            outcome = classify_response(exc)  # raises again what is not a transport failure
+        except TransportFailure as exc:
+            # the endpoint's failure, however it broke (delivery.transport translated it)
+            outcome = classify_response(exc)
             error = _describe(exc, sub.url)
         else:
             status, excerpt = response.status, response.excerpt

@@ -75,10 +75,16 @@ def row_values(record, report, status: str) -> tuple:
     to build and take apart per attempt). ``attempted_at`` stays unix seconds here."""
     return (
         record.delivery_id, record.event_id, record.event_type, record.tenant_id, record.subscription_id,
-        report.attempt, status, report.status, round(report.duration * 1000.0, 3), report.error,
-        report.excerpt.decode("utf-8", "replace")[:EXCERPT_CHARS] if report.excerpt else None,
+        report.attempt, status, report.status, round(report.duration * 1000.0, 3), _text(report.error),
+        _text(report.excerpt.decode("utf-8", "replace")[:EXCERPT_CHARS]) if report.excerpt else None,
         report.at,  # unix seconds; converted in the writer thread
     )
+
+
+def _text(value: str | None) -> str | None:
+    """PostgreSQL text refuses NUL, and an endpoint's body (or what it made the client say) may
+    hold one: a row the database refuses would stall the writer for every endpoint."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
 
 
 class AttemptLogWriter:

@@ -8,7 +8,7 @@ dashboards, ``ops/`` (the Grafana dashboard, the alert rules) and ``tests/monito
 - ``webhook_delivery_duration_seconds{event,tenant_id}`` attempt duration, buckets
   0.1, 0.5, 1, 2, 5, 10 (and +Inf).
 - ``webhook_retries_total{event,tenant_id,reason}`` a retry scheduled after a failed attempt;
-  ``reason``: timeout, server_error, connection_error, rate_limited.
+  ``reason``: timeout, server_error, connection_error, rate_limited, tls_error, protocol_error.
 - ``webhook_delivery_http_status{event,status_code}`` responses by HTTP status: a counter, so
   Prometheus stores it as ``webhook_delivery_http_status_total`` (prometheus_client appends
   ``_total`` to every counter), which is what ``ops/`` queries.

@@ -14,14 +14,20 @@ Rules, after the practice of Svix and Stripe:
 - 410 Gone gives up and asks for the endpoint to be disabled: the receiver said so.
 - Other 4xx give up at once (the same request will fail the same way) unless
   ``dead_letter_client_errors=False``, when they are retried like a server error.
+- A status outside 100-599 (hyper passes 600-999 on) is no HTTP answer: ``protocol_error``.
+- A failed attempt (``delivery.errors.TransportFailure``, raised by ``delivery.transport``, the
+  one place that knows the HTTP client's exceptions): ``EndpointTimeout`` -> ``timeout`` (with
+  ``throttle``), ``EndpointUnreachable`` -> ``connection_error``, ``EndpointTLSError`` ->
+  ``tls_error``, ``EndpointProtocolError`` -> ``protocol_error``; all retried, as the endpoint
+  may be fixed (a certificate renewed, a proxy repaired) before the schedule runs out.
 
 Retry reasons are exactly the ``reason`` label values of the retries metric: ``timeout``,
-``server_error``, ``connection_error``, ``rate_limited``. A retried 4xx (flag off) is counted as
-``server_error``: the receiving server answered with an error; ``status`` keeps the code.
+``server_error``, ``connection_error``, ``rate_limited``, ``tls_error``, ``protocol_error``. A
+retried 4xx (flag off) is counted as ``server_error``: the receiving server answered with an
+error; ``status`` keeps the code.
 
-Transport failures are recognised for pyreqwest (the hot path's client, see docs/benchmarks.md),
-aiohttp, httpx and the stdlib. An exception that is not a transport failure (a bug, cancellation,
-an infrastructure fault) is raised again, never classified: it must not count against the endpoint.
+Any other exception (a bug, cancellation, an infrastructure fault) is raised again, never
+classified: it must not count against the endpoint.
 """
 
 from __future__ import annotations
@@ -29,16 +35,11 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import enum
-import errno
 import math
-import socket
-import ssl
 import time
 from collections.abc import Mapping
 
-import aiohttp
-import httpx
-import pyreqwest.exceptions
+from delivery.errors import EndpointProtocolError, EndpointTimeout, EndpointTLSError, TransportFailure
 
 __all__ = [
     "GiveUp",
@@ -57,6 +58,8 @@ class RetryReason(enum.StrEnum):
     SERVER_ERROR = "server_error"
     CONNECTION_ERROR = "connection_error"
     RATE_LIMITED = "rate_limited"
+    TLS_ERROR = "tls_error"
+    PROTOCOL_ERROR = "protocol_error"
 
 
 class GiveUpReason(enum.StrEnum):
@@ -94,44 +97,24 @@ Outcome = Success | RetryLater | GiveUp
 # Statuses with which a receiver says "slow down" rather than "broken".
 _THROTTLE_STATUSES = frozenset({429, 502, 503, 504})
 
-# Order matters: aiohttp's ServerTimeoutError is both a TimeoutError and a ClientConnectionError.
-# pyreqwest's timeouts are TimeoutErrors already.
-_TIMEOUT_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, httpx.TimeoutException)
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    ConnectionError,  # refused, reset, aborted, broken pipe
-    socket.gaierror,  # DNS
-    ssl.SSLError,  # handshake or certificate failure
-    aiohttp.ClientConnectionError,  # aiohttp wraps every OSError of a connect in this
-    aiohttp.ClientPayloadError,  # the receiver broke the connection mid-response
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-    pyreqwest.exceptions.NetworkError,  # connect, read, write (the delivery hot path's client)
-)
-
-
-# A bare OSError is a network failure only with these errnos; any other (a missing CA file, say)
-# is our fault and must not be blamed on the endpoint.
-_NETWORK_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN})
-
-
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """``Retry-After`` as seconds from ``now``: delta-seconds or an HTTP date; None if unusable.
 
     A date in the past means "now" (0). Garbage is ignored rather than trusted: the schedule's
     own delay applies then.
     """
-    if value is None:
+    if not isinstance(value, str):
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():
-        return float(value)
+        return float(value)  # a huge number is inf: the schedule caps it
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are always GMT
+            return None
+        seconds = when.timestamp() - now
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are always GMT
-        return None
-    seconds = when.timestamp() - now
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
@@ -140,6 +123,8 @@ def _classify_status(
     retry_after: float | None,
     dead_letter_client_errors: bool,
 ) -> Outcome:
+    if not 100 <= status <= 599:
+        return RetryLater(RetryReason.PROTOCOL_ERROR, status, retry_after)
     if 200 <= status < 300:
         return Success(status)
     if 300 <= status < 400:
@@ -152,16 +137,20 @@ def _classify_status(
         return RetryLater(RetryReason.TIMEOUT, status, retry_after, throttle=True)
     if 400 <= status < 500 and dead_letter_client_errors:
         return GiveUp(GiveUpReason.CLIENT_ERROR, status)
-    # 5xx, a retried 4xx, and the odd 1xx/6xx a broken server may send: the receiver's trouble.
+    # 5xx, a retried 4xx, and a 1xx as final answer: the receiver's trouble.
     return RetryLater(RetryReason.SERVER_ERROR, status, retry_after, throttle=status in _THROTTLE_STATUSES)
 
 
 def _classify_exception(exc: BaseException) -> Outcome:
-    if isinstance(exc, _TIMEOUT_ERRORS):
+    if not isinstance(exc, TransportFailure):
+        raise exc
+    if isinstance(exc, EndpointTimeout):
         return RetryLater(RetryReason.TIMEOUT, throttle=True)
-    if isinstance(exc, _CONNECTION_ERRORS) or (type(exc) is OSError and exc.errno in _NETWORK_ERRNOS):
-        return RetryLater(RetryReason.CONNECTION_ERROR)
-    raise exc
+    if isinstance(exc, EndpointTLSError):
+        return RetryLater(RetryReason.TLS_ERROR)
+    if isinstance(exc, EndpointProtocolError):
+        return RetryLater(RetryReason.PROTOCOL_ERROR)
+    return RetryLater(RetryReason.CONNECTION_ERROR)  # EndpointUnreachable, or a failure not told apart
 
 
 def classify_response(
@@ -177,7 +166,7 @@ def classify_response(
     """
     if isinstance(result, BaseException):
         return _classify_exception(result)
-    if isinstance(result, bool) or not isinstance(result, int) or not 100 <= result <= 999:
+    if isinstance(result, bool) or not isinstance(result, int):
         raise ValueError(f"not an HTTP status: {result!r}")
     retry_after = None
     if headers is not None:

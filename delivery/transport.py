@@ -1,9 +1,29 @@
 """The HTTP transport of delivery attempts: a small interface, pyreqwest behind it, SSRF-safe.
 
 ``Transport.post(url, body, headers)`` returns an ``HttpResponse`` (status, ``Retry-After``,
-a bounded excerpt of the body) or raises the client's own transport error, which
-``delivery.outcome.classify_response`` understands. Tests inject a ``MockTransport``; the worker
-uses ``PyreqwestTransport`` (the fastest sound client measured, see docs/benchmarks.md).
+a bounded excerpt of the body) or raises one of hookstream's transport errors
+(``delivery.errors``: a ``TransportFailure`` is the endpoint's, which
+``delivery.outcome.classify_response`` classifies). ``translate_error`` at the bottom of this
+module is the one place that knows the HTTP client's exceptions: like httpx's ``_exceptions``,
+it raises the mapped error ``from`` the client's. Tests inject a ``MockTransport`` (whose
+handler raises hookstream's errors to stand for a failure); the worker uses
+``PyreqwestTransport`` (the fastest sound client measured, see docs/benchmarks.md).
+
+Bad answers, and what they become
+---------------------------------
+- A status line, a status outside 100-999, a header (malformed, conflicting ``Content-Length``,
+  over the client's size limit), chunked framing or a body shorter than announced that is not HTTP:
+  ``EndpointProtocolError``. The body is read ahead while the answer is received, so a body
+  that breaks takes the status with it: the client hands over no status, and the attempt is a
+  ``protocol_error`` whatever the status line said (retried; the ``webhook-id`` lets a receiver
+  that did take it drop the repeat).
+- Compression: none is asked for and none decoded (``Accept-Encoding`` is not sent), so a
+  ``Content-Encoding`` body, broken or not, is kept as raw bytes and the status decides.
+- A header value that is not text (non-ASCII, invalid UTF-8) is ignored: ``Retry-After`` is
+  then absent and the retry schedule's own delay applies.
+- TLS: a handshake answered with garbage, or a certificate the system roots do not vouch for
+  (self-signed, expired, for another name): ``EndpointTLSError``.
+- Closed before or during the status line and headers, refused, reset, DNS: ``EndpointUnreachable``.
 
 Why pyreqwest can be made sound here
 ------------------------------------
@@ -22,6 +42,13 @@ Why pyreqwest can be made sound here
   re-checking, after ``dns_ttl`` seconds (60 by default). An IP literal in the URL is checked as
   it is and needs no resolution. A refusal is cached for the same TTL, so a bad endpoint does not
   hammer the resolver; it surfaces as ``UnsafeURLError`` (a connection failure to the classifier).
+- The pin must be keyed on the very name the client looks up, since reqwest resolves any name it
+  has no pin for itself, unchecked. ``_target`` reads the URL with pyreqwest's own parser (Rust's
+  ``url``: UTS-46 host mapping, so ``bücher`` is ``xn--bcher-kva``), requires that host to be
+  the canonical one ``parse_url`` computes (which refuses names IDNA 2003 would read as another
+  domain), and pins exactly that string; the resolver is given that ASCII name only (a str
+  would make getaddrinfo apply IDNA 2003). A URL on which they disagree is refused, as is a port
+  outside ``HOOKSTREAM_ALLOWED_PORTS``, before any lookup.
 - Response bodies are streamed and read once, at most ``READ_BYTES`` (64 KiB, also the client's
   read-ahead limit); the first ``EXCERPT_BYTES`` are kept for the attempt log. A receiver that
   sends more only loses its keep-alive connection, never our memory.
@@ -39,12 +66,28 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
-from urllib.parse import urlsplit
 
+from pyreqwest.exceptions import (
+    BuilderError,
+    ClientClosedError,
+    ConnectError,
+    NetworkError,
+    PyreqwestError,
+    RequestTimeoutError,
+)
+
+from delivery.errors import (
+    EndpointProtocolError,
+    EndpointTimeout,
+    EndpointTLSError,
+    EndpointUnreachable,
+    TransportFailure,
+    TransportUsageError,
+)
 from hookstream.settings import Settings
-from hookstream.subscriptions.urls import Reason, UnsafeURLError, check_address
+from hookstream.subscriptions.urls import UnsafeURLError, check_address, check_client_agrees, check_port, parse_url
 
-__all__ = ["EXCERPT_BYTES", "HttpResponse", "MockTransport", "PyreqwestTransport", "Transport"]
+__all__ = ["EXCERPT_BYTES", "HttpResponse", "MockTransport", "PyreqwestTransport", "Transport", "translate_error"]
 
 log = logging.getLogger("hookstream.delivery")
 
@@ -93,29 +136,39 @@ class MockTransport:
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Target:
     scheme: str
-    host: str  # lower case, no brackets
+    host: str  # exactly as the client looks it up: ASCII, lower case, trailing dot kept, no brackets
     port: int
     # not part of the identity: ipaddress's __eq__ is slow, and the host says it all
     literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None = dataclasses.field(compare=False, hash=False)
 
 
-@functools.lru_cache(maxsize=4096)
 def _target(url: str) -> _Target:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if scheme not in ("http", "https") or not host:
-        raise UnsafeURLError(Reason.MALFORMED, f"url: {scheme or 'no scheme'}://{host or '?'} cannot be delivered to")
-    port = parts.port or (443 if scheme == "https" else 80)
+    """Where the client will connect for ``url``; ``UnsafeURLError`` when that is not the host checked."""
+    target = _parse_target(url)
+    if isinstance(target, UnsafeURLError):
+        raise target.with_traceback(None)  # cached: a fresh traceback, not one growing on every raise
+    return target
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_target(url: str) -> _Target | UnsafeURLError:
+    """Once per URL (cached, refusals too): the host we check and pin is the host pyreqwest connects
+    to. ``parse_url`` gives the canonical (UTS-46) host and refuses what IDNA 2003 reads otherwise;
+    the client's own parser must land on that same host and port, or the request would go to a
+    name nothing pinned and the client would look it up itself, unchecked."""
     try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    return _Target(scheme, host, port, literal)
+        parsed = parse_url(url)
+        host, port = check_client_agrees(url, parsed)
+    except UnsafeURLError as exc:
+        log.warning("refusing to deliver to a URL: %s", exc)  # once per URL; the message never holds its path
+        return exc
+    return _Target(parsed.scheme, host, port, parsed.literal)
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    # bytes: given a str, getaddrinfo applies Python's IDNA 2003 codec (straße -> strasse);
+    # _Target.host is already the ASCII name the client uses, and a non-ASCII one is refused
+    infos = await asyncio.get_running_loop().getaddrinfo(host.encode("ascii"), port, type=socket.SOCK_STREAM)
     seen: list[str] = []
     for info in infos:
         if info[4][0] not in seen:
@@ -154,13 +207,24 @@ class PyreqwestTransport:
         self._retired: set = set()
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpResponse:
+        """POST and read the answer. Raises ``UnsafeURLError`` (refused address), a
+        ``TransportFailure`` (the endpoint's failure, whatever the client raised) or
+        ``TransportUsageError`` (ours); never the client's own exceptions."""
         target = _target(url)
-        client = await self._client_for(target)
+        try:
+            client = await self._client_for(target)
+        except ConnectionError as exc:  # the name does not resolve now
+            raise EndpointUnreachable(_one_line(str(exc), url)) from exc
         request = client.post(url).headers(headers).body_bytes(body).streamed_read_buffer_limit(READ_BYTES).build_streamed()
-        async with request as response:
-            # one read: awaiting pyreqwest costs a thread hop each time, so no loop over chunks
-            excerpt = await response.body_reader.read(READ_BYTES)
-            return HttpResponse(response.status, response.get_header("retry-after"), bytes(excerpt or b"")[:EXCERPT_BYTES])
+        try:
+            # entering reads the status line, the headers and (read-ahead) up to READ_BYTES of
+            # the body: a broken body fails here, before the status reaches us (README: delivery)
+            async with request as response:
+                # one read: awaiting pyreqwest costs a thread hop each time, so no loop over chunks
+                excerpt = await response.body_reader.read(READ_BYTES)
+                return HttpResponse(response.status, _retry_after(response), bytes(excerpt or b"")[:EXCERPT_BYTES])
+        except PyreqwestError as exc:
+            raise translate_error(exc, url) from exc
 
     async def _client_for(self, target: _Target):
         pinned = self._pinned.get(target)
@@ -195,6 +259,7 @@ class PyreqwestTransport:
     async def _resolve_and_check(self, target: _Target) -> _Pinned:
         expires = self.clock() + self.dns_ttl
         try:
+            check_port(target.port, self.settings)
             if target.literal is not None:
                 check_address(target.literal, self.settings)
                 return _Pinned(self._build(target, None), None, expires, str(target.literal))
@@ -228,6 +293,12 @@ class PyreqwestTransport:
             # per-endpoint gates and in-flight bound are the limits.
             .max_connections(None)
             .pool_max_idle_per_host(self.max_connections)
+            # no Accept-Encoding, no decoding: we keep a 1 KiB excerpt, so decompressing bought
+            # nothing but CPU, bombs and decoder errors hiding the status (README: delivery)
+            .gzip(False)
+            .brotli(False)
+            .zstd(False)
+            .deflate(False)
         )
         if pin is not None:
             builder = builder.resolve(target.host, pin, target.port)
@@ -249,3 +320,57 @@ class PyreqwestTransport:
             if pinned.client is not None:
                 await pinned.client.close()
         self._pinned.clear()
+
+
+# --------------------------------------------------------------------------- error mapping
+# The one place that knows pyreqwest's exceptions (pyreqwest/exceptions/__init__.py):
+#   PyreqwestError > DetailedPyreqwestError > RequestError > TransportError > RequestTimeoutError
+#   (Connect/Read/Write/Pool timeouts) | NetworkError (ConnectError, ReadError, WriteError);
+#   RequestError > DecodeError (BodyDecodeError) | StatusError | RedirectError | ClientClosedError
+#   | RequestPanicError; DetailedPyreqwestError > BuilderError.
+# reqwest reports a TLS failure as a ConnectError whose innermost cause is rustls' message.
+_TLS_WORDS = ("certificate", "tls", "ssl", "handshake", "corrupt message", "fatal alert", "peer is incompatible", "peer misbehaved")
+
+
+def translate_error(exc: PyreqwestError, url: str) -> TransportFailure | TransportUsageError:
+    """pyreqwest's exception -> hookstream's, with a one-line message naming the innermost cause.
+
+    A panic inside the client counts as the endpoint's protocol error: only the bytes it sent
+    differ between this attempt and the thousands that worked, so it is not our bug to report
+    (as ``internal_error``) but the endpoint's answer to retry and, at last, dead-letter.
+    """
+    message = _one_line(_cause(exc), url)
+    if isinstance(exc, (BuilderError, ClientClosedError)):
+        return TransportUsageError(message)
+    if isinstance(exc, RequestTimeoutError):
+        return EndpointTimeout(message)
+    if isinstance(exc, ConnectError) and url[:6].lower() == "https:" and any(w in message.lower() for w in _TLS_WORDS):
+        return EndpointTLSError(message)
+    if isinstance(exc, NetworkError):
+        return EndpointUnreachable(message)
+    # DecodeError (a status line, header or framing that is not HTTP, a truncated body), and the
+    # ones that cannot happen as configured (StatusError, RedirectError) or should not (a panic)
+    return EndpointProtocolError(message)
+
+
+def _cause(exc: PyreqwestError) -> str:
+    """``"error decoding response: invalid HTTP status-code parsed"``: the summary and the root cause."""
+    causes = (getattr(exc, "details", None) or {}).get("causes") or []
+    last = causes[-1].get("message") if causes and isinstance(causes[-1], dict) else None
+    summary = getattr(exc, "message", None) or type(exc).__name__
+    return f"{summary}: {last}" if last and last != summary else summary
+
+
+def _one_line(text: str, url: str) -> str:
+    """No URL (it may carry a token), no line breaks, at most 300 characters."""
+    text = " ".join(text.replace(url, "<url>").split())
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _retry_after(response) -> str | None:
+    """The ``Retry-After`` value, or None when absent or not text (non-ASCII, invalid UTF-8):
+    a header we cannot read is a header we ignore, never a failure of the attempt."""
+    try:
+        return response.get_header("retry-after")
+    except (ValueError, PyreqwestError):
+        return None

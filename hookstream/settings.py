@@ -89,6 +89,28 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network 
     return tuple(nets)
 
 
+PortRanges = tuple[tuple[int, int], ...]
+
+
+def _port_ranges(env: Mapping[str, str], name: str) -> PortRanges:
+    """``"443,8443"`` or ``"443, 8000-8999"`` -> ((443, 443), (8000, 8999)); empty -> () (any port)."""
+    ranges = []
+    for item in env.get(name, "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        low, dash, high = (part.strip() for part in item.partition("-"))
+        high = high if dash else low
+        if not (low.isdigit() and high.isdigit() and 1 <= int(low) <= int(high) <= 65535):
+            raise ConfigError(f"{name}: {item!r} is not a port or a range of ports from 1 to 65535 (e.g. 443,8443,9000-9099)")
+        ranges.append((int(low), int(high)))
+    return tuple(ranges)
+
+
+def format_port_ranges(ranges: PortRanges) -> str:
+    return ",".join(str(low) if low == high else f"{low}-{high}" for low, high in ranges)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -99,6 +121,8 @@ class Settings:
     kafka_version: str = KAFKA_VERSION
     allow_http: bool = False
     allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Ports an endpoint URL may use, as inclusive (low, high) ranges; empty allows every port.
+    allowed_ports: PortRanges = ()
     retry_schedule: tuple[float, ...] = ()
     secret_grace_seconds: float = 24 * 3600.0
     request_timeout_seconds: float = 15.0
@@ -155,6 +179,7 @@ class Settings:
             kw["kafka_version"] = env["HOOKSTREAM_KAFKA_VERSION"].strip()
         kw["allow_http"] = _flag(env, "HOOKSTREAM_ALLOW_HTTP")
         kw["allowed_networks"] = _networks(env, "HOOKSTREAM_ALLOWED_NETWORKS")
+        kw["allowed_ports"] = _port_ranges(env, "HOOKSTREAM_ALLOWED_PORTS")
         schedule = env.get("HOOKSTREAM_RETRY_SCHEDULE", "").strip()
         if schedule:
             kw["retry_schedule"] = tuple(

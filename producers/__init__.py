@@ -13,7 +13,7 @@ and ``hookstream outbox relay`` publishes what the outbox holds.
 
 from producers._async import AsyncPublisher
 from producers._domain import Customers, DomainEvents, EventSink, Invoices, Payments, SalesOrders, to_json_value
-from producers._errors import DeliveryError
+from producers._errors import DeliveryError, EventTooLargeError
 from producers._outbox import (
     BatchResult, Outbox, OutboxRelay, OutboxRow, OutboxStatus, add_to_outbox, outbox_status,
 )
@@ -27,6 +27,7 @@ __all__ = [
     "DeliveryError",
     "DomainEvents",
     "EventSink",
+    "EventTooLargeError",
     "Invoices",
     "Outbox",
     "OutboxRelay",

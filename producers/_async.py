@@ -40,11 +40,18 @@ class AsyncPublisher:
         return (await self.publish_many([event], timeout=timeout))[0]
 
     async def publish_many(self, events: Iterable[Event], *, timeout: float = 30.0) -> list[Delivery]:
-        """Validate every event first (one invalid event: none is sent), send them in order, and wait
-        for all; raises ``DeliveryError`` naming every event that failed."""
-        records = [self._publisher.prepare(e) for e in events]
+        """Validate every event first (one invalid or over ``max_event_bytes``: none is sent), send
+        them in order, and wait for all; raises ``DeliveryError`` naming every event that failed."""
+        records = [self._publisher.prepare(e) for e in events]  # invalid or too large: nothing sent
         loop = asyncio.get_running_loop()
-        futures = [await self._enqueue(loop, r) for r in records]
+        futures, refused = [], None
+        for record in records:
+            try:
+                futures.append(await self._enqueue(loop, record))
+            except DeliveryError as exc:  # produce() itself refused it: send nothing after it (order)
+                unsent = [r.event_id for r in records[len(futures) + 1:]]
+                refused = DeliveryError(f"{exc}; {len(unsent)} later event(s) not sent", event_ids=[*exc.event_ids, *unsent], code=exc.code)
+                break
         try:
             deliveries = await asyncio.wait_for(asyncio.gather(*(asyncio.shield(f) for f in futures)), timeout)
         except TimeoutError:
@@ -60,6 +67,8 @@ class AsyncPublisher:
                 d.result(0)
             except DeliveryError as exc:
                 failed.append(exc)
+        if refused is not None:
+            failed.append(refused)
         if failed:
             raise DeliveryError.combine(failed)
         return deliveries

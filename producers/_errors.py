@@ -2,6 +2,8 @@
 
     hookstream.errors.BrokerError
     └── DeliveryError     the broker did not take an event: .event_ids, .code (librdkafka's error name)
+        └── EventTooLargeError   (also a ValidationError) the serialised event is over
+                                 ``Settings.max_event_bytes``: refused before anything is produced
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from confluent_kafka import KafkaError
 
-from hookstream.errors import BrokerError
+from hookstream.errors import BrokerError, ValidationError
 
 _HINTS = {
     "UNKNOWN_TOPIC_OR_PART": "the topic does not exist; create the topics with `hookstream topics ensure`",
@@ -20,6 +22,14 @@ _HINTS = {
     "MSG_SIZE_TOO_LARGE": "the event is larger than the broker accepts",
     "_MSG_SIZE_TOO_LARGE": "the event is larger than the producer accepts",
 }
+
+# Delivery errors that concern the record itself, so sending it again can never succeed (the
+# outbox relay sets such a row aside); every other error (timeouts, a missing topic, brokers
+# down) is about the broker and passes.
+PERMANENT_CODES = frozenset({
+    "MSG_SIZE_TOO_LARGE", "_MSG_SIZE_TOO_LARGE", "RECORD_LIST_TOO_LARGE", "INVALID_RECORD", "CORRUPT_MESSAGE",
+    "EVENT_TOO_LARGE",
+})
 
 
 class DeliveryError(BrokerError):
@@ -43,3 +53,27 @@ class DeliveryError(BrokerError):
             return errors[0]
         ids = [i for e in errors for i in e.event_ids]
         return cls(f"{len(ids)} events were not delivered; the first: {errors[0]}", event_ids=ids, code=errors[0].code)
+
+
+class EventTooLargeError(DeliveryError, ValidationError):
+    """The serialised event is larger than ``HOOKSTREAM_MAX_EVENT_BYTES`` allows; nothing was sent.
+
+    A ``DeliveryError`` (callers that catch delivery failures catch it too, ``code`` is
+    ``EVENT_TOO_LARGE``) and a ``ValidationError`` (the CLI exits 2: the input is at fault).
+    """
+
+    def __init__(self, event_id: str, event_type: str | None, size: int, limit: int) -> None:
+        what = f"event {event_id} ({event_type})" if event_type else f"event {event_id}"
+        super().__init__(
+            f"{what} is {size} bytes serialised, over the limit of {limit} bytes "
+            f"(HOOKSTREAM_MAX_EVENT_BYTES); nothing was sent. Send a reference to large content instead",
+            event_ids=[event_id], code="EVENT_TOO_LARGE",
+        )
+        self.size = size
+        self.limit = limit
+
+
+def check_size(event_id: str, event_type: str | None, value: bytes, limit: int) -> None:
+    """Raise ``EventTooLargeError`` when ``value`` (the serialised envelope) is over ``limit`` bytes."""
+    if len(value) > limit:
+        raise EventTooLargeError(event_id, event_type, len(value), limit)

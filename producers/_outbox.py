@@ -11,6 +11,15 @@ nothing: rows it published but did not mark are published again on restart, as t
 bytes, so with the same event id (at least once; consumers deduplicate by id). After a failed
 delivery only the rows before it are marked; the rest are retried in order on the next batch.
 
+A row that can never be published is set aside instead, so it cannot hold up the rows behind
+it: larger than ``Settings.max_event_bytes`` (the limit may have been lowered since it was
+written), refused by the broker for a reason that sending again cannot change (record too large,
+invalid or corrupt: ``PERMANENT_CODES``), or not a valid event any more (edited by hand, or its
+type unknown to this release). ``set_aside_at`` and ``set_aside_reason`` (``too_large: ...``,
+``refused: ...``, ``unparseable: ...``) record it on the row, which stays in the table for an
+operator; ``hookstream outbox status`` counts such rows, and the relay reports each one as it
+sets it aside. Its place in the entity's order is lost, which is the price of never stopping.
+
 One relay at a time: on PostgreSQL each batch runs in one transaction that first takes a
 transaction-scoped advisory lock (``pg_try_advisory_xact_lock``) and selects its rows ``FOR UPDATE
 SKIP LOCKED``; on SQLite a lock file next to the database plays the advisory lock's part, and rows
@@ -25,6 +34,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -37,9 +48,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hookstream.db import Base
-from producers._errors import DeliveryError
+from hookstream.settings import DEFAULT_MAX_EVENT_BYTES, Settings
+from producers._errors import PERMANENT_CODES, DeliveryError, EventTooLargeError, check_size
 from producers._publisher import Delivery, OutgoingRecord, Publisher
-from schemas import ENTITY_FIELDS, Event, encode_event
+from schemas import ENTITY_FIELDS, Event, InvalidEventError, encode_event, parse_event
+
+log = logging.getLogger("hookstream.outbox")
 
 RELAY_LOCK_KEY = 0x686F6F6B5F6F7462  # "hook_otb": the advisory lock relays take turns with
 
@@ -57,22 +71,28 @@ class OutboxRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    set_aside_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # never to be published
+    set_aside_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("event_id", name="uq_outbox_event_id"),
-        Index("ix_outbox_pending", "seq", postgresql_where=text("sent_at IS NULL"), sqlite_where=text("sent_at IS NULL")),
+        Index("ix_outbox_pending", "seq", postgresql_where=text("sent_at IS NULL AND set_aside_at IS NULL"),
+              sqlite_where=text("sent_at IS NULL AND set_aside_at IS NULL")),
     )
 
 
 _table = OutboxRow.__table__
 
 
-def add_to_outbox(db: Session | Connection, event: Event) -> Event:
+def add_to_outbox(db: Session | Connection, event: Event, *, max_event_bytes: int | None = None) -> Event:
     """Validate ``event`` and add it to the outbox in ``db``'s current transaction.
 
-    Raises ``InvalidEventError`` (and writes nothing) for an invalid event. Commit is the caller's.
+    Raises ``InvalidEventError`` for an invalid event, and ``EventTooLargeError`` for one whose
+    serialised envelope is over ``max_event_bytes`` (default: ``HOOKSTREAM_MAX_EVENT_BYTES``);
+    either way it writes nothing. Commit is the caller's.
     """
     payload = encode_event(event)
+    check_size(event.id, event.type, payload, max_event_bytes or _env_max_event_bytes())
     db.execute(
         insert(_table).values(
             event_id=event.id,
@@ -86,14 +106,26 @@ def add_to_outbox(db: Session | Connection, event: Event) -> Event:
     return event
 
 
+def _env_max_event_bytes() -> int:
+    """``HOOKSTREAM_MAX_EVENT_BYTES`` as ``Settings`` reads it (read when called, never at import)."""
+    return _parse_limit(os.environ.get("HOOKSTREAM_MAX_EVENT_BYTES", ""))
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_limit(text: str) -> int:
+    # only this variable: the outbox must not fail over settings it does not use
+    return Settings.from_env({"HOOKSTREAM_MAX_EVENT_BYTES": text}).max_event_bytes if text.strip() else DEFAULT_MAX_EVENT_BYTES
+
+
 class Outbox:
     """An event sink writing to the outbox in a session's transaction (see ``DomainEvents``)."""
 
-    def __init__(self, db: Session | Connection) -> None:
+    def __init__(self, db: Session | Connection, *, max_event_bytes: int | None = None) -> None:
         self.db = db
+        self.max_event_bytes = max_event_bytes
 
     def publish(self, event: Event) -> Event:
-        return add_to_outbox(self.db, event)
+        return add_to_outbox(self.db, event, max_event_bytes=self.max_event_bytes)
 
 
 # ----------------------------------------------------------------------------- the relay
@@ -107,10 +139,25 @@ class PendingRow:
 
 
 @dataclasses.dataclass(frozen=True)
+class SetAside:
+    """A row the relay will never publish, and why (``too_large: ...``, ``refused: ...``, ``unparseable: ...``)."""
+
+    seq: int
+    event_id: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
 class BatchResult:
     published: int  # rows published and marked sent
     error: DeliveryError | None = None  # the delivery that stopped the batch, if one did
     waited: bool = False  # another relay had the turn
+    set_aside: tuple[SetAside, ...] = ()  # rows set aside in this batch
+
+    @property
+    def handled(self) -> int:
+        """Rows this batch took off the pending list (published or set aside)."""
+        return self.published + len(self.set_aside)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,16 +166,31 @@ class OutboxStatus:
     sent: int
     failing: int  # pending rows whose last attempt failed
     oldest_pending: datetime | None
+    set_aside: int = 0  # rows the relay will never publish (see set_aside_reason)
+
+
+class _Unpublishable(Exception):
+    """A row that no retry can publish; ``str()`` is its set-aside reason."""
+
+
+def _log_set_aside(row: SetAside) -> None:
+    log.warning("outbox row %d (event %s) set aside: %s", row.seq, row.event_id, row.reason)
 
 
 class OutboxRelay:
-    """Publishes the outbox. ``relay_batch`` once, ``drain`` until empty, ``run`` until stopped."""
+    """Publishes the outbox. ``relay_batch`` once, ``drain`` until empty, ``run`` until stopped.
 
-    def __init__(self, engine: Engine, publisher: Publisher, *, batch_size: int = 500, ack_timeout: float = 150.0) -> None:
+    ``on_set_aside`` is called with each row set aside (default: a warning on the
+    ``hookstream.outbox`` logger).
+    """
+
+    def __init__(self, engine: Engine, publisher: Publisher, *, batch_size: int = 500, ack_timeout: float = 150.0,
+                 on_set_aside: Callable[[SetAside], Any] = _log_set_aside) -> None:
         self.engine = engine
         self.publisher = publisher
         self.batch_size = batch_size
         self.ack_timeout = ack_timeout  # longer than the publisher's delivery timeout: every send gets a report
+        self.on_set_aside = on_set_aside
         self._turns = _PostgresTurns(engine) if engine.dialect.name == "postgresql" else _SqliteTurns(engine)
 
     def relay_batch(self) -> BatchResult:
@@ -137,37 +199,46 @@ class OutboxRelay:
                 return BatchResult(0, waited=True)
             if not turn.rows:
                 return BatchResult(0)
-            sent, failure = self._publish(turn.rows)
-            turn.finish(sent, failure)
-            return BatchResult(len(sent), failure[1] if failure else None)
+            sent, set_aside, failure = self._publish(turn.rows)
+            turn.finish(sent, set_aside, failure)
+            for row in set_aside:
+                self.on_set_aside(row)
+            return BatchResult(len(sent), failure[1] if failure else None, set_aside=tuple(set_aside))
 
-    def _publish(self, rows: list[PendingRow]) -> tuple[list[int], tuple[int, DeliveryError] | None]:
-        """Send rows in order, wait for every report; the seqs acknowledged before the first failure."""
-        deliveries: list[Delivery] = []
-        failure: tuple[int, DeliveryError] | None = None
+    def _publish(self, rows: list[PendingRow]) -> tuple[list[int], list[SetAside], tuple[int, DeliveryError] | None]:
+        """Send rows in order and wait for every report. Returns the seqs acknowledged and the rows
+        set aside before the first failure that may pass (rows after it stay pending), and it."""
+        outcomes: list[tuple[PendingRow, Delivery | Exception]] = []  # in seq order
         for row in rows:
-            record = OutgoingRecord(row.event_id, self.publisher.topic_for(row.event_type), row.entity_id.encode(), row.payload.encode())
             try:
-                deliveries.append(self.publisher.send_record(record))
-            except DeliveryError as exc:  # refused locally (e.g. too large): stop here
-                failure = (row.seq, exc)
-                break
-        self.publisher.wait(deliveries, self.ack_timeout)
-        outcomes: list[tuple[int, DeliveryError | None]] = []
-        for row, delivery in zip(rows, deliveries):
-            try:
-                delivery.result(timeout=0)  # collect every outcome, so flush() does not report it again
-                outcomes.append((row.seq, None))
-            except DeliveryError as exc:
-                outcomes.append((row.seq, exc))
-        if failure:
-            outcomes.append(failure)  # the row refused at send time comes after every row sent
+                outcomes.append((row, self.publisher.send_record(self._record(row))))
+            except (_Unpublishable, DeliveryError) as exc:  # refused before sending
+                outcomes.append((row, exc))
+                if not _permanent(exc):
+                    break  # e.g. a broker error: nothing after this row may overtake it
+        self.publisher.wait([d for _, d in outcomes if isinstance(d, Delivery)], self.ack_timeout)
+        errors = [(row, _error_of(outcome)) for row, outcome in outcomes]  # every outcome collected first
         sent: list[int] = []
-        for seq, exc in outcomes:
-            if exc is not None:
-                return sent, (seq, exc)
-            sent.append(seq)
-        return sent, None
+        set_aside: list[SetAside] = []
+        for row, error in errors:
+            if error is None:
+                sent.append(row.seq)
+            elif _permanent(error):
+                set_aside.append(SetAside(row.seq, row.event_id, _set_aside_reason(error)))
+            else:
+                return sent, set_aside, (row.seq, error)
+        return sent, set_aside, None
+
+    def _record(self, row: PendingRow) -> OutgoingRecord:
+        """The row as it goes out: its stored bytes, once they read as a valid event of its id."""
+        value = row.payload.encode()
+        try:
+            event = parse_event(value)
+        except InvalidEventError as exc:
+            raise _Unpublishable(f"unparseable: {exc.reason}") from None
+        if event.id != row.event_id or event.type != row.event_type:
+            raise _Unpublishable(f"unparseable: the payload is event {event.id} ({event.type}), the row says {row.event_id} ({row.event_type})")
+        return OutgoingRecord(row.event_id, self.publisher.topic_for(row.event_type), row.entity_id.encode(), value, row.event_type)
 
     def drain(self, stop: threading.Event | None = None) -> int:
         """Publish until nothing is pending; raises ``DeliveryError`` if a delivery fails."""
@@ -181,7 +252,7 @@ class OutboxRelay:
                                     event_ids=result.error.event_ids, code=result.error.code)
             if result.waited:  # another relay is publishing; our turn comes after its batch
                 stop.wait(0.2)
-            elif result.published < self.batch_size:
+            elif result.handled < self.batch_size:
                 break
         return total
 
@@ -198,24 +269,52 @@ class OutboxRelay:
             total += result.published
             if result.error:
                 on_error(result.error)
-            if result.error or result.waited or result.published < self.batch_size:
+            if result.error or result.waited or result.handled < self.batch_size:
                 stop.wait(poll_interval)
         return total
 
 
+def _error_of(outcome: Delivery | Exception) -> Exception | None:
+    if not isinstance(outcome, Delivery):
+        return outcome
+    try:
+        outcome.result(timeout=0)  # collects the outcome, so flush() does not report it again
+        return None
+    except DeliveryError as exc:
+        return exc
+
+
+def _permanent(error: Exception) -> bool:
+    """Whether no retry can publish the row (it is set aside) or a later attempt may."""
+    return isinstance(error, (_Unpublishable, EventTooLargeError)) or (
+        isinstance(error, DeliveryError) and error.code in PERMANENT_CODES
+    )
+
+
+def _set_aside_reason(error: Exception) -> str:
+    if isinstance(error, _Unpublishable):
+        return str(error)[:2000]
+    if isinstance(error, EventTooLargeError):
+        return f"too_large: {error}"[:2000]
+    return f"refused: {error}"[:2000]
+
+
 def outbox_status(engine: Engine) -> OutboxStatus:
-    pending_q = select(func.count(), func.min(_table.c.created_at), func.count(_table.c.last_error)).where(_table.c.sent_at.is_(None))
+    pending_q = select(func.count(), func.min(_table.c.created_at), func.count(_table.c.last_error)).where(
+        _table.c.sent_at.is_(None), _table.c.set_aside_at.is_(None)
+    )
     with engine.connect() as conn:
         pending, oldest, failing = conn.execute(pending_q).one()
         sent = conn.execute(select(func.count()).where(_table.c.sent_at.is_not(None))).scalar_one()
+        set_aside = conn.execute(select(func.count()).where(_table.c.set_aside_at.is_not(None))).scalar_one()
     if oldest is not None and oldest.tzinfo is None:  # SQLite keeps no zone; we always write UTC
         oldest = oldest.replace(tzinfo=timezone.utc)
-    return OutboxStatus(pending, sent, failing, oldest)
+    return OutboxStatus(pending, sent, failing, oldest, set_aside)
 
 
 # ----------------------------------------------------------------------------- taking turns
 _PENDING = select(_table.c.seq, _table.c.event_id, _table.c.event_type, _table.c.entity_id, _table.c.payload).where(
-    _table.c.sent_at.is_(None)
+    _table.c.sent_at.is_(None), _table.c.set_aside_at.is_(None)
 ).order_by(_table.c.seq)
 
 
@@ -224,11 +323,14 @@ class _Turn:
         self.rows = rows
         self._mark = mark
 
-    def finish(self, sent: list[int], failure: tuple[int, DeliveryError] | None) -> None:
+    def finish(self, sent: list[int], set_aside: list[SetAside], failure: tuple[int, Exception] | None) -> None:
         def write(conn: Connection) -> None:
             now = datetime.now(timezone.utc)
             if sent:
                 conn.execute(update(_table).where(_table.c.seq.in_(sent)).values(sent_at=now, last_error=None))
+            for row in set_aside:
+                conn.execute(update(_table).where(_table.c.seq == row.seq).values(
+                    set_aside_at=now, set_aside_reason=row.reason, last_error=row.reason, attempts=_table.c.attempts + 1))
             if failure:
                 seq, exc = failure
                 conn.execute(update(_table).where(_table.c.seq == seq).values(attempts=_table.c.attempts + 1, last_error=str(exc)[:2000]))

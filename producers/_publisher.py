@@ -1,6 +1,8 @@
 """The synchronous publisher: validate, route, produce; every delivery report reaches the caller.
 
-``send`` validates the event (``InvalidEventError``: nothing is sent), picks the topic of its
+``send`` validates the event (``InvalidEventError``: nothing is sent), refuses one whose
+serialised envelope is over ``Settings.max_event_bytes`` (``EventTooLargeError``: nothing is
+sent; the limit keeps every delivery record under the broker's message size), picks the topic of its
 aggregate and keys it by the entity id, and hands it to confluent-kafka's idempotent producer
 (``acks=all``). It returns a ``Delivery`` at once; ``publish`` also waits for the broker's
 acknowledgement. A failure is raised by ``Delivery.result()``, and any failure nobody collected
@@ -23,7 +25,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from hookstream.kafka import producer_config
 from hookstream.settings import Settings
 from hookstream.topics import event_topic_for
-from producers._errors import DeliveryError
+from producers._errors import DeliveryError, check_size
 from schemas import ENTITY_FIELDS, Event, encode_event
 
 _POLL_EVERY = 1024  # sends between two poll(0) calls that serve delivery reports
@@ -37,6 +39,7 @@ class OutgoingRecord:
     topic: str
     key: bytes
     value: bytes
+    event_type: str | None = None  # named in errors
 
 
 class Delivery:
@@ -102,6 +105,7 @@ class Publisher:
     def __init__(self, settings: Settings, *, delivery_timeout: float = 120.0, producer: Any = None, **config: Any) -> None:
         self.settings = settings
         self.bootstrap = settings.kafka_bootstrap
+        self.max_event_bytes = settings.max_event_bytes
         self.config = producer_config(settings, **{"message.timeout.ms": int(delivery_timeout * 1000), **config})
         self._producer = producer if producer is not None else Producer(self.config)
         self._routes: dict[str, tuple[str, str]] = {}  # event type -> (full topic, entity id field)
@@ -123,14 +127,17 @@ class Publisher:
         return self._route(event_type)[0]
 
     def prepare(self, event: Event) -> OutgoingRecord:
-        """Validate and encode ``event``; raises ``InvalidEventError`` naming the type and field."""
+        """Validate and encode ``event``; raises ``InvalidEventError`` naming the type and field, or
+        ``EventTooLargeError`` naming the size and the limit."""
         value = encode_event(event)
+        check_size(event.id, event.type, value, self.max_event_bytes)
         topic, field = self._route(event.type)
-        return OutgoingRecord(event.id, topic, event.data[field].encode(), value)
+        return OutgoingRecord(event.id, topic, event.data[field].encode(), value, event.type)
 
     def send(self, event: Event, *, on_delivery: Callable[[Delivery], Any] | None = None) -> Delivery:
         """Validate and enqueue ``event``; returns its ``Delivery`` without waiting for the broker."""
         value = encode_event(event)  # first: an invalid event raises before anything is sent
+        check_size(event.id, event.type, value, self.max_event_bytes)
         topic, field = self._route(event.type)
         return self._produce(event.id, topic, event.data[field].encode(), value, on_delivery, True)
 
@@ -142,8 +149,10 @@ class Publisher:
         """Enqueue an already encoded record (the outbox relay sends stored events this way).
 
         When the producer's local queue is full this serves delivery reports until there is room
-        (``block=False`` raises ``BufferError`` instead).
+        (``block=False`` raises ``BufferError`` instead). A record over the size limit raises
+        ``EventTooLargeError`` (a stored event may predate a lowered limit).
         """
+        check_size(record.event_id, record.event_type, record.value, self.max_event_bytes)
         return self._produce(record.event_id, record.topic, record.key, record.value, on_delivery, block)
 
     def _produce(self, event_id: str, topic: str, key: bytes, value: bytes,

@@ -16,7 +16,8 @@ from hookstream.errors import ValidationError
 from hookstream.settings import Settings, parse_duration
 from producers._outbox import OutboxRelay, outbox_status
 from producers._publisher import Publisher
-from schemas import Event, validate_event
+from producers._errors import check_size
+from schemas import Event, encode_event, validate_event
 
 outbox_app = typer.Typer(help="The transactional outbox: relay pending events to Kafka.", no_args_is_help=True)
 
@@ -51,6 +52,7 @@ def publish_command(
     settings = Settings.from_env()
     event = Event.new(event_type, tenant, _read_data(data), correlation_id=correlation_id)
     validate_event(event)  # before connecting: bad input fails fast
+    check_size(event.id, event.type, encode_event(event), settings.max_event_bytes)  # so does an event too large
     # librdkafka's own lines (connection refused, ...) would bury the one-line error: critical only
     with Publisher(settings, delivery_timeout=timeout, log_level=2) as publisher:
         delivery = publisher.publish(event, timeout=timeout + 5)
@@ -75,7 +77,8 @@ def outbox_relay(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     with Publisher(settings, delivery_timeout=60.0) as publisher:
-        relay = OutboxRelay(engine, publisher, batch_size=batch_size, ack_timeout=90.0)
+        relay = OutboxRelay(engine, publisher, batch_size=batch_size, ack_timeout=90.0, on_set_aside=lambda row: typer.echo(
+            f"set aside outbox row {row.seq} (event {row.event_id}), it will not be published: {row.reason}", err=True))
         if once:
             total = relay.drain(stop)
         else:
@@ -86,13 +89,14 @@ def outbox_relay(
 
 @outbox_app.command("status")
 def outbox_status_command(as_json: bool = JsonOption) -> None:
-    """Pending and sent events; exit 0."""
+    """Pending, sent and set-aside events (never to be published: see the outbox's set_aside_reason); exit 0."""
     settings = Settings.from_env()
     engine = make_engine(settings.database_url)
     migrate(engine)
     st = outbox_status(engine)
     if as_json:
-        emit_json({"pending": st.pending, "sent": st.sent, "failing": st.failing, "oldest_pending": st.oldest_pending})
+        emit_json({"pending": st.pending, "sent": st.sent, "failing": st.failing, "set_aside": st.set_aside,
+                   "oldest_pending": st.oldest_pending})
         return
     oldest = f", oldest from {st.oldest_pending.isoformat()}" if st.oldest_pending else ""
-    typer.echo(f"{st.pending} pending ({st.failing} failing){oldest}; {st.sent} sent")
+    typer.echo(f"{st.pending} pending ({st.failing} failing){oldest}; {st.sent} sent; {st.set_aside} set aside")

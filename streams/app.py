@@ -33,18 +33,32 @@ agent runs with concurrency 1 and takes events in batches: each batch's delivery
 sent and *acknowledged by the broker* (``RecordSink.flush``) before the batch's events are
 acked, and Faust commits only acked offsets. A worker killed at any moment re-reads at most
 the uncommitted tail; the records it writes again carry the same deterministic delivery ids.
+
+A batch whose records the broker did not acknowledge (refused, or not acknowledged within the
+producer's delivery timeout) stops the worker, with exit status 1 and a critical log line: the
+acker acks nothing from that batch on, so no offset past the unacknowledged event is committed,
+and the next start reads those events again. (Restarting only the agent, Faust's default, would
+go on past events that can never be acked.) A full producer queue is waited out with
+``asyncio.sleep``, never a blocking sleep, so the consumer's heartbeats go on.
+
+Size: an event larger than ``Settings.max_event_bytes`` (written by a producer that ignores the
+limit) is set aside on ``events.invalid`` with code ``too_large``, never fanned out: within the
+limit, every delivery record fits the broker's message size. A set-aside record that would be
+too large itself carries a reference and an excerpt instead of the value (``invalid_record``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import os
+import signal
 import threading
-import time
 
 import faust
 import mode
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from prometheus_client import Counter
 
 from hookstream.errors import BrokerError
@@ -116,7 +130,7 @@ class Batch:
     ``close`` resolves ``durable`` on the loop.
     """
 
-    __slots__ = ("sink", "sent", "acked", "total", "errors", "durable", "on_delivery")
+    __slots__ = ("sink", "sent", "acked", "total", "errors", "durable", "on_delivery", "backlog", "_produce")
 
     def __init__(self, sink: "RecordSink", loop: asyncio.AbstractEventLoop) -> None:
         self.sink = sink
@@ -126,10 +140,39 @@ class Batch:
         self.errors: list[str] = []
         self.durable: asyncio.Future = loop.create_future()
         self.on_delivery = self._on_delivery  # one bound method for every record of the batch
+        self.backlog: collections.deque = collections.deque()  # records waiting for room in the producer's queue
+        self._produce = sink.producer.produce
 
     def send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self.sink.produce(topic, key, value, self.on_delivery)
+        """Hand a record to the producer; if its queue is full, keep it (and every later record, to
+        keep their order) in ``backlog`` for ``drain_backlog`` to send without blocking the loop."""
+        if self.backlog:
+            self.backlog.append((topic, key, value))
+            return
+        try:
+            self._produce(topic, value, key, on_delivery=self.on_delivery)
+        except BufferError:
+            self.backlog.append((topic, key, value))
+            return
+        except KafkaException as exc:  # refused by produce() itself (too large, unknown topic, ...)
+            self.errors.append(f"{topic}: {exc.args[0].str() if exc.args else exc}")
+            return
         self.sent += 1
+
+    async def drain_backlog(self) -> None:
+        """Send the backlog in order, waiting asynchronously while the producer's queue is full."""
+        while self.backlog:
+            topic, key, value = self.backlog[0]
+            try:
+                self._produce(topic, value, key, on_delivery=self.on_delivery)
+            except BufferError:  # the poll thread drains the queue meanwhile; heartbeats go on
+                await asyncio.sleep(0.005)
+                continue
+            except KafkaException as exc:
+                self.errors.append(f"{topic}: {exc.args[0].str() if exc.args else exc}")
+            else:
+                self.sent += 1
+            self.backlog.popleft()
 
     def close(self) -> asyncio.Future:
         """No more records: ``durable`` resolves once every one sent was acknowledged (or failed)."""
@@ -140,7 +183,7 @@ class Batch:
 
     def _on_delivery(self, err, msg) -> None:  # the poll thread (or the loop, in close()'s flush)
         if err is not None:
-            self.errors.append(f"{msg.topic()}: {err.str()}")
+            self.errors.append(f"{msg.topic() if msg is not None else '?'}: {err.str()}")  # never raise on the poll thread
         self.acked += 1
         if self.acked == self.total:
             self.sink.loop.call_soon_threadsafe(self._resolve)
@@ -149,6 +192,9 @@ class Batch:
         if not self.durable.done():
             if self.errors:
                 self.durable.set_exception(BrokerError(f"{len(self.errors)} delivery record(s) refused by the broker: {self.errors[:3]}"))
+                # retrieved here: the acker reports the first failed batch and stops, and the
+                # batches behind it are never awaited (asyncio would log each as a traceback)
+                self.durable.exception()
             else:
                 self.durable.set_result(None)
 
@@ -163,7 +209,7 @@ class RecordSink:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self._producer = Producer(producer_config(settings, **{"linger.ms": 2, "client.id": "hookstream-streams"}))
+        self.producer = Producer(producer_config(settings, **{"linger.ms": 2, "client.id": "hookstream-streams"}))
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -176,22 +222,14 @@ class RecordSink:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(0.05)
+            self.producer.poll(0.05)
 
     def batch(self) -> Batch:
         return Batch(self, self.loop)
 
-    def produce(self, topic: str, key: bytes | None, value: bytes, on_delivery) -> None:
-        while True:
-            try:
-                self._producer.produce(topic, value, key, on_delivery=on_delivery)
-                return
-            except BufferError:  # local queue full: wait for the poll thread to drain it
-                time.sleep(0.005)
-
     def close(self) -> None:
         """Wait (bounded) for what was sent, then stop polling."""
-        self._producer.flush(30)
+        self.producer.flush(30)
         self._stop.set()
         if self._poller is not None:
             self._poller.join(5)
@@ -253,10 +291,12 @@ def create_app(settings: Settings) -> faust.App:
         try:
             async for events_ in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN):
                 if acker.done():
-                    acker.result()  # the broker refused a record: crash (nothing after it is acked)
+                    break  # a batch was not durable: the worker is stopping (_stop_worker); take no more
                 batch = out.batch()
                 for ev in events_:
                     _process(ev.message, batch)
+                    if batch.backlog:  # the producer's queue is full: wait without blocking the loop
+                        await batch.drain_backlog()
                 await pending.put((events_, batch.close()))
         finally:
             # stopping or rebalancing: let the acker ack what becomes durable within a few seconds,
@@ -275,22 +315,35 @@ def create_app(settings: Settings) -> faust.App:
             try:
                 await durable
             except BrokerError as exc:
-                log.error("%s; the batch's events stay unacknowledged and will be read again", exc)
-                raise
+                _stop_worker(exc)
+                return  # nothing from this batch on is acked, so no offset past it is committed
             for ev in events_:
                 await stream.ack(ev)
 
+    def _stop_worker(exc: BrokerError) -> None:
+        log.critical(
+            "stopping the stream worker: %s; no offset past this batch is committed, and the next start "
+            "reads its events again", exc,
+        )
+        app.hookstream_failure = exc
+        # the batch's events will never be acked: a stop that waits for every taken event to be
+        # acked (Faust's wait_empty) would wait for ever; committing what is acked is what is safe
+        app.conf.stream_wait_empty = False
+        app.hookstream_stop()
+
     deliveries_topic, invalid_topic = settings.topic(DELIVERIES), settings.topic(INVALID_EVENTS)
+    max_event_bytes = settings.max_event_bytes
 
     def _process(message, batch: Batch) -> None:
         value = message.value
+        if value is not None and len(value) > max_event_bytes:  # from a producer that ignores the limit
+            _set_aside(message, batch, "too_large", f"too_large: the event is {len(value)} bytes, over the limit of "
+                                                    f"{max_event_bytes} bytes (HOOKSTREAM_MAX_EVENT_BYTES)")
+            return
         try:
             event = parse_event(value)
         except InvalidEventError as exc:
-            INVALID_EVENTS_TOTAL.labels(exc.code).inc()
-            log.warning("set aside %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc.reason)
-            record = invalid_record(value, exc.reason, topic=message.topic, partition=message.partition, offset=message.offset, key=message.key)
-            batch.send(invalid_topic, message.key, record)
+            _set_aside(message, batch, exc.code, exc.reason)
             return
         consumed, emitted = _series(event.type)
         consumed.inc()
@@ -299,6 +352,13 @@ def create_app(settings: Settings) -> faust.App:
             batch.send(deliveries_topic, rec.subscription_id.encode(), rec.to_bytes())
         if records:
             emitted.inc(len(records))
+
+    def _set_aside(message, batch: Batch, code: str, reason: str) -> None:
+        INVALID_EVENTS_TOTAL.labels(code).inc()
+        log.warning("set aside %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
+        record = invalid_record(message.value, reason, topic=message.topic, partition=message.partition,
+                                offset=message.offset, key=message.key, code=code)
+        batch.send(invalid_topic, message.key, record)
 
     series: dict[str, tuple] = {}
 
@@ -310,6 +370,9 @@ def create_app(settings: Settings) -> faust.App:
         return found
 
     app.hookstream_view = view  # for tests and the CLI
+    app.hookstream_failure = None  # the BrokerError that stopped the worker, if one did (exit status 1)
+    # the same graceful stop as SIGTERM: leave the group, commit what was acked (durable only)
+    app.hookstream_stop = lambda: os.kill(os.getpid(), signal.SIGTERM)
     return app
 
 

@@ -33,7 +33,11 @@ def worker(
     # Faust's terminal spinner turns the root logger to DEBUG so it can spin on every record:
     # that alone cost a fifth of the worker's CPU (every aiokafka send built a debug record).
     runner.spinner = None
-    runner.execute_from_commandline()
+    try:
+        runner.execute_from_commandline()
+    finally:
+        if app.hookstream_failure is not None:  # logged when it happened; the events are read again on restart
+            raise SystemExit(1)
 
 
 def _uvloop():

@@ -57,16 +57,39 @@ def deliveries_for(event: _Event, envelope: dict[str, Any], subscriptions: Itera
     return out
 
 
-def invalid_record(value: bytes | None, reason: str, *, topic: str, partition: int, offset: int, key: bytes | None) -> bytes:
-    """The record set aside on ``events.invalid``: why, where from, and the original bytes."""
-    return orjson.dumps(
-        {
-            "reason": reason,
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "key_b64": base64.b64encode(key).decode() if key is not None else None,
-            "value_b64": base64.b64encode(value).decode() if value is not None else None,
-            "set_aside_at": time.time(),
-        }
-    )
+# Original bytes kept whole on ``events.invalid`` up to this size: base64 makes 512 KiB into 683
+# KiB, which stays under Kafka's default 1 MiB message limit with room for the rest of the record.
+INVALID_VALUE_MAX = 512 * 1024
+INVALID_KEY_MAX = 64 * 1024  # the same for the key: both together stay under the producer's 1,000,000 bytes
+EXCERPT_BYTES = 1024  # what a set-aside record keeps of a value (or key) larger than that
+
+
+def invalid_record(value: bytes | None, reason: str, *, topic: str, partition: int, offset: int, key: bytes | None,
+                   code: str | None = None) -> bytes:
+    """The record set aside on ``events.invalid``: why, where from, and the original bytes.
+
+    A value over ``INVALID_VALUE_MAX`` would make the record itself too large for the broker:
+    it is kept as ``value_excerpt_b64`` (its first ``EXCERPT_BYTES``) and ``value_bytes``, and the
+    whole is found by its reference (topic, partition, offset) while the topic retains it. A key
+    over ``INVALID_KEY_MAX`` likewise (``key_excerpt_b64``, ``key_bytes``).
+    """
+    record = {
+        "reason": reason,
+        "code": code,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "set_aside_at": time.time(),
+    }
+    _carry(record, "key", key, INVALID_KEY_MAX)
+    _carry(record, "value", value, INVALID_VALUE_MAX)
+    return orjson.dumps(record)
+
+
+def _carry(record: dict, name: str, data: bytes | None, limit: int) -> None:
+    record[f"{name}_b64"] = None
+    record[f"{name}_bytes"] = len(data) if data is not None else None
+    if data is not None and len(data) > limit:
+        record[f"{name}_excerpt_b64"] = base64.b64encode(data[:EXCERPT_BYTES]).decode()
+    elif data is not None:
+        record[f"{name}_b64"] = base64.b64encode(data).decode()

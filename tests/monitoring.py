@@ -35,7 +35,7 @@ METRICS: dict[str, tuple[str, ...]] = {
     "webhook_delivery_duration_seconds_bucket": ("event", "tenant_id", "le"),
     "webhook_delivery_duration_seconds_sum": ("event", "tenant_id"),
     "webhook_delivery_duration_seconds_count": ("event", "tenant_id"),
-    "webhook_retries_total": ("event", "tenant_id", "reason"),  # timeout, server_error, connection_error, rate_limited
+    "webhook_retries_total": ("event", "tenant_id", "reason"),  # timeout, server_error, connection_error, rate_limited, tls_error, protocol_error
     "webhook_delivery_http_status_total": ("event", "status_code"),  # Counter("webhook_delivery_http_status")
     "webhook_dead_letters_total": ("event", "tenant_id", "reason"),
     "webhook_inflight_requests": (),

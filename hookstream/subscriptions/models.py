@@ -25,6 +25,7 @@ from hookstream.db import Base
 from hookstream.redact import mask_headers, mask_url
 from hookstream.subscriptions import sealed
 from hookstream.subscriptions.secrets import SigningSecret
+from hookstream.subscriptions.urls import canonical_url
 
 
 class Status(enum.StrEnum):
@@ -100,6 +101,11 @@ class Subscription:
     def __post_init__(self) -> None:
         # Tables hand the same value to many threads: keep it immutable all the way down.
         object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))
+        if not self.url.isascii():
+            # Saved before URLs were stored canonical: read as the ASCII form delivery connects to
+            # (listings show no homographs). One that no longer passes stays as saved, and the
+            # delivery worker refuses it, naming the rule.
+            object.__setattr__(self, "url", canonical_url(self.url))
 
     @property
     def active(self) -> bool:

@@ -152,7 +152,7 @@ class SubscriptionStore:
     ) -> tuple[Subscription, str]:
         """Create a subscription; returns it and its secret (the only time the secret is returned)."""
         validate_tenant(tenant_id)
-        self._check_url(url)
+        url = self._check_url(url)
         events = filters.validate_filters(events)
         secret = validate_secret(secret) if secret is not None else generate_secret()
         now = self._clock()
@@ -192,8 +192,7 @@ class SubscriptionStore:
     ) -> Subscription:
         changes: dict[str, object] = {}
         if url is not None:
-            self._check_url(url)
-            changes["url"] = url
+            changes["url"] = self._check_url(url)
         if events is not None:
             changes["events"] = list(filters.validate_filters(events))
         if description is not None:
@@ -270,8 +269,9 @@ class SubscriptionStore:
             log.warning("subscription %s: its old secrets are dropped, they cannot be opened: %s", row.id, exc)
             return ()
 
-    def _check_url(self, url: str) -> None:
-        urls.check_url(url, self.settings, resolver=self._resolver)
+    def _check_url(self, url: str) -> str:
+        """The canonical form of ``url`` (ASCII host; what the delivery client connects to), once it passes."""
+        return urls.check_url(url, self.settings, resolver=self._resolver).url
 
     def _set_status(self, subscription_id: str, tenant_id: str | None, status: Status) -> Subscription:
         def apply(row: SubscriptionRow, _now: datetime) -> None:

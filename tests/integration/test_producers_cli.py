@@ -61,7 +61,7 @@ def test_relay_once_publishes_the_outbox_and_exits(settings, hs_env):
     after = _run(hs_env, "outbox", "status", "--json")
     assert before.stdout.startswith("5 pending (0 failing), oldest from ")
     assert (relayed.returncode, relayed.stdout) == (0, "published 5 events\n"), relayed.stderr
-    assert json.loads(after.stdout) == {"pending": 0, "sent": 5, "failing": 0, "oldest_pending": None}
+    assert json.loads(after.stdout) == {"pending": 0, "sent": 5, "failing": 0, "set_aside": 0, "oldest_pending": None}
     with TopicReader(settings, ["events.customer"]) as reader:
         messages = reader.read_until(lambda m: len(m) >= 5)
     assert [parse_event(m.value()).id for m in messages] == ids  # one key, one partition: in order

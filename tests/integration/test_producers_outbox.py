@@ -6,6 +6,7 @@ least once, with the id stored in the row.
 """
 
 import collections
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Column, MetaData, String, Table, insert, select
+from confluent_kafka import KafkaError, KafkaException
+from sqlalchemy import Column, MetaData, String, Table, insert, select, text, update
 
 from hookstream.db import Base, make_engine, migrate, session_factory
 from hookstream.topics import ensure_topics
@@ -24,6 +26,7 @@ from producers import DomainEvents, Outbox, OutboxRelay, OutboxRow, Publisher, a
 from schemas import Event, InvalidEventError, example, parse_event
 from tests.fakes import FakeProducer
 from tests.integration.consume import TopicReader
+from tests.sizes import limit_message_bytes
 
 HOOKSTREAM = str(Path(sys.executable).with_name("hookstream"))
 outbox = OutboxRow.__table__
@@ -131,11 +134,19 @@ def _marked(engine) -> list[tuple[str, bool, int, bool]]:
         return [(e, s is not None, a, err is not None) for e, s, a, err in conn.execute(query)]
 
 
+class _UnknownTopicOnProduce(FakeProducer):
+    """produce() itself refuses ``refuse_keys`` for a reason that may pass (the topic is missing)."""
+
+    def produce(self, topic, value, key, on_delivery):
+        if key in self.refuse_keys:
+            raise KafkaException(KafkaError(KafkaError._UNKNOWN_TOPIC))
+        super().produce(topic, value, key, on_delivery)
+
+
 @pytest.mark.parametrize("how", ["delivery report", "refused by produce"])
 def test_only_rows_before_a_failure_are_marked_and_the_rest_retried_in_order(engine, settings, how):
     _fill_keys(engine, ["so_a", "so_b", "so_bad", "so_c"])
-    broken = {"fail_keys": {b"so_bad"}} if how == "delivery report" else {"refuse_keys": {b"so_bad"}}
-    producer = FakeProducer(**broken)
+    producer = FakeProducer(fail_keys={b"so_bad"}) if how == "delivery report" else _UnknownTopicOnProduce(refuse_keys={b"so_bad"})
     publisher = Publisher(settings, producer=producer)
     result = OutboxRelay(engine, publisher).relay_batch()
     assert (result.published, result.error.event_ids != ()) == (2, True)
@@ -248,3 +259,95 @@ def test_relay_killed_mid_batch_and_restarted_publishes_every_row_with_its_id(en
     assert set(seen) == set(ids)  # every row arrived, and no id the outbox does not hold
     assert outbox_status(engine).pending == 0
     assert len(seen) >= len(ids)  # at least once: the rows published-but-unmarked went out twice
+
+
+# ----------------------------------------------------------------------------- the size limit, rows set aside
+def test_an_event_over_the_size_limit_is_refused_before_it_reaches_the_outbox(engine, monkeypatch):
+    from producers import EventTooLargeError
+    from tests.sizes import invoice_of_size
+
+    big = invoice_of_size("tenant-a", 3000)
+    with pytest.raises(EventTooLargeError, match=r"over the limit of 2048 bytes"):
+        with engine.begin() as conn:
+            add_to_outbox(conn, big, max_event_bytes=2048)
+    monkeypatch.setenv("HOOKSTREAM_MAX_EVENT_BYTES", "2048")  # the default limit is the environment's
+    with pytest.raises(EventTooLargeError, match=rf"event {big.id} \(invoice.created\) is \d+ bytes serialised"):
+        with engine.begin() as conn:
+            Outbox(conn).publish(big)
+    assert _stored_ids(engine) == []
+    monkeypatch.delenv("HOOKSTREAM_MAX_EVENT_BYTES")
+    with engine.begin() as conn:
+        add_to_outbox(conn, big)  # 256 KiB by default
+    assert _stored_ids(engine) == [big.id]
+
+
+def _set_aside(engine) -> dict[str, str]:
+    query = select(outbox.c.event_id, outbox.c.set_aside_reason).where(outbox.c.set_aside_at.is_not(None))
+    with engine.connect() as conn:
+        return dict(conn.execute(query).all())
+
+
+@pytest.mark.kafka
+def test_relay_sets_aside_rows_it_can_never_publish_and_goes_on(engine, settings):
+    """Too large for a since-lowered limit, refused by the broker for good, unparseable: each row is
+    set aside with its reason, and the rows around them are published in order."""
+    from tests.sizes import invoice_of_size
+
+    ensure_topics(settings)
+    invoice_topic = settings.topic("events.invoice")
+    limit_message_bytes(settings, invoice_topic, 2000)  # the broker refuses any invoice record batch over 2,000 bytes
+    with engine.begin() as conn:
+        first = add_to_outbox(conn, _order_event("so_1", 1)).id
+        too_large = add_to_outbox(conn, invoice_of_size("tenant-a", 9000, invoice_id="inv_big")).id
+        refused = add_to_outbox(conn, invoice_of_size("tenant-a", 6000, invoice_id="inv_refused")).id
+        unparseable = add_to_outbox(conn, _order_event("so_1", 2)).id
+        last = add_to_outbox(conn, _order_event("so_1", 3)).id
+        conn.execute(update(outbox).where(outbox.c.event_id == unparseable).values(payload='{"id": "edited by hand"'))
+    seen = []
+    with Publisher(dataclasses.replace(settings, max_event_bytes=8000), delivery_timeout=20) as publisher:
+        relay = OutboxRelay(engine, publisher, ack_timeout=30, on_set_aside=seen.append)
+        assert relay.drain() == 2
+        assert relay.drain() == 0  # set-aside rows are not tried again
+    reasons = _set_aside(engine)
+    assert set(reasons) == {too_large, refused, unparseable}
+    assert reasons[too_large].startswith(f"too_large: event {too_large} (invoice.created) is ")
+    assert "over the limit of 8000 bytes" in reasons[too_large]
+    assert reasons[refused].startswith("refused: ") and "MSG_SIZE_TOO_LARGE" in reasons[refused]
+    assert reasons[unparseable].startswith("unparseable: ")
+    assert [(r.event_id, r.reason) for r in seen] == [(i, reasons[i]) for i in (too_large, refused, unparseable)]
+    assert _stored_ids(engine, sent=True) == [first, last]
+    status = outbox_status(engine)
+    assert (status.pending, status.sent, status.set_aside, status.failing) == (0, 2, 3, 0)
+    with TopicReader(settings, ["events.sales_order", "events.invoice"]) as reader:
+        reader.read_until(lambda m: len(m) >= 2)
+        messages = reader.read_until(lambda m: False, timeout=4, idle=2)  # and nothing more
+    assert [parse_event(m.value()).id for m in messages] == [first, last]
+
+
+def test_a_row_produce_refuses_for_good_is_set_aside_and_the_rows_behind_it_go_out(engine, settings):
+    _fill_keys(engine, ["so_a", "so_big", "so_c"])
+    producer = FakeProducer(refuse_keys={b"so_big"})  # produce() raises MSG_SIZE_TOO_LARGE
+    publisher = Publisher(settings, producer=producer)
+    result = OutboxRelay(engine, publisher, on_set_aside=lambda row: None).relay_batch()
+    assert (result.published, result.error, len(result.set_aside)) == (2, None, 1)
+    assert "MSG_SIZE_TOO_LARGE" in result.set_aside[0].reason
+    assert [k for _, k, _ in producer.produced] == [b"so_a", b"so_c"]
+    assert [(e, sent) for e, sent, _, _ in _marked(engine)] == [("so_a", True), ("so_big", False), ("so_c", True)]
+    assert outbox_status(engine).set_aside == 1
+    publisher.close()
+
+
+def test_rows_written_before_the_set_aside_columns_stay_pending_after_the_upgrade(database_url):
+    from alembic import command
+
+    from hookstream.db import _alembic_config
+
+    engine = make_engine(database_url)
+    command.upgrade(_alembic_config(engine), "0002_outbox")  # an outbox from before 0006
+    with engine.begin() as conn:
+        conn.execute(text("insert into outbox (event_id, event_type, tenant_id, entity_id, payload, created_at, attempts) "
+                          "values ('ev_1', 'sales_order.confirmed', 't', 'so_1', '{}', CURRENT_TIMESTAMP, 0)"))
+    migrate(engine)
+    status = outbox_status(engine)
+    assert (status.pending, status.set_aside) == (1, 0)
+    engine.dispose()

@@ -49,7 +49,7 @@ class FakeWorkers:
             for event in EVENTS:
                 self.deliveries.labels(event, tenant, rnd.choice(["succeeded"] * 8 + ["failed", "dead"])).inc()
                 self.duration.labels(event, tenant).observe(rnd.expovariate(1 / 0.3))
-                self.retries.labels(event, tenant, rnd.choice(["timeout", "server_error", "connection_error", "rate_limited"])).inc()
+                self.retries.labels(event, tenant, rnd.choice(["timeout", "server_error", "connection_error", "rate_limited", "tls_error", "protocol_error"])).inc()
                 self.http_status.labels(event, rnd.choice(["200", "204", "500", "429"])).inc()
                 self.events.labels(event).inc()
                 self.emitted.labels(event).inc(2)

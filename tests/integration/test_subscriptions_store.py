@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import inspect
+from sqlalchemy import update as sa_update
 
 from hookstream.errors import NotFoundError, ValidationError
 from hookstream.settings import Settings
-from hookstream.subscriptions.models import Status
+from hookstream.subscriptions.models import Status, SubscriptionRow
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.urls import Reason, UnsafeURLError
 
@@ -94,6 +95,29 @@ def test_unsafe_url_is_refused_on_add_and_update(store):
     with pytest.raises(UnsafeURLError):
         store.update(sub.id, url="https://[::1]/")
     assert store.get(sub.id).url == "https://hooks.acme.example/"
+
+
+def test_the_url_is_saved_in_its_canonical_ascii_form_on_add_and_update(store):
+    sub, _ = store.add("acme", "https://B\u00dcCHER.acme.example./in", ["*"])
+    assert store.get(sub.id).url == "https://xn--bcher-kva.acme.example/in"
+    store.update(sub.id, url="https://hooks\u3002acme\uff0eexample:443/caf\u00e9")
+    assert store.get(sub.id).url == "https://hooks.acme.example/caf%C3%A9"
+    with pytest.raises(UnsafeURLError) as caught:
+        store.update(sub.id, url="https://stra\u00dfe.acme.example/")
+    assert caught.value.reason == Reason.IDNA_AMBIGUOUS
+    assert store.get(sub.id).url == "https://hooks.acme.example/caf%C3%A9"
+
+
+def test_a_unicode_url_saved_before_canonical_urls_is_read_in_ascii(store):
+    sub, _ = store.add("acme", "https://hooks.acme.example/", ["*"])
+    for saved, read in [
+        ("https://b\u00fccher.acme.example/in", "https://xn--bcher-kva.acme.example/in"),
+        ("https://stra\u00dfe.acme.example/", "https://stra\u00dfe.acme.example/"),  # left for delivery to refuse
+    ]:
+        with store.engine.begin() as conn:  # as an older release saved it
+            conn.execute(sa_update(SubscriptionRow).where(SubscriptionRow.id == sub.id).values(url=saved))
+        assert store.get(sub.id).url == read
+        assert [s.url for s in store.list(tenant_id="acme")] == [read]
 
 
 def test_update_changes_only_what_is_given_and_bumps_the_version(store, clock):

@@ -12,6 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from delivery.attempt import DeadLetter, Delivered, Deliverer, Dropped, Limits, Retry
 from delivery.breaker import BreakerConfig, EndpointBreakers
+from delivery.errors import EndpointUnreachable
 from delivery.outcome import RetryReason
 from delivery.schedule import RetrySchedule
 from delivery.transport import HttpResponse, MockTransport
@@ -144,7 +145,7 @@ def test_410_gone_asks_to_disable_the_endpoint():
 
 def test_a_transport_failure_is_retried_and_described_without_the_url():
     def refuse(url, *_):
-        raise ConnectionRefusedError(f"cannot connect to {url}")
+        raise EndpointUnreachable(f"cannot connect to {url}")
 
     d, _ = deliverer(refuse)
     decision = run(d.deliver(record()))
@@ -296,7 +297,7 @@ def test_a_url_the_client_prints_in_its_own_form_is_masked_too():
     # pyreqwest prints the URL it parsed (normalised: host lowercased, default port dropped),
     # which is not the string it was given: masking must not rely on finding ours
     def refuse(url, *_):
-        raise ConnectionError(
+        raise EndpointUnreachable(
             "error sending request for url (https://user:PLANTED-PW@hooks.example.com/sub_1?token=PLANTED-TOKEN&x=1)"
         )
 
@@ -456,7 +457,7 @@ def test_the_history_keeps_the_first_and_last_attempts_with_a_count_of_the_rest(
 
 def test_a_record_after_1000_failed_attempts_stays_small():
     schedule = RetrySchedule(delays=(1.0,) * 1000, random=lambda: 0.5)
-    transport = MockTransport(lambda *_: (_ for _ in ()).throw(ConnectionResetError("reset " + "x" * 5000)))
+    transport = MockTransport(lambda *_: (_ for _ in ()).throw(EndpointUnreachable("reset " + "x" * 5000)))
     d = Deliverer(dataclasses.replace(SETTINGS, retry_schedule=(1.0,) * 1000), Table(sub()), transport, schedule=schedule,
                   breakers=EndpointBreakers(BreakerConfig(failure_threshold=10**6)), clock=lambda: NOW)
     rec = record()
@@ -469,3 +470,27 @@ def test_a_record_after_1000_failed_attempts_stays_small():
     assert rec.attempt == 1000
     assert max(sizes) < len(orjson.dumps(record())) + 8 * 1024
     assert all(len(a.get("error") or "") <= 300 for a in rec.attempts)
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://stra\u00dfe.example/in", "ambiguous"),  # saved before canonical URLs: IDNA 2003 reads strasse
+        ("https://\U0001f4a9.example/in", "not a valid internationalised domain name"),
+        ("https://[::ffff:8.8.8.8]/in", "ipv4-mapped"),
+    ],
+)
+def test_a_saved_url_the_idn_and_address_rules_now_refuse_is_dead_lettered(url, why):
+    d, t = deliverer(lambda *_: HttpResponse(200), dataclasses.replace(sub(), url=url))
+    decision = run(d.deliver(record()))
+    assert isinstance(decision, DeadLetter) and decision.code == "url_refused", decision
+    assert why in decision.reason and t.requests == []
+
+
+def test_the_worker_refuses_a_port_outside_the_allowed_ports():
+    from delivery.attempt import endpoint_refusal
+
+    only_443 = dataclasses.replace(SETTINGS, allowed_ports=((443, 443),))
+    code, reason = endpoint_refusal(dataclasses.replace(sub(), url="https://hooks.example.com:8443/in"), only_443)
+    assert code == "url_refused" and "HOOKSTREAM_ALLOWED_PORTS=443" in reason
+    assert endpoint_refusal(dataclasses.replace(sub(), url="https://hooks.example.com/in"), only_443) is None

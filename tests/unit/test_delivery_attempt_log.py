@@ -86,3 +86,8 @@ def test_a_failing_database_is_retried_not_dropped(engine, monkeypatch):
     assert written == [0] and len(calls) == 2
     assert [a["delivery_id"] for a in attempts_of(engine, "msg_9")] == ["msg_9"]
 
+
+
+def test_nul_in_an_excerpt_or_error_never_reaches_the_database():
+    row = make_row(rec(1), report(1, RetryLater(RetryReason.SERVER_ERROR, 500), 500, error="bad\x00", excerpt=b"a\x00b"), "failed")
+    assert (row["error"], row["response_excerpt"]) == ("bad\ufffd", "a\ufffdb")

@@ -30,7 +30,9 @@ def test_names_labels_and_buckets_are_exactly_the_contract():
 def test_retry_reasons_are_the_labels_dashboards_expect():
     from delivery.outcome import RetryReason
 
-    assert {str(r) for r in RetryReason} == {"timeout", "server_error", "connection_error", "rate_limited"}
+    assert {str(r) for r in RetryReason} == {
+        "timeout", "server_error", "connection_error", "rate_limited", "tls_error", "protocol_error"
+    }
 
 
 def test_every_series_matches_the_monitoring_contract():

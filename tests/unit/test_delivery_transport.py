@@ -11,11 +11,14 @@ import pytest
 from aiohttp import web
 
 from delivery.outcome import classify_response
-from delivery.transport import EXCERPT_BYTES, PyreqwestTransport
+from delivery.transport import EXCERPT_BYTES, PyreqwestTransport, system_resolver
 from hookstream.settings import Settings
-from hookstream.subscriptions.urls import UnsafeURLError
+from hookstream.subscriptions import urls
+from hookstream.subscriptions.urls import Reason, UnsafeURLError, check_url
+from tests.idn_cases import IDN_CASES, PRIVATE_ANSWERS, FirstPublicThenPrivate
 
-LOCAL = Settings.from_env({"HOOKSTREAM_ALLOW_HTTP": "1", "HOOKSTREAM_ALLOWED_NETWORKS": "127.0.0.0/8", "HOOKSTREAM_REQUEST_TIMEOUT": "1s"})
+LOCAL_ENV = {"HOOKSTREAM_ALLOW_HTTP": "1", "HOOKSTREAM_ALLOWED_NETWORKS": "127.0.0.0/8", "HOOKSTREAM_REQUEST_TIMEOUT": "1s"}
+LOCAL = Settings.from_env(LOCAL_ENV)
 STRICT = Settings.from_env({"HOOKSTREAM_ALLOW_HTTP": "1"})
 
 
@@ -157,3 +160,95 @@ async def test_a_proxy_in_the_environment_is_ignored(server, monkeypatch):
     t = PyreqwestTransport(LOCAL)
     assert (await t.post(f"http://127.0.0.1:{port}/direct", b"{}", {})).status == 200
     await t.close()
+
+
+# ---------------------------------------------------------------------------- internationalised names
+class AsyncDNS:
+    """``FirstPublicThenPrivate`` for the transport: the first answer is the loopback test server
+    (allowed by LOCAL's HOOKSTREAM_ALLOWED_NETWORKS), every later one ``private``."""
+
+    def __init__(self, private: str) -> None:
+        self.dns = FirstPublicThenPrivate("127.0.0.1", private)
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        return self.dns(host, port)
+
+    @property
+    def lookups(self) -> list[str]:
+        return self.dns.lookups
+
+
+@pytest.mark.parametrize(("private", "private_reason"), PRIVATE_ANSWERS)
+@pytest.mark.parametrize(("host", "expected"), IDN_CASES, ids=[ascii(h)[1:-1] for h, _ in IDN_CASES])
+async def test_an_internationalised_host_is_pinned_on_the_name_the_client_connects_to(server, host, expected, private, private_reason):
+    port, hits = server
+    dns, now = AsyncDNS(private), [0.0]
+    t = PyreqwestTransport(LOCAL, resolver=dns, dns_ttl=60.0, clock=lambda: now[0])
+    url = f"http://{host}:{port}/hook"  # as a subscription stored before canonical URLs would hold it
+    try:
+        if isinstance(expected, Reason):
+            with pytest.raises(UnsafeURLError) as caught:
+                await t.post(url, b"{}", {})
+            assert caught.value.reason == expected, str(caught.value)
+            assert (dns.lookups, hits) == ([], [])  # refused before any lookup or connection
+            return
+        assert (await t.post(url, b"{}", {})).status == 200
+        # .invalid resolves nowhere but in the fake: the request reached the server through the pin
+        assert [h.rsplit(":", 1)[0].removesuffix(".") for _, h in hits] == [expected]
+        assert [h.removesuffix(".") for h in dns.lookups] == [expected] and all(h.isascii() for h in dns.lookups)
+        now[0] = 61.0  # the pin expires; the name now rebinds to a private address
+        with pytest.raises(UnsafeURLError) as caught:
+            await t.post(url, b"{}", {})
+        assert caught.value.reason == private_reason
+        assert len(hits) == 1  # never connected to the private address
+    finally:
+        await t.close()
+
+
+async def test_a_canonical_url_reaches_the_same_pinned_host(server):
+    port, hits = server
+    dns = AsyncDNS("10.0.0.1")
+    t = PyreqwestTransport(LOCAL, resolver=dns)
+    canonical = check_url(f"http://B\u00fccher.invalid:{port}/hook", LOCAL, resolver=lambda host, p: ["127.0.0.1"]).url
+    assert canonical == f"http://xn--bcher-kva.invalid:{port}/hook"
+    assert (await t.post(canonical, b"{}", {})).status == 200
+    assert hits == [("/hook", f"xn--bcher-kva.invalid:{port}")] and dns.lookups == ["xn--bcher-kva.invalid"]
+    await t.close()
+
+
+async def test_a_url_the_client_would_read_as_another_host_is_refused(server, monkeypatch):
+    port, hits = server
+    dns = AsyncDNS("10.0.0.1")
+    t = PyreqwestTransport(LOCAL, resolver=dns)
+
+    def elsewhere(url):  # a client whose parser disagreed with ours would connect to an unpinned name
+        return "unpinned.invalid", port
+
+    monkeypatch.setattr(urls, "client_host", elsewhere)
+    with pytest.raises(UnsafeURLError) as caught:
+        await t.post(f"http://disagree.invalid:{port}/hook", b"{}", {})
+    assert caught.value.reason == Reason.CLIENT_DISAGREES and "unpinned.invalid" in str(caught.value)
+    assert (dns.lookups, hits) == ([], [])
+    await t.close()
+
+
+async def test_the_system_resolver_never_maps_a_unicode_name_itself():
+    with pytest.raises(UnicodeError):  # Python's getaddrinfo would apply IDNA 2003 (straße -> strasse)
+        await system_resolver("stra\u00dfe.invalid", 443)
+
+
+async def test_allowed_ports_are_checked_at_connect_time(server):
+    port, hits = server
+    dns = AsyncDNS("10.0.0.1")
+    only = Settings.from_env({**LOCAL_ENV, "HOOKSTREAM_ALLOWED_PORTS": "443,8443"})
+    t = PyreqwestTransport(only, resolver=dns)
+    with pytest.raises(UnsafeURLError) as caught:
+        await t.post(f"http://receiver.invalid:{port}/hook", b"{}", {})
+    assert caught.value.reason == Reason.PORT_NOT_ALLOWED and f"port {port} is not allowed" in str(caught.value)
+    with pytest.raises(UnsafeURLError):  # an IP literal too
+        await t.post(f"http://127.0.0.1:{port}/hook", b"{}", {})
+    assert (dns.lookups, hits) == ([], [])
+    await t.close()
+    opened = PyreqwestTransport(Settings.from_env({**LOCAL_ENV, "HOOKSTREAM_ALLOWED_PORTS": f"443,{port}"}), resolver=dns)
+    assert (await opened.post(f"http://receiver.invalid:{port}/hook", b"{}", {})).status == 200
+    await opened.close()

@@ -55,3 +55,37 @@ async def test_unacknowledged_event_times_out_and_close_reports_it(unit_settings
         await publisher.publish(_event(), timeout=0.2)
     with pytest.raises(DeliveryError, match="not acknowledged"):
         await publisher.close(timeout=0)
+
+
+async def test_one_event_over_the_size_limit_in_a_batch_means_none_is_sent(unit_settings):
+    import dataclasses
+
+    from producers import EventTooLargeError
+    from tests.sizes import invoice_of_size
+
+    producer = FakeProducer()
+    big = invoice_of_size("acme", 1025)
+    async with AsyncPublisher(dataclasses.replace(unit_settings, max_event_bytes=1024), producer=producer) as publisher:
+        with pytest.raises(EventTooLargeError, match=f"event {big.id} \\(invoice.created\\) is \\d+ bytes serialised, over the limit of 1024"):
+            await publisher.publish_many([_event(), big, _event()])
+        with pytest.raises(EventTooLargeError):
+            await publisher.publish(big)
+    assert producer.produced == []
+
+
+async def test_a_record_refused_by_produce_stops_the_batch_there_and_names_the_rest(unit_settings):
+    producer = FakeProducer(refuse_keys={b"inv_1"})
+    events = [_event(invoice_id=f"inv_{i}") for i in range(3)]
+    async with AsyncPublisher(unit_settings, producer=producer) as publisher:
+        with pytest.raises(DeliveryError) as info:
+            await publisher.publish_many(events)
+    assert [k for _, k, _ in producer.produced] == [b"inv_0"]  # nothing after the refused one: order kept
+    assert info.value.event_ids == (events[1].id, events[2].id)
+    assert info.value.code == "MSG_SIZE_TOO_LARGE" and "1 later event(s) not sent" in str(info.value)
+
+
+async def test_a_full_local_queue_is_waited_out_without_blocking_the_loop(unit_settings):
+    producer = FakeProducer(full=3)
+    async with AsyncPublisher(unit_settings, producer=producer) as publisher:
+        delivery = await publisher.publish(_event())
+    assert delivery.done and len(producer.produced) == 1

@@ -60,3 +60,18 @@ def test_unreachable_broker_is_one_error_line_and_exit_1(capfd):
     assert captured.out == ""
     [line] = captured.err.splitlines()
     assert line.startswith("error: event ") and "is the broker at 127.0.0.1:9 up? (_MSG_TIMED_OUT)" in line
+
+
+def test_an_event_over_the_size_limit_exits_2_with_one_line_naming_size_and_limit(capfd, monkeypatch, tmp_path):
+    from tests.sizes import invoice_of_size
+
+    monkeypatch.setenv("HOOKSTREAM_MAX_EVENT_BYTES", "4096")
+    data = tmp_path / "invoice.json"
+    data.write_text(json.dumps(invoice_of_size("acme", 5000).data))
+    # no broker answers: reaching the producer would end in a timeout (exit 1), not this refusal
+    code = main(["publish", "--tenant", "acme", "--type", "invoice.created", "--data", f"@{data}", "--timeout", "1"])
+    captured = capfd.readouterr()
+    assert (code, captured.out) == (2, "")
+    [line] = captured.err.splitlines()
+    assert line.startswith("error: event ") and "(invoice.created) is " in line
+    assert "bytes serialised, over the limit of 4096 bytes (HOOKSTREAM_MAX_EVENT_BYTES); nothing was sent" in line

@@ -1,5 +1,7 @@
 """Publisher: validates before sending, routes by aggregate and entity, never drops a failure silently."""
 
+import dataclasses
+
 import pytest
 from confluent_kafka import KafkaError
 
@@ -133,3 +135,56 @@ def test_a_closed_publisher_refuses_to_send(unit_settings):
     publisher.close()
     with pytest.raises(RuntimeError, match="closed"):
         publisher.send(_event())
+
+
+# ---------------------------------------------------------------------------- the size limit
+def test_event_over_the_size_limit_is_refused_naming_size_and_limit_and_nothing_is_produced(unit_settings):
+    from producers import EventTooLargeError
+    from schemas import encode_event
+    from tests.sizes import invoice_of_size
+
+    producer = FakeProducer()
+    publisher = Publisher(dataclasses.replace(unit_settings, max_event_bytes=2048), producer=producer)
+    big = invoice_of_size("acme", 2049)
+    size = len(encode_event(big))
+    for attempt in (publisher.publish, publisher.send, publisher.prepare):
+        with pytest.raises(EventTooLargeError) as info:
+            attempt(big)
+        assert (info.value.size, info.value.limit, info.value.event_ids) == (size, 2048, (big.id,))
+        assert f"is {size} bytes serialised, over the limit of 2048 bytes" in str(info.value)
+        assert "\n" not in str(info.value)
+    assert isinstance(info.value, DeliveryError) and info.value.exit_code == 2
+    assert producer.produced == []
+    publisher.close()  # a refusal is the caller's at once, never reported again
+
+
+def test_event_at_the_size_limit_is_sent(unit_settings):
+    from schemas import encode_event
+    from tests.sizes import invoice_of_size
+
+    event = invoice_of_size("acme", 1500)
+    producer = FakeProducer()
+    Publisher(dataclasses.replace(unit_settings, max_event_bytes=len(encode_event(event))), producer=producer).publish(event)
+    assert len(producer.produced) == 1
+
+
+def test_a_stored_record_over_a_since_lowered_limit_is_refused(unit_settings):
+    from producers import EventTooLargeError
+
+    producer = FakeProducer()
+    publisher = Publisher(dataclasses.replace(unit_settings, max_event_bytes=1024), producer=producer)
+    from producers import OutgoingRecord
+
+    record = OutgoingRecord("ev_1", "t1.events.payment", b"pay_1", b"x" * 1025, "payment.received")
+    with pytest.raises(EventTooLargeError, match="event ev_1 \\(payment.received\\) is 1025 bytes"):
+        publisher.send_record(record)
+    assert producer.produced == []
+
+
+def test_produce_refusing_a_record_raises_a_delivery_error_naming_it(unit_settings):
+    producer = FakeProducer(refuse_keys={b"pay_big"})
+    publisher = Publisher(unit_settings, producer=producer)
+    with pytest.raises(DeliveryError) as info:
+        publisher.send(_event(payment_id="pay_big"))
+    assert info.value.code == "MSG_SIZE_TOO_LARGE"
+    assert "larger than the broker accepts" in str(info.value)

@@ -15,7 +15,7 @@ def test_schemas_exports_the_contract_the_streams_worker_uses():
 
 def test_producers_exports_publishers_helpers_and_outbox():
     assert set(producers.__all__) == {
-        "AsyncPublisher", "BatchResult", "Customers", "Delivery", "DeliveryError", "DomainEvents", "EventSink",
+        "AsyncPublisher", "BatchResult", "Customers", "Delivery", "DeliveryError", "DomainEvents", "EventSink", "EventTooLargeError",
         "Invoices", "Outbox", "OutboxRelay", "OutboxRow", "OutboxStatus", "OutgoingRecord", "Payments", "Publisher",
         "SalesOrders", "add_to_outbox", "outbox_status", "to_json_value",
     }

@@ -120,3 +120,19 @@ def test_secret_key_settings_are_read_and_checked_without_echoing_the_key(tmp_pa
     with pytest.raises(ConfigError) as err:
         Settings.from_env({"HOOKSTREAM_SECRET_KEY": bad})
     assert "HOOKSTREAM_SECRET_KEY" in str(err.value) and "QUJD" not in str(err.value)
+
+
+def test_allowed_ports_default_to_any() -> None:
+    assert Settings.from_env({}).allowed_ports == ()
+
+
+def test_allowed_ports_take_ports_and_ranges() -> None:
+    s = Settings.from_env({"HOOKSTREAM_ALLOWED_PORTS": "443, 8443,9000-9099"})
+    assert s.allowed_ports == ((443, 443), (8443, 8443), (9000, 9099))
+
+
+@pytest.mark.parametrize("value", ["https", "0", "65536", "9100-9000", "443-", "1-2-3", "-443"])
+def test_allowed_ports_refuse_what_is_not_a_port(value: str) -> None:
+    with pytest.raises(ConfigError, match="HOOKSTREAM_ALLOWED_PORTS") as err:
+        Settings.from_env({"HOOKSTREAM_ALLOWED_PORTS": value})
+    assert repr(value) in str(err.value) and "\n" not in str(err.value)

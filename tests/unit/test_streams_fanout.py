@@ -101,3 +101,41 @@ def test_invalid_record_keeps_the_reason_and_the_original_bytes():
     assert (rec["topic"], rec["partition"], rec["offset"]) == ("events.payment", 2, 41)
     assert base64.b64decode(rec["value_b64"]) == b"\xff not json"
     assert base64.b64decode(rec["key_b64"]) == b"k"
+
+
+def test_invalid_record_of_a_value_too_large_to_carry_keeps_a_reference_and_an_excerpt():
+    import base64
+    import os
+
+    import orjson
+
+    from streams.fanout import EXCERPT_BYTES, INVALID_VALUE_MAX
+
+    value = os.urandom(INVALID_VALUE_MAX + 1)
+    raw = invalid_record(value, "too_large: ...", topic="events.invoice", partition=5, offset=7, key=b"inv_1", code="too_large")
+    rec = orjson.loads(raw)
+    assert len(raw) < 4 * EXCERPT_BYTES  # not the value, whatever its size
+    assert (rec["topic"], rec["partition"], rec["offset"], rec["code"]) == ("events.invoice", 5, 7, "too_large")
+    assert rec["value_b64"] is None and rec["value_bytes"] == len(value)
+    assert base64.b64decode(rec["value_excerpt_b64"]) == value[:EXCERPT_BYTES]
+    whole = orjson.loads(invalid_record(value[:INVALID_VALUE_MAX], "x", topic="t", partition=0, offset=0, key=None))
+    assert base64.b64decode(whole["value_b64"]) == value[:INVALID_VALUE_MAX] and "value_excerpt_b64" not in whole
+
+
+def test_invalid_record_of_a_key_too_large_to_carry_keeps_an_excerpt():
+    import base64
+    import os
+
+    import orjson
+
+    from streams.fanout import EXCERPT_BYTES, INVALID_KEY_MAX, INVALID_VALUE_MAX
+
+    key, value = os.urandom(INVALID_KEY_MAX + 1), os.urandom(INVALID_VALUE_MAX)
+    raw = invalid_record(value, "not JSON", topic="events.payment", partition=0, offset=3, key=key)
+    rec = orjson.loads(raw)
+    assert rec["key_b64"] is None and rec["key_bytes"] == len(key)
+    assert base64.b64decode(rec["key_excerpt_b64"]) == key[:EXCERPT_BYTES]
+    assert base64.b64decode(rec["value_b64"]) == value
+    assert len(raw) < 1_000_000  # librdkafka's default message.max.bytes, below the broker's 1 MiB
+    big = invalid_record(os.urandom(INVALID_VALUE_MAX), "x", topic="t", partition=0, offset=0, key=os.urandom(INVALID_KEY_MAX))
+    assert len(big) < 1_000_000  # the largest record carried whole

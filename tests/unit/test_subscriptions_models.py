@@ -53,3 +53,14 @@ def test_public_form_shows_header_names_only_and_masks_url_tokens():
 def test_public_form_says_why_secrets_are_missing_when_they_did_not_open():
     public = make_sub(secrets=(), headers={}, sealed_error="sealed under key id 'k0'").to_public()
     assert public["secrets"] == [] and public["sealed_error"] == "sealed under key id 'k0'"
+
+
+def test_a_unicode_host_saved_before_canonical_urls_is_read_in_ascii():
+    assert make_sub(url="https://B\u00fccher.example/in").url == "https://xn--bcher-kva.example/in"
+    # a homograph shows as what it is
+    assert make_sub(url="https://\u0440\u0430\u0443\u0440\u0430l.com/").url == "https://xn--l-7sba6dbr.com/"
+
+
+def test_a_saved_url_that_no_longer_passes_is_kept_as_saved_for_delivery_to_refuse():
+    assert make_sub(url="https://stra\u00dfe.example/").url == "https://stra\u00dfe.example/"
+    assert make_sub(url="https://HOOKS.example.com:443").url == "https://HOOKS.example.com:443"  # ASCII: read as saved

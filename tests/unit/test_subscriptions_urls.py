@@ -5,11 +5,22 @@ from __future__ import annotations
 import ipaddress
 import socket
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from hookstream.errors import ValidationError
 from hookstream.settings import Settings
-from hookstream.subscriptions.urls import Reason, UnsafeURLError, check_address, check_url
+from hookstream.subscriptions.urls import (
+    Reason,
+    UnsafeURLError,
+    check_address,
+    check_client_agrees,
+    check_url,
+    client_host,
+    parse_url,
+)
+from tests.idn_cases import IDN_CASES, PRIVATE_ANSWERS, FirstPublicThenPrivate
 
 PUBLIC_V4 = "93.184.215.14"
 
@@ -166,21 +177,24 @@ def test_refusal_of_a_name_says_what_it_resolved_to():
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "canonical"),
     [
-        f"https://{PUBLIC_V4}/hooks",
-        "https://hooks.example.com/webhooks/in?source=hookstream",
-        "https://HOOKS.example.com:8443/x",
-        "https://dual.example.com/",
-        "https://[2606:4700:4700::1111]/",
-        "https://[::ffff:8.8.8.8]/",  # mapped form of a public address
-        "https://[2002:808:808::1]/",  # 6to4 of a public address
-        "https://[64:ff9b::808:808]/",  # NAT64 of a public address
+        (f"https://{PUBLIC_V4}/hooks", None),
+        ("https://hooks.example.com/webhooks/in?source=hookstream", None),
+        ("https://HOOKS.example.com:8443/x", "https://hooks.example.com:8443/x"),
+        ("https://dual.example.com/", None),
+        ("https://[2606:4700:4700::1111]/", None),
+        ("https://[0:0:0:0:0:0:808:808]/", "https://[::808:808]/"),  # compatible form of a public address
+        ("https://[2002:808:808::1]/", None),  # 6to4 of a public address
+        ("https://[64:ff9b::808:808]/", None),  # NAT64 of a public address
+        ("https://hooks.example.com:443", "https://hooks.example.com/"),
+        ("https://hooks.example.com./in", "https://hooks.example.com/in"),
+        ("https://hooks.example.com/caf\u00e9?q=\u00fc", "https://hooks.example.com/caf%C3%A9?q=%C3%BC"),
     ],
 )
-def test_public_https_endpoint_is_accepted(url):
+def test_public_https_endpoint_is_accepted_in_its_canonical_form(url, canonical):
     checked = check_url(url, S, resolver=fake_resolver)
-    assert checked.url == url
+    assert checked.url == (canonical or url)
     assert checked.addresses
 
 
@@ -251,3 +265,133 @@ def test_check_address_returns_the_parsed_public_address():
 def test_check_address_honours_allowed_networks():
     local = Settings(allowed_networks=(ipaddress.ip_network("192.168.0.0/16"),))
     assert check_address("192.168.7.7", local) == ipaddress.ip_address("192.168.7.7")
+
+
+# ---------------------------------------------------------------------------- internationalised names
+@pytest.mark.parametrize(("private", "private_reason"), PRIVATE_ANSWERS)
+@pytest.mark.parametrize(("host", "expected"), IDN_CASES, ids=[ascii(h)[1:-1] for h, _ in IDN_CASES])
+def test_an_internationalised_host_is_stored_in_ascii_and_its_addresses_checked(host, expected, private, private_reason):
+    dns = FirstPublicThenPrivate(PUBLIC_V4, private)
+    if isinstance(expected, Reason):
+        with pytest.raises(UnsafeURLError) as caught:
+            check_url(f"https://{host}/in", S, resolver=dns)
+        assert caught.value.reason == expected, str(caught.value)
+        assert str(caught.value).startswith("url: ") and "\n" not in str(caught.value)
+        assert dns.lookups == []  # refused before any DNS lookup
+        return
+    checked = check_url(f"https://{host}/in", S, resolver=dns)
+    assert (checked.host, checked.url) == (expected, f"https://{expected}/in")
+    assert checked.url.isascii()
+    with pytest.raises(UnsafeURLError) as caught:  # the same name, rebound
+        check_url(f"https://{host}/in", S, resolver=dns)
+    assert caught.value.reason == private_reason
+    assert dns.lookups == [expected, expected]  # only ever the ASCII name the client will use
+
+
+def test_an_ambiguous_name_is_refused_naming_both_readings():
+    with pytest.raises(UnsafeURLError) as caught:
+        check_url("https://stra\u00dfe.example/", S, resolver=fake_resolver)
+    msg = str(caught.value)
+    assert "xn--strae-oqa.example" in msg and "strasse.example" in msg and "IDNA 2003" in msg
+
+
+@pytest.mark.parametrize("host", [h for h, e in IDN_CASES if not isinstance(e, Reason)] + ["hooks.example.com", "127.0.0.1"])
+def test_the_canonical_form_is_the_host_the_http_client_connects_to(host):
+    parsed = parse_url(f"https://{host}/")
+    assert client_host(parsed.url) == (parsed.host, 443)
+    assert parse_url(parsed.url) == parsed  # canonical forms are fixed points
+
+
+def test_a_url_the_client_reads_differently_is_refused():
+    parsed = parse_url("https://hooks.example.com/")
+    with pytest.raises(UnsafeURLError) as caught:
+        check_client_agrees("https://other.example.com/", parsed)
+    assert caught.value.reason == Reason.CLIENT_DISAGREES
+    assert "other.example.com" in str(caught.value)
+
+
+# ---------------------------------------------------------------------------- IANA special-purpose addresses
+@pytest.mark.parametrize(
+    ("address", "reason", "form"),
+    [
+        ("::ffff:0:a00:1", Reason.RESERVED, "ipv4-translated"),  # ::ffff:0:10.0.0.1
+        ("::ffff:0:808:808", Reason.RESERVED, "ipv4-translated"),  # even of a public address
+        ("::ffff:8.8.8.8", Reason.RESERVED, "ipv4-mapped"),  # IANA: not globally reachable, even of a public address
+        ("::ffff:169.254.169.254", Reason.LINK_LOCAL, "ipv4-mapped"),  # the embedded address's reason first
+        ("192.88.99.1", Reason.RESERVED, None),  # deprecated 6to4 relay anycast
+        ("3fff::1", Reason.DOCUMENTATION, None),
+        ("3fff:fff:ffff::1", Reason.DOCUMENTATION, None),
+        ("5f00::1", Reason.RESERVED, None),  # SRv6 SIDs
+        ("64:ff9b:1::a00:1", Reason.PRIVATE, None),  # local-use NAT64
+        ("100:0:0:1::1", Reason.RESERVED, None),  # dummy prefix
+        ("2001:2::1", Reason.BENCHMARKING, None),
+        ("2001:10::1", Reason.RESERVED, None),  # deprecated ORCHID, via is_global
+    ],
+)
+def test_special_purpose_addresses_are_refused(address, reason, form):
+    with pytest.raises(UnsafeURLError) as caught:
+        check_address(address, S)
+    assert (caught.value.reason, caught.value.form) == (reason, form), str(caught.value)
+
+
+@pytest.mark.parametrize("address", ["192.88.98.255", "192.88.100.1", "3fff:1000::1", "5eff::1", "2620:4f:8000::1"])
+def test_neighbours_of_the_special_purpose_ranges_are_public(address):
+    assert check_address(address, S) == ipaddress.ip_address(address)
+
+
+# ---------------------------------------------------------------------------- ports
+def test_any_port_is_allowed_by_default():
+    assert check_url("https://hooks.example.com:9999/", S, resolver=fake_resolver).port == 9999
+
+
+def test_allowed_ports_restrict_the_url_at_save_time():
+    only = Settings.from_env({"HOOKSTREAM_ALLOWED_PORTS": "443,8000-8999"})
+    assert check_url("https://hooks.example.com/", only, resolver=fake_resolver).port == 443
+    assert check_url("https://hooks.example.com:8080/", only, resolver=fake_resolver).port == 8080
+    for url in ("https://hooks.example.com:9000/", "https://93.184.215.14:22/"):
+        with pytest.raises(UnsafeURLError) as caught:
+            check_url(url, only, resolver=fake_resolver)
+        assert caught.value.reason == Reason.PORT_NOT_ALLOWED
+        assert "HOOKSTREAM_ALLOWED_PORTS=443,8000-8999" in str(caught.value)
+
+
+def test_a_default_port_is_checked_too():
+    only = Settings.from_env({"HOOKSTREAM_ALLOWED_PORTS": "8443", "HOOKSTREAM_ALLOW_HTTP": "1"})
+    with pytest.raises(UnsafeURLError, match="port 80 is not allowed"):
+        check_url("http://hooks.example.com/", only, resolver=fake_resolver)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:s3cret@hooks.example.com/",
+        "https://user:s3cret\uff03x@hooks.example.com/",  # urlsplit's own error would quote the netloc
+        "https://user:s3cret\uff20hooks.example.com/",  # full-width @
+    ],
+)
+def test_a_refusal_never_quotes_credentials(url):
+    with pytest.raises(UnsafeURLError) as caught:
+        check_url(url, S, resolver=fake_resolver)
+    assert "s3cret" not in str(caught.value)
+
+
+# Characters that trip IDNA up: deviations (ß ς ZWJ ZWNJ), dots of other scripts, case and
+# compatibility mappings, right-to-left letters and digits, combining marks, invisible ones, emoji.
+_TRICKY = "abz09-_.\u00fc\u00df\u03c2\u03c3\u03a3\u200d\u200c\u0627\u0644\u05d0\u0430\u0440\uff0e\u3002\uff61\u24db\uff21\u0301\ufb00\u0130\u01c5\u00ad\u0131\u0661\u06f1\u65e5\U0001f600\u2060\ufeff"
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(
+    label=st.text(alphabet=_TRICKY, min_size=1, max_size=12),
+    suffix=st.sampled_from([".invalid", ".invalid.", "", ".\u0627\u0644"]),
+)
+def test_every_host_is_refused_cleanly_or_is_the_host_the_client_connects_to(label, suffix):
+    url = f"https://{label}{suffix}/"
+    try:
+        parsed = parse_url(url)
+    except UnsafeURLError as exc:
+        assert str(exc).startswith("url: ") and "\n" not in str(exc)
+        return
+    assert parsed.url.isascii()
+    assert client_host(url)[0].removesuffix(".") == parsed.host  # the raw URL, as an old subscription holds it
+    assert parse_url(parsed.url) == parsed
