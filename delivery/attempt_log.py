@@ -27,9 +27,13 @@ from typing import Any
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, Engine, Float, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hookstream.db import Base
+from hookstream.db import Base, bind_all_tenants, bind_tenant
+from hookstream.subscriptions.store import validate_tenant
 
-__all__ = ["AttemptLogWriter", "AttemptRow", "STATUSES", "attempts_of", "list_deliveries"]
+__all__ = [
+    "AttemptLogWriter", "AttemptRow", "STATUSES", "attempts_of", "attempts_of_any_tenant", "list_deliveries",
+    "list_deliveries_all_tenants",
+]
 
 log = logging.getLogger("hookstream.delivery")
 
@@ -217,15 +221,40 @@ def _run_all(callbacks: list[Callable[[], None]]) -> None:
 
 
 # ---------------------------------------------------------------------------- queries (CLI)
+# Tenant-facing reads take a tenant; the *_all_tenants / *_any_tenant ones are operators' only.
+# On PostgreSQL each query's transaction is bound to its tenant (or to all), so row-level
+# security backs up the tenant filter (hookstream.db).
 def list_deliveries(
     engine: Engine,
     *,
-    tenant_id: str | None = None,
+    tenant_id: str,
     subscription_id: str | None = None,
     status: str | None = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
-    """One row per delivery: its latest attempt (status, HTTP status, time) and the attempt count."""
+    """One row per delivery of ``tenant_id``: its latest attempt (status, HTTP status, time) and
+    the attempt count."""
+    return _list_deliveries(engine, validate_tenant(tenant_id), subscription_id, status, limit)
+
+
+def list_deliveries_all_tenants(
+    engine: Engine, *, subscription_id: str | None = None, status: str | None = None, limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Operators only: ``list_deliveries`` over every tenant."""
+    return _list_deliveries(engine, None, subscription_id, status, limit)
+
+
+def attempts_of(engine: Engine, delivery_id: str, *, tenant_id: str) -> list[dict[str, Any]]:
+    """Every attempt of one of ``tenant_id``'s deliveries (none for another tenant's)."""
+    return _attempts_of(engine, delivery_id, validate_tenant(tenant_id))
+
+
+def attempts_of_any_tenant(engine: Engine, delivery_id: str) -> list[dict[str, Any]]:
+    """Operators only: every attempt of a delivery, whichever tenant's it is."""
+    return _attempts_of(engine, delivery_id, None)
+
+
+def _list_deliveries(engine: Engine, tenant_id: str | None, subscription_id: str | None, status: str | None, limit: int):
     latest = select(
         AttemptRow.delivery_id,
         func.max(AttemptRow.id).label("last_id"),
@@ -245,13 +274,22 @@ def list_deliveries(
     )
     if status is not None:
         query = query.where(table.c.status == status)
-    with engine.connect() as conn:
-        return [_mapping(r) for r in conn.execute(query)]
+    return _read(engine, tenant_id, query)
 
 
-def attempts_of(engine: Engine, delivery_id: str) -> list[dict[str, Any]]:
-    query = select(AttemptRow.__table__).where(AttemptRow.delivery_id == delivery_id).order_by(AttemptRow.id)
+def _attempts_of(engine: Engine, delivery_id: str, tenant_id: str | None) -> list[dict[str, Any]]:
+    query = select(AttemptRow.__table__).where(AttemptRow.delivery_id == delivery_id)
+    if tenant_id is not None:
+        query = query.where(AttemptRow.tenant_id == tenant_id)
+    return _read(engine, tenant_id, query.order_by(AttemptRow.id))
+
+
+def _read(engine: Engine, tenant_id: str | None, query) -> list[dict[str, Any]]:
     with engine.connect() as conn:
+        if tenant_id is None:
+            bind_all_tenants(conn)
+        else:
+            bind_tenant(conn, tenant_id)
         return [_mapping(r) for r in conn.execute(query)]
 
 

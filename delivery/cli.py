@@ -17,6 +17,8 @@ deliveries_app = typer.Typer(help="Inspect delivery attempts (the attempt log)."
 
 log = logging.getLogger("hookstream.delivery")
 
+ALL_TENANTS = "all tenants (no --tenant given)"
+
 
 @delivery_app.command("worker")
 def worker(
@@ -57,7 +59,8 @@ def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_por
     from hookstream.topics import DELIVERIES, retry_topic
 
     prometheus_client.disable_created_metrics()
-    engine = make_engine(settings.database_url)
+    # the worker logs every tenant's attempts: its sessions are bound to all tenants (row-level security)
+    engine = make_engine(settings.database_url, all_tenants=True)
     keyring = load_keyring(settings)  # opens the subscriptions' sealed secrets (once per version)
     migrate(engine, keyring=keyring)
     table = SubscriptionTable(keyring, reload=lambda: load_keyring(settings))
@@ -104,23 +107,30 @@ def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_por
 
 @deliveries_app.command("list")
 def deliveries_list(
-    tenant: str = typer.Option(None, "--tenant", help="Only this tenant's deliveries."),
+    tenant: str = typer.Option(None, "--tenant", help="Only this tenant's deliveries (without it: every tenant's, and it says so)."),
     subscription: str = typer.Option(None, "--subscription", help="Only this subscription's deliveries."),
     status: str = typer.Option(None, "--status", help="succeeded, failed or dead (the latest attempt's)."),
     limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
     as_json: bool = JsonOption,
 ) -> None:
     """Deliveries with their latest attempt, newest first."""
-    from delivery.attempt_log import STATUSES, list_deliveries
+    from delivery.attempt_log import STATUSES, list_deliveries, list_deliveries_all_tenants
 
     if status is not None and status not in STATUSES:
         raise ValidationError(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
     if limit < 1:
         raise ValidationError("--limit must be at least 1")
-    rows = list_deliveries(_engine(), tenant_id=tenant, subscription_id=subscription, status=status, limit=limit)
+    if tenant is None:
+        rows = list_deliveries_all_tenants(_engine(), subscription_id=subscription, status=status, limit=limit)
+    else:
+        rows = list_deliveries(_engine(), tenant_id=tenant, subscription_id=subscription, status=status, limit=limit)
     if as_json:
+        if tenant is None:
+            typer.echo(ALL_TENANTS, err=True)  # stdout stays one JSON document
         emit_json(rows)
         return
+    if tenant is None:
+        typer.echo(ALL_TENANTS)
     if not rows:
         typer.echo("no deliveries")
         return
@@ -133,13 +143,23 @@ def deliveries_list(
 
 
 @deliveries_app.command("show")
-def deliveries_show(delivery_id: str = typer.Argument(..., help="The delivery id (msg_...)."), as_json: bool = JsonOption) -> None:
+def deliveries_show(
+    delivery_id: str = typer.Argument(..., help="The delivery id (msg_...)."),
+    tenant: str = typer.Option(None, "--tenant", help="Only when it is this tenant's delivery (without it: any tenant's)."),
+    as_json: bool = JsonOption,
+) -> None:
     """Every attempt of one delivery."""
-    from delivery.attempt_log import attempts_of
+    from delivery.attempt_log import attempts_of, attempts_of_any_tenant
 
-    rows = attempts_of(_engine(), delivery_id)
+    if tenant is None:
+        rows = attempts_of_any_tenant(_engine(), delivery_id)
+    else:
+        rows = attempts_of(_engine(), delivery_id, tenant_id=tenant)
     if not rows:
-        raise NotFoundError(f"no attempts recorded for delivery {delivery_id!r}")
+        whose = f" for tenant {tenant}" if tenant is not None else ""
+        raise NotFoundError(f"no attempts recorded for delivery {delivery_id!r}{whose}")
+    if tenant is None:
+        typer.echo(f"looked up across {ALL_TENANTS}", err=True)
     if as_json:
         emit_json({"delivery_id": delivery_id, "attempts": rows})
         return

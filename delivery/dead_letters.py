@@ -13,6 +13,10 @@ A replay puts the delivery back on the ``deliveries`` topic (keyed by subscripti
 same delivery id (so the same ``webhook-id``), a fresh attempt count and ``replay_of`` set. Every
 replayed entry is written to the ``dlq_replays`` table, so replaying the same range twice reports
 the entries already replayed instead of sending them again (``force`` overrides).
+
+Tenancy: a ``Filter`` names its tenant, or says ``all_tenants=True`` (operators); ``find`` takes
+a tenant and ``find_any_tenant`` is the operators' lookup. Another tenant's dead letter, and an
+unreadable record (it has no tenant to match), are "not found" for a tenant.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from hookstream.redact import redact_urls
 from hookstream.kafka import producer_config
 from hookstream.records import DeliveryRecord
 from hookstream.settings import Settings
+from hookstream.subscriptions.store import validate_tenant
 from hookstream.topics import DEAD_LETTERS, DELIVERIES
 
 
@@ -94,12 +99,22 @@ class DeadLetter:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Filter:
+    """Which dead letters to list or replay: one tenant's (``tenant_id``), or, for operators
+    only, every tenant's (``all_tenants=True``); one of the two must be given."""
+
     tenant_id: str | None = None
+    all_tenants: bool = False
     subscription_id: str | None = None
     event_type: str | None = None
     since: float | None = None
     until: float | None = None
     reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.all_tenants == (self.tenant_id is not None):
+            raise ValidationError("tenant: give a tenant, or ask for all tenants explicitly (not both)")
+        if self.tenant_id is not None:
+            validate_tenant(self.tenant_id)
 
     def __call__(self, d: DeadLetter) -> bool:
         if self.tenant_id and d.field("tenant_id") != self.tenant_id:
@@ -208,7 +223,17 @@ def read(settings: Settings, *, since: float | None = None, timeout: float = 10.
         consumer.close()
 
 
-def find(settings: Settings, entry_id: str) -> DeadLetter:
+def find(settings: Settings, entry_id: str, *, tenant_id: str) -> DeadLetter:
+    """One of ``tenant_id``'s dead letters by id; another tenant's is not found."""
+    validate_tenant(tenant_id)
+    d = find_any_tenant(settings, entry_id)
+    if d.field("tenant_id") != tenant_id:  # an unreadable entry has none: operators only
+        raise NotFoundError(f"no dead letter {entry_id} for tenant {tenant_id}")
+    return d
+
+
+def find_any_tenant(settings: Settings, entry_id: str) -> DeadLetter:
+    """Operators only: a dead letter by id, whichever tenant's it is (or an unreadable one)."""
     m = re.fullmatch(r"(\d+)-(\d+)", entry_id.strip())
     if not m:
         raise ValidationError(f"{entry_id!r} is not a dead-letter id (they look like 2-153: partition-offset)")
@@ -312,7 +337,7 @@ def _owners(settings: Settings) -> dict[str, str]:
 
     store = SubscriptionStore.open(settings)
     try:
-        return {sub.id: sub.tenant_id for sub in store.list()}
+        return {sub.id: sub.tenant_id for sub in store.list_all_tenants()}  # a cross-tenant check by design
     finally:
         store.engine.dispose()
 

@@ -18,13 +18,14 @@ def _filter(tenant, subscription, event_type, since, until, reason):
     from delivery.dead_letters import Filter, parse_time
 
     return Filter(
-        tenant_id=tenant, subscription_id=subscription, event_type=event_type, reason=reason,
+        tenant_id=tenant, all_tenants=tenant is None, subscription_id=subscription, event_type=event_type, reason=reason,
         since=parse_time(since, name="--since") if since else None,
         until=parse_time(until, name="--until") if until else None,
     )
 
 
-_tenant = typer.Option(None, "--tenant", help="Only this tenant's.")
+_tenant = typer.Option(None, "--tenant", help="Only this tenant's (without it: every tenant's, and it says so).")
+ALL_TENANTS = "all tenants (no --tenant given)"
 _subscription = typer.Option(None, "--subscription", help="Only this subscription's.")
 _type = typer.Option(None, "--type", help="Event type, or a prefix like payment.*")
 _since = typer.Option(None, "--since", help="RFC 3339 time or a span back from now (2h, 7d).")
@@ -43,8 +44,12 @@ def dlq_list(tenant: Optional[str] = _tenant, subscription: Optional[str] = _sub
     flt = _filter(tenant, subscription, event_type, since, until, reason)
     rows = [d.summary() for d in read(settings, since=flt.since) if flt(d)]
     if as_json:
+        if flt.all_tenants:
+            typer.echo(ALL_TENANTS, err=True)  # stdout stays one JSON document
         emit_json(rows)
         return
+    if flt.all_tenants:
+        typer.echo(ALL_TENANTS)
     if not rows:
         typer.echo("no dead letters match")
         return
@@ -55,11 +60,17 @@ def dlq_list(tenant: Optional[str] = _tenant, subscription: Optional[str] = _sub
 
 
 @dlq_app.command("show")
-def dlq_show(entry_id: str = typer.Argument(..., help="The id from `dlq list` (partition-offset)."), as_json: bool = JsonOption) -> None:
+def dlq_show(entry_id: str = typer.Argument(..., help="The id from `dlq list` (partition-offset)."),
+             tenant: Optional[str] = typer.Option(None, "--tenant", help="Only when it is this tenant's (without it: any tenant's)."),
+             as_json: bool = JsonOption) -> None:
     """One dead letter in full: the event, every attempt, the reason."""
-    from delivery.dead_letters import find
+    from delivery.dead_letters import find, find_any_tenant
 
-    d = find(Settings.from_env(), entry_id)
+    if tenant is None:
+        d = find_any_tenant(Settings.from_env(), entry_id)
+        typer.echo(f"looked up across {ALL_TENANTS}", err=True)
+    else:
+        d = find(Settings.from_env(), entry_id, tenant_id=tenant)
     doc = {**d.summary(), "attempt_history": list(d.record.attempts) if d.record else [], "event": d.record.event if d.record else None}
     if d.malformed:
         doc["original"] = {k: d.raw.get(k) for k in ("topic", "partition", "offset", "key_b64", "value_b64") if k in d.raw}
@@ -94,6 +105,8 @@ def dlq_replay(tenant: Optional[str] = _tenant, subscription: Optional[str] = _s
     settings = Settings.from_env()
     flt = _filter(tenant, subscription, event_type, since, until, reason)
     entries = [d for d in read(settings, since=flt.since) if flt(d)]
+    if flt.all_tenants:
+        typer.echo(ALL_TENANTS, err=as_json)  # stdout stays one JSON document
     if not entries:
         typer.echo("no dead letters match")
         return
@@ -155,7 +168,8 @@ def replay_events(subscription: str = typer.Option(..., "--subscription", help="
     from hookstream.subscriptions.store import SubscriptionStore
 
     settings = Settings.from_env()
-    sub = SubscriptionStore.open(settings).get(subscription, tenant_id=tenant)
+    store = SubscriptionStore.open(settings)
+    sub = store.get_any_tenant(subscription) if tenant is None else store.get(subscription, tenant_id=tenant)
     report = recover(settings, sub, since=parse_time(since, name="--since"),
                      until=parse_time(until, name="--until") if until else None, dry_run=dry_run)
     if as_json:

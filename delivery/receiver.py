@@ -100,11 +100,11 @@ def fixed_secrets(secret: str) -> SecretSource:
     return source
 
 
-def subscription_secrets(store: Any, subscription_id: str) -> SecretSource:
+def subscription_secrets(store: Any, subscription_id: str, *, tenant_id: str) -> SecretSource:
     """The current secrets of a subscription (rotated-out ones until they expire), read per request."""
 
     def read() -> tuple[list[Secret], str | None]:
-        sub = store.get(subscription_id)
+        sub = store.get(subscription_id, tenant_id=tenant_id)
         secrets = [
             Secret(s.key, expires_at=s.expires_at.timestamp() if s.expires_at else None) for s in sub.secrets
         ]
@@ -222,8 +222,10 @@ def receive(
         from hookstream.subscriptions.store import SubscriptionStore
 
         store = SubscriptionStore.open(Settings.from_env())
-        store.get(subscription)  # fail now, with NotFoundError's one line, not on every request
-        source, announce = subscription_secrets(store, subscription), f"verifying with the secrets of {subscription}"
+        # an operator's tool, given only an id: find its tenant (failing now, with NotFoundError's
+        # one line, not on every request), then read it as that tenant
+        owner = store.get_any_tenant(subscription).tenant_id
+        source, announce = subscription_secrets(store, subscription, tenant_id=owner), f"verifying with the secrets of {subscription}"
     else:
         source, announce = fixed_secrets(secret), "verifying with the given secret"
     app = create_app(source, fail_rate=fail_rate, tolerance=window)

@@ -5,29 +5,43 @@ SQLite (a file under the state dir) is the embedded default; PostgreSQL works to
 ``Base`` in the module that owns it and created only by Alembic migrations
 (``hookstream/migrations``); ``migrate()`` brings a database to the newest schema and is safe
 to call on every start.
+
+Tenancy on PostgreSQL: the tables holding tenants' rows have row-level security (migration
+``0006_tenant_rls``), so a transaction sees only the rows of the tenant it is bound to
+(``bind_tenant``), or every tenant's when an explicitly named cross-tenant operation binds it to
+all (``bind_all_tenants``); a transaction bound to neither sees nothing. Both set a
+transaction-local setting, so a pooled connection never carries a binding into the next
+transaction. Superusers bypass row-level security altogether: the application must connect as an
+ordinary role. SQLite has no such policies; there the queries' own tenant filters are the guard.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from hookstream.errors import ConfigError
 from hookstream.fsperm import private_file
 from hookstream.redact import mask_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The settings the row-level security policies read (see the module docstring).
+TENANT_SETTING = "hookstream.tenant"
+ALL_TENANTS_SETTING = "hookstream.all_tenants"
 
 
 class Base(DeclarativeBase):
     pass
 
 
-def make_engine(url: str, **kw) -> Engine:
+def make_engine(url: str, *, all_tenants: bool = False, **kw) -> Engine:
+    """An engine on ``url``. ``all_tenants=True`` is for processes that work for every tenant by
+    design (the delivery worker's attempt log): each of its PostgreSQL sessions starts bound to
+    all tenants, as if every transaction called ``bind_all_tenants``."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -44,6 +58,10 @@ def make_engine(url: str, **kw) -> Engine:
         # a read-then-write transaction holds its lock from the start (no lost updates).
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
+    if all_tenants:
+        # a server-side session default, not a SET on connect (a SET is undone by a rollback)
+        options = kw.setdefault("connect_args", {}).get("options", "")
+        kw["connect_args"]["options"] = f"{options} -c {ALL_TENANTS_SETTING}=on".strip()
     try:
         return create_engine(url, pool_pre_ping=True, **kw)
     except ModuleNotFoundError as exc:
@@ -58,6 +76,24 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def bind_tenant(db: Session | Connection, tenant_id: str) -> None:
+    """Row-level security: the rest of this transaction sees only ``tenant_id``'s rows."""
+    _set_local(db, TENANT_SETTING, tenant_id)
+
+
+def bind_all_tenants(db: Session | Connection) -> None:
+    """Row-level security: the rest of this transaction sees every tenant's rows. Only for the
+    named cross-tenant operations (ops commands, the subscriptions topic sync)."""
+    _set_local(db, ALL_TENANTS_SETTING, "on")
+
+
+def _set_local(db: Session | Connection, name: str, value: str) -> None:
+    dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
+    if dialect.name == "postgresql":
+        # set_config(..., true) is SET LOCAL with a bound value: gone when the transaction ends
+        db.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
 
 
 def session_factory(engine: Engine) -> sessionmaker:

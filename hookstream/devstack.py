@@ -223,7 +223,7 @@ def follow_outcomes(settings: Settings, emit, stop, *, interval: float = 0.5) ->
 
     from hookstream.db import make_engine
 
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, all_tenants=True)  # the demo shows every tenant's outcomes
     last = None
     query = text(
         "select id, attempted_at, status, http_status, event_type, tenant_id, subscription_id, delivery_id,"

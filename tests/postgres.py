@@ -66,3 +66,19 @@ class PostgresServer:
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def as_application_role(url: str) -> str:
+    """``url``'s database handed to a fresh ordinary role (not a superuser, no BYPASSRLS), and a
+    URL connecting as it: row-level security applies to that role, never to ``postgres``."""
+    import uuid
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    role = f"app_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(host=parsed.host, port=parsed.port, user="postgres", dbname=parsed.database, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS')
+        conn.execute(f'ALTER DATABASE "{parsed.database}" OWNER TO "{role}"')
+    return parsed.set(username=role).render_as_string(hide_password=False)

@@ -36,7 +36,7 @@ def _demo_subscription(settings: Settings, receiver_port: int) -> str:
     for sub in store.list(tenant_id=DEMO_TENANT):
         if sub.description == DEMO_DESCRIPTION and sub.url == url:
             if not sub.active:
-                store.enable(sub.id)
+                store.enable(sub.id, tenant_id=DEMO_TENANT)
             break
     else:
         sub, _secret = store.add(DEMO_TENANT, url, ["*"], description=DEMO_DESCRIPTION)

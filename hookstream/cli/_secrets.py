@@ -77,13 +77,15 @@ def status(as_json: bool = JsonOption) -> None:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
+    from hookstream.db import bind_all_tenants
     from hookstream.subscriptions.models import SubscriptionRow
     from hookstream.subscriptions.store import open_engine
 
     settings = Settings.from_env()
     keyring = load_keyring(settings)
     counts: collections.Counter = collections.Counter()
-    with Session(open_engine(settings, keyring)) as session:
+    with Session(open_engine(settings, keyring)) as session, session.begin():
+        bind_all_tenants(session)  # counts every tenant's values (row-level security)
         for secrets, headers in session.execute(select(SubscriptionRow.secrets, SubscriptionRow.headers)):
             counts.update(key_id_of(i.get("secret")) or "clear" for i in secrets or [])
             counts.update(key_id_of(v) or "clear" for v in (headers or {}).values())

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from hookstream.db import Base, make_engine
+from hookstream.db import Base, bind_all_tenants, make_engine
 
 config = context.config
 engine = config.attributes.get("connection_engine")
@@ -12,4 +12,6 @@ if engine is None:  # plain `alembic -x url=...` use
 with engine.connect() as connection:
     context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
     with context.begin_transaction():
+        # a migration that reads or rewrites tenants' rows must see all of them (row-level security)
+        bind_all_tenants(connection)
         context.run_migrations()

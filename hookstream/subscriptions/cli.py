@@ -7,6 +7,11 @@ the change stays saved and pending: the command says so on stderr (``"published"
 change publishes it. Secrets are printed by ``add`` and ``rotate-secret`` only, once; header
 values never (names only, values ``***``), URLs with their query and user-info masked.
 
+Tenancy: ``--tenant`` scopes every command to one tenant (another tenant's id is "not found").
+These are operators' commands, so it may be left out: ``list`` then shows every tenant and says
+so, and a command naming an id acts on it whichever tenant owns it (looked up with the store's
+cross-tenant ``get_any_tenant``, then changed as that tenant).
+
 ``--secret`` and a ``--header`` value may be ``@path`` (read from that file) or ``-`` (read from
 standard input), so a credential stays out of shell history and process listings.
 """
@@ -32,7 +37,8 @@ PUBLISH_TIMEOUT = 10.0  # seconds to reach Kafka before a saved change is left p
 
 subscriptions_app = typer.Typer(help="Manage webhook subscriptions (endpoints, event filters, secrets).", no_args_is_help=True)
 
-TenantOption = typer.Option(None, "--tenant", help="Only act when the subscription belongs to this tenant.")
+TenantOption = typer.Option(None, "--tenant", help="Only act when the subscription belongs to this tenant (without it: any tenant's).")
+ALL_TENANTS = "all tenants (no --tenant given)"
 HeaderOption = typer.Option(
     None, "--header", help="Custom header 'Name: value' sent with every delivery (repeatable); value '@file' or '-' (stdin) reads it."
 )
@@ -60,6 +66,11 @@ def _publish(settings: Settings, store: SubscriptionStore) -> bool:
             err=True,
         )
         return False
+
+
+def _owner(store: SubscriptionStore, subscription_id: str, tenant: str | None) -> str:
+    """The tenant to act as: --tenant, or else the subscription's owner, found across tenants."""
+    return tenant if tenant is not None else store.get_any_tenant(subscription_id).tenant_id
 
 
 class _Reader:
@@ -142,7 +153,7 @@ def _show(sub: Subscription) -> None:
 
 def _changed(settings: Settings, store: SubscriptionStore, sub: Subscription, verb: str, as_json: bool, extra: dict[str, Any] | None = None) -> None:
     published = _publish(settings, store)
-    sub = store.get(sub.id) if published else sub
+    sub = store.get(sub.id, tenant_id=sub.tenant_id) if published else sub
     if as_json:
         emit_json({"subscription": sub.to_public(), "published": published, **(extra or {})})
     else:
@@ -178,12 +189,16 @@ def list_(
     tenant: str | None = typer.Option(None, "--tenant", help="Only this tenant's subscriptions."),
     as_json: bool = JsonOption,
 ) -> None:
-    """List subscriptions (all tenants unless --tenant); secrets masked."""
+    """List subscriptions (all tenants unless --tenant, and it says so); secrets masked."""
     _, store = _store()
-    subs = store.list(tenant_id=tenant)
+    subs = store.list_all_tenants() if tenant is None else store.list(tenant_id=tenant)
     if as_json:
+        if tenant is None:
+            typer.echo(ALL_TENANTS, err=True)  # stdout stays one JSON document
         emit_json([s.to_public() for s in subs])
         return
+    if tenant is None:
+        typer.echo(ALL_TENANTS)
     if not subs:
         typer.echo("no subscriptions")
         return
@@ -195,7 +210,11 @@ def list_(
 def show(subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
     """Show one subscription; secrets masked."""
     _, store = _store()
-    sub = store.get(subscription_id, tenant_id=tenant)
+    if tenant is None:
+        sub = store.get_any_tenant(subscription_id)
+        typer.echo(f"looked up across {ALL_TENANTS}", err=True)
+    else:
+        sub = store.get(subscription_id, tenant_id=tenant)
     if as_json:
         emit_json(sub.to_public())
     else:
@@ -219,7 +238,7 @@ def update(
     settings, store = _store()
     headers = {} if clear_headers else _headers(header)
     sub = store.update(
-        subscription_id, tenant_id=tenant, url=url, events=parse_filters(events) if events is not None else None,
+        subscription_id, tenant_id=_owner(store, subscription_id, tenant), url=url, events=parse_filters(events) if events is not None else None,
         description=description, headers=headers,
     )
     _changed(settings, store, sub, "updated", as_json)
@@ -229,21 +248,21 @@ def update(
 def disable(subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
     """Stop deliveries to the endpoint (kept, can be enabled again)."""
     settings, store = _store()
-    _changed(settings, store, store.disable(subscription_id, tenant_id=tenant), "disabled", as_json)
+    _changed(settings, store, store.disable(subscription_id, tenant_id=_owner(store, subscription_id, tenant)), "disabled", as_json)
 
 
 @subscriptions_app.command("enable")
 def enable(subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
     """Resume deliveries to a disabled endpoint."""
     settings, store = _store()
-    _changed(settings, store, store.enable(subscription_id, tenant_id=tenant), "enabled", as_json)
+    _changed(settings, store, store.enable(subscription_id, tenant_id=_owner(store, subscription_id, tenant)), "enabled", as_json)
 
 
 @subscriptions_app.command("rm")
 def rm(subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
     """Delete a subscription (a tombstone on the topic)."""
     settings, store = _store()
-    sub = store.delete(subscription_id, tenant_id=tenant)
+    sub = store.delete(subscription_id, tenant_id=_owner(store, subscription_id, tenant))
     published = _publish(settings, store)
     if as_json:
         emit_json({"deleted": sub.id, "tenant_id": sub.tenant_id, "published": published})
@@ -263,7 +282,7 @@ def rotate_secret(
     secret = _Reader().value(secret, "secret")
     settings, store = _store()
     grace_seconds = parse_duration(grace, name="--grace") if grace is not None else None
-    sub, plain = store.rotate_secret(subscription_id, tenant_id=tenant, secret=secret, grace_seconds=grace_seconds)
+    sub, plain = store.rotate_secret(subscription_id, tenant_id=_owner(store, subscription_id, tenant), secret=secret, grace_seconds=grace_seconds)
     published = _publish(settings, store)
     if as_json:
         _emit_with_secret(sub, plain, published)

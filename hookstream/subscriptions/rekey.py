@@ -15,6 +15,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from hookstream.crypto import Keyring, SealedValueError, key_id_of
+from hookstream.db import bind_all_tenants
 from hookstream.subscriptions import sealed
 from hookstream.subscriptions.models import Status, SubscriptionRow
 
@@ -39,6 +40,7 @@ def _key_ids(row: SubscriptionRow) -> set[str | None]:
 def reseal_all(engine: Engine, keyring: Keyring) -> ResealReport:
     report = ResealReport(keyring.newest)
     with Session(engine) as session, session.begin():
+        bind_all_tenants(session)  # every tenant's subscriptions (row-level security)
         rows = session.scalars(select(SubscriptionRow).order_by(SubscriptionRow.id).with_for_update())
         for row in rows:
             if row.status == Status.DELETED or _key_ids(row) <= {keyring.newest}:

@@ -9,8 +9,12 @@ Signing secrets and header values are sealed (``sealed.py``) when written and op
 with the keyring of ``hookstream.crypto.load_keyring`` (or the one given): nothing else here
 sees a sealed value. URLs are masked in what this module logs.
 
-Every operation takes a tenant. Commands that name a subscription by id may leave it out
-(operators), but when it is given it must match: another tenant's subscription is "not found".
+Tenancy: every tenant-facing read and write takes a tenant (``tenant_id``, keyword, required):
+another tenant's subscription is "not found" and never listed. Reading across tenants is its own,
+explicitly named operation (``get_any_tenant``, ``list_all_tenants``, ``unpublished_count``),
+for operators' commands and the topic sync only. On PostgreSQL each transaction is also bound to
+its tenant (or to all, for those operations), so row-level security hides other tenants' rows
+even from a query that forgot its filter (``hookstream.db``, migration ``0006_tenant_rls``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from hookstream.crypto import Keyring, SealedValueError, load_keyring
-from hookstream.db import make_engine, migrate, session_factory
+from hookstream.db import bind_all_tenants, bind_tenant, make_engine, migrate, session_factory
 from hookstream.errors import NotFoundError, ValidationError
 from hookstream.redact import mask_url
 from hookstream.settings import Settings
@@ -122,20 +126,27 @@ class SubscriptionStore:
         return cls(settings, open_engine(settings, keyring), keyring=keyring, **kw)
 
     # ------------------------------------------------------------------ reads
-    def get(self, subscription_id: str, *, tenant_id: str | None = None) -> Subscription:
-        with self._sessions() as session:
-            return Subscription.from_row(self._row(session, subscription_id, tenant_id, lock=False), self.keyring)
+    def get(self, subscription_id: str, *, tenant_id: str) -> Subscription:
+        validate_tenant(tenant_id)
+        return self._get(subscription_id, tenant_id)
 
-    def list(self, *, tenant_id: str | None = None) -> list[Subscription]:
-        query = select(SubscriptionRow).where(SubscriptionRow.status != Status.DELETED)
-        if tenant_id is not None:
-            query = query.where(SubscriptionRow.tenant_id == validate_tenant(tenant_id))
-        query = query.order_by(SubscriptionRow.tenant_id, SubscriptionRow.created_at, SubscriptionRow.id)
-        with self._sessions() as session:
-            return [Subscription.from_row(row, self.keyring) for row in session.scalars(query)]
+    def list(self, *, tenant_id: str) -> list[Subscription]:
+        validate_tenant(tenant_id)
+        return self._list(tenant_id)
+
+    # ------------------------------------------------------------------ reads across tenants (ops)
+    def get_any_tenant(self, subscription_id: str) -> Subscription:
+        """Operators only: the subscription with this id, whichever tenant owns it."""
+        return self._get(subscription_id, None)
+
+    def list_all_tenants(self) -> list[Subscription]:
+        """Operators only: every tenant's subscriptions, by tenant."""
+        return self._list(None)
 
     def unpublished_count(self) -> int:
+        """Operators only: changes of any tenant not yet on the compacted topic."""
         with self._sessions() as session:
+            self._bind(session, None)
             query = select(func.count()).where(SubscriptionRow.published_version < SubscriptionRow.version)
             return session.scalar(query) or 0
 
@@ -172,6 +183,7 @@ class SubscriptionStore:
             published_version=0,
         )
         with self._sessions.begin() as session:
+            self._bind(session, tenant_id)
             session.add(row)
         sub = Subscription.from_row(row, self.keyring)
         log.info(
@@ -184,12 +196,13 @@ class SubscriptionStore:
         self,
         subscription_id: str,
         *,
-        tenant_id: str | None = None,
+        tenant_id: str,
         url: str | None = None,
         events: Iterable[str] | None = None,
         description: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Subscription:
+        validate_tenant(tenant_id)
         changes: dict[str, object] = {}
         if url is not None:
             changes["url"] = self._check_url(url)
@@ -210,13 +223,13 @@ class SubscriptionStore:
         log.info("subscription %s updated: %s", sub.id, ", ".join(sorted(changes)))
         return sub
 
-    def disable(self, subscription_id: str, *, tenant_id: str | None = None) -> Subscription:
+    def disable(self, subscription_id: str, *, tenant_id: str) -> Subscription:
         return self._set_status(subscription_id, tenant_id, Status.DISABLED)
 
-    def enable(self, subscription_id: str, *, tenant_id: str | None = None) -> Subscription:
+    def enable(self, subscription_id: str, *, tenant_id: str) -> Subscription:
         return self._set_status(subscription_id, tenant_id, Status.ACTIVE)
 
-    def delete(self, subscription_id: str, *, tenant_id: str | None = None) -> Subscription:
+    def delete(self, subscription_id: str, *, tenant_id: str) -> Subscription:
         """Delete a subscription: marked deleted (secrets wiped) until its tombstone is published."""
         before: list[Subscription] = []
 
@@ -234,11 +247,12 @@ class SubscriptionStore:
         self,
         subscription_id: str,
         *,
-        tenant_id: str | None = None,
+        tenant_id: str,
         secret: str | None = None,
         grace_seconds: float | None = None,
     ) -> tuple[Subscription, str]:
         """Issue a new secret; the current ones stay valid for the grace window (default from settings)."""
+        validate_tenant(tenant_id)
         new = validate_secret(secret) if secret is not None else generate_secret()
         grace = self.settings.secret_grace_seconds if grace_seconds is None else grace_seconds
         if grace < 0:
@@ -273,7 +287,7 @@ class SubscriptionStore:
         """The canonical form of ``url`` (ASCII host; what the delivery client connects to), once it passes."""
         return urls.check_url(url, self.settings, resolver=self._resolver).url
 
-    def _set_status(self, subscription_id: str, tenant_id: str | None, status: Status) -> Subscription:
+    def _set_status(self, subscription_id: str, tenant_id: str, status: Status) -> Subscription:
         def apply(row: SubscriptionRow, _now: datetime) -> None:
             row.status = status.value
 
@@ -281,9 +295,11 @@ class SubscriptionStore:
         log.info("subscription %s is now %s", sub.id, status)
         return sub
 
-    def _change(self, subscription_id: str, tenant_id: str | None, apply: Callable[[SubscriptionRow, datetime], None]) -> Subscription:
+    def _change(self, subscription_id: str, tenant_id: str, apply: Callable[[SubscriptionRow, datetime], None]) -> Subscription:
         """Read (locked), change, bump the version and drop expired secrets, in one transaction."""
+        validate_tenant(tenant_id)  # before anything else: a write always names its tenant
         with self._sessions.begin() as session:
+            self._bind(session, tenant_id)
             row = self._row(session, subscription_id, tenant_id, lock=True)
             now = self._clock()
             if row.secrets:
@@ -294,14 +310,37 @@ class SubscriptionStore:
             session.flush()
             return Subscription.from_row(row, self.keyring)
 
-    def _row(self, session: Session, subscription_id: str, tenant_id: str | None, *, lock: bool) -> SubscriptionRow:
+    # In the helpers below, tenant_id None means "every tenant": only the named cross-tenant
+    # operations above pass None; the public tenant-facing methods validate theirs first.
+    @staticmethod
+    def _bind(session: Session, tenant_id: str | None) -> None:
+        if tenant_id is None:
+            bind_all_tenants(session)
+        else:
+            bind_tenant(session, tenant_id)
+
+    def _get(self, subscription_id: str, tenant_id: str | None) -> Subscription:
+        with self._sessions() as session:
+            self._bind(session, tenant_id)
+            return Subscription.from_row(self._row(session, subscription_id, tenant_id, lock=False), self.keyring)
+
+    def _list(self, tenant_id: str | None) -> list[Subscription]:
+        query = select(SubscriptionRow).where(SubscriptionRow.status != Status.DELETED)
         if tenant_id is not None:
-            validate_tenant(tenant_id)
+            query = query.where(SubscriptionRow.tenant_id == tenant_id)
+        query = query.order_by(SubscriptionRow.tenant_id, SubscriptionRow.created_at, SubscriptionRow.id)
+        with self._sessions() as session:
+            self._bind(session, tenant_id)
+            return [Subscription.from_row(row, self.keyring) for row in session.scalars(query)]
+
+    def _row(self, session: Session, subscription_id: str, tenant_id: str | None, *, lock: bool) -> SubscriptionRow:
         query = select(SubscriptionRow).where(SubscriptionRow.id == subscription_id, SubscriptionRow.status != Status.DELETED)
+        if tenant_id is not None:
+            query = query.where(SubscriptionRow.tenant_id == tenant_id)
         if lock:
             query = query.with_for_update()
         row = session.scalars(query).one_or_none()
-        if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
+        if row is None:
             whose = f" for tenant {tenant_id}" if tenant_id is not None else ""
             raise NotFoundError(f"no subscription {subscription_id!r}{whose}")
         return row

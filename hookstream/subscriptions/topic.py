@@ -34,6 +34,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from hookstream.db import bind_all_tenants
 from hookstream.errors import BrokerError, TopicError
 from hookstream.kafka import producer_config
 from hookstream.crypto import Keyring
@@ -189,6 +190,7 @@ def sync(settings: Settings, *, engine: Engine | None = None, timeout: float = D
     on_topic = set(table.ids())
     if on_topic:
         with Session(engine) as session:
+            bind_all_tenants(session)  # the topic holds every tenant's subscriptions
             known = set(session.scalars(select(SubscriptionRow.id).where(SubscriptionRow.id.in_(on_topic))))
         report.strays = sorted(on_topic - known)
         if report.strays:
@@ -212,6 +214,7 @@ def _publish(settings: Settings, engine: Engine | None, *, only_pending: bool, t
         query = query.where(SubscriptionRow.published_version < SubscriptionRow.version)
     failed: dict[str, str] = {}
     with Session(engine) as session, session.begin():
+        bind_all_tenants(session)  # one topic for every tenant: publishing is a cross-tenant operation
         rows = list(session.scalars(query))
         if not rows:
             return report

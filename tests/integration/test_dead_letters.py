@@ -10,7 +10,7 @@ import time
 import orjson
 import pytest
 
-from delivery.dead_letters import Filter, find, read, replay
+from delivery.dead_letters import Filter, find, find_any_tenant, read, replay
 from delivery.recovery import recover
 from hookstream.errors import NotFoundError, ValidationError
 from hookstream.records import DeliveryRecord, delivery_id
@@ -64,25 +64,47 @@ def test_list_filters_by_tenant_subscription_type_time_and_reason(cfg, letters):
     assert sum(d.malformed for d in every) == 1
     ids = lambda f: sorted(d.record.delivery_id for d in every if f(d) and d.record)  # noqa: E731
     assert ids(Filter(tenant_id="acme")) == sorted(r.delivery_id for r in letters[:3])
-    assert ids(Filter(subscription_id="sub_a2")) == [letters[2].delivery_id]
-    assert ids(Filter(event_type="invoice.*")) == sorted(r.delivery_id for r in letters[1:3])
-    assert ids(Filter(reason="client")) == [letters[2].delivery_id]
-    assert ids(Filter(since=time.time() - 900, until=time.time() - 100)) == sorted(r.delivery_id for r in letters[1:3])
+    assert ids(Filter(all_tenants=True, subscription_id="sub_a2")) == [letters[2].delivery_id]
+    assert ids(Filter(all_tenants=True, event_type="invoice.*")) == sorted(r.delivery_id for r in letters[1:3])
+    assert ids(Filter(all_tenants=True, reason="client")) == [letters[2].delivery_id]
+    assert ids(Filter(all_tenants=True, since=time.time() - 900, until=time.time() - 100)) == sorted(r.delivery_id for r in letters[1:3])
     summary = next(d for d in every if d.record and d.record.delivery_id == letters[0].delivery_id).summary()
     assert (summary["subscription_id"], summary["event_type"], summary["attempts"]) == ("sub_a1", "payment.failed", 2)
     assert "500" in summary["last_error"]
+    assert ids(Filter(all_tenants=True)) == sorted(r.delivery_id for r in letters)
+    assert ids(Filter(tenant_id="globex", event_type="invoice.*")) == []
+
+
+def test_a_filter_names_its_tenant_or_asks_for_all_explicitly():
+    for missing in (dict(), dict(subscription_id="sub_a1"), dict(tenant_id="acme", all_tenants=True)):
+        with pytest.raises(ValidationError, match="^tenant: give a tenant, or ask for all tenants explicitly"):
+            Filter(**missing)
+    with pytest.raises(ValidationError, match="^tenant: 'a b' is not a tenant id"):
+        Filter(tenant_id="a b")
 
 
 def test_show_returns_the_whole_entry_and_unknown_ids_are_clear_errors(cfg, letters):
     first = next(iter(read(cfg)))
-    again = find(cfg, first.id)
-    assert again == first
+    assert find_any_tenant(cfg, first.id) == first
     with pytest.raises(NotFoundError):
-        find(cfg, "0-999999")
+        find_any_tenant(cfg, "0-999999")
     with pytest.raises(NotFoundError, match="has no partition 9"):
-        find(cfg, "9-1")
+        find_any_tenant(cfg, "9-1")
     with pytest.raises(ValidationError, match="partition-offset"):
-        find(cfg, "nonsense")
+        find_any_tenant(cfg, "nonsense")
+
+
+def test_show_for_a_tenant_finds_only_that_tenants_dead_letters(cfg, letters):
+    every = list(read(cfg))
+    globex = next(d for d in every if d.record and d.record.tenant_id == "globex")
+    assert find(cfg, globex.id, tenant_id="globex") == globex
+    with pytest.raises(NotFoundError, match=f"no dead letter {globex.id} for tenant acme"):
+        find(cfg, globex.id, tenant_id="acme")
+    malformed = next(d for d in every if d.malformed)  # no tenant: only operators see it
+    with pytest.raises(NotFoundError, match="for tenant acme"):
+        find(cfg, malformed.id, tenant_id="acme")
+    with pytest.raises(TypeError, match="tenant_id"):
+        find(cfg, globex.id)
 
 
 def test_replay_sends_each_entry_once_with_its_webhook_id(cfg, letters):
@@ -115,8 +137,22 @@ def test_cli_dlq_list_json_and_dry_run(env, cfg, letters):
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
     assert [r["delivery_id"] for r in rows] == [letters[3].delivery_id]
+    everyone = run("dlq", "list")
+    assert everyone.returncode == 0 and everyone.stdout.splitlines()[0] == "all tenants (no --tenant given)"
+    assert len(everyone.stdout.splitlines()) == 1 + 5
+    one = run("dlq", "list", "--tenant", "globex")
+    assert one.returncode == 0 and one.stdout.count("\n") == 1 and letters[3].subscription_id in one.stdout
+    everyone_json = run("dlq", "list", "--json")
+    assert len(json.loads(everyone_json.stdout)) == 5 and everyone_json.stderr.startswith("all tenants (no --tenant given)")
+    shown = run("dlq", "show", rows[0]["id"], "--tenant", "globex", "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["tenant_id"] == "globex"
+    hidden = run("dlq", "show", rows[0]["id"], "--tenant", "acme")
+    assert hidden.returncode == 3 and hidden.stderr == f"error: no dead letter {rows[0]['id']} for tenant acme\n"
     dry = run("dlq", "replay", "--subscription", "sub_a1", "--dry-run")
     assert dry.returncode == 0 and "would replay 2 dead letter(s)" in dry.stdout
+    assert dry.stdout.startswith("all tenants (no --tenant given)\n")
+    scoped = run("dlq", "replay", "--tenant", "globex", "--subscription", "sub_a1", "--dry-run")
+    assert scoped.returncode == 0 and scoped.stdout == "no dead letters match\n"  # sub_a1 is acme's
     refused = run("dlq", "replay", "--subscription", "sub_a1")
     assert refused.returncode == 2 and "--yes" in refused.stderr
     bad = run("dlq", "list", "--since", "yesterday-ish")

@@ -19,8 +19,8 @@ def test_the_writer_works_on_postgresql(postgres_url):
     migrate(e)
     try:
         assert asyncio.run(_write(e, [make_row(rec(1), report(1, Success(200), 200), "succeeded")])) == [0]
-        assert [(a["attempt"], a["status"]) for a in attempts_of(e, "msg_1")] == [(1, "succeeded")]
-        assert [d["delivery_id"] for d in list_deliveries(e, status="succeeded")] == ["msg_1"]
+        assert [(a["attempt"], a["status"]) for a in attempts_of(e, "msg_1", tenant_id="acme")] == [(1, "succeeded")]
+        assert [d["delivery_id"] for d in list_deliveries(e, tenant_id="acme", status="succeeded")] == ["msg_1"]
     finally:
         e.dispose()
 

@@ -110,7 +110,7 @@ def test_receive_for_a_subscription_follows_a_secret_rotation(env, tmp_path):
     body = orjson.dumps({"type": "invoice.sent", "timestamp": "2026-11-28T16:00:00Z", "data": {"id": "inv_1"}})
     with receiver(["--subscription", sub.id], env, tmp_path) as (url, proc):
         before = httpx.post(url, content=body, headers=build_headers("msg_a", int(time.time()), body, first))
-        _sub, second = store.rotate_secret(sub.id, grace_seconds=3600)  # while the receiver runs
+        _sub, second = store.rotate_secret(sub.id, tenant_id="globex", grace_seconds=3600)  # while the receiver runs
         new = httpx.post(url, content=body, headers=build_headers("msg_b", int(time.time()), body, second))
         old_in_grace = httpx.post(url, content=body, headers=build_headers("msg_c", int(time.time()), body, first))
         forged = httpx.post(url, content=body, headers=build_headers("msg_d", int(time.time()), body, generate_secret()))

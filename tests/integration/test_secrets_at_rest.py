@@ -22,12 +22,13 @@ import sqlalchemy as sa
 
 from hookstream.cli import main
 from hookstream.crypto import Keyring, key_id_of, new_key_entry
-from hookstream.db import _alembic_config, make_engine, migrate
+from hookstream.db import _alembic_config, bind_all_tenants, bind_tenant, make_engine, migrate
 from hookstream.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import sync
 from hookstream.subscriptions.view import load_table
 from tests.integration.subscriptions_helpers import ensure_subscriptions_topic, read_records
+from tests.postgres import as_application_role
 
 pytestmark = pytest.mark.kafka
 
@@ -179,6 +180,7 @@ def test_a_key_id_the_keyring_lacks_is_a_clear_error_and_nothing_is_lost(hs, set
 
 
 def test_the_migration_seals_rows_written_in_clear_and_sync_republishes_them(database_url, tmp_path, settings):
+    database_url = as_application_role(database_url) if database_url.startswith("postgresql") else database_url
     entry = new_key_entry("k-mig")
     keyring = Keyring.parse(entry)
     engine = make_engine(database_url)
@@ -197,7 +199,8 @@ def test_the_migration_seals_rows_written_in_clear_and_sync_republishes_them(dat
         )
     migrate(engine, keyring=keyring)
 
-    with engine.connect() as conn:
+    with engine.begin() as conn:
+        bind_all_tenants(conn)  # row-level security on PostgreSQL
         raw = " ".join(str(x) for x in conn.execute(sa.text("select headers, secrets from subscriptions")).one())
     assert HEADER_VALUE not in raw and SECRET_1 not in raw and SECRET_1[6:26] not in raw and "hs1:k-mig:" in raw
     if database_url.startswith("sqlite"):
@@ -208,20 +211,21 @@ def test_the_migration_seals_rows_written_in_clear_and_sync_republishes_them(dat
     s = Settings(database_url=database_url, state_dir=tmp_path, kafka_bootstrap=settings.kafka_bootstrap,
                  topic_prefix=settings.topic_prefix, secret_key=entry)
     store = SubscriptionStore(s, engine)
-    sub = store.get("sub_old")
+    sub = store.get("sub_old", tenant_id="acme")
     assert dict(sub.headers) == {"Authorization": HEADER_VALUE} and sub.secrets[0].value == SECRET_1
     assert sub.unpublished and sub.version == 3  # marked for republishing, nothing else changed
     migrate(engine, keyring=keyring)  # again: nothing to do, nothing changes
-    assert store.get("sub_old").secrets[0].value == SECRET_1
+    assert store.get("sub_old", tenant_id="acme").secrets[0].value == SECRET_1
 
     ensure_subscriptions_topic(s)
     report = sync(s, engine=engine)  # the republish that replaces the clear record
-    assert report.published == ["sub_old"] and not store.get("sub_old").unpublished
+    assert report.published == ["sub_old"] and not store.get("sub_old", tenant_id="acme").unpublished
     data = topic_bytes(s)
     assert b"sub_old" in data and HEADER_VALUE.encode() not in data and SECRET_1[6:26].encode() not in data
 
 
 def test_rotate_key_also_seals_values_an_older_version_wrote_in_clear(database_url, tmp_path):
+    database_url = as_application_role(database_url) if database_url.startswith("postgresql") else database_url
     from hookstream.subscriptions.rekey import reseal_all
 
     entry = new_key_entry("k-now")
@@ -230,14 +234,16 @@ def test_rotate_key_also_seals_values_an_older_version_wrote_in_clear(database_u
     sub, _ = store.add("acme", URL, ["*"], headers={"X-Env": "prod"})
     # an older process, mid rolling upgrade, writes a header value in clear after the migration
     with store.engine.begin() as conn:
+        bind_tenant(conn, "acme")  # row-level security on PostgreSQL
         conn.execute(sa.text("update subscriptions set headers = :h where id = :id"),
                      {"h": json.dumps({"Authorization": HEADER_VALUE}), "id": sub.id})
-    assert "stored in clear" in store.get(sub.id).sealed_error  # never used as if it were sealed
+    assert "stored in clear" in store.get(sub.id, tenant_id="acme").sealed_error  # never used as if it were sealed
 
     report = reseal_all(store.engine, Keyring.parse(entry))
     assert report.resealed == [sub.id] and report.unreadable == {}
-    with store.engine.connect() as conn:
+    with store.engine.begin() as conn:
+        bind_tenant(conn, "acme")
         raw = str(conn.execute(sa.text("select headers from subscriptions")).scalar_one())
     assert HEADER_VALUE not in raw and "hs1:k-now:" in raw
-    got = store.get(sub.id)
+    got = store.get(sub.id, tenant_id="acme")
     assert got.sealed_error is None and dict(got.headers) == {"Authorization": HEADER_VALUE} and got.unpublished

@@ -119,6 +119,31 @@ def test_listing_by_tenant_never_shows_another_tenants_subscriptions(hs):
     assert code == 3 and err == f"error: no subscription '{globex}' for tenant acme\n"
 
 
+def test_every_command_by_id_with_another_tenant_exits_3_and_changes_nothing(hs):
+    globex, _ = add(hs, "globex")
+    before = json.loads(hs("subscriptions", "show", globex, "--tenant", "globex", "--json")[1])
+    for args in (["show"], ["update", "--description", "x"], ["disable"], ["enable"], ["rm"], ["rotate-secret"]):
+        code, out, err = hs("subscriptions", args[0], globex, *args[1:], "--tenant", "acme")
+        assert (code, out, err) == (3, "", f"error: no subscription '{globex}' for tenant acme\n"), args
+    assert json.loads(hs("subscriptions", "show", globex, "--tenant", "globex", "--json")[1]) == before
+
+
+def test_commands_without_a_tenant_say_they_span_every_tenant(hs):
+    acme, _ = add(hs, "acme")
+    globex, _ = add(hs, "globex")
+    code, out, err = hs("subscriptions", "list")
+    assert code == 0 and out.splitlines()[0] == "all tenants (no --tenant given)" and acme in out and globex in out
+    code, out, err = hs("subscriptions", "list", "--json")
+    assert err == "all tenants (no --tenant given)\n" and {s["id"] for s in json.loads(out)} == {acme, globex}
+    code, out, err = hs("subscriptions", "list", "--tenant", "acme")
+    assert code == 0 and "all tenants" not in out + err and globex not in out
+    code, out, err = hs("subscriptions", "show", globex)
+    assert code == 0 and err == "looked up across all tenants (no --tenant given)\n" and "globex" in out
+    # an operator's change by id alone acts as the owning tenant
+    code, out, _ = hs("subscriptions", "disable", globex, "--json")
+    assert code == 0 and json.loads(out)["subscription"]["tenant_id"] == "globex"
+
+
 @pytest.mark.parametrize(
     ("args", "exit_code", "message"),
     [

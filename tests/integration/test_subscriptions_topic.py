@@ -23,6 +23,7 @@ from tests.integration.subscriptions_helpers import (
     public_dns,
     read_records,
 )
+from tests.postgres import as_application_role
 
 pytestmark = pytest.mark.kafka
 
@@ -37,11 +38,11 @@ def test_every_change_is_published_keyed_by_id_and_a_delete_is_a_tombstone(setti
     sub, _ = store.add("acme", "https://a.example/1", ["payment.*"])
     publish_pending(settings, engine=store.engine)
     for change in (
-        lambda: store.update(sub.id, events=["*"]),
-        lambda: store.disable(sub.id),
-        lambda: store.enable(sub.id),
-        lambda: store.rotate_secret(sub.id),
-        lambda: store.delete(sub.id),
+        lambda: store.update(sub.id, tenant_id="acme", events=["*"]),
+        lambda: store.disable(sub.id, tenant_id="acme"),
+        lambda: store.enable(sub.id, tenant_id="acme"),
+        lambda: store.rotate_secret(sub.id, tenant_id="acme"),
+        lambda: store.delete(sub.id, tenant_id="acme"),
     ):
         change()
         publish_pending(settings, engine=store.engine)
@@ -64,6 +65,9 @@ def test_publish_pending_publishes_nothing_twice(settings, store):
 
 @pytest.fixture
 def any_db_store(settings, database_url) -> tuple:
+    if database_url.startswith("postgresql"):
+        # an ordinary role: publishing must bind itself to all tenants to see any row
+        database_url = as_application_role(database_url)
     settings = dataclasses.replace(settings, database_url=database_url)
     ensure_subscriptions_topic(settings)
     return settings, SubscriptionStore.open(settings, resolver=public_dns)
@@ -74,15 +78,15 @@ def test_a_fresh_reader_rebuilds_exactly_the_stores_table(any_db_store):
     kept_a, _ = store.add("acme", "https://a.example/1", ["payment.*"], headers={"X-Env": "prod"})
     kept_g, _ = store.add("globex", "https://g.example/1", ["invoice.created"])
     gone, _ = store.add("acme", "https://a.example/2", ["*"])
-    store.disable(kept_g.id)
-    store.rotate_secret(kept_a.id)
+    store.disable(kept_g.id, tenant_id="globex")
+    store.rotate_secret(kept_a.id, tenant_id="acme")
     publish_pending(settings, engine=store.engine)
-    store.update(kept_a.id, url="https://a.example/new")
-    store.delete(gone.id)
+    store.update(kept_a.id, tenant_id="acme", url="https://a.example/new")
+    store.delete(gone.id, tenant_id="acme")
     publish_pending(settings, engine=store.engine)
 
     table = load_table(settings)
-    assert table.snapshot() == {s.id: s for s in store.list()}
+    assert table.snapshot() == {s.id: s for s in store.list_all_tenants()}
     assert gone.id not in table
     for tenant in ("acme", "globex"):
         assert table.for_tenant(tenant) == store.list(tenant_id=tenant)
@@ -94,16 +98,16 @@ def test_a_change_that_did_not_reach_kafka_is_kept_pending_and_repaired(settings
     publish_pending(settings, engine=store.engine)
 
     stuck, _ = store.add("acme", "https://a.example/2", ["*"])
-    store.delete(published.id)
+    store.delete(published.id, tenant_id="acme")
     with pytest.raises(BrokerError, match="cannot reach Kafka"):
         publish_pending(down, engine=store.engine, timeout=2)
-    assert store.get(stuck.id).unpublished and store.unpublished_count() == 2
+    assert store.get(stuck.id, tenant_id="acme").unpublished and store.unpublished_count() == 2
     assert stuck.id not in load_table(settings)  # the topic really missed it
 
     report = publish_pending(settings, engine=store.engine)
     assert report.published == [stuck.id] and report.tombstoned == [published.id]
     assert store.unpublished_count() == 0
-    assert load_table(settings).snapshot() == {stuck.id: store.get(stuck.id)}
+    assert load_table(settings).snapshot() == {stuck.id: store.get(stuck.id, tenant_id="acme")}
 
 
 def test_publishing_to_a_missing_topic_says_how_to_create_it(settings, store):
@@ -120,15 +124,15 @@ def test_sync_rebuilds_a_lost_topic_and_tombstones_ids_the_store_does_not_know(s
     publish_pending(settings, engine=store.engine)
     fresh = dataclasses.replace(settings, topic_prefix=settings.topic_prefix + "rebuilt.")
     ensure_subscriptions_topic(fresh)
-    stray = dataclasses.replace(store.get(a.id), id="sub_stray")
+    stray = dataclasses.replace(store.get(a.id, tenant_id="acme"), id="sub_stray")
     produce_raw(fresh, [encode(stray, load_keyring(fresh))])
 
     caplog.set_level(logging.DEBUG)
     report = sync(fresh, engine=store.engine)
     assert sorted(report.published) == sorted([a.id, g.id]) and report.strays == ["sub_stray"]
-    assert load_table(fresh).snapshot() == {s.id: s for s in store.list()}
+    assert load_table(fresh).snapshot() == {s.id: s for s in store.list_all_tenants()}
     assert (b"sub_stray", None) in read_records(fresh)
-    secret = store.get(a.id).secrets[0].value
+    secret = store.get(a.id, tenant_id="acme").secrets[0].value
     assert secret not in caplog.text
 
 
@@ -151,7 +155,7 @@ def test_a_slow_publisher_cannot_put_an_older_state_after_a_newer_one(any_db_sto
     publisher_a = threading.Thread(target=publish_pending, args=(settings,), kwargs={"engine": store.engine}, name="publisher-a")
     publisher_a.start()
     assert stalled.wait(10)
-    store.update(sub.id, description="newer")
+    store.update(sub.id, tenant_id="acme", description="newer")
     publish_pending(settings, engine=store.engine)
     publisher_a.join(30)
 

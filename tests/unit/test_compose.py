@@ -114,10 +114,13 @@ def test_workers_and_topics_job_run_the_hookstream_image_on_the_internal_listene
         assert depends_on(name)["topics"] == "service_completed_successfully"
 
 
-def test_database_url_matches_the_postgres_service():
+def test_database_url_matches_the_postgres_service_and_is_not_its_superuser():
     pg = SERVICES["postgres"]["environment"]
     url = env("delivery")["HOOKSTREAM_DATABASE_URL"]
-    assert url == f"postgresql+psycopg://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}@postgres:5432/{pg['POSTGRES_DB']}"
+    assert url == f"postgresql+psycopg://{pg['HOOKSTREAM_DB_USER']}:{pg['HOOKSTREAM_DB_PASSWORD']}@postgres:5432/{pg['POSTGRES_DB']}"
+    # superusers bypass row-level security: the application's role is created by the init script
+    assert pg["HOOKSTREAM_DB_USER"] != pg["POSTGRES_USER"]
+    assert "./ops/postgres/initdb:/docker-entrypoint-initdb.d:ro" in SERVICES["postgres"]["volumes"]
 
 
 def _command_exists(args: list[str]) -> bool:

@@ -48,7 +48,7 @@ def test_a_reference_is_listed_and_filtered_under_its_delivery():
     d = decode(2, 3, orjson.dumps(ref))
     assert d.record is None and d.summary()["delivery_id"] == GOOD["delivery_id"]
     assert Filter(tenant_id="acme")(d) and not Filter(tenant_id="beta")(d)
-    assert Filter(event_type="invoice.*")(d) and Filter(subscription_id="sub_1")(d)
+    assert Filter(all_tenants=True, event_type="invoice.*")(d) and Filter(all_tenants=True, subscription_id="sub_1")(d)
 
 
 def test_produce_one_waits_out_a_full_queue():

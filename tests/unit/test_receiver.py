@@ -157,7 +157,8 @@ class FakeStore:
         self.subscription = SimpleNamespace(secrets=secrets, tenant_id=tenant)
         self.deleted = False
 
-    def get(self, subscription_id: str):
+    def get(self, subscription_id: str, *, tenant_id: str):
+        assert tenant_id == self.subscription.tenant_id
         if self.deleted:
             raise NotFoundError(f"no subscription {subscription_id!r}")
         return self.subscription
@@ -167,7 +168,7 @@ async def test_subscription_secrets_verify_during_rotation_and_name_the_tenant(r
     old, new = generate_secret(), generate_secret()
     grace_until = datetime.now(UTC) + timedelta(hours=1)
     store = FakeStore(SigningSecret(new), SigningSecret(old, grace_until))
-    client, lines = await receiver(subscription_secrets(store, "sub_1"))
+    client, lines = await receiver(subscription_secrets(store, "sub_1", tenant_id="globex"))
     body = orjson.dumps({"type": "invoice.sent", "timestamp": "2026-11-28T16:00:00Z", "data": {}})
     assert (await post(client, body, signed(body, secret=old)))[0] == 204
     assert (await post(client, body, signed(body, secret=new)))[0] == 204
@@ -177,13 +178,13 @@ async def test_subscription_secrets_verify_during_rotation_and_name_the_tenant(r
 async def test_expired_secret_of_a_subscription_is_refused(receiver):
     old, new = generate_secret(), generate_secret()
     store = FakeStore(SigningSecret(new), SigningSecret(old, datetime.now(UTC) - timedelta(seconds=1)))
-    client, _ = await receiver(subscription_secrets(store, "sub_1"))
+    client, _ = await receiver(subscription_secrets(store, "sub_1", tenant_id="globex"))
     assert (await post(client, BODY, signed(secret=old)))[1]["reason"] == "bad_signature"
 
 
 async def test_subscription_deleted_while_receiving_answers_500_with_the_reason(receiver):
     store = FakeStore(SigningSecret(SECRET))
-    client, lines = await receiver(subscription_secrets(store, "sub_1"))
+    client, lines = await receiver(subscription_secrets(store, "sub_1", tenant_id="globex"))
     store.deleted = True
     status, reply = await post(client, BODY, signed())
     assert (status, reply["reason"]) == (500, "secrets_unavailable")
