@@ -27,6 +27,13 @@ subscription's records are dropped too, as Svix does, because the owner turned d
 "recover since/until" replays them from the ``deliveries`` topic (retained 7 days) once it is
 enabled again. Both are counted (``hookstream_delivery_dropped_total{reason}``) and logged.
 
+Memory: per-endpoint state (the concurrency gate, the decoded signing secrets, the URL and
+header verdicts, the circuit breaker) is made on first use and forgotten when idle
+(``_sweep``), so a worker that has seen 100,000 endpoints holds state only for the recent ones.
+Never while records of the endpoint are in flight or waiting for a slot, and never an open
+breaker before its ``open_ttl`` (``delivery.breaker`` says why). ``on_forget(endpoint)`` tells
+the worker, which drops the endpoint's metric series with it.
+
 Records that must never be sent
 -------------------------------
 Before any POST, ``deliver`` refuses (dead-letters, with the reason and a metric ``code``) a record
@@ -90,6 +97,7 @@ __all__ = [
 ]
 
 MAX_ERROR_CHARS = 300
+SWEEP_EVERY = 10.0  # seconds between passes forgetting idle endpoints
 # A record's history keeps its first attempt and the last HISTORY_KEEP_LAST, with the count of
 # those left out between them, so a record never outgrows the topic's message limit however many
 # attempts it made (an entry is at most ~450 bytes: the error is cut at MAX_ERROR_CHARS).
@@ -237,12 +245,14 @@ class Deliverer:
         clock: Callable[[], float] = time.time,
         on_attempt_start: Callable[[], None] | None = None,
         on_attempt_end: Callable[[], None] | None = None,
+        on_forget: Callable[[str], None] | None = None,
+        sweep_every: float = SWEEP_EVERY,
     ) -> None:
         self.settings = settings
         self.table = table
         self.transport = transport
         self.schedule = schedule or default_schedule(settings)
-        self.breakers = breakers or EndpointBreakers()
+        self.breakers = breakers if breakers is not None else EndpointBreakers()  # (an empty one is falsy)
         self.limits = limits or Limits()
         self.clock = clock
         self._gates: dict[str, _Gate] = {}
@@ -250,6 +260,9 @@ class Deliverer:
         self._refusals: dict[str, tuple[int, tuple[str, str] | None]] = {}
         self._on_start = on_attempt_start or (lambda: None)
         self._on_end = on_attempt_end or (lambda: None)
+        self._on_forget = on_forget or (lambda endpoint: None)
+        self.sweep_every = sweep_every
+        self._next_sweep = 0.0
 
     # ------------------------------------------------------------------ the pipeline
     async def deliver(self, record: DeliveryRecord) -> Decision:
@@ -275,13 +288,16 @@ class Deliverer:
         except ValidationError as exc:
             return DeadLetter(record, f"malformed: {exc}", None, code="malformed")
         now = self.clock()
+        if now >= self._next_sweep:
+            self._sweep(now, keep=sub.id)
         gate = self._gate(sub.id)
         if gate.admitted >= self.limits.endpoint_backlog and now - gate.progress_at > self.limits.stall_seconds:
             return self._skip(record, now, now + self.schedule.delays[0], "endpoint_busy")
         breaker = self.breakers[sub.id]
         probe = breaker.state is not BreakerState.CLOSED
-        if not breaker.allow(now):
-            return self._skip(record, now, breaker.reopen_at, "breaker_open")
+        tried = record.attempt > 0  # the better probe: see delivery.breaker
+        if not breaker.allow(now, tried):
+            return self._skip(record, now, breaker.retry_at(now, tried), "breaker_open")
         if gate.admitted == 0:
             gate.progress_at = now
         gate.admitted += 1
@@ -366,12 +382,36 @@ class Deliverer:
         return gate
 
     def _forget(self, endpoint: str) -> None:
+        """The endpoint was deleted or disabled: drop what this worker keeps for it."""
         self.breakers.forget(endpoint)
         self._secrets.pop(endpoint, None)
         self._refusals.pop(endpoint, None)
         gate = self._gates.get(endpoint)
         if gate is not None and gate.admitted == 0:
             del self._gates[endpoint]
+        self._on_forget(endpoint)
+
+    def _sweep(self, now: float, keep: str = "") -> None:
+        """Forget the endpoints that are idle: nothing in flight or waiting (gate), and a breaker
+        with nothing worth keeping (``CircuitBreaker.idle``: closed and no result for a window,
+        or open and not asked about for its ``open_ttl``). Run every ``sweep_every`` seconds, a
+        pass over the endpoints seen lately: amortised, a few dict operations per delivery."""
+        self._next_sweep = now + self.sweep_every
+        gates = self._gates
+
+        def busy(endpoint: str) -> bool:
+            gate = gates.get(endpoint)
+            return gate is not None and gate.admitted > 0
+
+        gone = self.breakers.sweep(now, busy)
+        breakers = self.breakers
+        for endpoint in [e for e, g in gates.items() if g.admitted == 0 and e not in breakers]:
+            del gates[endpoint]
+        for cache in (self._secrets, self._refusals):  # cheap to make again (a refused one has no gate)
+            for endpoint in [e for e in cache if e not in gates and e != keep]:  # (keep: being delivered to)
+                del cache[endpoint]
+        for endpoint in gone:
+            self._on_forget(endpoint)
 
     def _signing_secrets(self, sub) -> list[Secret]:
         """The subscription's secrets as signing keys, decoded once per subscription version;

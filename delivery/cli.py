@@ -26,11 +26,11 @@ def worker(
     concurrency: int = typer.Option(2000, "--concurrency", envvar="HOOKSTREAM_DELIVERY_CONCURRENCY", help="Records in flight per process at most."),
     endpoint_concurrency: int = typer.Option(64, "--endpoint-concurrency", envvar="HOOKSTREAM_ENDPOINT_CONCURRENCY", help="Requests in flight per endpoint at most."),
     endpoint_backlog: int = typer.Option(512, "--endpoint-backlog", envvar="HOOKSTREAM_ENDPOINT_BACKLOG", help="Records admitted per endpoint (in flight + waiting); more are deferred to a retry tier without an attempt."),
-    breaker_threshold: int = typer.Option(20, "--breaker-threshold", envvar="HOOKSTREAM_BREAKER_THRESHOLD", help="Consecutive failures that open an endpoint's circuit breaker."),
-    breaker_pause: float = typer.Option(30.0, "--breaker-pause", envvar="HOOKSTREAM_BREAKER_PAUSE", help="Seconds an open breaker waits before a probe."),
     loglevel: str = typer.Option("info", "--loglevel", "-l", help="error, warning, info or debug."),
 ) -> None:
-    """Consume delivery records and POST them, signed; retry through the tier topics; dead-letter."""
+    """Consume delivery records and POST them, signed; retry through the tier topics; dead-letter.
+
+    The circuit breaker is configured by the HOOKSTREAM_BREAKER_* variables (README)."""
     from delivery.attempt import Limits
     from delivery.breaker import BreakerConfig
     from hookstream.errors import ConfigError
@@ -42,7 +42,7 @@ def worker(
         if value < 1:
             raise ConfigError(f"{name} must be at least 1")
     limits = Limits(endpoint_concurrency=endpoint_concurrency, endpoint_backlog=max(endpoint_backlog, endpoint_concurrency))
-    breaker = BreakerConfig(failure_threshold=breaker_threshold, pause=breaker_pause, max_pause=max(600.0, breaker_pause))
+    breaker = BreakerConfig.from_settings(settings)
     port = settings.metrics_port if metrics_port is None else metrics_port
     _run_worker(settings, concurrency=concurrency, limits=limits, breaker=breaker, metrics_port=port, serve=bool(port) or metrics_port == 0)
 

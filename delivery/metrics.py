@@ -19,7 +19,9 @@ dashboards, ``ops/`` (the Grafana dashboard, the alert rules) and ``tests/monito
   reference) (``unknown`` event and tenant for a record too malformed to name them).
 - ``webhook_inflight_requests`` HTTP requests in flight in this worker process.
 - ``webhook_circuit_state{subscription_id}`` circuit breaker per endpoint: 0 closed, 1 open,
-  2 half-open.
+  2 half-open. A series per endpoint the worker holds a breaker for: it goes when the breaker
+  is forgotten (closed and idle for a window, open and unasked for an hour, or the subscription
+  deleted or disabled), so the series follow the recent endpoints, not every one ever seen.
 - ``hookstream_consumer_lag{group,topic,partition}`` from ``hookstream.metrics.LagMonitor``.
 
 hookstream's own operational counters (free to evolve, not on the dashboard):
@@ -29,7 +31,14 @@ hookstream's own operational counters (free to evolve, not on the dashboard):
 - ``hookstream_delivery_dropped_total{reason}`` records of deleted or disabled subscriptions.
 - ``hookstream_delivery_endpoint_gone_total{tenant_id,subscription_id}`` 410 Gone answers: the
   receiver asks to be disabled (an operator or automation acts on it; see ``delivery.worker``).
+  Its series goes with the endpoint's breaker, like ``webhook_circuit_state``'s.
 - ``hookstream_delivery_malformed_total`` records that could not be read, set aside.
+- ``hookstream_attempt_log_rejected_total{reason}`` attempt rows the database refused for good
+  (``data``, ``integrity``, ``encoding``), set aside in ``delivery_attempts_rejected``.
+- ``hookstream_attempt_log_write_errors_total`` failed tries to write the attempt log while the
+  database was unavailable (each retried).
+- ``hookstream_attempt_log_outage_seconds`` how long the attempt log has been unwritable (0 when
+  it is fine); at ``HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE`` the worker stops.
 - ``hookstream_delivery_internal_errors_total`` records whose handling raised (a bug), dead-lettered.
 - ``hookstream_delivery_worker_failures_total{kind}`` infrastructure errors that stopped the
   worker (``kafka``, ``attempt_log``).
@@ -62,6 +71,15 @@ GONE = Counter(
     ["tenant_id", "subscription_id"],
 )
 MALFORMED = Counter("hookstream_delivery_malformed_total", "Delivery records that could not be read.")
+ATTEMPT_LOG_REJECTED = Counter(
+    "hookstream_attempt_log_rejected_total", "Attempt rows the database refused, set aside.", ["reason"]
+)
+ATTEMPT_LOG_WRITE_ERRORS = Counter(
+    "hookstream_attempt_log_write_errors_total", "Failed tries to write the attempt log (retried)."
+)
+ATTEMPT_LOG_OUTAGE = Gauge(
+    "hookstream_attempt_log_outage_seconds", "How long the attempt log has been unwritable (0: writable)."
+)
 INTERNAL_ERRORS = Counter(
     "hookstream_delivery_internal_errors_total", "Records whose handling raised in the worker (dead-lettered as internal_error)."
 )

@@ -39,8 +39,9 @@ Why pyreqwest can be made sound here
   client for that host with ``ClientBuilder.resolve(host, checked_ip, port)``: the client can
   connect only to the address that was checked, while TLS still verifies the certificate against
   the host name. A client serves one (scheme, host, port) only and is rebuilt, re-resolving and
-  re-checking, after ``dns_ttl`` seconds (60 by default). An IP literal in the URL is checked as
-  it is and needs no resolution. A refusal is cached for the same TTL, so a bad endpoint does not
+  re-checking, after ``dns_ttl`` seconds (60 by default); expired pins are dropped and their
+  clients closed, so the clients held are those of hosts used lately. An IP literal in the URL
+  is checked as it is and needs no resolution. A refusal is cached for the same TTL, so a bad endpoint does not
   hammer the resolver; it surfaces as ``UnsafeURLError`` (a connection failure to the classifier).
 - The pin must be keyed on the very name the client looks up, since reqwest resolves any name it
   has no pin for itself, unchecked. ``_target`` reads the URL with pyreqwest's own parser (Rust's
@@ -205,6 +206,7 @@ class PyreqwestTransport:
         self._pinned: dict[_Target, _Pinned] = {}
         self._resolving: dict[_Target, asyncio.Future] = {}
         self._retired: set = set()
+        self._next_sweep = 0.0
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpResponse:
         """POST and read the answer. Raises ``UnsafeURLError`` (refused address), a
@@ -227,8 +229,11 @@ class PyreqwestTransport:
             raise translate_error(exc, url) from exc
 
     async def _client_for(self, target: _Target):
+        now = self.clock()
+        if now >= self._next_sweep:
+            self._sweep(now)
         pinned = self._pinned.get(target)
-        if pinned is None or pinned.expires <= self.clock():
+        if pinned is None or pinned.expires <= now:
             pinned = await self._pin(target)
         if pinned.refusal is not None:
             raise pinned.refusal
@@ -303,6 +308,18 @@ class PyreqwestTransport:
         if pin is not None:
             builder = builder.resolve(target.host, pin, target.port)
         return builder.build()
+
+    def _sweep(self, now: float) -> None:
+        """Drop the expired pins, once per ``dns_ttl``, so the map holds the hosts used lately,
+        not every host ever delivered to. An expired pin is never used again (the next request
+        for its host pins afresh and retires it), so this forgets nothing: its client is retired
+        (closed after the requests it may still carry) as a re-pin would have."""
+        self._next_sweep = now + self.dns_ttl
+        expired = [t for t, p in self._pinned.items() if p.expires <= now and t not in self._resolving]
+        for target in expired:
+            client = self._pinned.pop(target).client
+            if client is not None:
+                self._retire(client)
 
     def _retire(self, client) -> None:
         """Close a replaced client once requests it may still carry are past their timeout."""

@@ -60,6 +60,10 @@ dead-letter topic by a reference (source topic/partition/offset, event id, deliv
 bounded excerpt (reason ``too_large``). The attempt history a record carries is bounded
 (``delivery.attempt.bounded_history``), so retries alone never make a record too large.
 
+Memory stays bounded however many endpoints a worker meets over its life: the deliverer forgets
+idle endpoints (``delivery.attempt``) and tells this module, which drops their metric series
+(``_forget_series``); the (event, tenant) series lookups age out in two generations.
+
 410 Gone: the attempt dead-letters the record, logs a warning and counts
 ``hookstream_delivery_endpoint_gone_total``; the worker does not disable the subscription
 itself (it has no write path to the store, and one 410 from a misrouted proxy should not turn an
@@ -84,7 +88,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from delivery import metrics as m
 from delivery.attempt import DeadLetter, Decision, Delivered, Deliverer, Dropped, Limits, Retry
-from delivery.attempt_log import AttemptLogWriter, row_values
+from delivery.attempt_log import AttemptLogUnavailable, AttemptLogWriter, row_values
 from delivery.breaker import BreakerConfig, EndpointBreakers
 from delivery.outcome import RetryReason
 from delivery.transport import PyreqwestTransport, Transport
@@ -103,6 +107,7 @@ IDLE_WAIT = 0.005  # seconds the loop yields when the consumer had nothing
 COMMIT_INTERVAL = 0.2
 LIVENESS_POLL = 1.0  # at the in-flight bound, still poll this often (rebalances, liveness)
 DEFAULT_CONCURRENCY = 2000
+SERIES_TTL = 300.0  # seconds an (event, tenant) series lookup is cached unused
 EXCERPT_BYTES = 1024  # of a record set aside by reference
 MAX_KEY_BYTES = 1024  # a set-aside record keeps its key up to this size
 PRODUCE_OVERHEAD = 1024  # room for the key, headers and framing under message.max.bytes
@@ -269,8 +274,8 @@ class Worker:
         self.follower_check = follower_check or (lambda: None)
         self.deliverer = Deliverer(
             settings, table, self.transport,
-            breakers=EndpointBreakers(breaker_config), limits=self.limits,
-            on_attempt_start=m.IN_FLIGHT.inc, on_attempt_end=m.IN_FLIGHT.dec,
+            breakers=EndpointBreakers(breaker_config or BreakerConfig.from_settings(settings)), limits=self.limits,
+            on_attempt_start=m.IN_FLIGHT.inc, on_attempt_end=m.IN_FLIGHT.dec, on_forget=self._forget_series,
         )
         self.main_topic = settings.topic(DELIVERIES)
         self.tier_topics = [settings.topic(retry_topic(t)) for t in range(1, len(settings.retry_schedule) + 1)]
@@ -281,7 +286,12 @@ class Worker:
         self.fatal: BaseException | None = None
         self._tasks: set[asyncio.Task] = set()
         self._breaker_shown: dict[str, int] = {}
+        self._gone_tenant: dict[str, str] = {}  # subscription -> tenant, of the GONE series made
+        # (event, tenant) -> its series; entries unused for a whole SERIES_TTL move to _series_old
+        # and are dropped one SERIES_TTL later (two generations: no timestamp per delivery)
         self._series: dict[tuple[str, str], _Series] = {}
+        self._series_old: dict[tuple[str, str], _Series] = {}
+        self._series_aged_at = time.monotonic()
         self._statuses: dict[tuple[str, int], Any] = {}
         self._skip_series: dict[str, Any] = {}
         self.consumer: Consumer | None = None
@@ -301,7 +311,7 @@ class Worker:
         from delivery.offsets import PartitionOffsets  # noqa: F401  (imported for the type in parts)
 
         self.loop = asyncio.get_running_loop()
-        self.writer = AttemptLogWriter(self.engine, self.loop).start()
+        self.writer = AttemptLogWriter(self.engine, self.loop, max_outage=self.settings.attempt_log_max_outage_seconds).start()
         self.producer = Producer(self.producer_config)
         self.consumer = Consumer(
             consumer_config(self.settings, self.group, **{
@@ -394,9 +404,14 @@ class Worker:
         log.info("delivery worker stopped (%d record(s) left in flight)", self.in_flight)
 
     def _check_health(self) -> None:
+        self._age_series(time.monotonic())
         self.follower_check()
         if not self.writer.alive:
-            self._fail(RuntimeError("the attempt-log writer stopped"), "attempt_log", "the attempt-log writer stopped")
+            # AttemptLogUnavailable (the log stayed unwritable past its bound: one line, exit 1)
+            # or a bug; rows not written were never acknowledged, so their offsets stay uncommitted
+            error = self.writer.error or RuntimeError("the attempt-log writer stopped")
+            what = str(error) if isinstance(error, AttemptLogUnavailable) else "the attempt-log writer stopped"
+            self._fail(error, "attempt_log", what)
 
     # ------------------------------------------------------------------ consuming
     def _accept(self, msg) -> None:
@@ -548,7 +563,7 @@ class Worker:
             value = dead_letter_value(decision.record, decision.reason, time.time())
         series = self._series.get((record.event_type, record.tenant_id))
         if series is None:
-            series = self._series[(record.event_type, record.tenant_id)] = _Series(record.event_type, record.tenant_id)
+            series = self._new_series(record.event_type, record.tenant_id)
         if report is not None:
             series.duration.observe(report.duration)
             if report.status is not None:
@@ -574,6 +589,7 @@ class Worker:
             m.DEAD_LETTERS.labels(record.event_type, record.tenant_id, decision.code).inc()
             if decision.disable_endpoint:
                 m.GONE.labels(record.tenant_id, record.subscription_id).inc()
+                self._gone_tenant[record.subscription_id] = record.tenant_id
                 log.warning("subscription %s answered 410 Gone: the receiver asks to be disabled", record.subscription_id)
             if decision.code == "tenant_mismatch":
                 log.warning("refused delivery %s: %s", record.delivery_id, decision.reason)
@@ -620,10 +636,38 @@ class Worker:
         return child
 
     def _show_breaker(self, endpoint: str) -> None:
-        state = int(self.deliverer.breakers[endpoint].state)
+        breaker = self.deliverer.breakers.get(endpoint)  # none: no attempt was ever asked for
+        if breaker is None:
+            return
+        state = int(breaker.state)
         if self._breaker_shown.get(endpoint) != state:
             self._breaker_shown[endpoint] = state
             m.BREAKER_STATE.labels(endpoint).set(state)
+
+    # ------------------------------------------------------------------ bounded memory
+    def _forget_series(self, endpoint: str) -> None:
+        """The deliverer forgot the endpoint (idle, deleted or disabled): drop its series too, so
+        the registry holds the recent endpoints' series, not every one ever seen. The gauge's
+        series goes with its breaker (an open one is kept as long as the breaker is)."""
+        if self._breaker_shown.pop(endpoint, None) is not None:
+            m.BREAKER_STATE.remove(endpoint)
+        tenant = self._gone_tenant.pop(endpoint, None)
+        if tenant is not None:
+            m.GONE.remove(tenant, endpoint)
+
+    def _new_series(self, event: str, tenant: str) -> _Series:
+        key = (event, tenant)
+        series = self._series_old.pop(key, None) or _Series(event, tenant)
+        self._series[key] = series
+        return series
+
+    def _age_series(self, now: float) -> None:
+        """Drop the (event, tenant) series lookups unused for a whole SERIES_TTL. Only the cache:
+        the registry keeps per-tenant counters, so they never restart from zero for a tenant whose
+        traffic is sparse (their number is tenants x event types, not endpoints)."""
+        if now - self._series_aged_at >= SERIES_TTL:
+            self._series_old, self._series = self._series, {}
+            self._series_aged_at = now
 
     def _set_aside(self, msg, reason: str, part, offset: int) -> None:
         m.MALFORMED.inc()

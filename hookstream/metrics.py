@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from prometheus_client import Gauge, start_http_server
 
@@ -32,13 +33,20 @@ def serve_metrics(port: int, addr: str = "127.0.0.1") -> int:
     return server.server_address[1]
 
 
-def measure_lag(admin: AdminClient, group: str, topics: list[str], timeout: float = 10.0) -> dict[tuple[str, int], int]:
+def measure_lag(admin: AdminClient, reader: Consumer, topics: list[str], timeout: float = 10.0) -> dict[tuple[str, int], int]:
+    """Lag per partition of ``topics`` for the group of ``reader`` (see ``committed_reader``).
+
+    The committed offsets are read through a consumer handle of the group, not with
+    ``AdminClient.list_consumer_group_offsets``: in librdkafka 2.16 an admin client answered
+    "coordinator not available" (a broker still loading its groups after a restart) segfaults
+    (``rd_kafka_handle_OffsetFetch`` asks the client's group handle, which an admin client does
+    not have, to look the coordinator up again), and that killed both workers at every broker
+    restart (tests/integration/test_broker_restart.py)."""
     md = admin.list_topics(timeout=timeout).topics
     tps = [TopicPartition(t, p) for t in topics if t in md for p in md[t].partitions]
     if not tps:
         return {}
-    committed_f = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, tps)], request_timeout=timeout)
-    committed = {(tp.topic, tp.partition): tp.offset for tp in committed_f[group].result().topic_partitions}
+    committed = {(tp.topic, tp.partition): tp.offset for tp in _committed(reader, tps, timeout)}
     ends = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=timeout)
     lag = {}
     for tp, fut in ends.items():
@@ -48,24 +56,51 @@ def measure_lag(admin: AdminClient, group: str, topics: list[str], timeout: floa
     return lag
 
 
+def _committed(reader: Consumer, tps: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+    """``reader.committed``, tried again until ``timeout``: a fresh handle's first answer is often
+    "not coordinator" (it has not found the group's coordinator yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return reader.committed(tps, timeout=max(deadline - time.monotonic(), 0.1))
+        except KafkaException:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
+def committed_reader(settings: Settings, group: str) -> Consumer:
+    """A consumer of ``group`` that only reads its committed offsets: it never subscribes, so it
+    never joins the group nor moves its partitions."""
+    return Consumer({
+        "bootstrap.servers": settings.kafka_bootstrap, "group.id": group, "enable.auto.commit": False,
+        "client.id": "hookstream-lag", "log_level": 3,
+    })
+
+
 class LagMonitor(threading.Thread):
     """Refreshes ``hookstream_consumer_lag`` for one group every ``interval`` seconds."""
 
     def __init__(self, settings: Settings, group: str, topics: list[str], interval: float = 5.0) -> None:
         super().__init__(name=f"lag-{group}", daemon=True)
         self.admin = AdminClient(admin_config(settings))
+        self.reader = committed_reader(settings, group)
         self.group, self.topics, self.interval = group, topics, interval
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.wait(self.interval):
-            try:
-                for (topic, partition), lag in measure_lag(self.admin, self.group, self.topics).items():
-                    CONSUMER_LAG.labels(self.group, topic, str(partition)).set(lag)
-            except KafkaException as exc:
-                log.warning("could not measure lag of %s: %s", self.group, exc.args[0].str())
-            except Exception as exc:  # never let monitoring kill a worker
-                log.warning("could not measure lag of %s: %s", self.group, exc)
+        try:
+            while not self.stopped.wait(self.interval):
+                try:
+                    lags = measure_lag(self.admin, self.reader, self.topics)
+                    for (topic, partition), lag in lags.items():
+                        CONSUMER_LAG.labels(self.group, topic, str(partition)).set(lag)
+                except KafkaException as exc:
+                    log.warning("could not measure lag of %s: %s", self.group, exc.args[0].str())
+                except Exception as exc:  # never let monitoring kill a worker
+                    log.warning("could not measure lag of %s: %s", self.group, exc)
+        finally:
+            self.reader.close()
 
     def stop(self) -> None:
         self.stopped.set()

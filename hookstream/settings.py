@@ -141,6 +141,15 @@ class Settings:
     # made in the state dir. Never in repr.
     secret_key: str | None = dataclasses.field(default=None, repr=False)
     secret_key_file: Path | None = None
+    # The delivery worker's circuit breaker per endpoint (delivery/breaker.py says why these):
+    # it opens when this share of the attempts over the window failed, once it saw that many.
+    breaker_failure_ratio: float = 0.7
+    breaker_min_requests: int = 10
+    breaker_window_seconds: float = 30.0
+    breaker_pause_seconds: float = 30.0
+    # How long the delivery worker's attempt log may stay unwritable (database down, locked)
+    # before the worker gives up and exits non-zero, rather than holding its records silently.
+    attempt_log_max_outage_seconds: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -214,4 +223,40 @@ class Settings:
             Keyring.parse(kw["secret_key"])  # a malformed key fails now, naming the variable
         if env.get("HOOKSTREAM_SECRET_KEY_FILE", "").strip():
             kw["secret_key_file"] = Path(env["HOOKSTREAM_SECRET_KEY_FILE"].strip()).expanduser()
+        kw.update(_breaker(env))
+        if env.get("HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE"):
+            outage = parse_duration(env["HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE"], name="HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE")
+            if outage <= 0:
+                raise ConfigError("HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE: must be more than 0 (e.g. 5m)")
+            kw["attempt_log_max_outage_seconds"] = outage
         return cls(**kw)
+
+
+def _breaker(env: Mapping[str, str]) -> dict:
+    """The ``HOOKSTREAM_BREAKER_*`` settings that are set, checked."""
+    if env.get("HOOKSTREAM_BREAKER_THRESHOLD"):
+        # set by someone expecting the old consecutive-failure breaker: say so rather than ignore it
+        raise ConfigError(
+            "HOOKSTREAM_BREAKER_THRESHOLD is no longer read: the breaker opens on a failure ratio "
+            "(HOOKSTREAM_BREAKER_FAILURE_RATIO, HOOKSTREAM_BREAKER_MIN_REQUESTS, HOOKSTREAM_BREAKER_WINDOW); unset it"
+        )
+    kw: dict = {}
+    if text := env.get("HOOKSTREAM_BREAKER_FAILURE_RATIO", "").strip():
+        try:
+            ratio = float(text.removesuffix("%")) / (100 if text.endswith("%") else 1)
+        except ValueError:
+            ratio = -1.0
+        if not 0 < ratio <= 1:
+            raise ConfigError(f"HOOKSTREAM_BREAKER_FAILURE_RATIO: {text!r} is not a share of failures above 0 and at most 1 (e.g. 0.7 or 70%)")
+        kw["breaker_failure_ratio"] = ratio
+    if text := env.get("HOOKSTREAM_BREAKER_MIN_REQUESTS", "").strip():
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(f"HOOKSTREAM_BREAKER_MIN_REQUESTS: {text!r} is not a positive whole number of requests")
+        kw["breaker_min_requests"] = int(text)
+    for name, field in (("HOOKSTREAM_BREAKER_WINDOW", "breaker_window_seconds"), ("HOOKSTREAM_BREAKER_PAUSE", "breaker_pause_seconds")):
+        if text := env.get(name, "").strip():
+            seconds = parse_duration(text, name=name)
+            if seconds <= 0:
+                raise ConfigError(f"{name}: {text!r} must be longer than 0")
+            kw[field] = seconds
+    return kw

@@ -95,7 +95,7 @@ def test_sigkill_under_load_loses_no_delivery(cfg, env, store, receiver, tmp_pat
     kill also lands on records travelling through a retry tier. (The breaker is set out of reach:
     this test is about offsets, not about endpoints that are down.)
     """
-    env = dict(env, HOOKSTREAM_BREAKER_THRESHOLD="1000000")
+    env = dict(env, HOOKSTREAM_BREAKER_MIN_REQUESTS="1000000")
     ok_id, _ = subscribe(store, cfg, "acme", receiver.route("/ok", status(200)))
     flaky_id, _ = subscribe(store, cfg, "acme", receiver.route("/flaky", fail_first_attempt()))
     rng = random.Random(6)

@@ -4,7 +4,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from hookstream.kafka import consumer_config
-from hookstream.metrics import measure_lag
+from hookstream.metrics import committed_reader, measure_lag
 
 
 def test_lag_is_end_offset_minus_committed(settings, group_id):
@@ -16,7 +16,8 @@ def test_lag_is_end_offset_minus_committed(settings, group_id):
         producer.produce(topic, value=str(i).encode())
     producer.flush(20)
 
-    assert measure_lag(admin, group_id, [topic]) == {(topic, 0): 10}  # nothing committed yet
+    reader = committed_reader(settings, group_id)
+    assert measure_lag(admin, reader, [topic]) == {(topic, 0): 10}  # nothing committed yet
 
     consumer = Consumer(consumer_config(settings, group_id))
     consumer.assign([TopicPartition(topic, 0, 0)])
@@ -26,4 +27,5 @@ def test_lag_is_end_offset_minus_committed(settings, group_id):
     consumer.commit(offsets=[TopicPartition(topic, 0, 4)], asynchronous=False)
     consumer.close()
 
-    assert measure_lag(admin, group_id, [topic]) == {(topic, 0): 6}
+    assert measure_lag(admin, reader, [topic]) == {(topic, 0): 6}
+    reader.close()

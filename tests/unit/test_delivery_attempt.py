@@ -11,7 +11,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from delivery.attempt import DeadLetter, Delivered, Deliverer, Dropped, Limits, Retry
-from delivery.breaker import BreakerConfig, EndpointBreakers
+from delivery.breaker import BreakerConfig, BreakerState, EndpointBreakers
 from delivery.errors import EndpointUnreachable
 from delivery.outcome import RetryReason
 from delivery.schedule import RetrySchedule
@@ -169,7 +169,7 @@ def test_a_bug_is_not_blamed_on_the_endpoint():
     d, _ = deliverer(bug)
     with pytest.raises(KeyError):
         run(d.deliver(record()))
-    assert d.breakers["sub_1"].consecutive_failures == 0
+    assert d.breakers["sub_1"].window_counts == (0, 0)
 
 
 def test_an_unknown_subscription_is_looked_up_again_once_then_dropped():
@@ -201,14 +201,16 @@ def test_a_record_with_an_unreadable_time_is_dead_without_an_attempt():
 
 
 def test_an_open_breaker_skips_the_attempt_without_counting_it():
-    d, t = deliverer(lambda *_: HttpResponse(500), breaker=BreakerConfig(failure_threshold=3, pause=30.0))
-    for _ in range(3):
+    now = [NOW]
+    d, t = deliverer(lambda *_: HttpResponse(500), breaker=BreakerConfig(min_requests=3, window=1.0, pause=30.0), clock=lambda: now[0])
+    for step in (0.0, 0.5, 1.0):  # failures over a whole window
+        now[0] = NOW + step
         run(d.deliver(record()))
     assert len(t.requests) == 3
     decision = run(d.deliver(record(attempt=1)))
     assert isinstance(decision, Retry) and decision.skipped == "breaker_open" and decision.report is None
     assert decision.record.attempt == 1 and decision.record.attempts == ()  # not counted
-    assert decision.record.due_at == NOW + 30.0 * 1.1 and decision.tier == 1  # reopen, plus jitter
+    assert decision.record.due_at == NOW + 1.0 + 30.0 * 1.1 and decision.tier == 1  # reopen, plus jitter
     assert len(t.requests) == 3
 
 
@@ -321,6 +323,92 @@ def test_a_subscription_whose_secrets_did_not_open_is_dead_lettered_naming_the_k
     # the worker goes on: the next subscription's record is delivered
     d2, _ = deliverer(lambda *_: HttpResponse(204), unreadable, sub("sub_2"))
     assert isinstance(run(d2.deliver(record("sub_2"))), Delivered)
+
+
+# ---------------------------------------------------------------------------- bounded memory
+def test_a_hundred_thousand_endpoints_leave_state_only_for_the_recent_ones():
+    """Gates, secret caches and breakers of idle endpoints are forgotten (and the worker told),
+    so a long-lived worker's memory follows its recent endpoints."""
+    n = 100_000
+    now = [NOW]
+    template, base = sub("sub_0"), record("sub_0")
+
+    class EveryId:  # every id is a subscription, made when asked for (100,000 made up front is slow)
+        def get(self, sub_id):
+            return dataclasses.replace(template, id=sub_id)
+
+    forgotten: list[str] = []
+    d = Deliverer(
+        SETTINGS, EveryId(), MockTransport(lambda *_: HttpResponse(204)),
+        schedule=RetrySchedule(delays=SETTINGS.retry_schedule, random=lambda: 0.5), clock=lambda: now[0],
+        on_forget=forgotten.append,
+    )
+
+    async def scenario() -> int:
+        largest = 0
+        for i in range(n):
+            now[0] = NOW + i / 1000  # 1,000 new endpoints a second
+            assert isinstance(await d.deliver(dataclasses.replace(base, subscription_id=f"sub_{i}")), Delivered)
+            largest = max(largest, len(d._gates), len(d._secrets), len(d._refusals), len(d.breakers))
+        return largest
+
+    largest = run(scenario())
+    window = d.breakers.config.window
+    # a window of endpoints (30 s at 1,000/s) plus one sweep interval's worth, not 100,000
+    assert largest <= (window + d.sweep_every) * 1000 + 1
+    assert len(forgotten) >= n - largest
+    assert len(set(forgotten)) == len(forgotten)
+
+
+def test_an_endpoint_with_records_in_flight_keeps_its_state():
+    async def scenario():
+        release = asyncio.Event()
+
+        async def handler(*_):
+            await release.wait()
+            return HttpResponse(500)
+
+        now = [NOW]
+        d, _ = deliverer(handler, sub("sub_slow"), sub("sub_other"), clock=lambda: now[0])
+        slow = asyncio.create_task(d.deliver(record("sub_slow")))
+        await asyncio.sleep(0)
+        now[0] = NOW + 3600.0  # long after any window: only the record in flight keeps it
+        other = asyncio.create_task(d.deliver(record("sub_other")))
+        await asyncio.sleep(0)
+        assert "sub_slow" in d._gates and "sub_slow" in d.breakers
+        release.set()
+        await asyncio.gather(slow, other)
+        return d
+
+    d = run(scenario())
+    assert d.breakers["sub_slow"].window_counts == (1, 1)  # its result landed on the breaker kept
+
+
+def test_an_open_breaker_is_not_forgotten_while_it_waits():
+    now = [NOW]
+    config = BreakerConfig(min_requests=2, window=1.0, pause=30.0)
+    d, t = deliverer(lambda *_: HttpResponse(503), sub("sub_down"), sub("sub_up"), breaker=config, clock=lambda: now[0])
+    for step in (0.0, 1.0):
+        now[0] = NOW + step
+        run(d.deliver(record("sub_down")))
+    assert d.breakers["sub_down"].state is BreakerState.OPEN
+    now[0] = NOW + 25.0  # idle for far longer than its window, but open: kept
+    run(d.deliver(record("sub_up")))
+    decision = run(d.deliver(record("sub_down")))
+    assert isinstance(decision, Retry) and decision.skipped == "breaker_open"
+    assert len([r for r in t.requests if "sub_down" in r[0]]) == 2
+
+
+def test_a_deleted_subscription_is_forgotten_and_the_worker_told():
+    forgotten: list[str] = []
+    d, _ = deliverer(lambda *_: HttpResponse(204))
+    d._on_forget = forgotten.append
+    run(d.deliver(record()))
+    assert "sub_1" in d.breakers
+    del d.table.subs["sub_1"]
+    assert run(d.deliver(record(due_at=NOW))) == Dropped("subscription_deleted")
+    assert "sub_1" not in d.breakers and "sub_1" not in d._gates and "sub_1" not in d._secrets
+    assert forgotten == ["sub_1"]
 
 
 # ---------------------------------------------------------------------------- records never sent (issue #12)
@@ -459,7 +547,7 @@ def test_a_record_after_1000_failed_attempts_stays_small():
     schedule = RetrySchedule(delays=(1.0,) * 1000, random=lambda: 0.5)
     transport = MockTransport(lambda *_: (_ for _ in ()).throw(EndpointUnreachable("reset " + "x" * 5000)))
     d = Deliverer(dataclasses.replace(SETTINGS, retry_schedule=(1.0,) * 1000), Table(sub()), transport, schedule=schedule,
-                  breakers=EndpointBreakers(BreakerConfig(failure_threshold=10**6)), clock=lambda: NOW)
+                  breakers=EndpointBreakers(BreakerConfig(min_requests=10**6)), clock=lambda: NOW)
     rec = record()
     sizes = []
     for _ in range(1000):
@@ -494,3 +582,20 @@ def test_the_worker_refuses_a_port_outside_the_allowed_ports():
     code, reason = endpoint_refusal(dataclasses.replace(sub(), url="https://hooks.example.com:8443/in"), only_443)
     assert code == "url_refused" and "HOOKSTREAM_ALLOWED_PORTS=443" in reason
     assert endpoint_refusal(dataclasses.replace(sub(), url="https://hooks.example.com/in"), only_443) is None
+
+
+def test_after_the_pause_a_retried_record_probes_and_a_first_attempt_waits():
+    now = [NOW]
+    d, t = deliverer(lambda *_: HttpResponse(500), breaker=BreakerConfig(min_requests=2, window=1.0, pause=30.0), clock=lambda: now[0])
+    for step in (0.0, 1.0):
+        now[0] = NOW + step
+        run(d.deliver(record()))
+    assert d.breakers["sub_1"].state is BreakerState.OPEN
+    now[0] = NOW + 31.0  # the pause is over
+    fresh = run(d.deliver(record()))
+    assert isinstance(fresh, Retry) and fresh.skipped == "breaker_open"
+    assert fresh.record.due_at >= NOW + 31.0 + 30.0 * 0.25  # back after the wait, not in a tight loop
+    assert len(t.requests) == 2
+    t.handler = lambda *_: HttpResponse(200)  # it accepts a retry
+    probe = run(d.deliver(record(attempt=1)))
+    assert isinstance(probe, Delivered) and d.breakers["sub_1"].state is BreakerState.CLOSED

@@ -162,6 +162,53 @@ async def test_a_proxy_in_the_environment_is_ignored(server, monkeypatch):
     await t.close()
 
 
+# ---------------------------------------------------------------------------- bounded memory
+class _FakeClient:
+    async def close(self) -> None:
+        pass
+
+
+class _NoBuild(PyreqwestTransport):
+    """Pins and caches as the real one; builds a stand-in client (100,000 real ones is slow)."""
+
+    def _build(self, target, pin):
+        return _FakeClient()
+
+
+async def test_a_hundred_thousand_hosts_leave_only_the_recent_clients():
+    from delivery.transport import _target
+
+    now = [0.0]
+    t = _NoBuild(STRICT, resolver=resolver("93.184.216.34"), dns_ttl=1.0, clock=lambda: now[0])
+    retired = []
+    t._retire = retired.append
+    largest = 0
+    for i in range(100_000):
+        now[0] = i / 1000  # 1,000 new hosts a second
+        await t._client_for(_target(f"https://h{i}.example.com/hook"))
+        largest = max(largest, len(t._pinned))
+    assert largest <= 2 * 1000 + 1  # the hosts of the last TTL and of one sweep interval
+    kept = {id(p.client) for p in t._pinned.values()}
+    assert len(retired) == 100_000 - len(t._pinned)  # every client dropped was retired (closed later) ...
+    assert not kept & {id(c) for c in retired}  # ... and none still in use
+
+
+async def test_a_host_in_use_keeps_its_client_until_its_pin_expires():
+    from delivery.transport import _target
+
+    now = [0.0]
+    t = _NoBuild(STRICT, resolver=resolver("93.184.216.34"), dns_ttl=60.0, clock=lambda: now[0])
+    retired = []
+    t._retire = retired.append
+    first = await t._client_for(_target("https://busy.example.com/a"))
+    now[0] = 59.0
+    await t._client_for(_target("https://other.example.com/"))
+    assert await t._client_for(_target("https://busy.example.com/b")) is first and retired == []
+    now[0] = 121.0  # both expired; the sweep drops them, and busy.example.com is pinned afresh
+    again = await t._client_for(_target("https://busy.example.com/c"))
+    assert again is not first and first in retired and len(t._pinned) == 1
+
+
 # ---------------------------------------------------------------------------- internationalised names
 class AsyncDNS:
     """``FirstPublicThenPrivate`` for the transport: the first answer is the loopback test server

@@ -125,6 +125,7 @@ class Broker(FakeProducer):
 
 class Writer:
     alive = True
+    error = None  # why a real writer stopped (AttemptLogUnavailable); none here
 
     def __init__(self):
         self.rows = []
@@ -340,3 +341,15 @@ def test_a_dead_attempt_log_writer_stops_the_worker_visibly(caplog):
     assert isinstance(w.fatal, RuntimeError)
     assert sample("hookstream_delivery_worker_failures_total", kind="attempt_log") == before + 1  # once, not per check
     assert [r.getMessage() for r in caplog.records] == ["the attempt-log writer stopped; stopping"]
+
+
+def test_an_attempt_log_that_stayed_unwritable_stops_the_worker_with_its_own_one_line_reason(caplog):
+    from delivery.attempt_log import AttemptLogUnavailable
+
+    w = make_worker(Broker())
+    w.writer.alive = False
+    w.writer.error = AttemptLogUnavailable("the attempt log stayed unwritable for 300s (...)")
+    with caplog.at_level(logging.ERROR, logger="hookstream.delivery"):
+        w._check_health()
+    assert w.fatal is w.writer.error  # raised by run(): the CLI prints it as one `error:` line, exit 1
+    assert [r.getMessage() for r in caplog.records] == ["the attempt log stayed unwritable for 300s (...); stopping"]

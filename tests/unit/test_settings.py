@@ -122,6 +122,52 @@ def test_secret_key_settings_are_read_and_checked_without_echoing_the_key(tmp_pa
     assert "HOOKSTREAM_SECRET_KEY" in str(err.value) and "QUJD" not in str(err.value)
 
 
+def test_breaker_defaults_are_convoys_ratio_with_a_30s_window() -> None:
+    s = Settings.from_env({})
+    assert (s.breaker_failure_ratio, s.breaker_min_requests, s.breaker_window_seconds, s.breaker_pause_seconds) == (0.7, 10, 30.0, 30.0)
+
+
+def test_breaker_settings_are_read_from_the_environment() -> None:
+    s = Settings.from_env({
+        "HOOKSTREAM_BREAKER_FAILURE_RATIO": "80%", "HOOKSTREAM_BREAKER_MIN_REQUESTS": "25",
+        "HOOKSTREAM_BREAKER_WINDOW": "2m", "HOOKSTREAM_BREAKER_PAUSE": "45",
+    })
+    assert (s.breaker_failure_ratio, s.breaker_min_requests, s.breaker_window_seconds, s.breaker_pause_seconds) == (0.8, 25, 120.0, 45.0)
+    assert Settings.from_env({"HOOKSTREAM_BREAKER_FAILURE_RATIO": "0.5"}).breaker_failure_ratio == 0.5
+
+
+@pytest.mark.parametrize(
+    "name,value,needle",
+    [
+        ("HOOKSTREAM_BREAKER_FAILURE_RATIO", "0", "above 0 and at most 1"),
+        ("HOOKSTREAM_BREAKER_FAILURE_RATIO", "1.5", "above 0 and at most 1"),
+        ("HOOKSTREAM_BREAKER_FAILURE_RATIO", "most", "above 0 and at most 1"),
+        ("HOOKSTREAM_BREAKER_MIN_REQUESTS", "0", "positive whole number"),
+        ("HOOKSTREAM_BREAKER_MIN_REQUESTS", "ten", "positive whole number"),
+        ("HOOKSTREAM_BREAKER_WINDOW", "0s", "longer than 0"),
+        ("HOOKSTREAM_BREAKER_WINDOW", "soon", "not a duration"),
+        ("HOOKSTREAM_BREAKER_PAUSE", "-1", "not a duration"),
+        ("HOOKSTREAM_BREAKER_THRESHOLD", "20", "no longer read"),
+    ],
+)
+def test_bad_breaker_values_name_the_variable(name, value, needle) -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({name: value})
+    assert name in str(err.value) and needle in str(err.value)
+
+
+def test_attempt_log_max_outage_defaults_to_five_minutes_and_reads_a_duration() -> None:
+    assert Settings.from_env({}).attempt_log_max_outage_seconds == 300.0
+    assert Settings.from_env({"HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE": "90s"}).attempt_log_max_outage_seconds == 90.0
+    assert Settings.from_env({"HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE": "250ms"}).attempt_log_max_outage_seconds == 0.25
+
+
+@pytest.mark.parametrize("value", ["0", "0s", "soon", "-1m"])
+def test_attempt_log_max_outage_refuses_what_is_not_a_positive_duration(value: str) -> None:
+    with pytest.raises(ConfigError, match="HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE"):
+        Settings.from_env({"HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE": value})
+
+
 def test_allowed_ports_default_to_any() -> None:
     assert Settings.from_env({}).allowed_ports == ()
 
