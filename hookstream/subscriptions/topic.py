@@ -35,7 +35,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from hookstream.db import bind_all_tenants
-from hookstream.errors import BrokerError, TopicError
+from hookstream.errors import BrokerError, TopicError, ValidationError
 from hookstream.kafka import producer_config
 from hookstream.crypto import Keyring
 from hookstream.settings import Settings
@@ -48,6 +48,7 @@ from hookstream.subscriptions.models import (
     parse_time,
     secrets_from_json,
 )
+from hookstream.subscriptions.secrets import SigningSecret, validate_secret
 from hookstream.topics import SUBSCRIPTIONS
 
 log = logging.getLogger("hookstream.subscriptions")
@@ -102,50 +103,82 @@ def encode_row(row: SubscriptionRow) -> bytes:
 
 def decode(key: bytes, value: bytes, keyring: Keyring) -> Subscription:
     """The subscription a record carries, its secrets opened; ``WireFormatError`` naming the problem
-    when the record is unreadable. Secrets that do not open are not an error here: the
+    when the record is unreadable, and never any other exception: the record is untrusted (anyone
+    who can write to the topic wrote it) and a follower must skip it, not die on it. Secrets that
+    do not open, or open to something that is not a signing secret, are not an error here: the
     subscription comes back with ``sealed_error`` set and no secrets or headers."""
+    try:
+        return _decode(key, value, keyring)
+    except WireFormatError:
+        raise
+    except RecursionError:  # json.loads on a value nested ~1,000 levels deep
+        raise WireFormatError("the value is nested too deeply") from None
+    except OverflowError:  # a time that is not a UTC time (0001-01-01T00:00:00+01:00)
+        raise WireFormatError("a time is out of range") from None
+    except Exception:
+        # Not the exception's text: it could quote a value, and values include secrets.
+        raise WireFormatError("a field has the wrong type or value") from None
+
+
+def _decode(key: bytes, value: bytes, keyring: Keyring) -> Subscription:
     try:
         sub_id = key.decode("utf-8")
         doc = json.loads(value)
-    except (UnicodeDecodeError, ValueError, AttributeError):
+    except (UnicodeDecodeError, ValueError, AttributeError, TypeError):
         raise WireFormatError("the key or value is not UTF-8 JSON") from None
     if not isinstance(doc, dict):
         raise WireFormatError("the value is not a JSON object")
     wire_format = doc.get("format", CLEAR_WIRE_FORMAT)
-    if wire_format not in (WIRE_FORMAT, CLEAR_WIRE_FORMAT):
-        raise WireFormatError(f"wire format {wire_format!r} is not {WIRE_FORMAT}")
+    if type(wire_format) is not int or wire_format not in (WIRE_FORMAT, CLEAR_WIRE_FORMAT):
+        raise WireFormatError(f"wire format {str(wire_format)[:20]!r} is not {WIRE_FORMAT}")
     try:
+        doc_id = _str(doc["id"])
         headers = {_str(k): _str(v) for k, v in (doc.get("headers") or {}).items()}
         if wire_format == CLEAR_WIRE_FORMAT:
-            secrets, error = secrets_from_json(doc["secrets"]), None
+            secrets, error = secrets_from_json(_list(doc["secrets"])), None
         else:
-            if not isinstance(doc["secrets"], list):
-                raise TypeError("secrets is not a list")
-            secrets, headers, error = sealed.open_fields(doc["secrets"], headers, keyring, _str(doc["id"]))
+            secrets, headers, error = sealed.open_fields(_list(doc["secrets"]), headers, keyring, doc_id)
+        if error is None:
+            error = _secret_problem(doc_id, secrets)
+        if error is not None:
+            secrets, headers = (), {}
         sub = Subscription(
-            id=_str(doc["id"]),
+            id=doc_id,
             tenant_id=_str(doc["tenant_id"]),
             url=_str(doc["url"]),
-            events=tuple(_str(e) for e in doc["events"]),
+            events=tuple(_str(e) for e in _list(doc["events"])),
             status=Status(doc["status"]),
             secrets=secrets,
             headers=headers,
             description=_str(doc.get("description") or ""),
-            created_at=parse_time(doc["created_at"]),
-            updated_at=parse_time(doc["updated_at"]),
+            created_at=parse_time(_str(doc["created_at"])),
+            updated_at=parse_time(_str(doc["updated_at"])),
             version=_int(doc["version"]),
             sealed_error=error,
         )
     except KeyError as exc:
-        raise WireFormatError(f"field {exc.args[0]!r} is missing") from None
-    except (TypeError, ValueError, AttributeError):
-        # Not the exception's text: it could quote a value, and values include secrets.
-        raise WireFormatError("a field has the wrong type or value") from None
+        raise WireFormatError(f"field {str(exc.args[0])[:40]!r} is missing") from None
     if sub.id != sub_id:
         raise WireFormatError("the key is not the id in the value")
     if sub.status == Status.DELETED:
         raise WireFormatError("status 'deleted' is never published (a delete is a tombstone)")
     return sub
+
+
+def _secret_problem(sub_id: str, secrets: tuple[SigningSecret, ...]) -> str | None:
+    """Why one of the opened secrets cannot sign (``validate_secret``'s rule, never the secret)."""
+    for n, secret in enumerate(secrets, 1):
+        try:
+            validate_secret(secret.value)
+        except ValidationError as exc:
+            return f"subscription {sub_id}: secret {n} cannot sign: {str(exc).removeprefix('secret: ')}"
+    return None
+
+
+def _list(v: Any) -> list:
+    if not isinstance(v, list):
+        raise TypeError("not a list")
+    return v
 
 
 def _str(v: Any) -> str:

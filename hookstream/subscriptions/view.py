@@ -6,6 +6,12 @@ to. ``follow`` runs a consumer that reads every partition of the topic from the 
 committed) and keeps the table current; ``ready`` is set once it has read up to the end
 offsets seen when it started. ``FollowerThread`` runs ``follow`` in the background.
 
+A record the follower cannot apply (``decode`` says why, as a ``WireFormatError``; or any other
+exception, which would be a bug) is logged with its partition, offset and key, counted in
+``hookstream_subscriptions_records_skipped_total{reason}`` and skipped: the topic is compacted, so
+a follower that stopped on such a record would stop on it again at every restart, and every
+tenant's deliveries would stop with it. The key's previous state, if any, stays in the table.
+
 The table opens each record's sealed secrets and header values with its keyring as the record
 is applied, once per subscription version: the delivery hot path only reads them. A record
 whose secrets do not open (a key id this process lacks) makes the table load its keyring again
@@ -24,6 +30,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from prometheus_client import Counter
 
 from hookstream.crypto import Keyring, load_keyring
 from hookstream.errors import BrokerError, HookstreamError, TopicError
@@ -34,6 +41,12 @@ from hookstream.subscriptions.topic import WireFormatError, decode
 from hookstream.topics import SUBSCRIPTIONS
 
 log = logging.getLogger("hookstream.subscriptions")
+
+RECORDS_SKIPPED = Counter(
+    "hookstream_subscriptions_records_skipped",
+    "Records on the subscriptions topic the follower skipped: unreadable (WireFormatError) or error (a bug).",
+    ["reason"],
+)
 
 
 class SubscriptionTable:
@@ -70,7 +83,8 @@ class SubscriptionTable:
         if sub.sealed_error and self._reloaded():
             sub = decode(key, value, self._keyring)
         if sub.sealed_error:
-            log.error("%s (version %d); its deliveries are dead-lettered until the key is back", sub.sealed_error, sub.version)
+            log.error("%s (version %d); its deliveries are dead-lettered (no_valid_secret) until it is fixed",
+                      sub.sealed_error, sub.version)
         with self._lock:
             current = self._by_id.get(sub.id)
             if current is not None and sub.version < current.version:
@@ -204,17 +218,35 @@ def follow(
                         continue
                 else:
                     position = msg.offset() + 1
-                    try:
-                        table.apply(msg.key(), msg.value())
-                    except WireFormatError as exc:
-                        log.error("skipped an unreadable record on %s [%d] at offset %d: %s",
-                                  topic, msg.partition(), msg.offset(), exc)
+                    _apply(table, msg)
                 if behind and msg.partition() in behind and position >= ends[msg.partition()][1]:
                     behind.discard(msg.partition())
                     if not behind and ready_event is not None:
                         ready_event.set()
     finally:
         consumer.close()
+
+
+def _apply(table: SubscriptionTable, msg) -> None:
+    """Apply one record; a record that cannot be applied is logged, counted and skipped.
+
+    Whatever a record holds, the follower goes on: it is the only way every tenant's
+    subscriptions reach the workers, and a compacted topic keeps a bad record (until a newer
+    state of its key replaces it), so dying on it would mean dying again on every restart."""
+    try:
+        table.apply(msg.key(), msg.value())
+    except WireFormatError as exc:
+        _skipped(msg, "unreadable", str(exc))
+    except Exception as exc:  # a bug, not the record's fault alone: still never a reason to stop
+        _skipped(msg, "error", type(exc).__name__)
+
+
+def _skipped(msg, reason: str, why: str) -> None:
+    RECORDS_SKIPPED.labels(reason=reason).inc()
+    key = msg.key()
+    shown = key[:80].decode("utf-8", "replace") if isinstance(key, bytes) else repr(key)
+    what = "an unreadable record" if reason == "unreadable" else "a record it could not apply"
+    log.error("skipped %s on %s [%d] at offset %d (key %r): %s", what, msg.topic(), msg.partition(), msg.offset(), shown, why)
 
 
 def load_table(settings: Settings, *, timeout: float = 30.0) -> SubscriptionTable:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -121,3 +122,43 @@ def test_two_readers_each_see_the_whole_table(settings, follower):
     one, two = follower(), follower()
     assert one.wait_ready(15) and two.wait_ready(15)
     assert one.table.snapshot() == two.table.snapshot() and len(one.table) == 5
+
+
+def _poisoned_records(settings) -> list[tuple[bytes, bytes]]:
+    """Records a follower cannot decode, of the kinds that once escaped ``WireFormatError``."""
+    keyring = load_keyring(settings)
+    key, value = encode(make_sub("sub_poison_time"), keyring)
+    doc = json.loads(value)
+    doc["created_at"] = "0001-01-01T00:00:00+01:00"  # no UTC time: OverflowError
+    late = dict(doc, id="sub_poison_late", created_at=doc["updated_at"], updated_at="9999-12-31T23:59:59-01:00")
+    return [
+        (key, json.dumps(doc).encode()),
+        (b"sub_poison_late", json.dumps(late).encode()),
+        (b"sub_poison_deep", b"[" * 100_000),  # RecursionError in json.loads
+    ]
+
+
+def test_a_poisoned_record_is_skipped_and_the_follower_goes_on(settings, follower, caplog):
+    ensure_subscriptions_topic(settings)
+    keyring = load_keyring(settings)
+    bad_secret = make_sub("sub_bad_secret", secrets=(SigningSecret("whsec_c2hvcnQ="),))  # 5 bytes: cannot sign
+    produce_raw(settings, _poisoned_records(settings) + [encode(bad_secret, keyring)]
+                + [encode(make_sub(f"sub_ok{i}"), keyring) for i in range(5)])
+    caplog.set_level(logging.ERROR, logger="hookstream.subscriptions")
+    thread = follower()
+    assert thread.wait_ready(20), thread.error
+    assert thread.alive and thread.error is None
+    assert sorted(thread.table.ids()) == ["sub_bad_secret"] + [f"sub_ok{i}" for i in range(5)]
+    marked = thread.table.get("sub_bad_secret")
+    assert marked.secrets == () and "cannot sign" in marked.sealed_error
+    assert caplog.text.count("skipped an unreadable record") == 3
+    produce_raw(settings, [encode(make_sub("sub_after"), keyring)])  # and it stays current
+    assert eventually(lambda: "sub_after" in thread.table)
+
+
+def test_load_table_reads_past_a_poisoned_record(settings):
+    from hookstream.subscriptions.view import load_table
+
+    ensure_subscriptions_topic(settings)
+    produce_raw(settings, _poisoned_records(settings) + [encode(make_sub("sub_ok"), load_keyring(settings))])
+    assert load_table(settings, timeout=20).ids() == ["sub_ok"]

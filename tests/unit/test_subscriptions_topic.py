@@ -1,9 +1,12 @@
 """The compacted topic's wire format: round trips, and unreadable records rejected without leaking."""
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hookstream.crypto import Keyring, new_key_entry
 from hookstream.subscriptions.models import Status, Subscription
@@ -138,3 +141,124 @@ def test_a_clear_format_1_record_from_before_sealing_is_still_read():
     doc = json.loads(encode(sub, KEYRING)[1])
     doc.update(format=1, secrets=[{"secret": secret, "expires_at": None}], headers={"X-Env": "prod"})
     assert decode(b"sub_1", json.dumps(doc).encode(), KEYRING) == sub
+
+
+# ---------------------------------------------------------------------------- untrusted records (issue 12)
+# A record anyone with write access to the topic put there must be a WireFormatError at worst:
+# anything else escapes the follower and, the topic being compacted, kills every restart too.
+def _doc(**changes) -> dict:
+    doc = json.loads(encode(make_sub(), KEYRING)[1])
+    doc.update(changes)
+    return doc
+
+
+def _clear_doc(**changes) -> dict:
+    return _doc(**{"format": 1, "secrets": [{"secret": generate_secret(), "expires_at": None}], "headers": {}, **changes})
+
+
+@pytest.mark.parametrize(
+    ("doc", "why"),
+    [
+        (_doc(created_at="0001-01-01T00:00:00+01:00"), "time is out of range"),  # before year 1 in UTC
+        (_doc(updated_at="9999-12-31T23:59:59-01:00"), "time is out of range"),  # after year 9999 in UTC
+        (_clear_doc(secrets=[{"secret": generate_secret(), "expires_at": "9999-12-31T23:59:59-01:00"}]), "time is out of range"),
+        (_doc(events="payment.*"), "wrong type or value"),  # a string is not a list of filters
+        (_doc(secrets={"secret": "x"}), "wrong type or value"),
+        (_doc(format=[2]), "wire format"),
+    ],
+)
+def test_a_record_whose_fields_cannot_be_read_is_a_wire_format_error(doc, why):
+    with pytest.raises(WireFormatError, match=why):
+        decode(b"sub_1", json.dumps(doc).encode(), KEYRING)
+
+
+def test_a_sealed_expiry_time_out_of_range_is_a_wire_format_error():
+    doc = _doc()
+    doc["secrets"][0]["expires_at"] = "0001-01-01T00:00:00+01:00"
+    with pytest.raises(WireFormatError, match="time is out of range"):
+        decode(b"sub_1", json.dumps(doc).encode(), KEYRING)
+
+
+@pytest.mark.parametrize("value", [b"[" * 100_000, b'{"id": ' * 5_000, b"[" * 2_000 + b"]" * 2_000])
+def test_a_value_nested_too_deeply_is_a_wire_format_error(value):
+    with pytest.raises(WireFormatError, match="nested too deeply"):
+        decode(b"sub_1", value, KEYRING)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["whsec_c2hvcnQ=", "whsec_not base64!", "sk_" + "A" * 44, "whsec_" + "A" * 100, "", "whsec_"],
+)
+def test_a_secret_that_cannot_sign_is_marked_on_its_subscription_never_raised(bad):
+    # sealed (format 2): it opens, but to something that is not whsec_ + base64 of 24-64 bytes
+    sub_doc = _doc(secrets=[{"secret": KEYRING.seal(bad, "subscription/sub_1/secret"), "expires_at": None}])
+    clear_doc = _clear_doc(secrets=[{"secret": bad, "expires_at": None}])
+    for doc in (sub_doc, clear_doc):
+        got = decode(b"sub_1", json.dumps(doc).encode(), KEYRING)
+        assert got.secrets == () and dict(got.headers) == {} and got.signing_secrets() == ()
+        assert "secret 1 cannot sign" in got.sealed_error and "sub_1" in got.sealed_error
+        if bad:
+            assert bad not in got.sealed_error.replace("whsec_ ", "")  # the rule names the prefix, never the secret
+
+
+def test_a_non_string_secret_is_marked_never_raised():
+    got = decode(b"sub_1", json.dumps(_clear_doc(secrets=[{"secret": 12345, "expires_at": None}])).encode(), KEYRING)
+    assert got.secrets == () and got.sealed_error
+
+
+# JSON documents of any shape: scalars, lists and objects nested a few levels
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+_FIELDS = ("format", "id", "tenant_id", "url", "events", "status", "secrets", "headers", "description",
+           "created_at", "updated_at", "version")
+
+
+def _decodes_or_wire_format_error(key: bytes, value: bytes) -> None:
+    try:
+        sub = decode(key, value, KEYRING)
+    except WireFormatError:
+        return
+    assert isinstance(sub, Subscription)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.binary(max_size=40), value=st.binary(max_size=300))
+def test_decode_of_arbitrary_bytes_raises_nothing_but_wire_format_error(key, value):
+    _decodes_or_wire_format_error(key, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=_json)
+def test_decode_of_arbitrary_json_raises_nothing_but_wire_format_error(doc):
+    _decodes_or_wire_format_error(b"sub_1", json.dumps(doc).encode())
+
+
+@settings(max_examples=500, deadline=None)
+@given(field=st.sampled_from(_FIELDS), replacement=_json, clear=st.booleans())
+def test_a_valid_record_with_any_field_replaced_raises_nothing_but_wire_format_error(field, replacement, clear):
+    doc = _clear_doc() if clear else _doc()
+    doc[field] = replacement
+    _decodes_or_wire_format_error(b"sub_1", json.dumps(doc).encode())
+
+
+# any time with any offset, the first and last days of the calendar (where UTC overflows) included
+_times = st.one_of(
+    st.datetimes(max_value=datetime(1, 1, 2), timezones=st.timezones()),
+    st.datetimes(min_value=datetime(9999, 12, 30), timezones=st.timezones()),
+    st.datetimes(timezones=st.timezones()),
+).map(lambda d: d.isoformat())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    created=_times | st.text(max_size=30),
+    expires=_times | st.none() | st.integers(),
+    secret=st.text(max_size=80) | st.binary(min_size=0, max_size=80).map(lambda b: "whsec_" + base64.b64encode(b).decode()),
+    url=st.text(max_size=60).map(lambda t: "https://" + t),
+)
+def test_hostile_times_secrets_and_urls_raise_nothing_but_wire_format_error(created, expires, secret, url):
+    doc = _clear_doc(created_at=created, url=url, secrets=[{"secret": secret, "expires_at": expires}])
+    _decodes_or_wire_format_error(b"sub_1", json.dumps(doc).encode())

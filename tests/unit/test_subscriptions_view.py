@@ -130,3 +130,63 @@ def test_a_key_added_since_the_start_is_picked_up_by_loading_the_keyring_again()
     # a key id found nowhere: loaded again, still unknown, kept without secrets
     table.apply(*encode(make_sub("sub_lost"), Keyring.parse(new_key_entry("k-nowhere"))))
     assert "'k-nowhere'" in table.get("sub_lost").sealed_error and loads == [1, 1]
+
+
+# ---------------------------------------------------------------------------- the follower's guard (issue 12)
+class _Msg:
+    """The parts of a consumed confluent_kafka.Message the follower reads."""
+
+    def __init__(self, key, value, offset=41) -> None:
+        self._key, self._value, self._offset = key, value, offset
+
+    def key(self):
+        return self._key
+
+    def value(self):
+        return self._value
+
+    def topic(self):
+        return "t.subscriptions"
+
+    def partition(self):
+        return 2
+
+    def offset(self):
+        return self._offset
+
+
+def _skipped(reason: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("hookstream_subscriptions_records_skipped_total", {"reason": reason}) or 0.0
+
+
+def test_the_follower_skips_an_unreadable_record_naming_where_it_is_and_counts_it(caplog):
+    from hookstream.subscriptions.view import _apply
+
+    table, before = SubscriptionTable(KEYRING), _skipped("unreadable")
+    key, value = encode(make_sub(), KEYRING)
+    poisoned = value.replace(b'"created_at":"2026-11-28T12:00:01.000000Z"', b'"created_at":"0001-01-01T00:00:00+01:00"')
+    assert poisoned != value
+    with caplog.at_level("ERROR", logger="hookstream.subscriptions"):
+        _apply(table, _Msg(key, poisoned))
+        _apply(table, _Msg(b"sub_1", b"[" * 100_000, offset=42))
+        _apply(table, _Msg(key, value, offset=43))  # the next record is applied as usual
+    assert table.ids() == ["sub_1"]
+    assert _skipped("unreadable") == before + 2
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and "t.subscriptions [2] at offset 41 (key 'sub_1')" in lines[0] and "offset 42" in lines[1]
+
+
+def test_the_follower_survives_any_exception_from_apply_and_counts_it(caplog):
+    from hookstream.subscriptions.view import _apply
+
+    class Broken(SubscriptionTable):
+        def apply(self, key, value):
+            raise RuntimeError("a bug in apply, with a value that must not be logged: PLANTED")
+
+    before = _skipped("error")
+    with caplog.at_level("ERROR", logger="hookstream.subscriptions"):
+        _apply(Broken(KEYRING), _Msg(b"sub_9", b"{}"))
+    assert _skipped("error") == before + 1
+    assert "RuntimeError" in caplog.text and "sub_9" in caplog.text and "PLANTED" not in caplog.text
