@@ -34,6 +34,7 @@ from hookstream.errors import NotFoundError, ValidationError
 from hookstream.redact import mask_url
 from hookstream.settings import Settings
 from hookstream.subscriptions import filters, sealed, urls
+from hookstream.subscriptions.headers import validate_headers
 from hookstream.subscriptions.models import Status, Subscription, SubscriptionRow
 from hookstream.subscriptions.secrets import SigningSecret, generate_secret, mask, validate_secret
 
@@ -42,17 +43,6 @@ log = logging.getLogger("hookstream.subscriptions")
 Clock = Callable[[], datetime]
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
-# Set by the delivery worker itself, or hop-by-hop: a subscription may not override them.
-RESERVED_HEADERS = frozenset(
-    {
-        "webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "content-length", "host",
-        "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "expect",
-        "proxy-authorization", "proxy-connection",
-    }
-)
-MAX_HEADERS = 20
-MAX_HEADER_VALUE = 1024
 MAX_DESCRIPTION = 500
 
 
@@ -74,25 +64,6 @@ def validate_description(text: str) -> str:
     if any(ord(c) < 0x20 and c not in "\t" for c in text):
         raise ValidationError("description: control characters (including newlines) are not allowed")
     return text
-
-
-def validate_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    if len(headers) > MAX_HEADERS:
-        raise ValidationError(f"headers: at most {MAX_HEADERS} custom headers, got {len(headers)}")
-    out: dict[str, str] = {}
-    for name, value in headers.items():
-        if not _HEADER_NAME.match(name):
-            raise ValidationError(f"headers: {name!r} is not a valid header name")
-        if name.lower() in RESERVED_HEADERS:
-            raise ValidationError(f"headers: {name} is set by hookstream itself and cannot be overridden")
-        if name.lower() in (n.lower() for n in out):
-            raise ValidationError(f"headers: {name} is given twice")
-        if len(value) > MAX_HEADER_VALUE or any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in value):
-            raise ValidationError(
-                f"headers: the value of {name} must be at most {MAX_HEADER_VALUE} characters without control characters"
-            )
-        out[name] = value
-    return out
 
 
 def open_engine(settings: Settings, keyring: Keyring | None = None) -> Engine:
