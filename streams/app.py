@@ -73,7 +73,7 @@ from hookstream.errors import BrokerError
 from hookstream.kafka import producer_config
 from hookstream.settings import Settings
 from hookstream.fsperm import private_dir
-from hookstream.subscriptions.view import FollowerThread, table_for
+from hookstream.subscriptions.view import FollowerThread, SubscriptionTable, table_for
 from hookstream.topics import DELIVERIES, EVENT_TOPICS, INVALID_EVENTS
 from schemas import InvalidEventError, parse_event
 from streams import lean
