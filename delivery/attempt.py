@@ -43,8 +43,9 @@ refuses (``url_refused``: ``check_url``'s rules, without DNS: the transport chec
 it connects to) and one whose custom headers the HTTP client would refuse or that the worker
 sets itself (``invalid_header``). The URL and header verdicts are cached per subscription
 version, so a record pays a dict lookup for them. The store validates both when a subscription is
-saved; the worker checks again because the subscriptions topic is its only source and it must
-not trust what an older release or another writer put there.
+saved (the headers by the same rules, ``hookstream.subscriptions.headers``); the worker checks
+again because the subscriptions topic is its only source and it must not trust what an older
+release or another writer put there.
 
 Whatever the endpoint answers, or fails to, is the attempt's outcome, never an exception: the
 transport raises a ``TransportFailure`` for every failure of the request or the answer (a
@@ -64,7 +65,6 @@ import collections
 import dataclasses
 import datetime as dt
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -78,8 +78,10 @@ from delivery.signing import Secret, delivery_headers
 from delivery.tiers import choose_tier
 from delivery.transport import Transport
 from hookstream.errors import ValidationError
+from hookstream.redact import redact_urls
 from hookstream.records import DeliveryRecord
 from hookstream.settings import Settings
+from hookstream.subscriptions.headers import header_problem
 from hookstream.subscriptions.urls import Reason, UnsafeURLError, check_url
 
 __all__ = [
@@ -104,7 +106,6 @@ SWEEP_EVERY = 10.0  # seconds between passes forgetting idle endpoints
 # those left out between them, so a record never outgrows the topic's message limit however many
 # attempts it made (an entry is at most ~450 bytes: the error is cut at MAX_ERROR_CHARS).
 HISTORY_KEEP_LAST = 10
-MAX_HEADER_VALUE = 8192
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -339,7 +340,7 @@ class Deliverer:
         except UnsafeURLError as exc:
             # the address it resolves to now is refused: as good as unreachable (DNS can change back)
             outcome: Outcome = RetryLater(RetryReason.CONNECTION_ERROR)
-            error = _short(f"refused address: {exc}")
+            error = _short(redact_urls(f"refused address: {exc}"))
         except TransportFailure as exc:
             # the endpoint's failure, however it broke (delivery.transport translated it)
             outcome = classify_response(exc)
@@ -475,6 +476,10 @@ def endpoint_refusal(sub, settings: Settings) -> tuple[str, str] | None:
     The URL goes through ``check_url`` (scheme, http allowed, port, literal and ``localhost``
     addresses) without DNS: the worker's transport resolves and checks every address when it
     connects, and a blocking lookup has no place on the event loop."""
+    if sub.sealed_error:
+        # its secrets did not open (a key id this worker lacks): nothing can be signed; the
+        # dead letter names the key id, and `dlq replay` sends it once the key is back
+        return "no_valid_secret", f"no_valid_secret: {sub.sealed_error}"
     try:
         check_url(sub.url, settings, resolver=_no_dns)
     except UnsafeURLError as exc:
@@ -483,37 +488,6 @@ def endpoint_refusal(sub, settings: Settings) -> tuple[str, str] | None:
     problem = header_problem(sub.headers)
     if problem is not None:
         return "invalid_header", f"invalid_header: {problem}"
-    return None
-
-
-# RFC 9110 section 5.6.2: token = 1*tchar
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-# visible ASCII, space and tab only: the HTTP client refuses control characters (CR/LF included)
-# and non-ASCII text, and obs-text bytes are read differently by different receivers
-_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
-# set by the worker on every request, or hop-by-hop: a subscription's header must not replace them
-_WORKER_HEADERS = frozenset({
-    "host", "content-length", "transfer-encoding", "content-type", "user-agent", "connection", "keep-alive",
-    "upgrade", "te", "trailer", "expect", "proxy-authorization", "proxy-connection",
-})
-
-
-def header_problem(headers) -> str | None:
-    """What is wrong with a subscription's custom headers, or None. Names the header, never its
-    value (a custom header often carries a credential)."""
-    seen: set[str] = set()
-    for name, value in headers.items():
-        if type(name) is not str or not _TOKEN.fullmatch(name):
-            return f"header name {str(name)[:64]!r} is not an RFC 9110 token"
-        lower = name.lower()
-        if lower in _WORKER_HEADERS or lower.startswith("webhook-"):
-            return f"header {name} is set by the delivery worker itself"
-        if lower in seen:
-            return f"header {name} is given twice"
-        seen.add(lower)
-        if type(value) is not str or len(value) > MAX_HEADER_VALUE or not _FIELD_VALUE.fullmatch(value):
-            return (f"the value of header {name} is not at most {MAX_HEADER_VALUE} visible ASCII characters "
-                    "(control characters, CR/LF and non-ASCII are refused)")
     return None
 
 
@@ -540,6 +514,7 @@ def _short(text: str) -> str:
 
 
 def _describe(exc: BaseException, url: str) -> str:
-    """The failure in one line without the URL (a URL may carry a token in its query)."""
-    message = str(exc).replace(url, "<url>").splitlines()[0] if str(exc) else ""
+    """The failure in one line without the URL (a URL may carry a token in its query). The
+    client may print the URL in its own normalised form, not ours: every URL left is masked."""
+    message = redact_urls(str(exc).replace(url, "<url>").splitlines()[0]) if str(exc) else ""
     return _short(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)

@@ -64,7 +64,8 @@ from prometheus_client import Counter
 from hookstream.errors import BrokerError
 from hookstream.kafka import producer_config
 from hookstream.settings import Settings
-from hookstream.subscriptions.view import FollowerThread, SubscriptionTable
+from hookstream.fsperm import private_dir
+from hookstream.subscriptions.view import FollowerThread, table_for
 from hookstream.topics import DELIVERIES, EVENT_TOPICS, INVALID_EVENTS
 from schemas import InvalidEventError, parse_event
 from streams import lean
@@ -99,7 +100,7 @@ class SubscriptionView:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.table = SubscriptionTable()
+        self.table = table_for(settings)
         self.follower = FollowerThread(settings, self.table)
         self._started = False
 
@@ -235,7 +236,7 @@ class RecordSink:
 
 
 def create_app(settings: Settings) -> faust.App:
-    (settings.state_dir / "streams").mkdir(parents=True, exist_ok=True)
+    private_dir(settings.state_dir / "streams")
     app = faust.App(
         group_id(settings),
         broker=";".join(f"kafka://{hp.strip()}" for hp in settings.kafka_bootstrap.split(",")),

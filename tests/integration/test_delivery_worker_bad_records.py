@@ -14,9 +14,11 @@ import orjson
 import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
+from hookstream.crypto import load_keyring
 from hookstream.records import delivery_id
 from hookstream.subscriptions.store import SubscriptionStore
-from hookstream.topics import DEAD_LETTERS, DELIVERIES, retry_topic
+from hookstream.subscriptions.topic import encode
+from hookstream.topics import DEAD_LETTERS, DELIVERIES, SUBSCRIPTIONS, retry_topic
 from tests.integration.delivery_helpers import (  # noqa: F401  (cfg, env, receiver, store are fixtures)
     cfg, cli, env, make_record, receiver, scrape, status, store, subscribe, wait_for,
 )
@@ -43,12 +45,19 @@ def bad_records(good: dict, beta_sub: str) -> dict[str, bytes]:
 def test_bad_records_on_every_topic_are_dead_lettered_and_the_worker_lives(cfg, env, store, receiver, tmp_path):
     good_id, _ = subscribe(store, cfg, "gamma", receiver.route("/good", status(200)))
     beta_id, _ = subscribe(store, cfg, "beta", receiver.route("/beta", status(200)))
-    # the store takes these (it allows 10/8 here, and these headers); the worker's policy does not
+    # the store takes this URL (it allows 10/8 here); the worker's policy does not
     lenient = SubscriptionStore.open(dataclasses.replace(cfg, allowed_networks=(*cfg.allowed_networks, _net("10.0.0.0/8"))))
     private, _ = lenient.add("gamma", "http://10.255.0.1:9/private", ["*"])
-    accented, _ = lenient.add("gamma", receiver.route("/accented", status(200)), ["*"], headers={"X-Note": "caf\u00e9"})
-    owned, _ = lenient.add("gamma", receiver.route("/owned", status(200)), ["*"], headers={"webhook-version": "2"})
+    accented, _ = lenient.add("gamma", receiver.route("/accented", status(200)), ["*"])
+    owned, _ = lenient.add("gamma", receiver.route("/owned", status(200)), ["*"])
     publish_pending(cfg)
+    # the store refuses these headers (the same rules as the worker's): on the topic as an older
+    # release or another writer could have put them
+    keyring = load_keyring(cfg)
+    produce(cfg, SUBSCRIPTIONS, [
+        encode(dataclasses.replace(sub, headers=headers, version=sub.version + 1), keyring)
+        for sub, headers in ((accented, {"X-Note": "caf\u00e9"}), (owned, {"webhook-version": "2"}))
+    ])
     policy = {"url_refused": make_record(private.id, "gamma"), "invalid_header: the value of header X-Note": make_record(accented.id, "gamma"),
               "invalid_header: header webhook-version": make_record(owned.id, "gamma")}
 
