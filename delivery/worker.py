@@ -43,8 +43,8 @@ request timeout, and the healthy endpoints' records pass it by.
 
 No record stops the worker
 --------------------------
-Unreadable records (not JSON, missing fields, wrong types, a ``delivery_id`` that is not the one
-its event id and subscription id give) are set aside on the dead-letter topic with the reason and
+Unreadable records (not JSON, missing fields, wrong types, an id longer than its column, a
+``delivery_id`` that is not the one its event id and subscription id give) are set aside on the dead-letter topic with the reason and
 the original bytes (base64; a reference and an excerpt when they would not fit), and their
 offsets move on. ``Deliverer.deliver`` dead-letters what must not be sent (another tenant's
 subscription, a refused URL or header). An exception while handling one record (a bug a record
@@ -55,9 +55,11 @@ broker that would not take a forward, the attempt-log writer gone): a log line,
 
 Producing never blocks the loop and never loses a record: a full producer queue (``BufferError``)
 parks the forward in a backlog the loop drains; a record the broker or the client refuses on its
-own (too large for ``message.max.bytes`` or the topic's ``max.message.bytes``) is replaced on the
-dead-letter topic by a reference (source topic/partition/offset, event id, delivery id) and a
-bounded excerpt (reason ``too_large``). The attempt history a record carries is bounded
+own (key and value too large for ``message.max.bytes``, which librdkafka checks in produce(),
+or for the topic's ``max.message.bytes``) is replaced on the dead-letter topic by a reference
+(source topic/partition/offset, event id, delivery id) and a bounded excerpt (reason
+``too_large``). A reference is small whatever the record held (its strings and key are cut), so
+only a dead-letter topic that refuses even that stops the worker, as a Kafka error. The attempt history a record carries is bounded
 (``delivery.attempt.bounded_history``), so retries alone never make a record too large.
 
 Memory stays bounded however many endpoints a worker meets over its life: the deliverer forgets
