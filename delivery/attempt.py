@@ -64,13 +64,14 @@ import asyncio
 import collections
 import dataclasses
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from delivery.breaker import BreakerState, EndpointBreakers
 from delivery.envelope import payload
-from delivery.errors import NoValidSecretError, TransportFailure
+from delivery.errors import InvalidSecretError, NoValidSecretError, TransportFailure
 from delivery.outcome import GiveUp, Outcome, RetryLater, RetryReason, Success, classify_response
 from delivery.schedule import RetrySchedule
 from delivery.signing import Secret, delivery_headers
@@ -96,6 +97,8 @@ __all__ = [
     "endpoint_refusal",
     "header_problem",
 ]
+
+log = logging.getLogger("hookstream.delivery")
 
 MAX_ERROR_CHARS = 300
 SWEEP_EVERY = 10.0  # seconds between passes forgetting idle endpoints
@@ -155,7 +158,7 @@ class DeadLetter:
     report: AttemptReport | None
     disable_endpoint: bool = False
     # for metrics: retries_exhausted, client_error, redirect, gone, malformed, no_valid_secret,
-    # tenant_mismatch, url_refused, invalid_header (the worker adds internal_error, too_large)
+    # invalid_secret, tenant_mismatch, url_refused, invalid_header (the worker adds internal_error, too_large)
     code: str = "retries_exhausted"
 
 
@@ -283,6 +286,10 @@ class Deliverer:
         refusal = self._refusal(sub)
         if refusal is not None:
             return DeadLetter(record, refusal[1], None, code=refusal[0])
+        secrets = self._signing_secrets(sub)
+        if secrets is None:
+            return DeadLetter(record, f"invalid_secret: a signing secret of subscription {sub.id} cannot be decoded",
+                              None, code="invalid_secret")
         try:
             body = _body(record)
         except ValidationError as exc:
@@ -306,7 +313,7 @@ class Deliverer:
                 if not probe and breaker.state is not BreakerState.CLOSED:
                     # it opened while this record waited for a slot: do not feed a dead endpoint
                     return self._skip(record, self.clock(), breaker.reopen_at or now, "breaker_open")
-                report = await self._call(record, sub, body)
+                report = await self._call(record, sub, body, secrets)
                 gate.progress_at = self.clock()
         finally:
             gate.admitted -= 1
@@ -315,11 +322,11 @@ class Deliverer:
         breaker.record(report.outcome, self.clock())
         return self._handle(record, report)
 
-    async def _call(self, record: DeliveryRecord, sub, body: bytes) -> AttemptReport | None:
+    async def _call(self, record: DeliveryRecord, sub, body: bytes, secrets: list[Secret]) -> AttemptReport | None:
         """Sign and POST; the transport's failure becomes the report's outcome, never an exception."""
         started = self.clock()
         try:
-            headers = delivery_headers(record.delivery_id, int(started), body, self._signing_secrets(sub))
+            headers = delivery_headers(record.delivery_id, int(started), body, secrets)
         except NoValidSecretError:
             return None
         if sub.headers:
@@ -413,14 +420,22 @@ class Deliverer:
         for endpoint in gone:
             self._on_forget(endpoint)
 
-    def _signing_secrets(self, sub) -> list[Secret]:
+    def _signing_secrets(self, sub) -> list[Secret] | None:
         """The subscription's secrets as signing keys, decoded once per subscription version;
-        ``sign`` itself leaves out the ones expired at the attempt's timestamp."""
+        ``sign`` itself leaves out the ones expired at the attempt's timestamp. None when one
+        cannot be decoded (not base64, a key too short or long, not a string): the subscriptions
+        topic is written by others, so that is the subscription's fault, not a worker bug. One
+        warning per subscription version, naming the subscription and never the secret."""
         cached = self._secrets.get(sub.id)
         if cached is None or cached[0] != sub.version:
-            keys = [
-                Secret(s.key, expires_at=s.expires_at.timestamp() if s.expires_at else None) for s in sub.secrets
-            ]
+            try:
+                keys = [
+                    Secret(s.key, expires_at=s.expires_at.timestamp() if s.expires_at else None) for s in sub.secrets
+                ]
+            except (InvalidSecretError, ValueError, TypeError, AttributeError):  # binascii.Error is a ValueError
+                keys = None
+                log.warning("subscription %s (version %s) has a signing secret that cannot be decoded; "
+                            "its deliveries are dead-lettered as invalid_secret", sub.id, sub.version)
             cached = self._secrets[sub.id] = (sub.version, keys)
         return cached[1]
 

@@ -15,6 +15,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from hookstream.crypto import load_keyring
+from hookstream.records import delivery_id
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import encode
 from hookstream.topics import DEAD_LETTERS, DELIVERIES, SUBSCRIPTIONS, retry_topic
@@ -169,3 +170,26 @@ def test_a_forward_too_large_for_the_retry_topic_is_set_aside_by_reference(cfg, 
     # `dlq list` shows the reference under its delivery's ids
     listed = json.loads(cli(env, "dlq", "list", "--tenant", "acme", "--json").stdout)
     assert [(e["delivery_id"], e["reason"][:9]) for e in listed] == [(big.delivery_id, "too_large")]
+
+
+def test_a_600_kB_subscription_id_is_set_aside_and_nothing_waits_behind_it(cfg, env, store, receiver, tmp_path):
+    """The reviewer's record (issue #12): an unknown 600 kB subscription id used to be forwarded to
+    a retry tier keyed by that id; librdkafka counts the key against message.max.bytes, refused it
+    and its reference (same key), and the worker stopped on it at every restart."""
+    healthy, _ = subscribe(store, cfg, "beta", receiver.route("/ok", status(200)))
+    doc = orjson.loads(make_record(healthy, "acme").to_bytes())
+    big = "s" * 600_000
+    doc.update(subscription_id=big, delivery_id=delivery_id(doc["event_id"], big))
+    doc["event"].pop("tenant_id", None)
+    good = make_record(healthy, "beta")
+    dlq = TopicReader(cfg, DEAD_LETTERS)
+    with worker(env, ["delivery", "worker", "--metrics-port", "0"], tmp_path / "worker.log") as w:
+        # one partition, the big record first: the healthy one is behind it
+        produce(cfg, DELIVERIES, [(b"same", orjson.dumps(doc)), (b"same", good.to_bytes())])
+        [msg] = dlq.read_until(lambda rs: len(rs) >= 1, 60, what="the big record set aside")
+        wait_for(lambda: len(receiver.hits_for("/ok")) == 1, 30, "the healthy tenant's delivery")
+        assert w.alive, w.log()[-3000:]
+        assert w.stop() == 0, w.log()[-3000:]
+    dlq.close()
+    assert orjson.loads(msg.value())["reason"] == "malformed: subscription_id has 600000 characters, more than 64"
+    assert len(msg.key()) <= 1024 and len(msg.value()) < 1_000_000
