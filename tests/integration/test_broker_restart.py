@@ -86,6 +86,36 @@ def lags(settings: Settings) -> str:
     return ", ".join(out)
 
 
+def where_lost(settings: Settings, missing: set[str], published: list[Event], subs_of: dict, path_of: dict,
+               *workers) -> str:
+    """Which pairs are missing, and where each vanished: its event on its topic? a delivery record?
+    a retry or dead letter? the workers' log lines about drops, unknown subscriptions, the follower."""
+    from hookstream.topics import DEAD_LETTERS, DELIVERIES, EVENT_TOPICS, retry_topic
+    from tests.integration.pipeline import TopicReader
+
+    lost = {delivery_id(ev.id, sub): (ev, sub) for ev in published for sub in subs_of[ev.tenant_id]
+            if delivery_id(ev.id, sub) in missing}
+    lines = [f"missing: event {ev.id} ({ev.type}, tenant {ev.tenant_id}) -> {path_of[sub]} ({sub})"
+             for ev, sub in list(lost.values())[:20]]
+    topics = list(EVENT_TOPICS.values()) + [DELIVERIES, DEAD_LETTERS] + [retry_topic(t) for t in range(1, len(settings.retry_schedule) + 1)]
+    event_ids = {ev.id for ev, _ in lost.values()}
+    for topic in topics:
+        try:
+            reader = TopicReader(settings, topic)
+            found = [m for m in reader.settle(3.0)
+                     if any(k.encode() in (m.value() or b"") for k in event_ids | set(lost))]
+            reader.close()
+            lines += [f"{m.topic()}[{m.partition()}]@{m.offset()}: {(m.value() or b'')[:160]!r}" for m in found[:10]]
+        except Exception as exc:  # diagnostics only
+            lines.append(f"{topic}: unreadable ({exc})")
+    words = ("drop", "unknown", "follower", "subscriptions", "error", "critical", "reset", "warning")
+    for w in workers:
+        log_lines = [ln for ln in w.log().splitlines() if any(x in ln.lower() for x in words)]
+        lines.append(f"--- {w.log_path.name}: {len(log_lines)} notable lines, last 40:")
+        lines += [ln[:300] for ln in log_lines[-40:]]
+    return "\n".join(lines)
+
+
 def _sigkill(broker: LocalBroker) -> None:
     pid = broker._read_pid()
     assert pid is not None, "the test's broker is not running"
@@ -152,9 +182,11 @@ def test_sigkill_of_the_only_broker_mid_load_loses_no_delivery(own_env, tmp_path
             try:
                 wait_for(lambda: delivered() >= set(want), 180, "every (endpoint, event) pair after the restart")
             except AssertionError:
+                missing = set(want) - delivered()
                 raise AssertionError(
-                    f"{len(set(want) - delivered())} of {len(want)} pairs never delivered; {lags(settings)}; "
-                    f"streams alive={sw.alive}, delivery alive={dw.alive}"
+                    f"{len(missing)} of {len(want)} pairs never delivered; {lags(settings)}; "
+                    f"streams alive={sw.alive}, delivery alive={dw.alive}\n"
+                    + where_lost(settings, missing, published, subs_of, path_of, sw, dw)
                 ) from None
             assert sw.alive, sw.log()[-3000:]
             assert dw.alive, dw.log()[-3000:]
