@@ -91,7 +91,6 @@ def where_lost(settings: Settings, missing: set[str], published: list[Event], su
     """Which pairs are missing, and where each vanished: its event on its topic? a delivery record?
     a retry or dead letter? the workers' log lines about drops, unknown subscriptions, the follower."""
     from hookstream.topics import DEAD_LETTERS, DELIVERIES, EVENT_TOPICS, retry_topic
-    from tests.integration.pipeline import TopicReader
 
     lost = {delivery_id(ev.id, sub): (ev, sub) for ev in published for sub in subs_of[ev.tenant_id]
             if delivery_id(ev.id, sub) in missing}
@@ -99,21 +98,50 @@ def where_lost(settings: Settings, missing: set[str], published: list[Event], su
              for ev, sub in list(lost.values())[:20]]
     topics = list(EVENT_TOPICS.values()) + [DELIVERIES, DEAD_LETTERS] + [retry_topic(t) for t in range(1, len(settings.retry_schedule) + 1)]
     event_ids = {ev.id for ev, _ in lost.values()}
+    wanted = [k.encode() for k in event_ids | set(lost)]
     for topic in topics:
         try:
-            reader = TopicReader(settings, topic)
-            found = [m for m in reader.settle(3.0)
-                     if any(k.encode() in (m.value() or b"") for k in event_ids | set(lost))]
-            reader.close()
-            lines += [f"{m.topic()}[{m.partition()}]@{m.offset()}: {(m.value() or b'')[:160]!r}" for m in found[:10]]
+            found, count = _scan(settings, topic, wanted)
+            lines.append(f"{settings.topic(topic)}: {count} records read, {len(found)} about the missing pairs")
+            lines += [f"  [{m.partition()}]@{m.offset()}: {(m.value() or b'')[:160]!r}" for m in found[:10]]
         except Exception as exc:  # diagnostics only
             lines.append(f"{topic}: unreadable ({exc})")
-    words = ("drop", "unknown", "follower", "subscriptions", "error", "critical", "reset", "warning")
-    for w in workers:
-        log_lines = [ln for ln in w.log().splitlines() if any(x in ln.lower() for x in words)]
+    words = ("drop", "unknown", "follower", "subscriptions", "error", "critical", "reset", "warning", "revok", "lost")
+    noise = ("unable connect", "nodenotready", "unable to update metadata", "failed fetch", "connect to ipv4", "could not measure lag")
+    for w in workers:  # what the workers said, without the clients' connection retries while the broker was down
+        log_lines = [ln for ln in w.log().splitlines()
+                     if any(x in ln.lower() for x in words) and not any(x in ln.lower() for x in noise)]
         lines.append(f"--- {w.log_path.name}: {len(log_lines)} notable lines, last 40:")
         lines += [ln[:300] for ln in log_lines[-40:]]
     return "\n".join(lines)
+
+
+def _scan(settings: Settings, topic: str, wanted: list[bytes], timeout: float = 60.0) -> tuple[list, int]:
+    """Every record of ``topic`` up to its end (end of every partition, bounded), those mentioning ``wanted``."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "restart-diagnostics",
+                         "enable.auto.commit": False, "enable.partition.eof": True, "log_level": 0})
+    try:
+        name = settings.topic(topic)
+        partitions = consumer.list_topics(name, timeout=10).topics[name].partitions
+        consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in partitions])
+        at_end, found, count = set(), [], 0
+        deadline = time.monotonic() + timeout
+        while len(at_end) < len(partitions) and time.monotonic() < deadline:
+            for m in consumer.consume(500, 0.5):
+                if m.error() is not None:
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        at_end.add(m.partition())
+                    continue
+                count += 1
+                if any(w in (m.value() or b"") for w in wanted):
+                    found.append(m)
+        if len(at_end) < len(partitions):
+            raise TimeoutError(f"read {count} records but not to the end within {timeout:g}s")
+        return found, count
+    finally:
+        consumer.close()
 
 
 def _sigkill(broker: LocalBroker) -> None:
