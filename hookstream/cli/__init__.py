@@ -64,13 +64,29 @@ def _register() -> None:
 _register()
 
 
+def _not_utf8(argv: list[str]) -> str | None:
+    """The first argument that is not valid UTF-8 (Python keeps its bytes as lone surrogates)."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return arg
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
+    bad = _not_utf8(sys.argv[1:] if argv is None else argv)
+    if bad is not None:  # refused here, once, rather than deep inside whichever command gets it
+        typer.echo(f"error: argument {ascii(bad)} is not valid UTF-8", err=True)
+        return 2
     try:
         # with standalone_mode=False click returns the code of `typer.Exit(code)` instead of exiting
         code = command.main(args=argv, prog_name="hookstream", standalone_mode=False)
     except HookstreamError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        from hookstream.cli._output import printable
+
+        typer.echo(f"error: {printable(exc)}", err=True)  # messages may quote what a tenant stored
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code

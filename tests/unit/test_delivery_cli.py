@@ -37,4 +37,4 @@ def test_an_empty_log_lists_nothing_and_says_whose(tmp_path, monkeypatch, capsys
 
 def test_a_bad_worker_option_is_a_config_error(capsys):
     assert main(["delivery", "worker", "--concurrency", "0"]) == 2
-    assert capsys.readouterr().err.startswith("error: --concurrency must be at least 1")
+    assert capsys.readouterr().err.startswith("error: --concurrency must be from 1 to 1000000")
