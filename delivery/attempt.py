@@ -43,8 +43,9 @@ refuses (``url_refused``: ``check_url``'s rules, without DNS: the transport chec
 it connects to) and one whose custom headers the HTTP client would refuse or that the worker
 sets itself (``invalid_header``). The URL and header verdicts are cached per subscription
 version, so a record pays a dict lookup for them. The store validates both when a subscription is
-saved; the worker checks again because the subscriptions topic is its only source and it must
-not trust what an older release or another writer put there.
+saved (the headers by the same rules, ``hookstream.subscriptions.headers``); the worker checks
+again because the subscriptions topic is its only source and it must not trust what an older
+release or another writer put there.
 
 Whatever the endpoint answers, or fails to, is the attempt's outcome, never an exception: the
 transport raises a ``TransportFailure`` for every failure of the request or the answer (a
@@ -63,22 +64,24 @@ import asyncio
 import collections
 import dataclasses
 import datetime as dt
-import re
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from delivery.breaker import BreakerState, EndpointBreakers
 from delivery.envelope import payload
-from delivery.errors import NoValidSecretError, TransportFailure
+from delivery.errors import InvalidSecretError, NoValidSecretError, TransportFailure
 from delivery.outcome import GiveUp, Outcome, RetryLater, RetryReason, Success, classify_response
 from delivery.schedule import RetrySchedule
 from delivery.signing import Secret, delivery_headers
 from delivery.tiers import choose_tier
 from delivery.transport import Transport
 from hookstream.errors import ValidationError
+from hookstream.redact import redact_urls
 from hookstream.records import DeliveryRecord
 from hookstream.settings import Settings
+from hookstream.subscriptions.headers import header_problem
 from hookstream.subscriptions.urls import Reason, UnsafeURLError, check_url
 
 __all__ = [
@@ -95,13 +98,14 @@ __all__ = [
     "header_problem",
 ]
 
+log = logging.getLogger("hookstream.delivery")
+
 MAX_ERROR_CHARS = 300
 SWEEP_EVERY = 10.0  # seconds between passes forgetting idle endpoints
 # A record's history keeps its first attempt and the last HISTORY_KEEP_LAST, with the count of
 # those left out between them, so a record never outgrows the topic's message limit however many
 # attempts it made (an entry is at most ~450 bytes: the error is cut at MAX_ERROR_CHARS).
 HISTORY_KEEP_LAST = 10
-MAX_HEADER_VALUE = 8192
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -154,7 +158,7 @@ class DeadLetter:
     report: AttemptReport | None
     disable_endpoint: bool = False
     # for metrics: retries_exhausted, client_error, redirect, gone, malformed, no_valid_secret,
-    # tenant_mismatch, url_refused, invalid_header (the worker adds internal_error, too_large)
+    # invalid_secret, tenant_mismatch, url_refused, invalid_header (the worker adds internal_error, too_large)
     code: str = "retries_exhausted"
 
 
@@ -282,6 +286,10 @@ class Deliverer:
         refusal = self._refusal(sub)
         if refusal is not None:
             return DeadLetter(record, refusal[1], None, code=refusal[0])
+        secrets = self._signing_secrets(sub)
+        if secrets is None:
+            return DeadLetter(record, f"invalid_secret: a signing secret of subscription {sub.id} cannot be decoded",
+                              None, code="invalid_secret")
         try:
             body = _body(record)
         except ValidationError as exc:
@@ -305,7 +313,7 @@ class Deliverer:
                 if not probe and breaker.state is not BreakerState.CLOSED:
                     # it opened while this record waited for a slot: do not feed a dead endpoint
                     return self._skip(record, self.clock(), breaker.reopen_at or now, "breaker_open")
-                report = await self._call(record, sub, body)
+                report = await self._call(record, sub, body, secrets)
                 gate.progress_at = self.clock()
         finally:
             gate.admitted -= 1
@@ -314,11 +322,11 @@ class Deliverer:
         breaker.record(report.outcome, self.clock())
         return self._handle(record, report)
 
-    async def _call(self, record: DeliveryRecord, sub, body: bytes) -> AttemptReport | None:
+    async def _call(self, record: DeliveryRecord, sub, body: bytes, secrets: list[Secret]) -> AttemptReport | None:
         """Sign and POST; the transport's failure becomes the report's outcome, never an exception."""
         started = self.clock()
         try:
-            headers = delivery_headers(record.delivery_id, int(started), body, self._signing_secrets(sub))
+            headers = delivery_headers(record.delivery_id, int(started), body, secrets)
         except NoValidSecretError:
             return None
         if sub.headers:
@@ -332,7 +340,7 @@ class Deliverer:
         except UnsafeURLError as exc:
             # the address it resolves to now is refused: as good as unreachable (DNS can change back)
             outcome: Outcome = RetryLater(RetryReason.CONNECTION_ERROR)
-            error = _short(f"refused address: {exc}")
+            error = _short(redact_urls(f"refused address: {exc}"))
         except TransportFailure as exc:
             # the endpoint's failure, however it broke (delivery.transport translated it)
             outcome = classify_response(exc)
@@ -412,14 +420,22 @@ class Deliverer:
         for endpoint in gone:
             self._on_forget(endpoint)
 
-    def _signing_secrets(self, sub) -> list[Secret]:
+    def _signing_secrets(self, sub) -> list[Secret] | None:
         """The subscription's secrets as signing keys, decoded once per subscription version;
-        ``sign`` itself leaves out the ones expired at the attempt's timestamp."""
+        ``sign`` itself leaves out the ones expired at the attempt's timestamp. None when one
+        cannot be decoded (not base64, a key too short or long, not a string): the subscriptions
+        topic is written by others, so that is the subscription's fault, not a worker bug. One
+        warning per subscription version, naming the subscription and never the secret."""
         cached = self._secrets.get(sub.id)
         if cached is None or cached[0] != sub.version:
-            keys = [
-                Secret(s.key, expires_at=s.expires_at.timestamp() if s.expires_at else None) for s in sub.secrets
-            ]
+            try:
+                keys = [
+                    Secret(s.key, expires_at=s.expires_at.timestamp() if s.expires_at else None) for s in sub.secrets
+                ]
+            except (InvalidSecretError, ValueError, TypeError, AttributeError):  # binascii.Error is a ValueError
+                keys = None
+                log.warning("subscription %s (version %s) has a signing secret that cannot be decoded; "
+                            "its deliveries are dead-lettered as invalid_secret", sub.id, sub.version)
             cached = self._secrets[sub.id] = (sub.version, keys)
         return cached[1]
 
@@ -460,6 +476,10 @@ def endpoint_refusal(sub, settings: Settings) -> tuple[str, str] | None:
     The URL goes through ``check_url`` (scheme, http allowed, port, literal and ``localhost``
     addresses) without DNS: the worker's transport resolves and checks every address when it
     connects, and a blocking lookup has no place on the event loop."""
+    if sub.sealed_error:
+        # its secrets did not open (a key id this worker lacks): nothing can be signed; the
+        # dead letter names the key id, and `dlq replay` sends it once the key is back
+        return "no_valid_secret", f"no_valid_secret: {sub.sealed_error}"
     try:
         check_url(sub.url, settings, resolver=_no_dns)
     except UnsafeURLError as exc:
@@ -468,37 +488,6 @@ def endpoint_refusal(sub, settings: Settings) -> tuple[str, str] | None:
     problem = header_problem(sub.headers)
     if problem is not None:
         return "invalid_header", f"invalid_header: {problem}"
-    return None
-
-
-# RFC 9110 section 5.6.2: token = 1*tchar
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-# visible ASCII, space and tab only: the HTTP client refuses control characters (CR/LF included)
-# and non-ASCII text, and obs-text bytes are read differently by different receivers
-_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
-# set by the worker on every request, or hop-by-hop: a subscription's header must not replace them
-_WORKER_HEADERS = frozenset({
-    "host", "content-length", "transfer-encoding", "content-type", "user-agent", "connection", "keep-alive",
-    "upgrade", "te", "trailer", "expect", "proxy-authorization", "proxy-connection",
-})
-
-
-def header_problem(headers) -> str | None:
-    """What is wrong with a subscription's custom headers, or None. Names the header, never its
-    value (a custom header often carries a credential)."""
-    seen: set[str] = set()
-    for name, value in headers.items():
-        if type(name) is not str or not _TOKEN.fullmatch(name):
-            return f"header name {str(name)[:64]!r} is not an RFC 9110 token"
-        lower = name.lower()
-        if lower in _WORKER_HEADERS or lower.startswith("webhook-"):
-            return f"header {name} is set by the delivery worker itself"
-        if lower in seen:
-            return f"header {name} is given twice"
-        seen.add(lower)
-        if type(value) is not str or len(value) > MAX_HEADER_VALUE or not _FIELD_VALUE.fullmatch(value):
-            return (f"the value of header {name} is not at most {MAX_HEADER_VALUE} visible ASCII characters "
-                    "(control characters, CR/LF and non-ASCII are refused)")
     return None
 
 
@@ -525,6 +514,7 @@ def _short(text: str) -> str:
 
 
 def _describe(exc: BaseException, url: str) -> str:
-    """The failure in one line without the URL (a URL may carry a token in its query)."""
-    message = str(exc).replace(url, "<url>").splitlines()[0] if str(exc) else ""
+    """The failure in one line without the URL (a URL may carry a token in its query). The
+    client may print the URL in its own normalised form, not ours: every URL left is masked."""
+    message = redact_urls(str(exc).replace(url, "<url>").splitlines()[0]) if str(exc) else ""
     return _short(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)

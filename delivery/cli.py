@@ -55,6 +55,7 @@ def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_por
     import uvloop
 
     from delivery.worker import Worker, group_id, install_signal_handlers
+    from hookstream.crypto import load_keyring
     from hookstream.db import make_engine, migrate
     from hookstream.metrics import LagMonitor, serve_metrics
     from hookstream.subscriptions.view import FollowerThread, SubscriptionTable
@@ -63,8 +64,9 @@ def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_por
     prometheus_client.disable_created_metrics()
     # the worker logs every tenant's attempts: its sessions are bound to all tenants (row-level security)
     engine = make_engine(settings.database_url, all_tenants=True)
-    migrate(engine)
-    table = SubscriptionTable()
+    keyring = load_keyring(settings)  # opens the subscriptions' sealed secrets (once per version)
+    migrate(engine, keyring=keyring)
+    table = SubscriptionTable(keyring, reload=lambda: load_keyring(settings))
     follower = [FollowerThread(settings, table).start()]
 
     def check_follower() -> None:

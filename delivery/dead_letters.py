@@ -34,6 +34,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hookstream.db import Base, make_engine, migrate, session_factory
 from hookstream.errors import BrokerError, NotFoundError, ValidationError
+from hookstream.redact import redact_urls
 from hookstream.kafka import producer_config
 from hookstream.records import DeliveryRecord
 from hookstream.settings import Settings
@@ -68,7 +69,8 @@ class DeadLetter:
             return self.reason
         last = self.record.attempts[-1]
         status = last.get("status") or last.get("http_status")
-        return " ".join(str(x) for x in (status, last.get("error")) if x) or self.reason
+        # masked again for records written before attempt errors were masked where they are made
+        return redact_urls(" ".join(str(x) for x in (status, last.get("error")) if x) or self.reason)
 
     def field(self, name: str):
         """A delivery field of the record, or of the reference a set-aside entry carries."""

@@ -13,7 +13,7 @@ dashboards, ``ops/`` (the Grafana dashboard, the alert rules) and ``tests/monito
   Prometheus stores it as ``webhook_delivery_http_status_total`` (prometheus_client appends
   ``_total`` to every counter), which is what ``ops/`` queries.
 - ``webhook_dead_letters_total{event,tenant_id,reason}`` records sent to the dead-letter topic;
-  ``reason``: retries_exhausted, client_error, redirect, gone, malformed, no_valid_secret,
+  ``reason``: retries_exhausted, client_error, redirect, gone, malformed, no_valid_secret, invalid_secret,
   tenant_mismatch (a record naming another tenant's subscription: never sent), url_refused,
   invalid_header, internal_error (a bug the record triggered), too_large (set aside by
   reference) (``unknown`` event and tenant for a record too malformed to name them).

@@ -10,6 +10,7 @@ and can drop what they already have.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -23,6 +24,8 @@ from hookstream.subscriptions.filters import matches
 from hookstream.subscriptions.models import Subscription
 from hookstream.topics import DELIVERIES, EVENT_TOPICS
 from schemas import InvalidEventError, parse_event
+
+log = logging.getLogger("hookstream.recovery")
 
 
 @dataclasses.dataclass
@@ -86,7 +89,11 @@ def recover(settings: Settings, sub: Subscription, *, since: float, until: float
                 report.scanned += 1
                 try:
                     event = parse_event(msg.value())
-                except InvalidEventError:
+                except InvalidEventError:  # the stream worker set it aside the first time
+                    report.skipped_invalid += 1
+                    continue
+                except Exception:  # a bug meeting one event must not abort the recovery of the rest
+                    log.exception("%s[%d]@%d: unexpected error reading the event; skipped", topic, msg.partition(), msg.offset())
                     report.skipped_invalid += 1
                     continue
                 if event.tenant_id != sub.tenant_id or not matches(sub.events, event.type):

@@ -50,6 +50,17 @@ Why pyreqwest can be made sound here
   domain), and pins exactly that string; the resolver is given that ASCII name only (a str
   would make getaddrinfo apply IDNA 2003). A URL on which they disagree is refused, as is a port
   outside ``HOOKSTREAM_ALLOWED_PORTS``, before any lookup.
+- DNS is bounded, and one tenant's slow names cannot hold up the others': a lookup gets at most
+  ``DNS_TIMEOUT`` (5 s, never more than the request timeout), after which the attempt is a
+  ``connection_error`` (retried, not cached as a refusal). Lookups run on a pool of their own
+  (``ThreadedResolver``, ``DNS_THREADS`` threads; not the loop's default executor, which other
+  work shares): one lookup per name at a time, however many requests wait for it, so a name that
+  never answers holds one thread; and names whose last lookup overran the bound (remembered for
+  ``SLOW_NAME_TTL``) may hold at most half the threads, so new names always find room.
+- Clients: a re-pin that finds the same address keeps the client (and its keep-alive
+  connections), extending the pin; a new one is built off the event loop (``asyncio.to_thread``:
+  a build loads the root certificates, ~6-15 ms; pyreqwest's clients are free-threading safe and
+  do their I/O on their own runtime, so where one is built does not matter).
 - Response bodies are streamed and read once, at most ``READ_BYTES`` (64 KiB, also the client's
   read-ahead limit); the first ``EXCERPT_BYTES`` are kept for the attempt log. A receiver that
   sends more only loses its keep-alive connection, never our memory.
@@ -58,6 +69,7 @@ Why pyreqwest can be made sound here
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import datetime as dt
 import functools
@@ -88,11 +100,15 @@ from delivery.errors import (
 from hookstream.settings import Settings
 from hookstream.subscriptions.urls import UnsafeURLError, check_address, check_client_agrees, check_port, parse_url
 
-__all__ = ["EXCERPT_BYTES", "HttpResponse", "MockTransport", "PyreqwestTransport", "Transport", "translate_error"]
+__all__ = ["EXCERPT_BYTES", "HttpResponse", "MockTransport", "PyreqwestTransport", "ThreadedResolver", "Transport", "translate_error"]
 
 log = logging.getLogger("hookstream.delivery")
 
 EXCERPT_BYTES = 1024
+DNS_TIMEOUT = 5.0  # seconds a lookup may take, at most (the request timeout does not cover it)
+DNS_THREADS = 16
+SLOW_NAME_TTL = 300.0  # seconds a name whose lookup overran DNS_TIMEOUT counts as slow
+MAX_SLOW_NAMES = 10_000
 READ_BYTES = 64 * 1024  # read at most this much of a response (so a small one's connection is reused)
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -170,11 +186,70 @@ async def system_resolver(host: str, port: int) -> list[str]:
     # bytes: given a str, getaddrinfo applies Python's IDNA 2003 codec (straße -> strasse);
     # _Target.host is already the ASCII name the client uses, and a non-ASCII one is refused
     infos = await asyncio.get_running_loop().getaddrinfo(host.encode("ascii"), port, type=socket.SOCK_STREAM)
+    return _addresses(infos)
+
+
+def _addresses(infos) -> list[str]:
     seen: list[str] = []
     for info in infos:
         if info[4][0] not in seen:
             seen.append(info[4][0])
     return seen
+
+
+class ThreadedResolver:
+    """``getaddrinfo`` on a thread pool of its own, one lookup per (name, port) at a time.
+
+    A caller for a name already being looked up waits for that lookup (even one that outlived
+    its first caller's timeout), so a name that never answers holds one thread, never more. A
+    name whose lookup ran past ``slow_after`` is remembered as slow for ``SLOW_NAME_TTL``; slow
+    names may hold at most half the threads, so a tenant with many dead names cannot fill the
+    pool for everybody else (a slow name past that share fails at once, as a connection error)."""
+
+    def __init__(self, threads: int = DNS_THREADS, *, slow_after: float = DNS_TIMEOUT,
+                 lookup: Callable[..., list] | None = None) -> None:
+        self.threads = threads
+        self.slow_after = slow_after
+        self._lookup = lookup or socket.getaddrinfo
+        self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="hookstream-dns")
+        self._running: dict[tuple[str, int], asyncio.Future] = {}
+        self._slow: dict[tuple[str, int], float] = {}  # -> until (monotonic)
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        key = (host, port)
+        future = self._running.get(key)
+        if future is None:
+            # bytes: given a str, getaddrinfo applies Python's IDNA 2003 codec (straße -> strasse);
+            # _Target.host is already the ASCII name the client uses, and a non-ASCII one is refused
+            name = host.encode("ascii")
+            if self._is_slow(key) and sum(map(self._is_slow, self._running)) >= self.threads // 2:
+                raise OSError(f"too many lookups of slow names under way ({self.threads // 2}); try later")
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self._pool, functools.partial(self._lookup, name, port, type=socket.SOCK_STREAM))
+            self._running[key] = future
+            timer = loop.call_later(self.slow_after, self._mark_slow, key)
+            future.add_done_callback(functools.partial(self._done, key, timer))
+        return _addresses(await asyncio.shield(future))
+
+    def _is_slow(self, key: tuple[str, int]) -> bool:
+        until = self._slow.get(key)
+        return until is not None and until > time.monotonic()
+
+    def _mark_slow(self, key: tuple[str, int]) -> None:
+        self._slow.pop(key, None)
+        if len(self._slow) >= MAX_SLOW_NAMES:
+            del self._slow[next(iter(self._slow))]  # the oldest
+        self._slow[key] = time.monotonic() + SLOW_NAME_TTL
+
+    def _done(self, key: tuple[str, int], timer: asyncio.TimerHandle, future: asyncio.Future) -> None:
+        timer.cancel()
+        if self._running.get(key) is future:
+            del self._running[key]
+        if not future.cancelled():
+            future.exception()  # retrieved: nobody may be waiting any more (they timed out)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclasses.dataclass
@@ -200,7 +275,9 @@ class PyreqwestTransport:
         self.settings = settings
         self.timeout = settings.request_timeout_seconds
         self.max_connections = max_connections_per_host
-        self.resolver = resolver or system_resolver
+        self._own_resolver = ThreadedResolver() if resolver is None else None
+        self.resolver = resolver or self._own_resolver
+        self.dns_timeout = min(self.timeout, DNS_TIMEOUT)
         self.dns_ttl = dns_ttl
         self.clock = clock
         self._pinned: dict[_Target, _Pinned] = {}
@@ -267,9 +344,12 @@ class PyreqwestTransport:
             check_port(target.port, self.settings)
             if target.literal is not None:
                 check_address(target.literal, self.settings)
-                return _Pinned(self._build(target, None), None, expires, str(target.literal))
+                return await self._pinned_to(target, None, str(target.literal), expires)
             try:
-                addresses = await self.resolver(target.host, target.port)
+                async with asyncio.timeout(self.dns_timeout):  # no task per lookup, as wait_for makes
+                    addresses = await self.resolver(target.host, target.port)
+            except TimeoutError:  # (before OSError, its base class) retryable, not cached
+                raise ConnectionError(f"host {target.host!r} did not resolve within {self.dns_timeout:g}s") from None
             except (OSError, UnicodeError) as exc:
                 # not an SSRF refusal: the name does not resolve now (retryable, not cached)
                 raise ConnectionError(f"host {target.host!r} does not resolve: {exc}") from None
@@ -278,10 +358,21 @@ class PyreqwestTransport:
             for address in addresses:
                 check_address(address, self.settings)
             chosen = addresses[0]
-            return _Pinned(self._build(target, chosen), None, expires, chosen)
+            return await self._pinned_to(target, chosen, chosen, expires)
         except UnsafeURLError as exc:
             log.warning("refusing to deliver to %s: %s", target.host, exc)
             return _Pinned(None, exc, expires)
+
+    async def _pinned_to(self, target: _Target, pin: str | None, address: str, expires: float) -> _Pinned:
+        """The pin for ``address``: the current client when it already connects there (keeping its
+        pooled connections), else a new one, built off the event loop."""
+        old = self._pinned.get(target)
+        if old is not None and old.client is not None and old.address == address:
+            return _Pinned(old.client, None, expires, address)
+        return _Pinned(await self._new_client(target, pin), None, expires, address)
+
+    async def _new_client(self, target: _Target, pin: str | None):
+        return await asyncio.to_thread(self._build, target, pin)
 
     def _build(self, target: _Target, pin: str | None):
         from pyreqwest.client import ClientBuilder
@@ -337,6 +428,8 @@ class PyreqwestTransport:
             if pinned.client is not None:
                 await pinned.client.close()
         self._pinned.clear()
+        if self._own_resolver is not None:
+            self._own_resolver.close()
 
 
 # --------------------------------------------------------------------------- error mapping

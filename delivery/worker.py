@@ -43,8 +43,8 @@ request timeout, and the healthy endpoints' records pass it by.
 
 No record stops the worker
 --------------------------
-Unreadable records (not JSON, missing fields, wrong types, a ``delivery_id`` that is not the one
-its event id and subscription id give) are set aside on the dead-letter topic with the reason and
+Unreadable records (not JSON, missing fields, wrong types, an id longer than its column, a
+``delivery_id`` that is not the one its event id and subscription id give) are set aside on the dead-letter topic with the reason and
 the original bytes (base64; a reference and an excerpt when they would not fit), and their
 offsets move on. ``Deliverer.deliver`` dead-letters what must not be sent (another tenant's
 subscription, a refused URL or header). An exception while handling one record (a bug a record
@@ -55,9 +55,11 @@ broker that would not take a forward, the attempt-log writer gone): a log line,
 
 Producing never blocks the loop and never loses a record: a full producer queue (``BufferError``)
 parks the forward in a backlog the loop drains; a record the broker or the client refuses on its
-own (too large for ``message.max.bytes`` or the topic's ``max.message.bytes``) is replaced on the
-dead-letter topic by a reference (source topic/partition/offset, event id, delivery id) and a
-bounded excerpt (reason ``too_large``). The attempt history a record carries is bounded
+own (key and value too large for ``message.max.bytes``, which librdkafka checks in produce(),
+or for the topic's ``max.message.bytes``) is replaced on the dead-letter topic by a reference
+(source topic/partition/offset, event id, delivery id) and a bounded excerpt (reason
+``too_large``). A reference is small whatever the record held (its strings and key are cut), so
+only a dead-letter topic that refuses even that stops the worker, as a Kafka error. The attempt history a record carries is bounded
 (``delivery.attempt.bounded_history``), so retries alone never make a record too large.
 
 Memory stays bounded however many endpoints a worker meets over its life: the deliverer forgets
@@ -110,7 +112,8 @@ DEFAULT_CONCURRENCY = 2000
 SERIES_TTL = 300.0  # seconds an (event, tenant) series lookup is cached unused
 EXCERPT_BYTES = 1024  # of a record set aside by reference
 MAX_KEY_BYTES = 1024  # a set-aside record keeps its key up to this size
-PRODUCE_OVERHEAD = 1024  # room for the key, headers and framing under message.max.bytes
+REF_KEY_BYTES = 256  # the key of a reference set aside instead of a record
+PRODUCE_OVERHEAD = 1024  # room for headers and framing under message.max.bytes (the key is counted)
 # errors of ONE record the broker or the client will never take; any other produce error that
 # reaches the callback (librdkafka retried the retriable ones itself) means the broker is gone
 _RECORD_ERRORS = frozenset({
@@ -119,6 +122,12 @@ _RECORD_ERRORS = frozenset({
 })
 
 _STR_FIELDS = ("delivery_id", "subscription_id", "tenant_id", "event_id", "event_type", "occurred_at")
+# the most characters each may hold: the store's and the attempt log's columns (subscription and
+# delivery ids 64; tenant, event id and type 128, as the envelope's schema allows). A longer one
+# is no record of ours, and unbounded it would make every key and reference too large to produce.
+_MAX_CHARS = (64, 64, 128, 128, 128, 64)
+MAX_REPLAY_OF_CHARS = 128
+REF_CHARS = 256  # each string a set-aside reference copies from a record, at most
 
 
 def group_id(settings: Settings) -> str:
@@ -146,9 +155,11 @@ def decode_record(value: bytes | None) -> DeliveryRecord:
         raise MalformedRecord("the value is not a JSON object")
     get = raw.get
     strs = [get(name) for name in _STR_FIELDS]
-    for name, v in zip(_STR_FIELDS, strs):
+    for name, v, most in zip(_STR_FIELDS, strs, _MAX_CHARS):
         if type(v) is not str or not v:
             raise MalformedRecord(f"{name} is missing or not a non-empty string")
+        if len(v) > most:
+            raise MalformedRecord(f"{name} has {len(v)} characters, more than {most}")
     event = get("event")
     if type(event) is not dict:
         raise MalformedRecord("event is missing or not an object")
@@ -162,8 +173,8 @@ def decode_record(value: bytes | None) -> DeliveryRecord:
     if due is not None and type(due) is not float and type(due) is not int:
         raise MalformedRecord("due_at is not a number")
     replay = get("replay_of")
-    if replay is not None and type(replay) is not str:
-        raise MalformedRecord("replay_of is not a string")
+    if replay is not None and (type(replay) is not str or len(replay) > MAX_REPLAY_OF_CHARS):
+        raise MalformedRecord(f"replay_of is not a string of at most {MAX_REPLAY_OF_CHARS} characters")
     # the id receivers deduplicate on: every writer (fan-out, dlq replay, recovery) derives it from
     # (event id, subscription id), so any other value is a forged or corrupted record, replays too
     if strs[0] != delivery_id(strs[3], strs[1]):
@@ -239,6 +250,11 @@ def _bounded_key(key: bytes | None) -> bytes | None:
     return key if key is None or len(key) <= MAX_KEY_BYTES else key[:MAX_KEY_BYTES]
 
 
+def _cut(text: str) -> str:
+    """A string a reference copies from a record, at most REF_CHARS characters."""
+    return text if len(text) <= REF_CHARS else text[:REF_CHARS] + "…"
+
+
 def _origin(exc: BaseException) -> tuple[str, str, int]:
     """Where an exception was raised: its type and innermost frame (one traceback logged per place)."""
     tb = exc.__traceback__
@@ -298,7 +314,8 @@ class Worker:
         self.producer: Producer | None = None
         self.writer: AttemptLogWriter | None = None
         self.producer_config = producer_config(settings, **{"client.id": "hookstream-delivery", **(producer_options or {})})
-        # the largest value produced as it is; a larger one is set aside by reference
+        # the largest key + value produced as it is (librdkafka counts both against
+        # message.max.bytes); a larger one is set aside by reference
         self.max_value_bytes = int(self.producer_config.get("message.max.bytes", 1_000_000)) - PRODUCE_OVERHEAD
         self._backlog: deque[_Out] = deque()
         self._bugs_logged: set[tuple[str, str, int]] = set()
@@ -696,8 +713,9 @@ class Worker:
     def _send(self, out: "_Out") -> None:
         """Produce ``out``; never blocks. Behind a backlog (the producer's queue was full) it
         waits its turn; the loop drains the backlog as the queue empties."""
-        if len(out.value) > self.max_value_bytes:
-            self._set_aside_ref(out, f"{len(out.value)} bytes, more than this producer's message.max.bytes")
+        size = len(out.value) + (len(out.key) if out.key is not None else 0)
+        if size > self.max_value_bytes:
+            self._set_aside_ref(out, f"{size} bytes of key and value, more than this producer's message.max.bytes")
             return
         if self._backlog or not self._try_send(out):
             self._backlog.append(out)
@@ -730,19 +748,22 @@ class Worker:
         where it came from, its ids, its size and (first try) an excerpt. Its acknowledgement
         finishes what ``out``'s would have."""
         level = out.level + 1
-        if level > 2:  # not even a bare reference fits: the dead-letter topic is misconfigured
-            self._fail(RuntimeError(f"{out.topic} refused a {len(out.value)}-byte reference ({why})"), "kafka",
-                       f"could not set a record aside on {out.topic}: {why}")
+        if level > 2:
+            # a bare reference is a few hundred bytes whatever the record held (every string in it
+            # and its key are cut): only a misconfigured dead-letter topic refuses it. That is
+            # infrastructure: stop as a Kafka error (one line, exit 1), committing nothing past it.
+            err = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, f"{out.topic} refused a {len(out.value)}-byte reference ({why})")
+            self._fail(KafkaException(err), "kafka", f"could not set a record aside on {out.topic}: {why}")
             return
         rec = out.record
         doc: dict[str, Any] = {
-            "reason": f"too_large: the record for {out.topic} was refused ({why})"
-                      + (f"; it was being dead-lettered: {out.reason}" if out.reason else ""),
+            "reason": f"too_large: the record for {out.topic} was refused ({_cut(why)})"
+                      + (f"; it was being dead-lettered: {_cut(out.reason)}" if out.reason else ""),
             "ref": {
-                "topic": out.src[0], "partition": out.src[1], "offset": out.src[2],
-                "event_id": rec.event_id if rec else None, "delivery_id": rec.delivery_id if rec else None,
-                "subscription_id": rec.subscription_id if rec else None, "tenant_id": rec.tenant_id if rec else None,
-                "event_type": rec.event_type if rec else None,
+                "topic": out.src[0][:REF_CHARS], "partition": out.src[1], "offset": out.src[2],
+                "event_id": _cut(rec.event_id) if rec else None, "delivery_id": _cut(rec.delivery_id) if rec else None,
+                "subscription_id": _cut(rec.subscription_id) if rec else None,
+                "tenant_id": _cut(rec.tenant_id) if rec else None, "event_type": _cut(rec.event_type) if rec else None,
             },
             "value_bytes": len(out.value),
             "dead_lettered_at": round(time.time(), 3),
@@ -750,9 +771,10 @@ class Worker:
         if level == 1 and out.value:
             doc["excerpt"] = out.value[:EXCERPT_BYTES].decode("utf-8", "replace")
         m.DEAD_LETTERS.labels(rec.event_type if rec else "unknown", rec.tenant_id if rec else "unknown", "too_large").inc()
-        log.warning("set aside a reference to %s[%d]@%d (delivery %s) instead of a record for %s: %s",
-                    *out.src, rec.delivery_id if rec else "unknown", out.topic, why)
-        self._send(_Out(self, self.dead_topic, out.key, orjson.dumps(doc), out.on_ack, out.src, rec, level=level))
+        log.warning("set aside a reference to %s[%d]@%d (delivery %.64s) instead of a record for %s: %s",
+                    *out.src, rec.delivery_id if rec else "unknown", out.topic, _cut(why))
+        key = out.key[:REF_KEY_BYTES] if out.key is not None else None
+        self._send(_Out(self, self.dead_topic, key, orjson.dumps(doc), out.on_ack, out.src, rec, level=level))
 
     def _fail(self, exc: BaseException, kind: str, what: str) -> None:
         """An infrastructure error: stop (exit 1) without finishing what it touched."""

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from hookstream.errors import BrokerError
+from hookstream.fsperm import private_dir
 from hookstream.settings import Settings
 
 READY_TIMEOUT = 90.0
@@ -169,8 +170,9 @@ class LocalBroker:
 
     def _write_config(self) -> None:
         p = self.paths
-        p.logs.mkdir(parents=True, exist_ok=True)
-        p.data.mkdir(parents=True, exist_ok=True)
+        # 0700: the broker's data holds the subscriptions topic (sealed secrets, endpoint URLs)
+        private_dir(p.logs)
+        private_dir(p.data)
         h = self.host
         p.config.write_text(
             "\n".join(

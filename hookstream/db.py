@@ -25,6 +25,8 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from hookstream.errors import ConfigError
+from hookstream.fsperm import private_file
+from hookstream.redact import mask_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The settings the row-level security policies read (see the module docstring).
@@ -43,10 +45,13 @@ def make_engine(url: str, *, all_tenants: bool = False, **kw) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"HOOKSTREAM_DATABASE_URL: {url!r} is not a database URL") from None
+        # masked: a database URL can carry its password
+        raise ConfigError(f"HOOKSTREAM_DATABASE_URL: {mask_url(url)!r} is not a database URL") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # the file holds the subscriptions: 0600 in a 0700 dir (SQLite gives its -wal and
+            # -shm files the database file's mode)
+            private_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"timeout": 30}, **kw)
         event.listen(engine, "connect", _sqlite_pragmas)
         # SQLite's driver opens transactions lazily and never for SELECT; begin explicitly so
@@ -95,17 +100,20 @@ def session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def _alembic_config(engine: Engine):
+def _alembic_config(engine: Engine, keyring=None):
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection_engine"] = engine
+    # 0007 seals clear secrets with it; without one it loads the environment's keyring
+    cfg.attributes["keyring"] = keyring
     return cfg
 
 
-def migrate(engine: Engine) -> None:
-    """Upgrade the database to every migration head (idempotent)."""
+def migrate(engine: Engine, *, keyring=None) -> None:
+    """Upgrade the database to every migration head (idempotent). ``keyring``
+    (``hookstream.crypto.Keyring``) seals what earlier versions stored in clear."""
     from alembic import command
 
-    command.upgrade(_alembic_config(engine), "heads")
+    command.upgrade(_alembic_config(engine, keyring), "heads")

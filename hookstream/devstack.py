@@ -21,6 +21,7 @@ from pathlib import Path
 
 from hookstream.broker import LocalBroker, pid_alive
 from hookstream.errors import HookstreamError
+from hookstream.fsperm import private_dir
 from hookstream.settings import Settings
 from hookstream.topics import ensure_topics
 
@@ -96,7 +97,7 @@ class DevStack:
             return None
 
     def _save(self, state: StackState) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         self.state_file.write_text(state.to_json())
 
     # ------------------------------------------------------------------ up
@@ -131,7 +132,7 @@ class DevStack:
         return state
 
     def _spawn(self, name: str, args: list[str], *, metrics_port: int | None = None, port: int | None = None) -> StackProcess:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         log = self.dir / f"{name}.log"
         cmd = [sys.executable, "-m", "hookstream", *args]
         with open(log, "ab") as out:

@@ -136,6 +136,11 @@ class Settings:
     # Serialised event envelopes larger than this are refused at every entry (publishers,
     # outbox, CLI) with a clear error; see DEFAULT_MAX_EVENT_BYTES.
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    # Keys sealing signing secrets and header values at rest (hookstream/crypto.py): entries
+    # ``kid:base64key``, newest first; else the file ``secret_key_file`` names; else a key file
+    # made in the state dir. Never in repr.
+    secret_key: str | None = dataclasses.field(default=None, repr=False)
+    secret_key_file: Path | None = None
     # The delivery worker's circuit breaker per endpoint (delivery/breaker.py says why these):
     # it opens when this share of the attempts over the window failed, once it saw that many.
     breaker_failure_ratio: float = 0.7
@@ -211,6 +216,13 @@ class Settings:
                     f"HOOKSTREAM_MAX_EVENT_BYTES: {text!r} is not a byte count between 1024 and {MAX_EVENT_BYTES_CEILING}"
                 )
             kw["max_event_bytes"] = int(text)
+        if env.get("HOOKSTREAM_SECRET_KEY", "").strip():
+            from hookstream.crypto import Keyring
+
+            kw["secret_key"] = env["HOOKSTREAM_SECRET_KEY"].strip()
+            Keyring.parse(kw["secret_key"])  # a malformed key fails now, naming the variable
+        if env.get("HOOKSTREAM_SECRET_KEY_FILE", "").strip():
+            kw["secret_key_file"] = Path(env["HOOKSTREAM_SECRET_KEY_FILE"].strip()).expanduser()
         kw.update(_breaker(env))
         if env.get("HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE"):
             outage = parse_duration(env["HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE"], name="HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE")

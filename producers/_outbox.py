@@ -16,7 +16,8 @@ it: larger than ``Settings.max_event_bytes`` (the limit may have been lowered si
 written), refused by the broker for a reason that sending again cannot change (record too large,
 invalid or corrupt: ``PERMANENT_CODES``), or not a valid event any more (edited by hand, or its
 type unknown to this release). ``set_aside_at`` and ``set_aside_reason`` (``too_large: ...``,
-``refused: ...``, ``unparseable: ...``) record it on the row, which stays in the table for an
+``refused: ...``, ``unparseable: ...``, and ``internal_error: ...`` for a row whose reading raised
+what nothing foresaw) record it on the row, which stays in the table for an
 operator; ``hookstream outbox status`` counts such rows, and the relay reports each one as it
 sets it aside. Its place in the entity's order is lost, which is the price of never stopping.
 
@@ -231,6 +232,15 @@ class OutboxRelay:
 
     def _record(self, row: PendingRow) -> OutgoingRecord:
         """The row as it goes out: its stored bytes, once they read as a valid event of its id."""
+        try:
+            return self._read(row)
+        except _Unpublishable:
+            raise
+        except Exception as exc:  # a bug meeting this row: raised, it would stop the relay here on every start
+            log.error("outbox row %d (event %s): unexpected error reading it; setting it aside", row.seq, row.event_id, exc_info=exc)
+            raise _Unpublishable(f"internal_error: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+
+    def _read(self, row: PendingRow) -> OutgoingRecord:
         value = row.payload.encode()
         try:
             event = parse_event(value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from hookstream.errors import ValidationError
 
 # What went wrong, for metrics and dead-letter records: one of these codes.
-CODES = ("not_json", "not_object", "unknown_type", "unknown_version", "envelope", "schema")
+CODES = ("not_json", "not_object", "unknown_type", "unknown_version", "envelope", "schema", "too_deep")
 
 
 class InvalidEventError(ValidationError):

@@ -4,6 +4,17 @@ Each (type, version) schema is compiled once, on first use, by jsonschema-rs (Ru
 microsecond per event). Valid events take the fast path (``is_valid``); only a refused event pays
 for collecting its errors, which are turned into one line naming the field, e.g.
 ``payment.received: data.amount must be a non-negative decimal amount as a string ... (got 12.5)``.
+
+Depth: a document nested deeper than ``MAX_DEPTH`` objects/arrays is refused (code ``too_deep``)
+before any recursive work on it. orjson reads up to 1,024 levels, jsonschema-rs gives up at about
+255 and collecting errors (or looking for the value JSON cannot hold) recursed in Python until
+``RecursionError``; the deepest document any schema allows is 4 levels (envelope, ``data``,
+``lines``, a line), so 32 refuses nothing valid (a test checks every schema against the bound).
+Valid events rarely pay for the walk: ``parse_event`` walks, before validating, only a document
+whose bytes hold more than ``MAX_DEPTH`` brackets (counted in C; legitimate events hold 2-6);
+``event_from_dict`` only one with a field the envelope does not know (below the envelope every
+schema is closed, so a deeper document cannot pass the fast check); and the slow path
+(``_refuse``) walks first thing, before collecting errors.
 """
 
 from __future__ import annotations
@@ -23,6 +34,8 @@ from schemas._errors import InvalidEventError
 # Which error to name first when there are several: the most basic problem.
 _KIND_ORDER = {"required": 0, "type": 1, "additionalProperties": 2, "minLength": 3, "minItems": 4}
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
+MAX_DEPTH = 32  # objects/arrays nested in one document, the envelope being the first
+_ENVELOPE_FIELDS = frozenset({"id", "type", "tenant_id", "occurred_at", "schema_version", "data", "correlation_id"})
 _ARTICLE = {"object": "an object", "array": "an array", "string": "a string", "boolean": "a boolean",
             "integer": "an integer", "number": "a number", "null": "null"}
 
@@ -57,6 +70,8 @@ def parse_event(value: bytes | bytearray | memoryview | str | None) -> Event:
         doc = orjson.loads(value)
     except (orjson.JSONDecodeError, TypeError) as exc:
         raise InvalidEventError(f"not JSON: {_one_line(str(exc))}", code="not_json") from None
+    if isinstance(value, (bytes, bytearray, str)) and _brackets(value) > MAX_DEPTH:  # else it cannot be that deep
+        _check_depth(doc)
     return event_from_dict(doc)
 
 
@@ -64,6 +79,8 @@ def event_from_dict(doc: Any) -> Event:
     """Validate a decoded JSON document and build the ``Event``."""
     if not isinstance(doc, dict):
         raise InvalidEventError(f"not a JSON object (got {_json_type(doc)})", code="not_object")
+    if not _ENVELOPE_FIELDS.issuperset(doc):  # the envelope is open: an unknown field is the one place a valid event nests freely
+        _check_depth(doc)
     if not _safe_is_valid(doc):
         _refuse(doc)
     check_ids(doc)
@@ -139,6 +156,7 @@ def _safe_is_valid(doc: dict[str, Any]) -> bool:
 
 def _refuse(doc: dict[str, Any]) -> None:
     """Raise the ``InvalidEventError`` that says why ``doc`` is invalid (the slow path)."""
+    _check_depth(doc)  # first: what follows recurses
     event_type, version = _type_and_version(doc)
     schema, validator = _compiled(event_type, version)
     try:
@@ -159,6 +177,35 @@ def _refuse(doc: dict[str, Any]) -> None:
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     code = "schema" if field.startswith("data") else "envelope"
     raise InvalidEventError(f"{event_type}: {field} {problem}{suffix}", code=code, event_type=event_type, field=field)
+
+
+def _brackets(value: bytes | bytearray | str) -> int:
+    """How many objects/arrays the document could hold at most (brackets inside strings count too)."""
+    if isinstance(value, str):
+        return value.count("{") + value.count("[")
+    return value.count(b"{") + value.count(b"[")
+
+
+def _check_depth(doc: Any) -> None:
+    """Raise ``InvalidEventError`` (code ``too_deep``) if ``doc`` nests more than ``MAX_DEPTH``
+    objects/arrays. Iterative and stops at the bound, so a self-containing value ends too."""
+    stack: list[tuple[Any, int, tuple]] = [(doc, 1, ())]
+    while stack:
+        node, depth, parts = stack.pop()
+        if depth > MAX_DEPTH:
+            event_type = doc.get("type") if isinstance(doc, dict) else None
+            event_type = event_type if isinstance(event_type, str) and event_type in CURRENT_VERSIONS else None
+            # where it starts (data.<field> or the envelope field); the rest of the path is the nesting
+            field = _path(list(parts[:2] if parts[:1] == ("data",) else parts[:1])) or "the event"
+            where = f"{event_type}: " if event_type else ""
+            raise InvalidEventError(f"{where}{field} is nested more than {MAX_DEPTH} levels deep (objects and arrays)",
+                                    code="too_deep", event_type=event_type, field=field)
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, (list, tuple)) else ()
+        for key, value in items:
+            if isinstance(value, (dict, list, tuple)):
+                if len(parts) < 2:
+                    parts_ = parts + (key if isinstance(key, (str, int)) else repr(key),)
+                stack.append((value, depth + 1, parts_ if len(parts) < 2 else parts))
 
 
 def _fields_of(error: Any) -> list[str]:

@@ -42,9 +42,17 @@ go on past events that can never be acked.) A full producer queue is waited out 
 ``asyncio.sleep``, never a blocking sleep, so the consumer's heartbeats go on.
 
 Size: an event larger than ``Settings.max_event_bytes`` (written by a producer that ignores the
-limit) is set aside on ``events.invalid`` with code ``too_large``, never fanned out: within the
-limit, every delivery record fits the broker's message size. A set-aside record that would be
-too large itself carries a reference and an excerpt instead of the value (``invalid_record``).
+limit) is set aside on ``events.invalid`` with code ``too_large``, never fanned out; so is one
+within the limit whose delivery record would still be over the producer's message size
+(``RECORD_BYTES_MAX``: numbers re-encode longer). A set-aside record that would be too large
+itself carries a reference and an excerpt instead of the value, and a key over 64 KiB travels
+as its SHA-256 (``invalid_record``, ``invalid_key``): no event can make its own set-aside record
+unsendable, which would stop the worker at it on every start.
+
+Nothing an event contains stops the worker or restarts the agent: ``EventHandler`` sets aside
+what it cannot handle, an unexpected exception included (``internal_error``). Only a set-aside
+that itself fails, like a batch the broker refuses, stops the worker (exit 1, nothing committed
+past the batch).
 """
 
 from __future__ import annotations
@@ -64,11 +72,12 @@ from prometheus_client import Counter
 from hookstream.errors import BrokerError
 from hookstream.kafka import producer_config
 from hookstream.settings import Settings
-from hookstream.subscriptions.view import FollowerThread, SubscriptionTable
+from hookstream.fsperm import private_dir
+from hookstream.subscriptions.view import FollowerThread, SubscriptionTable, table_for
 from hookstream.topics import DELIVERIES, EVENT_TOPICS, INVALID_EVENTS
 from schemas import InvalidEventError, parse_event
 from streams import lean
-from streams.fanout import deliveries_for, invalid_record
+from streams.fanout import RECORD_BYTES_MAX, deliveries_for, invalid_key, invalid_record
 
 log = logging.getLogger("hookstream.streams")
 
@@ -99,7 +108,7 @@ class SubscriptionView:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.table = SubscriptionTable()
+        self.table = table_for(settings)
         self.follower = FollowerThread(settings, self.table)
         self._started = False
 
@@ -234,8 +243,82 @@ class RecordSink:
             self._poller.join(5)
 
 
+class EventHandler:
+    """One event in; out to a ``Batch``: its delivery records, or one set-aside record.
+
+    ``handle`` raises for nothing an event can contain. What the event itself makes unusable
+    (not JSON, invalid, too large, too deep, delivery records over the producer's limit) is set
+    aside with its code; anything else raised while handling it (a bug meeting an input nobody
+    foresaw) sets that one event aside as ``internal_error``, with the traceback logged the first
+    time per exception type. Restarting the agent instead (Faust's default) would go on past a
+    batch that is never acked, and a worker that stopped would meet the same event on restart.
+    """
+
+    def __init__(self, settings: Settings, table: SubscriptionTable) -> None:
+        self.table = table
+        self.deliveries_topic, self.invalid_topic = settings.topic(DELIVERIES), settings.topic(INVALID_EVENTS)
+        self.max_event_bytes = settings.max_event_bytes
+        self._series: dict[str, tuple] = {}
+        self._traced: set[type] = set()  # exception types whose traceback was logged
+
+    def handle(self, message, batch: Batch) -> None:
+        try:
+            self._process(message, batch)
+        except Exception as exc:
+            self._internal_error(message, batch, exc)
+
+    def _process(self, message, batch: Batch) -> None:
+        value = message.value
+        if value is not None and len(value) > self.max_event_bytes:  # from a producer that ignores the limit
+            self._set_aside(message, batch, "too_large", f"too_large: the event is {len(value)} bytes, over the limit of "
+                                                         f"{self.max_event_bytes} bytes (HOOKSTREAM_MAX_EVENT_BYTES)")
+            return
+        try:
+            event = parse_event(value)
+        except InvalidEventError as exc:
+            self._set_aside(message, batch, exc.code, exc.reason)
+            return
+        consumed, emitted = self._series_of(event.type)
+        consumed.inc()
+        records = deliveries_for(event, event.to_dict(), self.table.for_tenant(event.tenant_id))
+        if not records:
+            return
+        # every record encoded and measured before any is sent: an event is fanned out whole or set aside
+        encoded = [(rec.subscription_id.encode(), rec.to_bytes()) for rec in records]
+        size = max(len(key) + len(record) for key, record in encoded)
+        if size > RECORD_BYTES_MAX:  # an event within the limit that re-encodes larger (1e9 -> 1000000000.0)
+            self._set_aside(message, batch, "too_large", f"too_large: its delivery record would be {size} bytes, over "
+                                                         f"the producer's limit of {RECORD_BYTES_MAX} bytes")
+            return
+        for key, record in encoded:
+            batch.send(self.deliveries_topic, key, record)
+        emitted.inc(len(records))
+
+    def _set_aside(self, message, batch: Batch, code: str, reason: str) -> None:
+        INVALID_EVENTS_TOTAL.labels(code).inc()
+        log.warning("set aside %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
+        record = invalid_record(message.value, reason, topic=message.topic, partition=message.partition,
+                                offset=message.offset, key=message.key, code=code)
+        batch.send(self.invalid_topic, invalid_key(message.key), record)
+
+    def _internal_error(self, message, batch: Batch, exc: Exception) -> None:
+        if type(exc) not in self._traced and len(self._traced) < 100:  # bounded: a flood of one kind logs one traceback
+            self._traced.add(type(exc))
+            log.error("internal error handling %s[%d]@%d; setting it aside", message.topic, message.partition,
+                      message.offset, exc_info=exc)
+        detail = " ".join(str(exc).split())[:200]
+        self._set_aside(message, batch, "internal_error", f"internal_error: {type(exc).__name__}: {detail}")
+
+    def _series_of(self, event_type: str) -> tuple:
+        """The metric children of one event type, looked up once (``labels()`` takes a lock)."""
+        found = self._series.get(event_type)
+        if found is None:
+            found = self._series[event_type] = (EVENTS_CONSUMED.labels(event_type), DELIVERIES_EMITTED.labels(event_type))
+        return found
+
+
 def create_app(settings: Settings) -> faust.App:
-    (settings.state_dir / "streams").mkdir(parents=True, exist_ok=True)
+    private_dir(settings.state_dir / "streams")
     app = faust.App(
         group_id(settings),
         broker=";".join(f"kafka://{hp.strip()}" for hp in settings.kafka_bootstrap.split(",")),
@@ -263,6 +346,7 @@ def create_app(settings: Settings) -> faust.App:
     view = SubscriptionView(settings)
     events = app.topic(*(settings.topic(t) for t in EVENT_TOPICS.values()), schema=lean.RawBytes())
     out = RecordSink(settings)
+    handler = EventHandler(settings, view.table)
 
     @app.service
     class _FollowSubscriptions(mode.Service):
@@ -292,10 +376,15 @@ def create_app(settings: Settings) -> faust.App:
                 if acker.done():
                     break  # a batch was not durable: the worker is stopping (_stop_worker); take no more
                 batch = out.batch()
-                for ev in events_:
-                    _process(ev.message, batch)
-                    if batch.backlog:  # the producer's queue is full: wait without blocking the loop
-                        await batch.drain_backlog()
+                try:
+                    for ev in events_:
+                        handler.handle(ev.message, batch)
+                        if batch.backlog:  # the producer's queue is full: wait without blocking the loop
+                            await batch.drain_backlog()
+                except Exception as exc:  # not even set aside: this batch is never acked (see _stop_worker)
+                    log.exception("could not process or set aside an event")
+                    _stop_worker(exc)
+                    break
                 await pending.put((events_, batch.close()))
         finally:
             # stopping or rebalancing: let the acker ack what becomes durable within a few seconds,
@@ -319,7 +408,7 @@ def create_app(settings: Settings) -> faust.App:
             for ev in events_:
                 await stream.ack(ev)
 
-    def _stop_worker(exc: BrokerError) -> None:
+    def _stop_worker(exc: Exception) -> None:
         log.critical(
             "stopping the stream worker: %s; no offset past this batch is committed, and the next start "
             "reads its events again", exc,
@@ -330,46 +419,8 @@ def create_app(settings: Settings) -> faust.App:
         app.conf.stream_wait_empty = False
         app.hookstream_stop()
 
-    deliveries_topic, invalid_topic = settings.topic(DELIVERIES), settings.topic(INVALID_EVENTS)
-    max_event_bytes = settings.max_event_bytes
-
-    def _process(message, batch: Batch) -> None:
-        value = message.value
-        if value is not None and len(value) > max_event_bytes:  # from a producer that ignores the limit
-            _set_aside(message, batch, "too_large", f"too_large: the event is {len(value)} bytes, over the limit of "
-                                                    f"{max_event_bytes} bytes (HOOKSTREAM_MAX_EVENT_BYTES)")
-            return
-        try:
-            event = parse_event(value)
-        except InvalidEventError as exc:
-            _set_aside(message, batch, exc.code, exc.reason)
-            return
-        consumed, emitted = _series(event.type)
-        consumed.inc()
-        records = deliveries_for(event, event.to_dict(), view.table.for_tenant(event.tenant_id))
-        for rec in records:
-            batch.send(deliveries_topic, rec.subscription_id.encode(), rec.to_bytes())
-        if records:
-            emitted.inc(len(records))
-
-    def _set_aside(message, batch: Batch, code: str, reason: str) -> None:
-        INVALID_EVENTS_TOTAL.labels(code).inc()
-        log.warning("set aside %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
-        record = invalid_record(message.value, reason, topic=message.topic, partition=message.partition,
-                                offset=message.offset, key=message.key, code=code)
-        batch.send(invalid_topic, message.key, record)
-
-    series: dict[str, tuple] = {}
-
-    def _series(event_type: str) -> tuple:
-        """The metric children of one event type, looked up once (``labels()`` takes a lock)."""
-        found = series.get(event_type)
-        if found is None:
-            found = series[event_type] = (EVENTS_CONSUMED.labels(event_type), DELIVERIES_EMITTED.labels(event_type))
-        return found
-
     app.hookstream_view = view  # for tests and the CLI
-    app.hookstream_failure = None  # the BrokerError that stopped the worker, if one did (exit status 1)
+    app.hookstream_failure = None  # what stopped the worker (a BrokerError, or a set-aside that failed), if anything did: exit status 1
     # the same graceful stop as SIGTERM: leave the group, commit what was acked (durable only)
     app.hookstream_stop = lambda: os.kill(os.getpid(), signal.SIGTERM)
     return app

@@ -7,6 +7,7 @@ tested without a broker, by example and by property.
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -62,6 +63,21 @@ def deliveries_for(event: _Event, envelope: dict[str, Any], subscriptions: Itera
 INVALID_VALUE_MAX = 512 * 1024
 INVALID_KEY_MAX = 64 * 1024  # the same for the key: both together stay under the producer's 1,000,000 bytes
 EXCERPT_BYTES = 1024  # what a set-aside record keeps of a value (or key) larger than that
+REASON_MAX = 1000  # characters of the reason a set-aside record carries
+# What one record (Kafka key + value) may weigh: librdkafka's default message.max.bytes, which
+# producer_config keeps, less room for the record's own wire overhead (under 100 bytes). Worst
+# case of a set-aside record (tests/unit/test_streams_fanout_limits.py): the key in the record
+# and as the Kafka key, the value in base64, a reason of escaped characters: ~860 kB.
+RECORD_BYTES_MAX = 1_000_000 - 1024
+
+
+def invalid_key(key: bytes | None) -> bytes | None:
+    """The Kafka key of a set-aside record: the event's own key, unless over ``INVALID_KEY_MAX``;
+    then its SHA-256 (the same key always gets the same digest, so one entity's set-aside events
+    still share a partition). The key itself, or its excerpt, is in the record."""
+    if key is None or len(key) <= INVALID_KEY_MAX:
+        return key
+    return b"sha256:" + hashlib.sha256(key).hexdigest().encode()
 
 
 def invalid_record(value: bytes | None, reason: str, *, topic: str, partition: int, offset: int, key: bytes | None,
@@ -71,10 +87,11 @@ def invalid_record(value: bytes | None, reason: str, *, topic: str, partition: i
     A value over ``INVALID_VALUE_MAX`` would make the record itself too large for the broker:
     it is kept as ``value_excerpt_b64`` (its first ``EXCERPT_BYTES``) and ``value_bytes``, and the
     whole is found by its reference (topic, partition, offset) while the topic retains it. A key
-    over ``INVALID_KEY_MAX`` likewise (``key_excerpt_b64``, ``key_bytes``).
+    over ``INVALID_KEY_MAX`` likewise (``key_excerpt_b64``, ``key_bytes``); send it with
+    ``invalid_key(key)`` as its Kafka key, and both together stay under ``RECORD_BYTES_MAX``.
     """
     record = {
-        "reason": reason,
+        "reason": reason if len(reason) <= REASON_MAX else reason[: REASON_MAX - 3] + "...",
         "code": code,
         "topic": topic,
         "partition": partition,

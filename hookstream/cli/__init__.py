@@ -35,6 +35,9 @@ def _register() -> None:
     from hookstream.subscriptions.cli import subscriptions_app
 
     app.add_typer(subscriptions_app, name="subscriptions")
+    from hookstream.cli._secrets import secrets_app
+
+    app.add_typer(secrets_app, name="secrets")
     from streams.cli import streams_app
 
     app.add_typer(streams_app, name="streams")

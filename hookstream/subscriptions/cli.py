@@ -4,22 +4,29 @@ Every change is saved, then published to the compacted topic (``publish_pending`
 publishes any change an earlier run saved but could not publish). When Kafka cannot be reached
 the change stays saved and pending: the command says so on stderr (``"published": false`` with
 ``--json``) and still exits 0, since repeating it would repeat the change; ``sync`` or the next
-change publishes it. Secrets are printed by ``add`` and ``rotate-secret`` only, once.
+change publishes it. Secrets are printed by ``add`` and ``rotate-secret`` only, once; header
+values never (names only, values ``***``), URLs with their query and user-info masked.
 
 Tenancy: ``--tenant`` scopes every command to one tenant (another tenant's id is "not found").
 These are operators' commands, so it may be left out: ``list`` then shows every tenant and says
 so, and a command naming an id acts on it whichever tenant owns it (looked up with the store's
 cross-tenant ``get_any_tenant``, then changed as that tenant).
+
+``--secret`` and a ``--header`` value may be ``@path`` (read from that file) or ``-`` (read from
+standard input), so a credential stays out of shell history and process listings.
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from hookstream.cli._output import JsonOption, emit_json
 from hookstream.errors import HookstreamError, ValidationError
+from hookstream.redact import MASK, mask_url
 from hookstream.settings import Settings, parse_duration
 from hookstream.subscriptions.filters import parse_filters
 from hookstream.subscriptions.models import Subscription
@@ -32,7 +39,10 @@ subscriptions_app = typer.Typer(help="Manage webhook subscriptions (endpoints, e
 
 TenantOption = typer.Option(None, "--tenant", help="Only act when the subscription belongs to this tenant (without it: any tenant's).")
 ALL_TENANTS = "all tenants (no --tenant given)"
-HeaderOption = typer.Option(None, "--header", help="Custom header 'Name: value' sent with every delivery (repeatable).")
+HeaderOption = typer.Option(
+    None, "--header", help="Custom header 'Name: value' sent with every delivery (repeatable); value '@file' or '-' (stdin) reads it."
+)
+SecretOption = typer.Option(None, "--secret", help="Use this whsec_ secret instead of generating one; '@file' or '-' (stdin) reads it.")
 
 
 def _emit_with_secret(sub, plain: str, published: bool) -> None:
@@ -63,23 +73,56 @@ def _owner(store: SubscriptionStore, subscription_id: str, tenant: str | None) -
     return tenant if tenant is not None else store.get_any_tenant(subscription_id).tenant_id
 
 
-def _headers(values: list[str] | None) -> dict[str, str] | None:
+class _Reader:
+    """Reads ``@path`` and ``-`` values; standard input can be read once per command."""
+
+    def __init__(self) -> None:
+        self.stdin_used_by: str | None = None
+
+    def value(self, text: str | None, what: str) -> str | None:
+        if text is None:
+            return None
+        if text == "-":
+            if self.stdin_used_by is not None:
+                raise ValidationError(f"{what}: standard input is already read for {self.stdin_used_by}; use @file for this one")
+            self.stdin_used_by = what
+            return _one_value(sys.stdin.read(), what, "standard input")
+        if text.startswith("@"):
+            path = Path(text[1:]).expanduser()
+            try:
+                return _one_value(path.read_text("utf-8"), what, str(path))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValidationError(f"{what}: cannot read {path}: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
+        return text
+
+
+def _one_value(text: str, what: str, source: str) -> str:
+    value = text.strip("\r\n")  # the newline an editor or `echo` adds is not part of the value
+    if not value.strip():
+        raise ValidationError(f"{what}: {source} is empty")
+    if "\n" in value:
+        raise ValidationError(f"{what}: {source} holds more than one line")
+    return value
+
+
+def _headers(values: list[str] | None, reader: _Reader | None = None) -> dict[str, str] | None:
     if not values:
         return None
+    reader = reader or _Reader()
     out = {}
     for item in values:
         name, sep, value = item.partition(":")
         if not sep or not name.strip():
             # not echoed: a header value is often a credential
             raise ValidationError("header: expected 'Name: value' (a --header without a name or colon)")
-        out[name.strip()] = value.strip()
+        out[name.strip()] = reader.value(value.strip(), f"header {name.strip()}")
     return out
 
 
 def _table(subs: list[Subscription]) -> list[str]:
     rows = [("ID", "TENANT", "STATUS", "EVENTS", "URL")]
     for sub in subs:
-        rows.append((sub.id, sub.tenant_id, str(sub.status) + ("*" if sub.unpublished else ""), ",".join(sub.events), sub.url))
+        rows.append((sub.id, sub.tenant_id, str(sub.status) + ("*" if sub.unpublished else ""), ",".join(sub.events), mask_url(sub.url)))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]
     if any(sub.unpublished for sub in subs):
@@ -95,11 +138,11 @@ def _show(sub: Subscription) -> None:
         ("id", sub.id),
         ("tenant", sub.tenant_id),
         ("status", str(sub.status)),
-        ("url", sub.url),
+        ("url", mask_url(sub.url)),
         ("events", ", ".join(sub.events)),
         ("description", sub.description or "-"),
-        ("headers", "; ".join(f"{k}: {v}" for k, v in sub.headers.items()) or "-"),
-        ("secrets", secrets or "-"),
+        ("headers", "; ".join(f"{k}: {MASK}" for k in sub.headers) or "-"),
+        ("secrets", secrets or (f"unreadable: {sub.sealed_error}" if sub.sealed_error else "-")),
         ("created", sub.created_at.isoformat()),
         ("updated", sub.updated_at.isoformat()),
         ("version", f"{sub.version}" + (" (not yet published)" if sub.unpublished else " (published)")),
@@ -122,14 +165,16 @@ def add(
     tenant: str = typer.Option(..., "--tenant", help="The tenant that owns the endpoint."),
     url: str = typer.Option(..., "--url", help="Where to deliver (https; see HOOKSTREAM_ALLOW_HTTP)."),
     events: str = typer.Option(..., "--events", help="Comma-separated filters: exact types, 'payment.*' prefixes or '*'."),
-    secret: str | None = typer.Option(None, "--secret", help="Use this whsec_ secret instead of generating one."),
+    secret: str | None = SecretOption,
     description: str = typer.Option("", "--description", help="A note for humans."),
     header: list[str] | None = HeaderOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Create a subscription; prints its id and, this once, its secret."""
+    reader = _Reader()
+    secret, headers = reader.value(secret, "secret"), _headers(header, reader)
     settings, store = _store()
-    sub, plain = store.add(tenant, url, parse_filters(events), secret=secret, description=description, headers=_headers(header))
+    sub, plain = store.add(tenant, url, parse_filters(events), secret=secret, description=description, headers=headers)
     published = _publish(settings, store)
     if as_json:
         _emit_with_secret(sub, plain, published)
@@ -230,10 +275,11 @@ def rotate_secret(
     subscription_id: str = typer.Argument(..., metavar="ID"),
     tenant: str | None = TenantOption,
     grace: str | None = typer.Option(None, "--grace", help="How long the old secret stays valid (default HOOKSTREAM_SECRET_GRACE, 24h)."),
-    secret: str | None = typer.Option(None, "--secret", help="Use this whsec_ secret instead of generating one."),
+    secret: str | None = SecretOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Issue a new secret (printed once); older ones keep signing for the grace window."""
+    secret = _Reader().value(secret, "secret")
     settings, store = _store()
     grace_seconds = parse_duration(grace, name="--grace") if grace is not None else None
     sub, plain = store.rotate_secret(subscription_id, tenant_id=_owner(store, subscription_id, tenant), secret=secret, grace_seconds=grace_seconds)

@@ -4,6 +4,8 @@
 ``version`` counts changes, ``published_version`` is the newest version the compacted topic is
 known to hold). ``Subscription`` is the immutable value the store returns and the topic carries;
 its secrets mask themselves in ``repr``, and ``to_public()`` is the masked form for listings.
+The row holds secrets and header values sealed (``sealed.py``); ``from_row`` opens them with the
+store's keyring, so a ``Subscription`` holds them in clear, in memory only.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, CheckConstraint, DateTime, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hookstream.crypto import Keyring
 from hookstream.db import Base
+from hookstream.redact import mask_headers, mask_url
+from hookstream.subscriptions import sealed
 from hookstream.subscriptions.secrets import SigningSecret
 from hookstream.subscriptions.urls import canonical_url
 
@@ -40,8 +45,8 @@ class SubscriptionRow(Base):
     events: Mapped[list] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16))
     description: Mapped[str] = mapped_column(Text, default="")
-    headers: Mapped[dict] = mapped_column(JSON)
-    secrets: Mapped[list] = mapped_column(JSON)  # [{"secret": "whsec_...", "expires_at": "...Z" | null}]
+    headers: Mapped[dict] = mapped_column(JSON)  # {"Name": "hs1:<key id>:<sealed value>"}
+    secrets: Mapped[list] = mapped_column(JSON)  # [{"secret": "hs1:<key id>:<sealed whsec_...>", "expires_at": "...Z" | null}]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(BigInteger)
@@ -89,6 +94,9 @@ class Subscription:
     version: int
     # The store's knowledge only (not on the topic): a change not yet on the compacted topic.
     unpublished: bool = dataclasses.field(default=False, compare=False)
+    # Set when the secrets or headers could not be opened (a key id the keyring lacks, an
+    # altered value): then ``secrets`` and ``headers`` are empty and nothing may be signed.
+    sealed_error: str | None = None
 
     def __post_init__(self) -> None:
         # Tables hand the same value to many threads: keep it immutable all the way down.
@@ -113,11 +121,11 @@ class Subscription:
         return {
             "id": self.id,
             "tenant_id": self.tenant_id,
-            "url": self.url,
+            "url": mask_url(self.url),
             "events": list(self.events),
             "status": str(self.status),
             "description": self.description,
-            "headers": dict(self.headers),
+            "headers": mask_headers(self.headers),
             "secrets": [
                 {"secret": s.masked, "expires_at": format_time(s.expires_at) if s.expires_at else None} for s in self.secrets
             ],
@@ -125,21 +133,23 @@ class Subscription:
             "updated_at": format_time(self.updated_at),
             "version": self.version,
             "published": not self.unpublished,
-        }
+        } | ({"sealed_error": self.sealed_error} if self.sealed_error else {})
 
     @classmethod
-    def from_row(cls, row: SubscriptionRow) -> "Subscription":
+    def from_row(cls, row: SubscriptionRow, keyring: Keyring) -> "Subscription":
+        secrets, headers, error = sealed.open_fields(row.secrets or [], row.headers or {}, keyring, row.id)
         return cls(
             id=row.id,
             tenant_id=row.tenant_id,
             url=row.url,
             events=tuple(row.events),
             status=Status(row.status),
-            secrets=secrets_from_json(row.secrets),
-            headers=dict(row.headers or {}),
+            secrets=secrets,
+            headers=headers,
             description=row.description or "",
             created_at=utc(row.created_at),
             updated_at=utc(row.updated_at),
             version=row.version,
             unpublished=row.published_version < row.version,
+            sealed_error=error,
         )

@@ -3,7 +3,11 @@
 Every change bumps the row's ``version`` in the same transaction as the change itself, so a
 change the compacted topic has not seen yet is visible as ``published_version < version`` and
 ``publish_pending`` (``topic.py``) can always finish the job, however the process died.
-A delete marks the row ``deleted`` (its secrets wiped) until its tombstone is published.
+A delete marks the row ``deleted`` (its secrets and headers wiped) until its tombstone is published.
+
+Signing secrets and header values are sealed (``sealed.py``) when written and opened when read,
+with the keyring of ``hookstream.crypto.load_keyring`` (or the one given): nothing else here
+sees a sealed value. URLs are masked in what this module logs.
 
 Tenancy: every tenant-facing read and write takes a tenant (``tenant_id``, keyword, required):
 another tenant's subscription is "not found" and never listed. Reading across tenants is its own,
@@ -24,11 +28,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from hookstream.crypto import Keyring, SealedValueError, load_keyring
 from hookstream.db import bind_all_tenants, bind_tenant, make_engine, migrate, session_factory
 from hookstream.errors import NotFoundError, ValidationError
+from hookstream.redact import mask_url
 from hookstream.settings import Settings
-from hookstream.subscriptions import filters, urls
-from hookstream.subscriptions.models import Status, Subscription, SubscriptionRow, secrets_from_json, secrets_to_json
+from hookstream.subscriptions import filters, sealed, urls
+from hookstream.subscriptions.headers import validate_headers
+from hookstream.subscriptions.models import Status, Subscription, SubscriptionRow
 from hookstream.subscriptions.secrets import SigningSecret, generate_secret, mask, validate_secret
 
 log = logging.getLogger("hookstream.subscriptions")
@@ -36,17 +43,6 @@ log = logging.getLogger("hookstream.subscriptions")
 Clock = Callable[[], datetime]
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
-# Set by the delivery worker itself, or hop-by-hop: a subscription may not override them.
-RESERVED_HEADERS = frozenset(
-    {
-        "webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "content-length", "host",
-        "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "expect",
-        "proxy-authorization", "proxy-connection",
-    }
-)
-MAX_HEADERS = 20
-MAX_HEADER_VALUE = 1024
 MAX_DESCRIPTION = 500
 
 
@@ -70,29 +66,11 @@ def validate_description(text: str) -> str:
     return text
 
 
-def validate_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    if len(headers) > MAX_HEADERS:
-        raise ValidationError(f"headers: at most {MAX_HEADERS} custom headers, got {len(headers)}")
-    out: dict[str, str] = {}
-    for name, value in headers.items():
-        if not _HEADER_NAME.match(name):
-            raise ValidationError(f"headers: {name!r} is not a valid header name")
-        if name.lower() in RESERVED_HEADERS:
-            raise ValidationError(f"headers: {name} is set by hookstream itself and cannot be overridden")
-        if name.lower() in (n.lower() for n in out):
-            raise ValidationError(f"headers: {name} is given twice")
-        if len(value) > MAX_HEADER_VALUE or any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in value):
-            raise ValidationError(
-                f"headers: the value of {name} must be at most {MAX_HEADER_VALUE} characters without control characters"
-            )
-        out[name] = value
-    return out
-
-
-def open_engine(settings: Settings) -> Engine:
-    """An engine on ``HOOKSTREAM_DATABASE_URL``, migrated to the newest schema."""
+def open_engine(settings: Settings, keyring: Keyring | None = None) -> Engine:
+    """An engine on ``HOOKSTREAM_DATABASE_URL``, migrated to the newest schema (the migration
+    that seals clear secrets uses ``keyring``, by default the settings')."""
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    migrate(engine, keyring=keyring or load_keyring(settings))
     return engine
 
 
@@ -104,8 +82,10 @@ class SubscriptionStore:
         *,
         resolver: urls.Resolver | None = None,
         clock: Clock | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.settings = settings
+        self.keyring = keyring or load_keyring(settings)
         self.engine = engine
         self._sessions = session_factory(engine)
         self._resolver = resolver
@@ -113,7 +93,8 @@ class SubscriptionStore:
 
     @classmethod
     def open(cls, settings: Settings, **kw) -> "SubscriptionStore":
-        return cls(settings, open_engine(settings), **kw)
+        keyring = kw.pop("keyring", None) or load_keyring(settings)
+        return cls(settings, open_engine(settings, keyring), keyring=keyring, **kw)
 
     # ------------------------------------------------------------------ reads
     def get(self, subscription_id: str, *, tenant_id: str) -> Subscription:
@@ -157,15 +138,16 @@ class SubscriptionStore:
         events = filters.validate_filters(events)
         secret = validate_secret(secret) if secret is not None else generate_secret()
         now = self._clock()
+        sub_id = new_id()
         row = SubscriptionRow(
-            id=new_id(),
+            id=sub_id,
             tenant_id=tenant_id,
             url=url,
             events=list(events),
             status=Status.ACTIVE.value,
             description=validate_description(description),
-            headers=validate_headers(headers or {}),
-            secrets=secrets_to_json((SigningSecret(secret),)),
+            headers=sealed.seal_headers(validate_headers(headers or {}), self.keyring, sub_id),
+            secrets=sealed.seal_secrets((SigningSecret(secret),), self.keyring, sub_id),
             created_at=now,
             updated_at=now,
             version=1,
@@ -174,10 +156,10 @@ class SubscriptionStore:
         with self._sessions.begin() as session:
             self._bind(session, tenant_id)
             session.add(row)
-        sub = Subscription.from_row(row)
+        sub = Subscription.from_row(row, self.keyring)
         log.info(
             "subscription %s created for tenant %s: url=%s events=%s secret=%s",
-            sub.id, tenant_id, url, ",".join(events), mask(secret),
+            sub.id, tenant_id, mask_url(url), ",".join(events), mask(secret),
         )
         return sub, secret
 
@@ -200,7 +182,7 @@ class SubscriptionStore:
         if description is not None:
             changes["description"] = validate_description(description)
         if headers is not None:
-            changes["headers"] = validate_headers(headers)
+            changes["headers"] = sealed.seal_headers(validate_headers(headers), self.keyring, subscription_id)
         if not changes:
             raise ValidationError("update: nothing to change (give --url, --events, --description or --header)")
 
@@ -223,9 +205,10 @@ class SubscriptionStore:
         before: list[Subscription] = []
 
         def apply(row: SubscriptionRow, _now: datetime) -> None:
-            before.append(Subscription.from_row(row))
+            before.append(Subscription.from_row(row, self.keyring))
             row.status = Status.DELETED.value
             row.secrets = []
+            row.headers = {}
 
         self._change(subscription_id, tenant_id, apply)
         log.info("subscription %s deleted", subscription_id)
@@ -249,13 +232,13 @@ class SubscriptionStore:
         def apply(row: SubscriptionRow, now: datetime) -> None:
             until = now + timedelta(seconds=grace)
             kept = []
-            for old in secrets_from_json(row.secrets):
+            for old in self._open_old_secrets(row):
                 if old.value == new:
                     raise ValidationError("secret: the new secret must differ from the current ones")
                 expires = min(old.expires_at, until) if old.expires_at else until
                 if expires > now:
                     kept.append(SigningSecret(old.value, expires))
-            row.secrets = secrets_to_json((SigningSecret(new), *kept))
+            row.secrets = sealed.seal_secrets((SigningSecret(new), *kept), self.keyring, row.id)
 
         sub = self._change(subscription_id, tenant_id, apply)
         log.info("subscription %s: secret rotated, new secret %s, %d older secret(s) valid for %gs",
@@ -263,6 +246,14 @@ class SubscriptionStore:
         return sub, new
 
     # ------------------------------------------------------------------ helpers
+    def _open_old_secrets(self, row: SubscriptionRow) -> tuple[SigningSecret, ...]:
+        """The row's secrets in clear; none when they do not open (rotating is then the way out)."""
+        try:
+            return sealed.open_secrets(row.secrets or [], self.keyring, row.id)
+        except SealedValueError as exc:
+            log.warning("subscription %s: its old secrets are dropped, they cannot be opened: %s", row.id, exc)
+            return ()
+
     def _check_url(self, url: str) -> str:
         """The canonical form of ``url`` (ASCII host; what the delivery client connects to), once it passes."""
         return urls.check_url(url, self.settings, resolver=self._resolver).url
@@ -283,12 +274,12 @@ class SubscriptionStore:
             row = self._row(session, subscription_id, tenant_id, lock=True)
             now = self._clock()
             if row.secrets:
-                row.secrets = secrets_to_json(tuple(s for s in secrets_from_json(row.secrets) if s.valid_at(now)))
+                row.secrets = sealed.drop_expired(row.secrets, now)
             apply(row, now)
             row.updated_at = now
             row.version += 1
             session.flush()
-            return Subscription.from_row(row)
+            return Subscription.from_row(row, self.keyring)
 
     # In the helpers below, tenant_id None means "every tenant": only the named cross-tenant
     # operations above pass None; the public tenant-facing methods validate theirs first.
@@ -302,7 +293,7 @@ class SubscriptionStore:
     def _get(self, subscription_id: str, tenant_id: str | None) -> Subscription:
         with self._sessions() as session:
             self._bind(session, tenant_id)
-            return Subscription.from_row(self._row(session, subscription_id, tenant_id, lock=False))
+            return Subscription.from_row(self._row(session, subscription_id, tenant_id, lock=False), self.keyring)
 
     def _list(self, tenant_id: str | None) -> list[Subscription]:
         query = select(SubscriptionRow).where(SubscriptionRow.status != Status.DELETED)
@@ -311,7 +302,7 @@ class SubscriptionStore:
         query = query.order_by(SubscriptionRow.tenant_id, SubscriptionRow.created_at, SubscriptionRow.id)
         with self._sessions() as session:
             self._bind(session, tenant_id)
-            return [Subscription.from_row(row) for row in session.scalars(query)]
+            return [Subscription.from_row(row, self.keyring) for row in session.scalars(query)]
 
     def _row(self, session: Session, subscription_id: str, tenant_id: str | None, *, lock: bool) -> SubscriptionRow:
         query = select(SubscriptionRow).where(SubscriptionRow.id == subscription_id, SubscriptionRow.status != Status.DELETED)

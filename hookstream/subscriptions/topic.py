@@ -2,15 +2,19 @@
 
 Wire format (one record per change; key = subscription id, UTF-8)::
 
-    {"format": 1, "id": "sub_…", "tenant_id": "acme", "url": "https://…",
+    {"format": 2, "id": "sub_…", "tenant_id": "acme", "url": "https://…",
      "events": ["payment.*", "invoice.created"], "status": "active" | "disabled",
-     "secrets": [{"secret": "whsec_…", "expires_at": null | "2026-11-29T16:00:00.000000Z"}, …],
-     "headers": {"X-Env": "prod"}, "description": "…",
+     "secrets": [{"secret": "hs1:<key id>:…", "expires_at": null | "2026-11-29T16:00:00.000000Z"}, …],
+     "headers": {"Authorization": "hs1:<key id>:…"}, "description": "…",
      "created_at": "…Z", "updated_at": "…Z", "version": 7}
 
 A delete is a tombstone (value ``None``). ``version`` grows with every change of a subscription;
-readers keep the highest version per id. The secrets travel here, unmasked, because the
-delivery workers sign with them: treat the topic's ACLs like the database's.
+readers keep the highest version per id. Secrets and header values travel sealed
+(``sealed.py``, the same sealed values as in the database): a reader opens them with its keyring,
+once per record, and a record it cannot open (a key id it lacks) is still read, with
+``sealed_error`` saying why and no secrets. Format 1, written by versions before sealing, had
+them in clear; it is still read, so an upgrade does not stop deliveries, until ``sync`` or
+``hookstream secrets rotate-key`` republishes every subscription sealed.
 
 Publishing is a repair loop, not a fire-and-forget side effect: ``publish_pending`` publishes
 every row whose ``published_version`` is behind its ``version`` and records what reached Kafka,
@@ -31,9 +35,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from hookstream.db import bind_all_tenants
-from hookstream.errors import BrokerError, TopicError
+from hookstream.errors import BrokerError, TopicError, ValidationError
 from hookstream.kafka import producer_config
+from hookstream.crypto import Keyring
 from hookstream.settings import Settings
+from hookstream.subscriptions import sealed
 from hookstream.subscriptions.models import (
     Status,
     Subscription,
@@ -41,13 +47,14 @@ from hookstream.subscriptions.models import (
     format_time,
     parse_time,
     secrets_from_json,
-    secrets_to_json,
 )
+from hookstream.subscriptions.secrets import SigningSecret, validate_secret
 from hookstream.topics import SUBSCRIPTIONS
 
 log = logging.getLogger("hookstream.subscriptions")
 
-WIRE_FORMAT = 1
+WIRE_FORMAT = 2
+CLEAR_WIRE_FORMAT = 1  # before sealing: read, never written
 DEFAULT_TIMEOUT = 10.0
 
 
@@ -56,63 +63,122 @@ class WireFormatError(ValueError):
 
 
 # ---------------------------------------------------------------------------- wire format
-def to_wire(sub: Subscription) -> dict[str, Any]:
+def _doc(sub: Subscription | SubscriptionRow, secrets: list, headers: dict) -> dict[str, Any]:
     return {
         "format": WIRE_FORMAT,
         "id": sub.id,
         "tenant_id": sub.tenant_id,
         "url": sub.url,
         "events": list(sub.events),
-        "status": str(sub.status),
-        "secrets": secrets_to_json(sub.secrets),
-        "headers": dict(sub.headers),
-        "description": sub.description,
+        "status": str(Status(sub.status)),
+        "secrets": secrets,
+        "headers": headers,
+        "description": sub.description or "",
         "created_at": format_time(sub.created_at),
         "updated_at": format_time(sub.updated_at),
         "version": sub.version,
     }
 
 
-def encode(sub: Subscription) -> tuple[bytes, bytes]:
+def to_wire(sub: Subscription, keyring: Keyring) -> dict[str, Any]:
+    """The record's JSON document, with ``sub``'s secrets and header values sealed by ``keyring``."""
+    if sub.sealed_error:
+        raise WireFormatError(f"cannot publish {sub.id}: {sub.sealed_error}")
+    return _doc(sub, sealed.seal_secrets(sub.secrets, keyring, sub.id), sealed.seal_headers(sub.headers, keyring, sub.id))
+
+
+def _dumps(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def encode(sub: Subscription, keyring: Keyring) -> tuple[bytes, bytes]:
     """(key, value) of the record carrying ``sub``'s current state."""
-    return sub.id.encode("utf-8"), json.dumps(to_wire(sub), separators=(",", ":"), sort_keys=True).encode("utf-8")
+    return sub.id.encode("utf-8"), _dumps(to_wire(sub, keyring))
 
 
-def decode(key: bytes, value: bytes) -> Subscription:
-    """The subscription a record carries; ``WireFormatError`` naming the problem otherwise."""
+def encode_row(row: SubscriptionRow) -> bytes:
+    """The value of the record carrying a store row: its sealed values as they are (no key needed)."""
+    return _dumps(_doc(row, [dict(i) for i in row.secrets or []], dict(row.headers or {})))
+
+
+def decode(key: bytes, value: bytes, keyring: Keyring) -> Subscription:
+    """The subscription a record carries, its secrets opened; ``WireFormatError`` naming the problem
+    when the record is unreadable, and never any other exception: the record is untrusted (anyone
+    who can write to the topic wrote it) and a follower must skip it, not die on it. Secrets that
+    do not open, or open to something that is not a signing secret, are not an error here: the
+    subscription comes back with ``sealed_error`` set and no secrets or headers."""
+    try:
+        return _decode(key, value, keyring)
+    except WireFormatError:
+        raise
+    except RecursionError:  # json.loads on a value nested ~1,000 levels deep
+        raise WireFormatError("the value is nested too deeply") from None
+    except OverflowError:  # a time that is not a UTC time (0001-01-01T00:00:00+01:00)
+        raise WireFormatError("a time is out of range") from None
+    except Exception:
+        # Not the exception's text: it could quote a value, and values include secrets.
+        raise WireFormatError("a field has the wrong type or value") from None
+
+
+def _decode(key: bytes, value: bytes, keyring: Keyring) -> Subscription:
     try:
         sub_id = key.decode("utf-8")
         doc = json.loads(value)
-    except (UnicodeDecodeError, ValueError, AttributeError):
+    except (UnicodeDecodeError, ValueError, AttributeError, TypeError):
         raise WireFormatError("the key or value is not UTF-8 JSON") from None
     if not isinstance(doc, dict):
         raise WireFormatError("the value is not a JSON object")
-    if doc.get("format", WIRE_FORMAT) != WIRE_FORMAT:
-        raise WireFormatError(f"wire format {doc.get('format')!r} is not {WIRE_FORMAT}")
+    wire_format = doc.get("format", CLEAR_WIRE_FORMAT)
+    if type(wire_format) is not int or wire_format not in (WIRE_FORMAT, CLEAR_WIRE_FORMAT):
+        raise WireFormatError(f"wire format {str(wire_format)[:20]!r} is not {WIRE_FORMAT}")
     try:
+        doc_id = _str(doc["id"])
+        headers = {_str(k): _str(v) for k, v in (doc.get("headers") or {}).items()}
+        if wire_format == CLEAR_WIRE_FORMAT:
+            secrets, error = secrets_from_json(_list(doc["secrets"])), None
+        else:
+            secrets, headers, error = sealed.open_fields(_list(doc["secrets"]), headers, keyring, doc_id)
+        if error is None:
+            error = _secret_problem(doc_id, secrets)
+        if error is not None:
+            secrets, headers = (), {}
         sub = Subscription(
-            id=_str(doc["id"]),
+            id=doc_id,
             tenant_id=_str(doc["tenant_id"]),
             url=_str(doc["url"]),
-            events=tuple(_str(e) for e in doc["events"]),
+            events=tuple(_str(e) for e in _list(doc["events"])),
             status=Status(doc["status"]),
-            secrets=secrets_from_json(doc["secrets"]),
-            headers={_str(k): _str(v) for k, v in (doc.get("headers") or {}).items()},
+            secrets=secrets,
+            headers=headers,
             description=_str(doc.get("description") or ""),
-            created_at=parse_time(doc["created_at"]),
-            updated_at=parse_time(doc["updated_at"]),
+            created_at=parse_time(_str(doc["created_at"])),
+            updated_at=parse_time(_str(doc["updated_at"])),
             version=_int(doc["version"]),
+            sealed_error=error,
         )
     except KeyError as exc:
-        raise WireFormatError(f"field {exc.args[0]!r} is missing") from None
-    except (TypeError, ValueError, AttributeError):
-        # Not the exception's text: it could quote a value, and values include secrets.
-        raise WireFormatError("a field has the wrong type or value") from None
+        raise WireFormatError(f"field {str(exc.args[0])[:40]!r} is missing") from None
     if sub.id != sub_id:
         raise WireFormatError("the key is not the id in the value")
     if sub.status == Status.DELETED:
         raise WireFormatError("status 'deleted' is never published (a delete is a tombstone)")
     return sub
+
+
+def _secret_problem(sub_id: str, secrets: tuple[SigningSecret, ...]) -> str | None:
+    """Why one of the opened secrets cannot sign (``validate_secret``'s rule, never the secret)."""
+    for n, secret in enumerate(secrets, 1):
+        try:
+            validate_secret(secret.value)
+        except ValidationError as exc:
+            return f"subscription {sub_id}: secret {n} cannot sign: {str(exc).removeprefix('secret: ')}"
+    return None
+
+
+def _list(v: Any) -> list:
+    if not isinstance(v, list):
+        raise TypeError("not a list")
+    return v
 
 
 def _str(v: Any) -> str:
@@ -186,7 +252,7 @@ def _publish(settings: Settings, engine: Engine | None, *, only_pending: bool, t
         if not rows:
             return report
         records = [
-            (row.id, None if row.status == Status.DELETED else encode(Subscription.from_row(row))[1]) for row in rows
+            (row.id, None if row.status == Status.DELETED else encode_row(row)) for row in rows
         ]
         failed = _produce(settings, records, timeout)
         for row in rows:

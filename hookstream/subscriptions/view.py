@@ -5,6 +5,20 @@ to. ``follow`` runs a consumer that reads every partition of the topic from the 
 (``assign``, never a consumer group: every worker needs the whole table, and nothing is ever
 committed) and keeps the table current; ``ready`` is set once it has read up to the end
 offsets seen when it started. ``FollowerThread`` runs ``follow`` in the background.
+
+A record the follower cannot apply (``decode`` says why, as a ``WireFormatError``; or any other
+exception, which would be a bug) is logged with its partition, offset and key, counted in
+``hookstream_subscriptions_records_skipped_total{reason}`` and skipped: the topic is compacted, so
+a follower that stopped on such a record would stop on it again at every restart, and every
+tenant's deliveries would stop with it. The key's previous state, if any, stays in the table.
+
+The table opens each record's sealed secrets and header values with its keyring as the record
+is applied, once per subscription version: the delivery hot path only reads them. A record
+whose secrets do not open (a key id this process lacks) makes the table load its keyring again
+once (``reload``: a key added to the key file since the start, as ``secrets rotate-key --new``
+does, is then picked up without a restart); if it still does not open, the subscription is kept
+with ``sealed_error`` set and logged, and the delivery worker dead-letters its records with that
+reason.
 """
 
 from __future__ import annotations
@@ -13,11 +27,13 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from prometheus_client import Counter
 
-from hookstream.errors import BrokerError, TopicError
+from hookstream.crypto import Keyring, load_keyring
+from hookstream.errors import BrokerError, HookstreamError, TopicError
 from hookstream.settings import Settings
 from hookstream.subscriptions import filters
 from hookstream.subscriptions.models import Subscription
@@ -25,6 +41,12 @@ from hookstream.subscriptions.topic import WireFormatError, decode
 from hookstream.topics import SUBSCRIPTIONS
 
 log = logging.getLogger("hookstream.subscriptions")
+
+RECORDS_SKIPPED = Counter(
+    "hookstream_subscriptions_records_skipped",
+    "Records on the subscriptions topic the follower skipped: unreadable (WireFormatError) or error (a bug).",
+    ["reason"],
+)
 
 
 class SubscriptionTable:
@@ -35,7 +57,9 @@ class SubscriptionTable:
     cannot bring it back.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keyring: Keyring, *, reload: Callable[[], Keyring] | None = None) -> None:
+        self._keyring = keyring
+        self._reload = reload
         self._lock = threading.Lock()
         self._by_id: dict[str, Subscription] = {}
         self._by_tenant: dict[str, dict[str, Subscription]] = {}
@@ -55,7 +79,12 @@ class SubscriptionTable:
                 self._by_tenant.get(gone.tenant_id, {}).pop(sub_id, None)
                 self._deleted_at[sub_id] = gone.version
                 return True
-        sub = decode(key, value)
+        sub = decode(key, value, self._keyring)
+        if sub.sealed_error and self._reloaded():
+            sub = decode(key, value, self._keyring)
+        if sub.sealed_error:
+            log.error("%s (version %d); its deliveries are dead-lettered (no_valid_secret) until it is fixed",
+                      sub.sealed_error, sub.version)
         with self._lock:
             current = self._by_id.get(sub.id)
             if current is not None and sub.version < current.version:
@@ -67,6 +96,21 @@ class SubscriptionTable:
             self._by_id[sub.id] = sub
             self._by_tenant.setdefault(sub.tenant_id, {})[sub.id] = sub
             return current != sub
+
+    def _reloaded(self) -> bool:
+        """Load the keyring again; True when it changed (only after a value did not open)."""
+        if self._reload is None:
+            return False
+        try:
+            fresh = self._reload()
+        except HookstreamError as exc:
+            log.error("could not load the secret keys again: %s", exc)
+            return False
+        if fresh.ids == self._keyring.ids:
+            return False
+        log.info("secret keys loaded again: %s (were %s)", ", ".join(fresh.ids), ", ".join(self._keyring.ids))
+        self._keyring = fresh
+        return True
 
     def get(self, subscription_id: str) -> Subscription | None:
         with self._lock:
@@ -98,6 +142,11 @@ class SubscriptionTable:
 
     def __iter__(self) -> Iterator[Subscription]:
         return iter(self.snapshot().values())
+
+
+def table_for(settings: Settings) -> SubscriptionTable:
+    """An empty table with the settings' keyring, loaded again when a value does not open."""
+    return SubscriptionTable(load_keyring(settings), reload=lambda: load_keyring(settings))
 
 
 def _consumer(settings: Settings) -> Consumer:
@@ -169,17 +218,35 @@ def follow(
                         continue
                 else:
                     position = msg.offset() + 1
-                    try:
-                        table.apply(msg.key(), msg.value())
-                    except WireFormatError as exc:
-                        log.error("skipped an unreadable record on %s [%d] at offset %d: %s",
-                                  topic, msg.partition(), msg.offset(), exc)
+                    _apply(table, msg)
                 if behind and msg.partition() in behind and position >= ends[msg.partition()][1]:
                     behind.discard(msg.partition())
                     if not behind and ready_event is not None:
                         ready_event.set()
     finally:
         consumer.close()
+
+
+def _apply(table: SubscriptionTable, msg) -> None:
+    """Apply one record; a record that cannot be applied is logged, counted and skipped.
+
+    Whatever a record holds, the follower goes on: it is the only way every tenant's
+    subscriptions reach the workers, and a compacted topic keeps a bad record (until a newer
+    state of its key replaces it), so dying on it would mean dying again on every restart."""
+    try:
+        table.apply(msg.key(), msg.value())
+    except WireFormatError as exc:
+        _skipped(msg, "unreadable", str(exc))
+    except Exception as exc:  # a bug, not the record's fault alone: still never a reason to stop
+        _skipped(msg, "error", type(exc).__name__)
+
+
+def _skipped(msg, reason: str, why: str) -> None:
+    RECORDS_SKIPPED.labels(reason=reason).inc()
+    key = msg.key()
+    shown = key[:80].decode("utf-8", "replace") if isinstance(key, bytes) else repr(key)
+    what = "an unreadable record" if reason == "unreadable" else "a record it could not apply"
+    log.error("skipped %s on %s [%d] at offset %d (key %r): %s", what, msg.topic(), msg.partition(), msg.offset(), shown, why)
 
 
 def load_table(settings: Settings, *, timeout: float = 30.0) -> SubscriptionTable:
@@ -198,7 +265,7 @@ class FollowerThread:
 
     def __init__(self, settings: Settings, table: SubscriptionTable | None = None) -> None:
         self.settings = settings
-        self.table = table if table is not None else SubscriptionTable()
+        self.table = table if table is not None else table_for(settings)
         self.ready = threading.Event()
         self.error: BaseException | None = None
         self._stop = threading.Event()

@@ -14,8 +14,11 @@ import orjson
 import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
+from hookstream.crypto import load_keyring
+from hookstream.records import delivery_id
 from hookstream.subscriptions.store import SubscriptionStore
-from hookstream.topics import DEAD_LETTERS, DELIVERIES, retry_topic
+from hookstream.subscriptions.topic import encode
+from hookstream.topics import DEAD_LETTERS, DELIVERIES, SUBSCRIPTIONS, retry_topic
 from tests.integration.delivery_helpers import (  # noqa: F401  (cfg, env, receiver, store are fixtures)
     cfg, cli, env, make_record, receiver, scrape, status, store, subscribe, wait_for,
 )
@@ -42,12 +45,19 @@ def bad_records(good: dict, beta_sub: str) -> dict[str, bytes]:
 def test_bad_records_on_every_topic_are_dead_lettered_and_the_worker_lives(cfg, env, store, receiver, tmp_path):
     good_id, _ = subscribe(store, cfg, "gamma", receiver.route("/good", status(200)))
     beta_id, _ = subscribe(store, cfg, "beta", receiver.route("/beta", status(200)))
-    # the store takes these (it allows 10/8 here, and these headers); the worker's policy does not
+    # the store takes this URL (it allows 10/8 here); the worker's policy does not
     lenient = SubscriptionStore.open(dataclasses.replace(cfg, allowed_networks=(*cfg.allowed_networks, _net("10.0.0.0/8"))))
     private, _ = lenient.add("gamma", "http://10.255.0.1:9/private", ["*"])
-    accented, _ = lenient.add("gamma", receiver.route("/accented", status(200)), ["*"], headers={"X-Note": "caf\u00e9"})
-    owned, _ = lenient.add("gamma", receiver.route("/owned", status(200)), ["*"], headers={"webhook-version": "2"})
+    accented, _ = lenient.add("gamma", receiver.route("/accented", status(200)), ["*"])
+    owned, _ = lenient.add("gamma", receiver.route("/owned", status(200)), ["*"])
     publish_pending(cfg)
+    # the store refuses these headers (the same rules as the worker's): on the topic as an older
+    # release or another writer could have put them
+    keyring = load_keyring(cfg)
+    produce(cfg, SUBSCRIPTIONS, [
+        encode(dataclasses.replace(sub, headers=headers, version=sub.version + 1), keyring)
+        for sub, headers in ((accented, {"X-Note": "caf\u00e9"}), (owned, {"webhook-version": "2"}))
+    ])
     policy = {"url_refused": make_record(private.id, "gamma"), "invalid_header: the value of header X-Note": make_record(accented.id, "gamma"),
               "invalid_header: header webhook-version": make_record(owned.id, "gamma")}
 
@@ -160,3 +170,26 @@ def test_a_forward_too_large_for_the_retry_topic_is_set_aside_by_reference(cfg, 
     # `dlq list` shows the reference under its delivery's ids
     listed = json.loads(cli(env, "dlq", "list", "--tenant", "acme", "--json").stdout)
     assert [(e["delivery_id"], e["reason"][:9]) for e in listed] == [(big.delivery_id, "too_large")]
+
+
+def test_a_600_kB_subscription_id_is_set_aside_and_nothing_waits_behind_it(cfg, env, store, receiver, tmp_path):
+    """The reviewer's record (issue #12): an unknown 600 kB subscription id used to be forwarded to
+    a retry tier keyed by that id; librdkafka counts the key against message.max.bytes, refused it
+    and its reference (same key), and the worker stopped on it at every restart."""
+    healthy, _ = subscribe(store, cfg, "beta", receiver.route("/ok", status(200)))
+    doc = orjson.loads(make_record(healthy, "acme").to_bytes())
+    big = "s" * 600_000
+    doc.update(subscription_id=big, delivery_id=delivery_id(doc["event_id"], big))
+    doc["event"].pop("tenant_id", None)
+    good = make_record(healthy, "beta")
+    dlq = TopicReader(cfg, DEAD_LETTERS)
+    with worker(env, ["delivery", "worker", "--metrics-port", "0"], tmp_path / "worker.log") as w:
+        # one partition, the big record first: the healthy one is behind it
+        produce(cfg, DELIVERIES, [(b"same", orjson.dumps(doc)), (b"same", good.to_bytes())])
+        [msg] = dlq.read_until(lambda rs: len(rs) >= 1, 60, what="the big record set aside")
+        wait_for(lambda: len(receiver.hits_for("/ok")) == 1, 30, "the healthy tenant's delivery")
+        assert w.alive, w.log()[-3000:]
+        assert w.stop() == 0, w.log()[-3000:]
+    dlq.close()
+    assert orjson.loads(msg.value())["reason"] == "malformed: subscription_id has 600000 characters, more than 64"
+    assert len(msg.key()) <= 1024 and len(msg.value()) < 1_000_000

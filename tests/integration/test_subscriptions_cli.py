@@ -153,8 +153,10 @@ def test_commands_without_a_tenant_say_they_span_every_tenant(hs):
         (["--url", "https://2130706433/", "--events", "*"], 2, "error: url: 127.0.0.1 is a loopback address"),
         (["--url", URL, "--events", "payment.refunded"], 2, "error: events: 'payment.refunded' is not an event filter"),
         (["--url", URL, "--events", "*", "--secret", "whsec_dG9vc2hvcnQ="], 2, "error: secret: "),
-        (["--url", URL, "--events", "*", "--header", "Webhook-Id: x"], 2, "error: headers: Webhook-Id is set by hookstream"),
+        (["--url", URL, "--events", "*", "--header", "Webhook-Id: x"], 2, "error: headers: header Webhook-Id is set by the delivery worker itself"),
         (["--url", URL, "--events", "*", "--header", "no-colon"], 2, "error: header: expected 'Name: value'"),
+        (["--url", URL, "--events", "*", "--header", "User-Agent: mine"], 2, "error: headers: header User-Agent is set by the delivery worker itself"),
+        (["--url", URL, "--events", "*", "--header", "X-Name: Jos\u00e9"], 2, "error: headers: the value of header X-Name is not at most"),
     ],
 )
 def test_refused_input_exits_non_zero_with_one_line_naming_the_rule(hs, args, exit_code, message):

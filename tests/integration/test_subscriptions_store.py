@@ -308,3 +308,26 @@ def test_no_tenant_facing_operation_reads_or_changes_another_tenants_rows(store,
             call(tenant_id=tenant)
         assert store.get_any_tenant(target.id) == target  # unchanged, version and all
         assert store.get_any_tenant(target.id).version == target.version
+
+
+@pytest.mark.parametrize(
+    ("headers", "named"),
+    [
+        ({"X-Name": "Jos\u00e9"}, "X-Name"),
+        ({"X-Raw": "\x9bPLANTED"}, "X-Raw"),
+        ({"User-Agent": "PLANTED-agent"}, "User-Agent"),
+        ({"Webhook-Foo": "PLANTED"}, "Webhook-Foo"),
+    ],
+)
+def test_a_header_the_delivery_worker_would_refuse_is_refused_on_add_and_update(store, headers, named):
+    # issue 12: these were saved, then every delivery was dead-lettered as invalid_header
+    with pytest.raises(ValidationError) as caught:
+        store.add("acme", f"https://{PUBLIC}/", ["*"], headers=headers)
+    assert str(caught.value).startswith("headers: ") and named in str(caught.value)
+    assert "PLANTED" not in str(caught.value) and "Jos\u00e9" not in str(caught.value)
+    assert store.list_all_tenants() == []
+    sub, _ = store.add("acme", f"https://{PUBLIC}/", ["*"], headers={"X-Env": "prod"})
+    with pytest.raises(ValidationError, match=named):
+        store.update(sub.id, tenant_id="acme", headers=headers)
+    kept = store.get(sub.id, tenant_id="acme")
+    assert dict(kept.headers) == {"X-Env": "prod"} and kept.version == sub.version

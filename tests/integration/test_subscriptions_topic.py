@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from hookstream.crypto import load_keyring
 from hookstream.errors import BrokerError, TopicError
 from hookstream.subscriptions import topic
 from hookstream.subscriptions.store import SubscriptionStore
@@ -124,7 +125,7 @@ def test_sync_rebuilds_a_lost_topic_and_tombstones_ids_the_store_does_not_know(s
     fresh = dataclasses.replace(settings, topic_prefix=settings.topic_prefix + "rebuilt.")
     ensure_subscriptions_topic(fresh)
     stray = dataclasses.replace(store.get(a.id, tenant_id="acme"), id="sub_stray")
-    produce_raw(fresh, [encode(stray)])
+    produce_raw(fresh, [encode(stray, load_keyring(fresh))])
 
     caplog.set_level(logging.DEBUG)
     report = sync(fresh, engine=store.engine)

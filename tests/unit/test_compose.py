@@ -200,3 +200,22 @@ def test_dockerfile_copies_every_package_the_project_installs():
         assert (ROOT / path).exists()
     assert "pip install -c constraints.txt" in text
     assert re.search(r'^ENTRYPOINT \["hookstream"\]$', text, re.M)
+
+
+HOOKSTREAM_SERVICES = ("topics", "streams", "delivery")
+
+
+@pytest.mark.parametrize("service", HOOKSTREAM_SERVICES)
+def test_the_sealing_key_reaches_each_hookstream_service_as_a_compose_secret(service):
+    assert "hookstream_secret_key" in SERVICES[service].get("secrets", [])
+    assert env(service)["HOOKSTREAM_SECRET_KEY_FILE"] == "/run/secrets/hookstream_secret_key"
+    # the key itself never sits in a container's environment (docker inspect shows that)
+    assert "HOOKSTREAM_SECRET_KEY" not in env(service)
+
+
+def test_the_compose_secret_is_declared_from_the_hosts_key_variable():
+    declared = DOC.get("secrets") or {}
+    assert declared["hookstream_secret_key"] == {"environment": "HOOKSTREAM_SECRET_KEY"}
+    for name, svc in SERVICES.items():
+        for secret in svc.get("secrets", []):
+            assert (secret if isinstance(secret, str) else secret["source"]) in declared, name

@@ -295,6 +295,36 @@ def test_endpoint_slots_are_fifo_bounded_and_survive_cancellation():
     assert peak == 2 and order == [0, 1, 2, 4, 5]
 
 
+def test_a_url_the_client_prints_in_its_own_form_is_masked_too():
+    # pyreqwest prints the URL it parsed (normalised: host lowercased, default port dropped),
+    # which is not the string it was given: masking must not rely on finding ours
+    def refuse(url, *_):
+        raise EndpointUnreachable(
+            "error sending request for url (https://user:PLANTED-PW@hooks.example.com/sub_1?token=PLANTED-TOKEN&x=1)"
+        )
+
+    d, _ = deliverer(refuse)
+    decision = run(d.deliver(record()))
+    error = decision.report.error
+    assert "PLANTED" not in error and "token=" not in error
+    assert "https://***@hooks.example.com/sub_1?***" in error
+    entry = orjson.dumps(decision.record.attempts)
+    assert b"PLANTED" not in entry
+
+
+def test_a_subscription_whose_secrets_did_not_open_is_dead_lettered_naming_the_key_id():
+    unreadable = dataclasses.replace(
+        sub(), secrets=(), sealed_error="subscription sub_1: its secrets or headers cannot be opened: sealed under key id 'k-old'"
+    )
+    d, t = deliverer(lambda *_: HttpResponse(200), unreadable)
+    decision = run(d.deliver(record()))
+    assert isinstance(decision, DeadLetter) and decision.code == "no_valid_secret"
+    assert "'k-old'" in decision.reason and t.requests == []
+    # the worker goes on: the next subscription's record is delivered
+    d2, _ = deliverer(lambda *_: HttpResponse(204), unreadable, sub("sub_2"))
+    assert isinstance(run(d2.deliver(record("sub_2"))), Delivered)
+
+
 # ---------------------------------------------------------------------------- bounded memory
 def test_a_hundred_thousand_endpoints_leave_state_only_for_the_recent_ones():
     """Gates, secret caches and breakers of idle endpoints are forgotten (and the worker told),

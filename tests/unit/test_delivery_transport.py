@@ -174,6 +174,9 @@ class _NoBuild(PyreqwestTransport):
     def _build(self, target, pin):
         return _FakeClient()
 
+    async def _new_client(self, target, pin):
+        return self._build(target, pin)  # no thread hop: 100,000 of them would be the test's whole time
+
 
 async def test_a_hundred_thousand_hosts_leave_only_the_recent_clients():
     from delivery.transport import _target
@@ -299,3 +302,134 @@ async def test_allowed_ports_are_checked_at_connect_time(server):
     opened = PyreqwestTransport(Settings.from_env({**LOCAL_ENV, "HOOKSTREAM_ALLOWED_PORTS": f"443,{port}"}), resolver=dns)
     assert (await opened.post(f"http://receiver.invalid:{port}/hook", b"{}", {})).status == 200
     await opened.close()
+
+
+# ---------------------------------------------------------------------------- DNS bounded and isolated
+async def test_a_lookup_that_never_answers_is_bounded_and_not_cached():
+    from delivery.errors import EndpointUnreachable
+
+    calls = []
+
+    async def silent(host, port):
+        calls.append(host)
+        await asyncio.Event().wait()  # an authoritative server that never answers
+
+    t = PyreqwestTransport(LOCAL, resolver=silent)  # request timeout 1 s: the lookup gets at most that
+    for _ in range(2):
+        with pytest.raises(EndpointUnreachable, match="did not resolve within 1s"):
+            await asyncio.wait_for(t.post("http://silent.invalid/hook", b"{}", {}), 30)
+    assert calls == ["silent.invalid", "silent.invalid"]  # looked up again: a timeout is no refusal
+    await t.close()
+
+
+def _blocking_dns(monkeypatch):
+    """socket.getaddrinfo answering 127.0.0.1 at once, except for names starting with ``slow``,
+    which hang until released (at most 20 s). ``answered`` lists the slow names that returned."""
+    import socket
+    import threading
+
+    release, answered = threading.Event(), []
+
+    def lookup(host, port, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else host
+        if name.startswith("slow"):
+            release.wait(20)
+            answered.append(name)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    return release, answered
+
+
+async def test_one_tenants_hanging_names_do_not_hold_up_another_tenants_pin(monkeypatch):
+    from delivery.transport import _target
+
+    release, answered = _blocking_dns(monkeypatch)
+    t = PyreqwestTransport(LOCAL)  # the system resolver: the worker's own
+    slow = [asyncio.create_task(t._client_for(_target(f"https://slow{i}.evil.example/h"))) for i in range(12)]
+    await asyncio.sleep(0.1)  # every slow lookup has started
+    try:
+        client = await asyncio.wait_for(t._client_for(_target("https://fast.other-tenant.example/h")), 30)
+        assert client is not None and answered == []  # pinned while every slow lookup still hangs
+        for outcome in await asyncio.gather(*slow, return_exceptions=True):  # each bounded, not hung
+            assert isinstance(outcome, ConnectionError) and "did not resolve within 1s" in str(outcome)
+    finally:
+        release.set()
+        await asyncio.gather(*slow, return_exceptions=True)
+        await t.close()
+
+
+async def test_a_hanging_name_holds_one_thread_and_slow_names_at_most_half_the_pool():
+    import threading
+
+    from delivery.transport import ThreadedResolver
+
+    gates = {name: threading.Event() for name in ("slow0", "slow1", "slow2")}
+    calls = []
+
+    def lookup(host, port, *args, **kwargs):
+        name = host.decode()
+        calls.append(name)
+        if name in gates:
+            gates[name].wait(20)
+        return [(2, 1, 6, "", ("192.0.2.1", port))]
+
+    r = ThreadedResolver(threads=4, slow_after=0.01, lookup=lookup)
+
+    async def hangs(name):
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(r(name, 443), 0.2)
+
+    try:
+        await asyncio.gather(*(hangs("slow0") for _ in range(3)))
+        assert calls == ["slow0"]  # three callers, one lookup (one thread)
+        await hangs("slow1")
+        gates["slow1"].set()  # slow1 answers at last: remembered as slow, no longer running
+        for _ in range(100):
+            if ("slow1", 443) not in r._running:
+                break
+            await asyncio.sleep(0.01)
+        await hangs("slow2")  # a new name is always tried: now two slow names hold two threads
+        with pytest.raises(OSError, match="too many lookups of slow names"):
+            await r("slow1", 443)  # a known slow one would take a third: refused at once
+        assert await asyncio.wait_for(r("fast.example", 443), 10) == ["192.0.2.1"]  # room for the rest
+    finally:
+        for gate in gates.values():
+            gate.set()
+        r.close()
+
+
+# ---------------------------------------------------------------------------- clients kept, built off the loop
+async def test_a_re_pin_to_the_same_address_keeps_the_client_and_a_new_one_is_built_off_the_loop():
+    import threading
+
+    from delivery.transport import _target
+
+    class Recording(PyreqwestTransport):
+        def _build(self, target, pin):
+            built.append((pin, threading.get_ident()))
+            return _FakeClient()
+
+    built, now, answers = [], [0.0], [["93.184.216.34"]]
+
+    async def dns(host, port):
+        return answers[0]
+
+    t = Recording(STRICT, resolver=dns, dns_ttl=60.0, clock=lambda: now[0])
+    retired = []
+    t._retire = retired.append
+    await t._client_for(_target("https://a.example.com/"))  # sweeps at 0 (next at 60)
+    now[0] = 30.0
+    b = await t._client_for(_target("https://b.example.com/"))
+    now[0] = 61.0
+    await t._client_for(_target("https://a.example.com/"))  # sweeps (next at 121)
+    now[0] = 91.0  # b's pin expired, the sweep not due yet: b is re-resolved to the same address
+    assert await t._client_for(_target("https://b.example.com/")) is b
+    assert t._pinned[_target("https://b.example.com/")].expires == 151.0 and b not in retired
+    answers[0] = ["93.184.216.35"]
+    now[0] = 152.0  # (a sweep, then) a new address: a new client, the old one retired
+    c = await t._client_for(_target("https://b.example.com/"))
+    assert c is not b and b in retired
+    assert [pin for pin, _ in built] == ["93.184.216.34"] * 3 + ["93.184.216.35"]  # a, b, a again, b anew
+    assert threading.get_ident() not in {ident for _, ident in built}
+    await t.close()

@@ -108,6 +108,20 @@ def test_max_event_bytes_refuses_what_could_not_travel(value: str) -> None:
         Settings.from_env({"HOOKSTREAM_MAX_EVENT_BYTES": value})
 
 
+def test_secret_key_settings_are_read_and_checked_without_echoing_the_key(tmp_path):
+    from hookstream.crypto import new_key_entry
+
+    entry = new_key_entry("k2") + "," + new_key_entry("k1")
+    s = Settings.from_env({"HOOKSTREAM_SECRET_KEY": entry, "HOOKSTREAM_SECRET_KEY_FILE": str(tmp_path / "key")})
+    assert s.secret_key == entry and s.secret_key_file == tmp_path / "key"
+    assert entry not in repr(s)
+    assert Settings.from_env({}).secret_key is None and Settings.from_env({}).secret_key_file is None
+    bad = "k1:" + "QUJD" * 4  # 12 bytes
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"HOOKSTREAM_SECRET_KEY": bad})
+    assert "HOOKSTREAM_SECRET_KEY" in str(err.value) and "QUJD" not in str(err.value)
+
+
 def test_breaker_defaults_are_convoys_ratio_with_a_30s_window() -> None:
     s = Settings.from_env({})
     assert (s.breaker_failure_ratio, s.breaker_min_requests, s.breaker_window_seconds, s.breaker_pause_seconds) == (0.7, 10, 30.0, 30.0)

@@ -42,6 +42,19 @@ def test_times_are_written_in_utc_with_a_z_and_read_back_equal():
     assert parse_time(format_time(local)) == T0 and parse_time("2026-11-28T12:00:00").tzinfo == UTC
 
 
+def test_public_form_shows_header_names_only_and_masks_url_tokens():
+    sub = make_sub(url="https://hooks.example.com/in?token=PLANTED-URL", headers={"Authorization": "Bearer PLANTED-HEADER"})
+    public = sub.to_public()
+    assert public["headers"] == {"Authorization": "***"}
+    assert public["url"] == "https://hooks.example.com/in?***"
+    assert "PLANTED" not in str(public)
+
+
+def test_public_form_says_why_secrets_are_missing_when_they_did_not_open():
+    public = make_sub(secrets=(), headers={}, sealed_error="sealed under key id 'k0'").to_public()
+    assert public["secrets"] == [] and public["sealed_error"] == "sealed under key id 'k0'"
+
+
 def test_a_unicode_host_saved_before_canonical_urls_is_read_in_ascii():
     assert make_sub(url="https://B\u00fccher.example/in").url == "https://xn--bcher-kva.example/in"
     # a homograph shows as what it is

@@ -1,0 +1,103 @@
+"""A subscription's secrets and header values, sealed (``hookstream.crypto``) where they rest.
+
+The database columns and the topic's records hold the same shapes as before, with each value
+sealed: ``secrets`` is ``[{"secret": "hs1:…", "expires_at": …}]`` and ``headers`` is
+``{"Name": "hs1:…"}``. Header names and expiry times stay readable (listings show them); each
+value is bound to its subscription id and field, so it opens nowhere else.
+
+``open_fields`` never raises for a value it cannot open: it returns no secrets and no headers
+plus the reason (the key id it lacks), so a listing still lists and a worker dead-letters that
+subscription's records with the reason instead of crashing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from hookstream.crypto import Keyring, SealedValueError, is_sealed
+from hookstream.subscriptions.secrets import SigningSecret
+
+
+def _secret_context(sub_id: str) -> str:
+    return f"subscription/{sub_id}/secret"
+
+
+def _header_context(sub_id: str, name: str) -> str:
+    return f"subscription/{sub_id}/header/{name.lower()}"
+
+
+def _time(dt: datetime | None) -> str | None:
+    from hookstream.subscriptions.models import format_time
+
+    return format_time(dt) if dt else None
+
+
+def seal_secrets(secrets: Sequence[SigningSecret], keyring: Keyring, sub_id: str) -> list[dict[str, Any]]:
+    return [{"secret": keyring.seal(s.value, _secret_context(sub_id)), "expires_at": _time(s.expires_at)} for s in secrets]
+
+
+def seal_headers(headers: Mapping[str, str], keyring: Keyring, sub_id: str) -> dict[str, str]:
+    return {name: keyring.seal(value, _header_context(sub_id, name)) for name, value in headers.items()}
+
+
+def open_secrets(items: Sequence[Mapping[str, Any]], keyring: Keyring, sub_id: str) -> tuple[SigningSecret, ...]:
+    from hookstream.subscriptions.models import parse_time
+
+    return tuple(
+        SigningSecret(
+            keyring.open(_sealed(item["secret"]), _secret_context(sub_id)),
+            parse_time(item["expires_at"]) if item.get("expires_at") else None,
+        )
+        for item in items
+    )
+
+
+def open_headers(items: Mapping[str, str], keyring: Keyring, sub_id: str) -> dict[str, str]:
+    return {name: keyring.open(_sealed(value), _header_context(sub_id, name)) for name, value in items.items()}
+
+
+def open_fields(
+    secrets: Sequence[Mapping[str, Any]], headers: Mapping[str, str], keyring: Keyring, sub_id: str
+) -> tuple[tuple[SigningSecret, ...], dict[str, str], str | None]:
+    """(secrets, headers, None), or ((), {}, why) when a value does not open."""
+    try:
+        return open_secrets(secrets, keyring, sub_id), open_headers(headers, keyring, sub_id), None
+    except SealedValueError as exc:
+        return (), {}, f"subscription {sub_id}: its secrets or headers cannot be opened: {exc}"
+
+
+def reseal(secrets: list[dict[str, Any]], headers: Mapping[str, str], keyring: Keyring, sub_id: str):
+    """Both fields under the keyring's newest key (``SealedValueError`` when one does not open)."""
+    return (
+        [dict(item, secret=keyring.reseal(_sealed(item["secret"]), _secret_context(sub_id))) for item in secrets],
+        {name: keyring.reseal(_sealed(value), _header_context(sub_id, name)) for name, value in headers.items()},
+    )
+
+
+def seal_clear(secrets: list[dict[str, Any]], headers: Mapping[str, str], keyring: Keyring, sub_id: str):
+    """Fields written by a version before sealing (clear values) sealed; sealed ones left as they are."""
+    return (
+        [
+            dict(item, secret=item["secret"] if is_sealed(item["secret"]) else keyring.seal(item["secret"], _secret_context(sub_id)))
+            for item in secrets
+        ],
+        {
+            name: value if is_sealed(value) else keyring.seal(value, _header_context(sub_id, name))
+            for name, value in headers.items()
+        },
+    )
+
+
+def drop_expired(items: Sequence[Mapping[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """The sealed secrets still valid at ``now`` (expiry times are in clear: nothing to open)."""
+    from hookstream.subscriptions.models import parse_time
+
+    return [dict(i) for i in items if not i.get("expires_at") or now < parse_time(i["expires_at"])]
+
+
+def _sealed(value: Any) -> str:
+    if not is_sealed(value):
+        raise SealedValueError("a secret or header value is stored in clear (run `hookstream secrets rotate-key`)")
+    return value
