@@ -100,11 +100,26 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return getattr(exc, "exit_code", 2)
     except Exception as exc:  # a bug, not a user error: say so in one line unless debugging
+        if _is_kafka_error(exc) and not os.environ.get("HOOKSTREAM_DEBUG"):
+            # the broker is infrastructure, not a bug: one line naming it (e.g. none is running)
+            typer.echo(f"error: Kafka: {_kafka_message(exc)} (is a broker running? `hookstream kafka status`)", err=True)
+            return 1
         if os.environ.get("HOOKSTREAM_DEBUG"):
             raise
         typer.echo(f"internal error: {type(exc).__name__}: {exc} (set HOOKSTREAM_DEBUG=1 for a traceback)", err=True)
         return 70
     return code if isinstance(code, int) and not isinstance(code, bool) else 0
+
+
+def _is_kafka_error(exc: BaseException) -> bool:
+    from confluent_kafka import KafkaException
+
+    return isinstance(exc, KafkaException)
+
+
+def _kafka_message(exc: BaseException) -> str:
+    error = exc.args[0] if exc.args else None
+    return error.str() if hasattr(error, "str") else str(exc)
 
 
 def run() -> None:

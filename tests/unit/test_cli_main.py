@@ -45,3 +45,30 @@ def test_an_error_message_quoting_stored_text_is_escaped(capsys):
     finally:
         app.registered_groups.pop()
     assert capsys.readouterr().err == "error: no subscription named \\x1b]0;owned\\x07\n"
+
+
+def test_a_kafka_error_is_one_error_line_not_an_internal_error(capsys):
+    # what any command raises when no broker answers (`topics list` after its 30 s metadata wait)
+    import typer
+    from confluent_kafka import KafkaError, KafkaException
+
+    from hookstream.cli import app
+
+    def fail():
+        raise KafkaException(KafkaError(KafkaError._TRANSPORT, "Failed to get metadata: Local: Broker transport failure"))
+
+    probe = typer.Typer()
+    probe.command("probe")(fail)
+    app.add_typer(probe, name="probe-kafka")
+    try:
+        assert main(["probe-kafka", "probe"]) == 1
+    finally:
+        app.registered_groups.pop()
+    err = capsys.readouterr().err
+    assert err.startswith("error: Kafka: Failed to get metadata: Local: Broker transport failure (is a broker running?")
+    assert err.count("\n") == 1
+
+
+def test_streams_worker_refuses_a_metrics_port_out_of_range(capsys):
+    assert main(["streams", "worker", "--metrics-port", "99999999999"]) == 2
+    assert capsys.readouterr().err == "error: --metrics-port must be from 0 to 65535 (got 99999999999)\n"
