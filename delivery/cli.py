@@ -8,7 +8,7 @@ import logging
 
 import typer
 
-from hookstream.cli._output import JsonOption, emit_json
+from hookstream.cli._output import JsonOption, emit_json, printable
 from hookstream.errors import BrokerError, NotFoundError, ValidationError
 from hookstream.settings import Settings
 
@@ -18,6 +18,7 @@ deliveries_app = typer.Typer(help="Inspect delivery attempts (the attempt log)."
 log = logging.getLogger("hookstream.delivery")
 
 ALL_TENANTS = "all tenants (no --tenant given)"
+MAX_LIST_LIMIT = 10_000
 
 
 @delivery_app.command("worker")
@@ -39,8 +40,10 @@ def worker(
     logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = Settings.from_env()
     for name, value in (("--concurrency", concurrency), ("--endpoint-concurrency", endpoint_concurrency), ("--endpoint-backlog", endpoint_backlog)):
-        if value < 1:
-            raise ConfigError(f"{name} must be at least 1")
+        if not 1 <= value <= 1_000_000:
+            raise ConfigError(f"{name} must be from 1 to 1000000 (got {value})")
+    if metrics_port is not None and not 0 <= metrics_port <= 65535:  # checked before the minute spent waiting for the broker
+        raise ConfigError(f"--metrics-port must be from 0 to 65535 (got {metrics_port})")
     limits = Limits(endpoint_concurrency=endpoint_concurrency, endpoint_backlog=max(endpoint_backlog, endpoint_concurrency))
     breaker = BreakerConfig.from_settings(settings)
     port = settings.metrics_port if metrics_port is None else metrics_port
@@ -110,7 +113,7 @@ def deliveries_list(
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's deliveries (without it: every tenant's, and it says so)."),
     subscription: str = typer.Option(None, "--subscription", help="Only this subscription's deliveries."),
     status: str = typer.Option(None, "--status", help="succeeded, failed or dead (the latest attempt's)."),
-    limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
+    limit: int = typer.Option(50, "--limit", help=f"At most this many, newest first (1-{MAX_LIST_LIMIT})."),
     as_json: bool = JsonOption,
 ) -> None:
     """Deliveries with their latest attempt, newest first."""
@@ -118,8 +121,8 @@ def deliveries_list(
 
     if status is not None and status not in STATUSES:
         raise ValidationError(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
-    if limit < 1:
-        raise ValidationError("--limit must be at least 1")
+    if not 1 <= limit <= MAX_LIST_LIMIT:  # the database's integers end somewhere; a screen much sooner
+        raise ValidationError(f"--limit must be from 1 to {MAX_LIST_LIMIT} (got {limit})")
     if tenant is None:
         rows = list_deliveries_all_tenants(_engine(), subscription_id=subscription, status=status, limit=limit)
     else:
@@ -135,10 +138,10 @@ def deliveries_list(
         typer.echo("no deliveries")
         return
     for r in rows:
-        http = r["http_status"] if r["http_status"] is not None else "-"
+        p = {k: printable(v) if v is not None else "-" for k, v in r.items()}  # stored strings: tenants wrote them
         typer.echo(
-            f"{r['delivery_id']}  {r['status']:<9} attempts={r['attempts']:<2} http={http:<3}  "
-            f"{r['event_type']:<24} {r['tenant_id']}  {r['subscription_id']}  {r['attempted_at']}"
+            f"{p['delivery_id']}  {p['status']:<9} attempts={p['attempts']:<2} http={p['http_status']:<3}  "
+            f"{p['event_type']:<24} {p['tenant_id']}  {p['subscription_id']}  {p['attempted_at']}"
         )
 
 
@@ -163,13 +166,15 @@ def deliveries_show(
     if as_json:
         emit_json({"delivery_id": delivery_id, "attempts": rows})
         return
-    first = rows[0]
-    typer.echo(f"delivery {delivery_id}: {first['event_type']} (event {first['event_id']}) for tenant {first['tenant_id']}, subscription {first['subscription_id']}")
+    # every stored string through printable(): tenants wrote the ids, endpoints the answers and errors
+    first = {k: printable(v) for k, v in rows[0].items()}
+    typer.echo(f"delivery {printable(delivery_id)}: {first['event_type']} (event {first['event_id']}) "
+               f"for tenant {first['tenant_id']}, subscription {first['subscription_id']}")
     for r in rows:
-        what = f"HTTP {r['http_status']}" if r["http_status"] is not None else (r["error"] or "no response")
-        typer.echo(f"  #{r['attempt']:<2} {r['attempted_at']}  {r['status']:<9} {what}  {r['duration_ms']:.1f} ms")
+        what = f"HTTP {r['http_status']}" if r["http_status"] is not None else printable(r["error"] or "no response")
+        typer.echo(f"  #{r['attempt']:<2} {r['attempted_at']}  {printable(r['status']):<9} {what}  {r['duration_ms']:.1f} ms")
         if r["response_excerpt"]:
-            typer.echo(f"      response: {r['response_excerpt'][:200]!r}")
+            typer.echo(f"      response: {printable(repr(r['response_excerpt'][:200]))}")
 
 
 def _engine():

@@ -137,8 +137,24 @@ def _type_matches(pattern: str, event_type: str) -> bool:
     return pattern == event_type or (pattern.endswith(".*") and event_type.startswith(pattern[:-1]))
 
 
+# dead_lettered_at is whatever the record says: only a Unix time from 1970 to ~5138 is kept
+# (datetime cannot hold much more, and one entry's odd number must not break a whole listing)
+_MAX_TIMESTAMP = 1e11
+
+
+def _timestamp(value) -> float | None:
+    if type(value) not in (int, float) or not 0 <= value <= _MAX_TIMESTAMP:  # also NaN: every comparison is false
+        return None
+    return float(value)
+
+
 def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if ts is not None else None
+    if ts is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (OverflowError, OSError, ValueError):  # never in range after _timestamp; a listing must not fail on one
+        return None
 
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
@@ -150,7 +166,10 @@ def parse_time(text: str, *, name: str, now: datetime | None = None) -> float:
     m = _RELATIVE.match(text.strip())
     if m:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
-        return (now - timedelta(**{unit: float(m.group(1))})).timestamp()
+        try:
+            return (now - timedelta(**{unit: float(m.group(1))})).timestamp()
+        except OverflowError:  # before year 1 (or beyond what timedelta holds)
+            raise ValidationError(f"{name}: {text!r} reaches back before year 1; give a shorter span or a time") from None
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -176,9 +195,7 @@ def decode(partition: int, offset: int, value: bytes | None) -> DeadLetter:
             record = decode_record(value)
         except MalformedRecord as exc:
             problem = str(exc)
-    when = raw.get("dead_lettered_at")
-    when = float(when) if type(when) in (int, float) else None
-    return DeadLetter(entry_id, str(raw.get("reason") or "unknown")[:1000], when, record, raw, problem)
+    return DeadLetter(entry_id, str(raw.get("reason") or "unknown")[:1000], _timestamp(raw.get("dead_lettered_at")), record, raw, problem)
 
 
 def read(settings: Settings, *, since: float | None = None, timeout: float = 10.0) -> Iterator[DeadLetter]:
@@ -200,7 +217,7 @@ def read(settings: Settings, *, since: float | None = None, timeout: float = 10.
             return
         starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends]
         if since is not None:
-            starts = consumer.offsets_for_times([TopicPartition(topic, p, int(since * 1000)) for p in ends], timeout=timeout)
+            starts = consumer.offsets_for_times([TopicPartition(topic, p, int(max(since, 0.0) * 1000)) for p in ends], timeout=timeout)  # before 1970: -1 and -2 mean "latest" and "earliest"
             starts = [tp if tp.offset >= 0 else TopicPartition(topic, tp.partition, ends[tp.partition]) for tp in starts]
         remaining = {tp.partition for tp in starts if tp.offset < ends[tp.partition]}
         consumer.assign([tp for tp in starts if tp.partition in remaining])
@@ -232,12 +249,19 @@ def find(settings: Settings, entry_id: str, *, tenant_id: str) -> DeadLetter:
     return d
 
 
+_MAX_PARTITION = 2**31 - 1
+_MAX_OFFSET = 2**63 - 1
+
+
 def find_any_tenant(settings: Settings, entry_id: str) -> DeadLetter:
     """Operators only: a dead letter by id, whichever tenant's it is (or an unreadable one)."""
-    m = re.fullmatch(r"(\d+)-(\d+)", entry_id.strip())
+    m = re.fullmatch(r"(\d{1,20})-(\d{1,20})", entry_id.strip())  # int() refuses over 4,300 digits
     if not m:
         raise ValidationError(f"{entry_id!r} is not a dead-letter id (they look like 2-153: partition-offset)")
     partition, offset = int(m.group(1)), int(m.group(2))
+    if partition > _MAX_PARTITION or offset > _MAX_OFFSET:  # Kafka's own limits (int32, int64)
+        raise ValidationError(f"{entry_id!r} is not a dead-letter id: a partition is at most {_MAX_PARTITION} "
+                              f"and an offset at most {_MAX_OFFSET}")
     topic = settings.topic(DEAD_LETTERS)
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "hookstream-dlq-reader",
                          "enable.auto.commit": False, "log_level": 3})

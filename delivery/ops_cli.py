@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from hookstream.cli._output import JsonOption, emit_json
+from hookstream.cli._output import JsonOption, emit_json, printable
 from hookstream.settings import Settings
 
 dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
@@ -54,8 +54,9 @@ def dlq_list(tenant: Optional[str] = _tenant, subscription: Optional[str] = _sub
         typer.echo("no dead letters match")
         return
     for r in rows:
-        typer.echo(f"{r['id']:<9} {r['dead_lettered_at'] or '-':<27} {r['tenant_id'] or '-':<12} {r['subscription_id'] or '-':<30} "
-                   f"{r['event_type'] or '-':<22} attempts={r['attempts']:<2} {r['reason']}: {r['last_error']}")
+        p = {k: printable(v) if v is not None else "-" for k, v in r.items()}  # stored strings: tenants and endpoints wrote them
+        typer.echo(f"{p['id']:<9} {p['dead_lettered_at']:<27} {p['tenant_id']:<12} {p['subscription_id']:<30} "
+                   f"{p['event_type']:<22} attempts={p['attempts']:<2} {p['reason']}: {p['last_error']}")
     typer.echo(f"{len(rows)} dead letter(s)", err=True)
 
 
@@ -79,17 +80,33 @@ def dlq_show(entry_id: str = typer.Argument(..., help="The id from `dlq list` (p
     if as_json:
         emit_json(doc)
         return
-    for k in ("id", "reason", "dead_lettered_at", "delivery_id", "tenant_id", "subscription_id", "event_type", "event_id"):
-        typer.echo(f"{k:<17} {doc[k]}")
-    for a in doc["attempt_history"]:
-        if "omitted" in a and "attempt" not in a:  # the history keeps the first and the last attempts
-            typer.echo(f"{'':<17} ({a['omitted']} attempt(s) omitted)")
-            continue
-        typer.echo(f"attempt {a.get('attempt', '?')!s:<9} " + " ".join(f"{k}={v}" for k, v in a.items()))
-    if doc["event"] is not None:
-        import json
+    _print_dead_letter(doc)
 
-        typer.echo("event            " + json.dumps(doc["event"], sort_keys=True))
+
+def _print_dead_letter(doc: dict) -> None:
+    """``dlq show`` in text: every stored string through ``printable`` (tenants and endpoints wrote them)."""
+    import json
+
+    for k in ("id", "reason", "dead_lettered_at", "delivery_id", "tenant_id", "subscription_id", "event_type", "event_id"):
+        typer.echo(f"{k:<17} {printable(doc[k])}")
+    for a in doc["attempt_history"]:
+        if not isinstance(a, dict):  # the worker's decode_record only checks it is a list
+            typer.echo(f"attempt {'?':<9} {printable(a)}")
+        elif "omitted" in a and "attempt" not in a:  # the history keeps the first and the last attempts
+            typer.echo(f"{'':<17} ({printable(a['omitted'])} attempt(s) omitted)")
+        else:
+            typer.echo(f"attempt {printable(a.get('attempt', '?')):<9} " + " ".join(f"{printable(k)}={printable(v)}" for k, v in a.items()))
+    if doc["event"] is not None:
+        typer.echo("event            " + json.dumps(doc["event"], sort_keys=True))  # ensure_ascii: escaped already
+    original = doc.get("original")
+    if original:  # where an unreadable or too large record came from, its size and an excerpt
+        ref = original.get("ref") if isinstance(original.get("ref"), dict) else {}
+        where = {k: original.get(k, ref.get(k)) for k in ("topic", "partition", "offset")}
+        if any(v is not None for v in where.values()):
+            typer.echo("original         " + " ".join(f"{k}={printable(v)}" for k, v in where.items() if v is not None))
+        for k in ("value_bytes", "excerpt", "value_excerpt_b64", "key_b64", "value_b64"):
+            if original.get(k) is not None:
+                typer.echo(f"  {k:<15} {printable(original[k])}")
 
 
 @dlq_app.command("replay")
@@ -136,14 +153,15 @@ def dlq_replay(tenant: Optional[str] = _tenant, subscription: Optional[str] = _s
         by_id = {d.id: d for d in entries}
         for entry in report.replayed:
             s = by_id[entry].summary()
-            typer.echo(f"{verb} {entry}: {s['event_type']} -> {s['subscription_id']} (webhook-id {s['delivery_id']})")
+            typer.echo(f"{verb} {entry}: {printable(s['event_type'])} -> {printable(s['subscription_id'])} "
+                       f"(webhook-id {printable(s['delivery_id'])})")
     typer.echo(f"{verb} {len(report.replayed)} dead letter(s)")
     for entry, when in report.already.items():
         typer.echo(f"skipped {entry}: already replayed at {when} (--force to send it again)")
     for entry, why in report.not_replayable.items():
-        typer.echo(f"skipped {entry}: {why}")
+        typer.echo(f"skipped {entry}: {printable(why)}")
     for entry, why in report.failed.items():
-        typer.echo(f"failed {entry}: {why}")
+        typer.echo(f"failed {entry}: {printable(why)}")
     _replay_failed(report)
 
 
@@ -179,4 +197,4 @@ def replay_events(subscription: str = typer.Option(..., "--subscription", help="
         typer.echo(f"{'would re-deliver' if dry_run else 're-delivering'} {report.queued} event(s) to {sub.id} "
                    f"(scanned {report.scanned}, {report.skipped_invalid} unreadable skipped)")
         for event_id, why in report.refused.items():
-            typer.echo(f"refused event {event_id}: {why}")
+            typer.echo(f"refused event {printable(event_id)}: {printable(why)}")

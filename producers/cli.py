@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import typer
 
-from hookstream.cli._output import JsonOption, emit_json
+from hookstream.cli._output import JsonOption, emit_json, printable
 from hookstream.db import make_engine, migrate
 from hookstream.errors import ValidationError
 from hookstream.settings import Settings, parse_duration
@@ -40,6 +40,15 @@ def _read_data(data: str) -> dict:
     return value
 
 
+# librdkafka's message.timeout.ms: more than linger.ms (5), at most 2**31-1 ms (0 would mean forever)
+_MIN_TIMEOUT, _MAX_TIMEOUT = 0.1, (2**31 - 1) / 1000
+
+
+def _check_timeout(timeout: float) -> None:
+    if not (_MIN_TIMEOUT <= timeout <= _MAX_TIMEOUT):  # NaN fails every comparison
+        raise ValidationError(f"--timeout: {timeout!r} is not a number of seconds from {_MIN_TIMEOUT:g} to {_MAX_TIMEOUT:g}")
+
+
 def publish_command(
     tenant: str = typer.Option(..., "--tenant", help="The tenant the event belongs to."),
     event_type: str = typer.Option(..., "--type", help="The event type, e.g. payment.received (see `hookstream schemas list`)."),
@@ -49,6 +58,7 @@ def publish_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Validate and publish one event; prints its id once the broker has it."""
+    _check_timeout(timeout)
     settings = Settings.from_env()
     event = Event.new(event_type, tenant, _read_data(data), correlation_id=correlation_id)
     validate_event(event)  # before connecting: bad input fails fast
@@ -71,6 +81,8 @@ def outbox_relay(
     """Publish the outbox's pending events in order and mark them sent. Stops cleanly on SIGTERM/SIGINT."""
     settings = Settings.from_env()
     interval = parse_duration(poll_interval, name="--poll-interval")
+    if not 0.01 <= interval <= 86_400:  # 0 would spin; a wait too long for the clock raises (OverflowError)
+        raise ValidationError(f"--poll-interval: {poll_interval!r} is not from 10ms to 1d")
     engine = make_engine(settings.database_url)
     migrate(engine)
     stop = threading.Event()
@@ -78,12 +90,13 @@ def outbox_relay(
         signal.signal(sig, lambda *_: stop.set())
     with Publisher(settings, delivery_timeout=60.0) as publisher:
         relay = OutboxRelay(engine, publisher, batch_size=batch_size, ack_timeout=90.0, on_set_aside=lambda row: typer.echo(
-            f"set aside outbox row {row.seq} (event {row.event_id}), it will not be published: {row.reason}", err=True))
+            f"set aside outbox row {row.seq} (event {printable(row.event_id)}), it will not be published: {printable(row.reason)}",
+            err=True))  # the row's event id and reason come from services' data: printable()
         if once:
             total = relay.drain(stop)
         else:
             typer.echo(f"relaying the outbox of {engine.url.render_as_string(hide_password=True)} to {settings.kafka_bootstrap}")
-            total = relay.run(stop, poll_interval=interval, on_error=lambda exc: typer.echo(f"error: {exc}", err=True))
+            total = relay.run(stop, poll_interval=interval, on_error=lambda exc: typer.echo(f"error: {printable(exc)}", err=True))
     typer.echo(f"published {total} events")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import threading
 import time
 from datetime import datetime, timezone
@@ -48,6 +49,29 @@ def new_event_id() -> str:
     # layout: 48 bits ms | version 7 | 12 bits rand | variant 10 | 62 bits rand
     tail = f"{_VARIANT | (rand & _LOW_62):016x}"
     return f"{prefix}{rand >> 62:03x}-{tail[:4]}-{tail[4:]}"
+
+
+# The envelope's ids (id, tenant_id, correlation_id) are printable ASCII without spaces. The
+# published JSON Schemas admit more (``^[^\s]+$`` lets ESC, BEL, DEL and C1 controls through, which
+# a terminal acts on when an operator lists dead letters); their patterns stay as published, since
+# a tighter pattern is an incompatible change (tests/unit/test_schemas_compat.py), and this rule
+# is enforced in code wherever an event is parsed or encoded (README: Events).
+ID_FIELDS = ("id", "tenant_id", "correlation_id")
+_PRINTABLE_ID = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def check_ids(doc: dict[str, Any]) -> None:
+    """Raise ``InvalidEventError`` naming the first envelope id that is not 1-128 printable ASCII
+    characters (``correlation_id`` may be absent or null). ``doc`` already passed its schema."""
+    for field in ID_FIELDS:
+        value = doc.get(field)
+        if value is not None and not _PRINTABLE_ID.fullmatch(value):
+            event_type = doc.get("type")
+            raise InvalidEventError(
+                f"{event_type}: {field} must be 1-128 printable ASCII characters, no spaces or control characters "
+                f"(got {ascii(value[:40])}{'...' if len(value) > 40 else ''})",  # ascii(): no raw control reaches a terminal
+                code="envelope", event_type=event_type, field=field,
+            )
 
 
 def format_timestamp(moment: datetime) -> str:

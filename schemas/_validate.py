@@ -28,7 +28,7 @@ import jsonschema_rs
 import orjson
 
 from schemas._catalog import CURRENT_VERSIONS, EventSchema, get_schema, unknown_type
-from schemas._envelope import Event, format_timestamp
+from schemas._envelope import Event, check_ids, format_timestamp
 from schemas._errors import InvalidEventError
 
 # Which error to name first when there are several: the most basic problem.
@@ -83,6 +83,7 @@ def event_from_dict(doc: Any) -> Event:
         _check_depth(doc)
     if not _safe_is_valid(doc):
         _refuse(doc)
+    check_ids(doc)
     try:
         occurred_at = datetime.fromisoformat(doc["occurred_at"]).astimezone(timezone.utc)
     except (ValueError, OverflowError):  # RFC 3339's shape but no real moment: a leap second, year 0 in UTC
@@ -100,6 +101,7 @@ def encode_event(event: Event) -> bytes:
     doc = _envelope_dict(event)
     if not _safe_is_valid(doc):
         _refuse(doc)
+    check_ids(doc)
     try:
         return orjson.dumps(doc)
     except TypeError as exc:  # values the schema cannot see, e.g. a str subclass orjson refuses
@@ -303,8 +305,11 @@ def _got(value: Any) -> str:
     return _shown(value)
 
 
+_DEL_AND_C1 = re.compile(r"[\x7f-\x9f]")  # orjson escapes C0 only: these would reach a terminal raw
+
+
 def _json_string(value: str) -> str:
-    text = orjson.dumps(value[:57]).decode()
+    text = _DEL_AND_C1.sub(lambda m: f"\\u{ord(m.group()):04x}", orjson.dumps(value[:57]).decode())
     return text if len(value) <= 57 else text[:-1] + '..."'
 
 

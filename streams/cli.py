@@ -21,6 +21,10 @@ def worker(
     from hookstream.topics import EVENT_TOPICS
     from streams.app import create_app, group_id
 
+    if metrics_port is not None and not 0 <= metrics_port <= 65535:
+        from hookstream.errors import ConfigError
+
+        raise ConfigError(f"--metrics-port must be from 0 to 65535 (got {metrics_port})")
     settings = Settings.from_env()
     app = create_app(settings)
     port = settings.metrics_port if metrics_port is None else metrics_port

@@ -67,13 +67,29 @@ def _register() -> None:
 _register()
 
 
+def _not_utf8(argv: list[str]) -> str | None:
+    """The first argument that is not valid UTF-8 (Python keeps its bytes as lone surrogates)."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return arg
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
+    bad = _not_utf8(sys.argv[1:] if argv is None else argv)
+    if bad is not None:  # refused here, once, rather than deep inside whichever command gets it
+        typer.echo(f"error: argument {ascii(bad)} is not valid UTF-8", err=True)
+        return 2
     try:
         # with standalone_mode=False click returns the code of `typer.Exit(code)` instead of exiting
         code = command.main(args=argv, prog_name="hookstream", standalone_mode=False)
     except HookstreamError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        from hookstream.cli._output import printable
+
+        typer.echo(f"error: {printable(exc)}", err=True)  # messages may quote what a tenant stored
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
@@ -84,11 +100,26 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return getattr(exc, "exit_code", 2)
     except Exception as exc:  # a bug, not a user error: say so in one line unless debugging
+        if _is_kafka_error(exc) and not os.environ.get("HOOKSTREAM_DEBUG"):
+            # the broker is infrastructure, not a bug: one line naming it (e.g. none is running)
+            typer.echo(f"error: Kafka: {_kafka_message(exc)} (is a broker running? `hookstream kafka status`)", err=True)
+            return 1
         if os.environ.get("HOOKSTREAM_DEBUG"):
             raise
         typer.echo(f"internal error: {type(exc).__name__}: {exc} (set HOOKSTREAM_DEBUG=1 for a traceback)", err=True)
         return 70
     return code if isinstance(code, int) and not isinstance(code, bool) else 0
+
+
+def _is_kafka_error(exc: BaseException) -> bool:
+    from confluent_kafka import KafkaException
+
+    return isinstance(exc, KafkaException)
+
+
+def _kafka_message(exc: BaseException) -> str:
+    error = exc.args[0] if exc.args else None
+    return error.str() if hasattr(error, "str") else str(exc)
 
 
 def run() -> None:

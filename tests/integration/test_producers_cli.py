@@ -65,3 +65,29 @@ def test_relay_once_publishes_the_outbox_and_exits(settings, hs_env):
     with TopicReader(settings, ["events.customer"]) as reader:
         messages = reader.read_until(lambda m: len(m) >= 5)
     assert [parse_event(m.value()).id for m in messages] == ids  # one key, one partition: in order
+
+
+def test_relay_prints_a_set_aside_rows_stored_strings_escaped(settings, hs_env):
+    """A row written before ids were checked (or edited by hand) can hold terminal controls in its
+    event id and payload: the relay's set-aside line shows them escaped."""
+    from sqlalchemy import update
+
+    from producers import OutboxRow
+
+    ensure_topics(settings)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    hostile = "ev\x1b]0;owned\x07\x9b2J"
+    with engine.begin() as conn:
+        stored = add_to_outbox(conn, Event.new("customer.created", "acme", example("customer.created"))).id
+        ok = add_to_outbox(conn, Event.new("customer.created", "acme", example("customer.created"))).id
+        conn.execute(update(OutboxRow.__table__).where(OutboxRow.__table__.c.event_id == stored)
+                     .values(event_id=hostile, payload='{"id": "\x1b[2J\u009b"'))
+    engine.dispose()
+    relayed = _run(hs_env, "outbox", "relay", "--once")
+    assert (relayed.returncode, relayed.stdout) == (0, "published 1 events\n"), relayed.stderr
+    line = next(x for x in relayed.stderr.splitlines() if x.startswith("set aside outbox row"))
+    assert "(event ev\\x1b]0;owned\\x07\\x9b2J), it will not be published: unparseable: " in line
+    assert not [c for c in relayed.stderr if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) <= 0x9F]
+    with TopicReader(settings, ["events.customer"]) as reader:
+        assert [parse_event(m.value()).id for m in reader.read_until(lambda m: len(m) >= 1)] == [ok]

@@ -3,8 +3,10 @@
 import orjson
 import pytest
 
-from delivery.dead_letters import Filter, decode, produce_one
+from delivery.dead_letters import Filter, decode, find_any_tenant, parse_time, produce_one
+from hookstream.errors import ValidationError
 from hookstream.records import delivery_id
+from hookstream.settings import Settings
 from tests.fakes import FakeProducer
 
 GOOD = {
@@ -34,7 +36,12 @@ def test_an_entry_the_worker_would_refuse_is_no_delivery_and_says_why(value, pro
     assert d.record is None and problem in d.problem
 
 
-@pytest.mark.parametrize("value", [None, b"", b"\x00\xff", b"[1]", b"12", orjson.dumps({"reason": 5, "dead_lettered_at": "x"})])
+@pytest.mark.parametrize("value", [
+    None, b"", b"\x00\xff", b"[1]", b"12", orjson.dumps({"reason": 5, "dead_lettered_at": "x"}),
+    # finite, but no datetime holds them (OverflowError, OSError) and 1e999 is infinity
+    b'{"dead_lettered_at": 1e300}', b'{"dead_lettered_at": -1e18}', b'{"dead_lettered_at": 4611686018427387904}',
+    b'{"dead_lettered_at": 1e999}', b'{"dead_lettered_at": -1e999}',
+])
 def test_any_bytes_decode_to_an_entry(value):
     d = decode(0, 1, value)
     assert d.record is None and isinstance(d.reason, str) and d.summary()["id"] == "0-1"
@@ -70,3 +77,34 @@ def test_produce_one_gives_up_on_a_queue_that_stays_full():
     producer = FakeProducer(full=10**9)
     assert produce_one(producer, "t", b"k", b"v", lambda *_: None, wait=0.2) == "the producer's queue stayed full"
 
+
+
+# dead_lettered_at is whatever the record says: out of range for a datetime must not break a listing
+@pytest.mark.parametrize("when", [1e300, -1e18, 2**62, -1, 1e11 + 1, True, "10"])
+@pytest.mark.parametrize("shape", ["delivery", "reference", "malformed"])
+def test_a_dead_lettered_at_out_of_range_reads_as_unknown(when, shape):
+    doc = {"delivery": GOOD, "reference": {"reason": "too_large: x", "ref": {"tenant_id": "acme"}},
+           "malformed": {"reason": "malformed: not JSON", "value_b64": "eA=="}}[shape] | {"dead_lettered_at": when}
+    d = decode(0, 1, orjson.dumps(doc))
+    assert d.dead_lettered_at is None
+    assert d.summary()["dead_lettered_at"] is None and d.summary()["id"] == "0-1"
+    assert not Filter(all_tenants=True, since=0.0)(d)  # no time: not in any window
+
+
+@pytest.mark.parametrize("when", [0, 1.5, 1_795_000_000.25, 1e11])
+def test_a_dead_lettered_at_in_range_is_kept(when):
+    d = decode(0, 1, orjson.dumps(GOOD | {"dead_lettered_at": when}))
+    assert d.dead_lettered_at == when and d.summary()["dead_lettered_at"].endswith("Z")
+
+
+@pytest.mark.parametrize("text", ["99999999999d", "9" * 400 + "h", "99999999999999999999s"])
+def test_a_span_reaching_before_year_one_is_a_clear_error(text):
+    with pytest.raises(ValidationError, match=f"^--since: '{text[:20]}.*' reaches back before year 1"):
+        parse_time(text, name="--since")
+
+
+@pytest.mark.parametrize("entry", ["2147483648-0", "99999999999-0", "1-9223372036854775808", "1-99999999999999999999", "1-" + "9" * 5000])
+def test_a_dead_letter_id_beyond_kafkas_limits_is_a_clear_error(entry):
+    # refused before any connection (the settings point nowhere)
+    with pytest.raises(ValidationError, match="is not a dead-letter id"):
+        find_any_tenant(Settings.from_env({"HOOKSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:9"}), entry)

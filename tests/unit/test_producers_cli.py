@@ -75,3 +75,33 @@ def test_an_event_over_the_size_limit_exits_2_with_one_line_naming_size_and_limi
     [line] = captured.err.splitlines()
     assert line.startswith("error: event ") and "(invoice.created) is " in line
     assert "bytes serialised, over the limit of 4096 bytes (HOOKSTREAM_MAX_EVENT_BYTES); nothing was sent" in line
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan", "inf", "-inf", "1e300", "0.05"])
+def test_a_timeout_that_is_not_a_usable_number_of_seconds_is_refused_before_connecting(timeout, capsys, monkeypatch):
+    import producers.cli
+
+    def no_publisher(*args, **kwargs):
+        raise AssertionError("a Publisher was built for a bad --timeout")
+
+    monkeypatch.setattr(producers.cli, "Publisher", no_publisher)
+    code, err, out = _publish(capsys, "--tenant", "acme", "--type", "invoice.sent", "--data", json.dumps(example("invoice.sent")),
+                              "--timeout", timeout)
+    assert code == 2 and out == ""
+    assert err.startswith("error: --timeout: ") and "is not a number of seconds from 0.1 to 2.14748e+06" in err
+    assert err.count("\n") == 1
+
+
+def test_an_id_with_control_characters_is_refused_naming_the_field(capsys):
+    code, err, _ = _publish(capsys, "--tenant", "acme", "--type", "invoice.sent", "--data", json.dumps(example("invoice.sent")),
+                            "--correlation-id", "req\x1b]0;owned\x07")
+    assert code == 2
+    assert err == ("error: invoice.sent: correlation_id must be 1-128 printable ASCII characters, no spaces or control "
+                   "characters (got 'req\\x1b]0;owned\\x07')\n")
+
+
+@pytest.mark.parametrize("interval", ["0s", "0ms", "2d", "99999999999999999999999d"])
+def test_an_outbox_poll_interval_out_of_range_is_a_one_line_error(interval, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOOKSTREAM_DATABASE_URL", f"sqlite:///{tmp_path / 'o.db'}")
+    assert main(["outbox", "relay", "--poll-interval", interval]) == 2
+    assert capsys.readouterr().err == f"error: --poll-interval: {interval!r} is not from 10ms to 1d\n"

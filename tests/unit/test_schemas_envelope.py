@@ -1,13 +1,15 @@
 """The envelope: UUIDv7 ids that sort and never repeat, UTC timestamps, bytes round trips."""
 
+import dataclasses
 import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import orjson
 import pytest
 
-from schemas import Event, InvalidEventError, example, new_event_id, parse_event
+from schemas import Event, InvalidEventError, encode_event, example, new_event_id, parse_event
 
 
 def test_event_ids_are_uuid_version_7_with_the_rfc_variant():
@@ -80,3 +82,26 @@ def test_correlation_id_is_left_out_of_the_bytes_when_absent():
     event = Event.new("invoice.sent", "acme", example("invoice.sent"))
     assert "correlation_id" not in event.to_dict()
     assert parse_event(event.to_bytes()).correlation_id is None
+
+
+# ids reach operators' terminals (`dlq show`, `deliveries show`): printable ASCII only, in code,
+# since the published schemas' looser patterns are compatibility snapshots (README: Events)
+@pytest.mark.parametrize("field", ["id", "tenant_id", "correlation_id"])
+@pytest.mark.parametrize("value", ["ev\x1b]8;;https://evil.example/\x07x", "ev\x07", "ev\x00", "ev\x7f", "ev\x9b31m", "é", "a b"])
+def test_an_envelope_id_with_a_control_or_non_ascii_character_is_refused(field, value):
+    doc = Event.new("invoice.sent", "acme", example("invoice.sent"), correlation_id="req-1").to_dict() | {field: value}
+    with pytest.raises(InvalidEventError) as refused:
+        parse_event(orjson.dumps(doc))
+    assert refused.value.field == field and refused.value.code == "envelope"
+    assert str(refused.value).startswith(f"invoice.sent: {field} must be ")  # the schema's words, or the id rule's
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) for c in str(refused.value))  # the error shows it escaped
+    event = Event.new("invoice.sent", "acme", example("invoice.sent"))
+    with pytest.raises(InvalidEventError, match=f"^invoice.sent: {field} must be "):
+        encode_event(dataclasses.replace(event, **{field: value}))
+
+
+def test_every_printable_ascii_character_is_allowed_in_an_id():
+    every = "".join(map(chr, range(0x21, 0x7F)))
+    doc = Event.new("invoice.sent", "acme", example("invoice.sent")).to_dict() | {"id": every[:128], "correlation_id": every[-90:]}
+    event = parse_event(orjson.dumps(doc))
+    assert (event.id, event.correlation_id) == (every[:128], every[-90:])
