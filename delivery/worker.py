@@ -90,7 +90,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from delivery import metrics as m
 from delivery.attempt import DeadLetter, Decision, Delivered, Deliverer, Dropped, Limits, Retry
-from delivery.attempt_log import AttemptLogUnavailable, AttemptLogWriter, row_values
+from delivery.attempt_log import AttemptLogUnavailable, AttemptLogWriter, AttemptRow, row_values
 from delivery.breaker import BreakerConfig, EndpointBreakers
 from delivery.outcome import RetryReason
 from delivery.transport import PyreqwestTransport, Transport
@@ -122,10 +122,11 @@ _RECORD_ERRORS = frozenset({
 })
 
 _STR_FIELDS = ("delivery_id", "subscription_id", "tenant_id", "event_id", "event_type", "occurred_at")
-# the most characters each may hold: the store's and the attempt log's columns (subscription and
-# delivery ids 64; tenant, event id and type 128, as the envelope's schema allows). A longer one
-# is no record of ours, and unbounded it would make every key and reference too large to produce.
-_MAX_CHARS = (64, 64, 128, 128, 128, 64)
+# the most characters each may hold: the attempt log's columns, read from its table so the two
+# cannot drift (subscription and delivery ids 64, as in the store; tenant, event id and type 128,
+# as the envelope's schema allows), and 64 for occurred_at. A longer one is no record of ours,
+# and unbounded it would make every key and reference too large to produce.
+_MAX_CHARS = (*(AttemptRow.__table__.c[name].type.length for name in _STR_FIELDS[:5]), 64)
 MAX_REPLAY_OF_CHARS = 128
 REF_CHARS = 256  # each string a set-aside reference copies from a record, at most
 
