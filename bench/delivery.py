@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
-from hookstream.machine import cpu_model
+from hookstream.shell.machine import cpu_model
 
 # bench/delivery.py would shadow the ``delivery`` package for scripts run as ``python bench/x.py``
 # (their own folder comes first on sys.path): take that folder off.
@@ -128,8 +128,8 @@ def _thread_cpu(pid: int) -> dict[str, float]:
 
 # --- the run --------------------------------------------------------------------------------------
 def _broker(tmp: str):
-    from hookstream.broker import LocalBroker, _answers_metadata
-    from hookstream.settings import Settings
+    from hookstream.shell.broker import LocalBroker, _answers_metadata
+    from hookstream.core.settings import Settings
 
     given = os.environ.get("HOOKSTREAM_KAFKA_BOOTSTRAP")
     if given and _answers_metadata(given, 5.0):
@@ -147,8 +147,8 @@ def _broker(tmp: str):
 def _fill(settings, subs: list[str], records: int) -> None:
     from confluent_kafka import Producer
 
-    from hookstream.records import DeliveryRecord, delivery_id
-    from hookstream.topics import DELIVERIES
+    from hookstream.core.records import DeliveryRecord, delivery_id
+    from hookstream.core.topics import DELIVERIES
 
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
                          "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
@@ -174,10 +174,10 @@ def _fill(settings, subs: list[str], records: int) -> None:
 
 
 def one_round(bootstrap: str, tmp: str, records: int, endpoints: int, extra_env: dict[str, str]) -> dict:
-    from hookstream.settings import Settings
+    from hookstream.core.settings import Settings
     from hookstream.subscriptions.store import SubscriptionStore
     from hookstream.subscriptions.topic import publish_pending
-    from hookstream.topics import ensure_topics
+    from hookstream.core.topics import ensure_topics
 
     run_dir = tempfile.mkdtemp(dir=tmp)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKSTREAM_")}

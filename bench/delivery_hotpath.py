@@ -30,10 +30,10 @@ import uvloop
 # own folder comes first on sys.path): take that folder off.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-from delivery.envelope import payload  # noqa: E402
-from delivery.signing import Secret, build_headers  # noqa: E402
-from delivery.transport import READ_BYTES, PyreqwestTransport, _target  # noqa: E402
-from hookstream.settings import Settings  # noqa: E402
+from hookstream.delivery.envelope import payload  # noqa: E402
+from hookstream.delivery.signing import Secret, build_headers  # noqa: E402
+from hookstream.delivery.transport import READ_BYTES, PyreqwestTransport, _target  # noqa: E402
+from hookstream.core.settings import Settings  # noqa: E402
 
 
 async def drive(post, n: int, concurrency: int) -> tuple[float, float]:

@@ -34,9 +34,9 @@ import uvloop
 # (their own folder comes first on sys.path): take that folder off.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-from delivery.envelope import payload  # noqa: E402
-from delivery.signing import Secret, build_headers  # noqa: E402
-from hookstream.machine import cpu_model
+from hookstream.delivery.envelope import payload  # noqa: E402
+from hookstream.delivery.signing import Secret, build_headers  # noqa: E402
+from hookstream.shell.machine import cpu_model
 
 CONCURRENCIES = (1, 16, 64, 256)
 RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"

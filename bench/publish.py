@@ -20,11 +20,11 @@ import platform
 import pstats
 import time
 
-from hookstream.settings import Settings
-from hookstream.topics import EVENT_TOPICS, TopicSpec, ensure_topics
-from hookstream.machine import cpu_model
-from producers import Publisher
-from schemas import EVENT_TYPES, Event, encode_event, entity_field, example
+from hookstream.core.settings import Settings
+from hookstream.core.topics import EVENT_TOPICS, TopicSpec, ensure_topics
+from hookstream.shell.machine import cpu_model
+from hookstream.producers import Publisher
+from hookstream.schemas import EVENT_TYPES, Event, encode_event, entity_field, example
 
 
 def make_data(count: int, types: list[str]) -> list[tuple[str, dict]]:

@@ -206,7 +206,7 @@ class Receiver(asyncio.Protocol):
         return True
 
     def _verify(self, path: str, head: bytes, body: bytes) -> None:
-        from delivery.signing import verify
+        from hookstream.delivery.signing import verify
 
         state = self.state
         secret = state.secrets.get(path)

@@ -23,12 +23,12 @@ import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from hookstream.broker import LocalBroker
-from hookstream.settings import Settings
+from hookstream.shell.broker import LocalBroker
+from hookstream.core.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending
-from hookstream.topics import DELIVERIES, ensure_topics, event_topic_for
-from schemas import Event, example
+from hookstream.core.topics import DELIVERIES, ensure_topics, event_topic_for
+from hookstream.schemas import Event, example
 
 
 def end_offsets(consumer: Consumer, topic: str) -> int:

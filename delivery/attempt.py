@@ -69,18 +69,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from delivery.breaker import BreakerState, EndpointBreakers
-from delivery.envelope import payload
-from delivery.errors import InvalidSecretError, NoValidSecretError, TransportFailure
-from delivery.outcome import GiveUp, Outcome, RetryLater, RetryReason, Success, classify_response
-from delivery.schedule import RetrySchedule
-from delivery.signing import Secret, delivery_headers
-from delivery.tiers import choose_tier
-from delivery.transport import Transport
-from hookstream.errors import ValidationError
-from hookstream.redact import redact_urls
-from hookstream.records import DeliveryRecord
-from hookstream.settings import Settings
+from hookstream.delivery.breaker import BreakerState, EndpointBreakers
+from hookstream.delivery.envelope import payload
+from hookstream.delivery.errors import InvalidSecretError, NoValidSecretError, TransportFailure
+from hookstream.delivery.outcome import GiveUp, Outcome, RetryLater, RetryReason, Success, classify_response
+from hookstream.delivery.schedule import RetrySchedule
+from hookstream.delivery.signing import Secret, delivery_headers
+from hookstream.delivery.tiers import choose_tier
+from hookstream.delivery.transport import Transport
+from hookstream.core.errors import ValidationError
+from hookstream.core.redact import redact_urls
+from hookstream.core.records import DeliveryRecord
+from hookstream.core.settings import Settings
 from hookstream.subscriptions.headers import header_problem
 from hookstream.subscriptions.urls import Reason, UnsafeURLError, check_url
 

@@ -49,9 +49,9 @@ from sqlalchemy import BigInteger, CheckConstraint, DateTime, Engine, Float, Int
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Mapped, mapped_column
 
-from delivery import metrics as m
-from hookstream.db import Base, bind_all_tenants, bind_tenant
-from hookstream.errors import HookstreamError
+from hookstream.delivery import metrics as m
+from hookstream.core.db import Base, bind_all_tenants, bind_tenant
+from hookstream.core.errors import HookstreamError
 from hookstream.subscriptions.store import validate_tenant
 
 __all__ = [

@@ -68,8 +68,8 @@ import dataclasses
 import enum
 from collections.abc import Callable
 
-from delivery.outcome import Outcome, RetryLater
-from hookstream.errors import ConfigError
+from hookstream.delivery.outcome import Outcome, RetryLater
+from hookstream.core.errors import ConfigError
 
 __all__ = ["BreakerConfig", "BreakerState", "CircuitBreaker", "EndpointBreakers"]
 

@@ -23,23 +23,29 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from sqlalchemy import DateTime, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hookstream.db import Base, make_engine, migrate, session_factory
-from hookstream.errors import BrokerError, NotFoundError, ValidationError
-from hookstream.redact import redact_urls
-from hookstream.kafka import producer_config
-from hookstream.records import DeliveryRecord
-from hookstream.settings import Settings
+from hookstream.core.db import Base, make_engine, migrate, session_factory
+from hookstream.core.errors import BrokerError, NotFoundError, ValidationError
+from hookstream.core.kafka import produce_one, producer_config
+from hookstream.core.records import DeliveryRecord
+from hookstream.core.redact import redact_urls
+from hookstream.core.settings import Settings
+from hookstream.core.topics import DEAD_LETTERS, DELIVERIES
 from hookstream.subscriptions.store import validate_tenant
-from hookstream.topics import DEAD_LETTERS, DELIVERIES
 
 
 class ReplayRow(Base):
@@ -187,7 +193,10 @@ def decode(partition: int, offset: int, value: bytes | None) -> DeadLetter:
             raise ValueError("not an object")
     except (ValueError, orjson.JSONDecodeError):
         return DeadLetter(entry_id, "unreadable dead-letter record", None, None, {})
-    from delivery.worker import MalformedRecord, decode_record  # the worker's own rules
+    from hookstream.delivery.worker import (  # the worker's own rules
+        MalformedRecord,
+        decode_record,
+    )
 
     record = problem = None
     if "delivery_id" in raw:
@@ -364,22 +373,3 @@ def _owners(settings: Settings) -> dict[str, str]:
         return {sub.id: sub.tenant_id for sub in store.list_all_tenants()}  # a cross-tenant check by design
     finally:
         store.engine.dispose()
-
-
-def produce_one(producer: Producer, topic: str, key: bytes, value: bytes, on_delivery, *, wait: float = 60.0) -> str | None:
-    """Produce one record from a command-line tool; None, or why the client refused it at once
-    (``message.max.bytes``, say). A full queue is waited out (the tool has nothing else to do),
-    for ``wait`` seconds at most."""
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            producer.produce(topic, value, key, on_delivery=on_delivery)
-        except BufferError:
-            if time.monotonic() > deadline:
-                return "the producer's queue stayed full"
-            producer.poll(0.1)
-            continue
-        except KafkaException as exc:
-            return exc.args[0].str()
-        producer.poll(0)
-        return None

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from hookstream.errors import ValidationError
+from hookstream.core.errors import ValidationError
 
 __all__ = ["payload"]
 

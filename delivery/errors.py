@@ -34,7 +34,7 @@ Their messages are one line without the URL (a URL may carry a token in its quer
 
 from __future__ import annotations
 
-from hookstream.errors import HookstreamError, ValidationError
+from hookstream.core.errors import HookstreamError, ValidationError
 
 
 class SigningError(HookstreamError):

@@ -39,7 +39,7 @@ import math
 import time
 from collections.abc import Mapping
 
-from delivery.errors import EndpointProtocolError, EndpointTimeout, EndpointTLSError, TransportFailure
+from hookstream.delivery.errors import EndpointProtocolError, EndpointTimeout, EndpointTLSError, TransportFailure
 
 __all__ = [
     "GiveUp",

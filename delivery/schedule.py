@@ -28,9 +28,9 @@ import math
 import random as _random
 from collections.abc import Callable
 
-from delivery.outcome import GiveUp, Outcome, RetryLater, Success, parse_retry_after
-from hookstream.errors import ConfigError
-from hookstream.settings import Settings
+from hookstream.delivery.outcome import GiveUp, Outcome, RetryLater, Success, parse_retry_after
+from hookstream.core.errors import ConfigError
+from hookstream.core.settings import Settings
 
 __all__ = ["DEFAULT_JITTER", "DEFAULT_THROTTLE_FLOOR_SECONDS", "RetrySchedule", "parse_retry_after"]
 

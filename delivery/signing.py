@@ -26,7 +26,7 @@ import secrets as _random
 import time
 from collections.abc import Iterable, Mapping
 
-from delivery.errors import (
+from hookstream.delivery.errors import (
     InvalidSecretError,
     InvalidTimestampError,
     MissingHeaderError,
@@ -35,7 +35,7 @@ from delivery.errors import (
     TimestampTooNewError,
     TimestampTooOldError,
 )
-from hookstream.errors import ValidationError
+from hookstream.core.errors import ValidationError
 
 __all__ = [
     "DEFAULT_TOLERANCE_SECONDS",

@@ -89,7 +89,7 @@ from pyreqwest.exceptions import (
     RequestTimeoutError,
 )
 
-from delivery.errors import (
+from hookstream.delivery.errors import (
     EndpointProtocolError,
     EndpointTimeout,
     EndpointTLSError,
@@ -97,7 +97,7 @@ from delivery.errors import (
     TransportFailure,
     TransportUsageError,
 )
-from hookstream.settings import Settings
+from hookstream.core.settings import Settings
 from hookstream.subscriptions.urls import UnsafeURLError, check_address, check_client_agrees, check_port, parse_url
 
 __all__ = ["EXCERPT_BYTES", "HttpResponse", "MockTransport", "PyreqwestTransport", "ThreadedResolver", "Transport", "translate_error"]

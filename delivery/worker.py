@@ -88,17 +88,17 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from delivery import metrics as m
-from delivery.attempt import DeadLetter, Decision, Delivered, Deliverer, Dropped, Limits, Retry
-from delivery.attempt_log import AttemptLogUnavailable, AttemptLogWriter, AttemptRow, row_values
-from delivery.breaker import BreakerConfig, EndpointBreakers
-from delivery.outcome import RetryReason
-from delivery.transport import PyreqwestTransport, Transport
-from hookstream.errors import BrokerError
-from hookstream.kafka import consumer_config, producer_config
-from hookstream.records import DeliveryRecord, delivery_id
-from hookstream.settings import Settings
-from hookstream.topics import DEAD_LETTERS, DELIVERIES, retry_topic
+from hookstream.delivery import metrics as m
+from hookstream.delivery.attempt import DeadLetter, Decision, Delivered, Deliverer, Dropped, Limits, Retry
+from hookstream.delivery.attempt_log import AttemptLogUnavailable, AttemptLogWriter, AttemptRow, row_values
+from hookstream.delivery.breaker import BreakerConfig, EndpointBreakers
+from hookstream.delivery.outcome import RetryReason
+from hookstream.delivery.transport import PyreqwestTransport, Transport
+from hookstream.core.errors import BrokerError
+from hookstream.core.kafka import consumer_config, producer_config
+from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.settings import Settings
+from hookstream.core.topics import DEAD_LETTERS, DELIVERIES, retry_topic
 
 __all__ = ["MalformedRecord", "Worker", "decode_record", "group_id"]
 
@@ -326,7 +326,7 @@ class Worker:
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event, *, ready: Callable[[], None] | None = None) -> None:
-        from delivery.offsets import PartitionOffsets  # noqa: F401  (imported for the type in parts)
+        from hookstream.delivery.offsets import PartitionOffsets  # noqa: F401  (imported for the type in parts)
 
         self.loop = asyncio.get_running_loop()
         self.writer = AttemptLogWriter(self.engine, self.loop, max_outage=self.settings.attempt_log_max_outage_seconds).start()
@@ -497,7 +497,7 @@ class Worker:
 
     # ------------------------------------------------------------------ rebalancing
     def _on_assign(self, consumer, partitions) -> None:
-        from delivery.offsets import PartitionOffsets
+        from hookstream.delivery.offsets import PartitionOffsets
 
         for p in partitions:
             self.parts[(p.topic, p.partition)] = PartitionOffsets()

@@ -1,6 +1,12 @@
-"""hookstream's shared package: settings, Kafka client settings, topics, the local broker, the CLI."""
+"""hookstream: webhook delivery on Apache Kafka.
 
-from hookstream.errors import (
+Three layers (docs/architecture.md): ``hookstream.core`` (settings, errors, Kafka clients, wire
+formats, the database) at the bottom; the stages (``schemas``, ``subscriptions``, ``producers``,
+``streams``, ``delivery``) on it; the shell (``hookstream.shell``: the CLI, the dev stack, the
+bench harness) on top. The names below are the ones most programs need.
+"""
+
+from hookstream.core.errors import (
     BrokerError,
     ConfigError,
     HookstreamError,
@@ -8,7 +14,7 @@ from hookstream.errors import (
     TopicError,
     ValidationError,
 )
-from hookstream.settings import Settings
+from hookstream.core.settings import Settings
 
 __all__ = [
     "BrokerError",

@@ -1,3 +1,3 @@
-from hookstream.cli import run
+from hookstream.shell.cli import run
 
 run()

@@ -11,13 +11,13 @@
 and ``hookstream outbox relay`` publishes what the outbox holds.
 """
 
-from producers._async import AsyncPublisher
-from producers._domain import Customers, DomainEvents, EventSink, Invoices, Payments, SalesOrders, to_json_value
-from producers._errors import DeliveryError, EventTooLargeError
-from producers._outbox import (
+from hookstream.producers._async import AsyncPublisher
+from hookstream.producers._domain import Customers, DomainEvents, EventSink, Invoices, Payments, SalesOrders, to_json_value
+from hookstream.producers._errors import DeliveryError, EventTooLargeError
+from hookstream.producers._outbox import (
     BatchResult, Outbox, OutboxRelay, OutboxRow, OutboxStatus, add_to_outbox, outbox_status,
 )
-from producers._publisher import Delivery, OutgoingRecord, Publisher
+from hookstream.producers._publisher import Delivery, OutgoingRecord, Publisher
 
 __all__ = [
     "AsyncPublisher",

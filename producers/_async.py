@@ -12,10 +12,10 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from hookstream.settings import Settings
-from producers._errors import DeliveryError
-from producers._publisher import Delivery, OutgoingRecord, Publisher
-from schemas import Event
+from hookstream.core.settings import Settings
+from hookstream.producers._errors import DeliveryError
+from hookstream.producers._publisher import Delivery, OutgoingRecord, Publisher
+from hookstream.schemas import Event
 
 
 class AsyncPublisher:

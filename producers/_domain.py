@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
-from schemas import Event, format_timestamp, get_schema
+from hookstream.schemas import Event, format_timestamp, get_schema
 
 
 class EventSink(Protocol):

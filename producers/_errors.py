@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from confluent_kafka import KafkaError
 
-from hookstream.errors import BrokerError, ValidationError
+from hookstream.core.errors import BrokerError, ValidationError
 
 _HINTS = {
     "UNKNOWN_TOPIC_OR_PART": "the topic does not exist; create the topics with `hookstream topics ensure`",

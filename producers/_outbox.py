@@ -48,11 +48,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from hookstream.db import Base
-from hookstream.settings import DEFAULT_MAX_EVENT_BYTES, Settings
-from producers._errors import PERMANENT_CODES, DeliveryError, EventTooLargeError, check_size
-from producers._publisher import Delivery, OutgoingRecord, Publisher
-from schemas import ENTITY_FIELDS, Event, InvalidEventError, encode_event, parse_event
+from hookstream.core.db import Base
+from hookstream.core.settings import DEFAULT_MAX_EVENT_BYTES, Settings
+from hookstream.producers._errors import PERMANENT_CODES, DeliveryError, EventTooLargeError, check_size
+from hookstream.producers._publisher import Delivery, OutgoingRecord, Publisher
+from hookstream.schemas import ENTITY_FIELDS, Event, InvalidEventError, encode_event, parse_event
 
 log = logging.getLogger("hookstream.outbox")
 

@@ -22,11 +22,11 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from hookstream.kafka import producer_config
-from hookstream.settings import Settings
-from hookstream.topics import event_topic_for
-from producers._errors import DeliveryError, check_size
-from schemas import ENTITY_FIELDS, Event, encode_event
+from hookstream.core.kafka import producer_config
+from hookstream.core.settings import Settings
+from hookstream.core.topics import event_topic_for
+from hookstream.producers._errors import DeliveryError, check_size
+from hookstream.schemas import ENTITY_FIELDS, Event, encode_event
 
 _POLL_EVERY = 1024  # sends between two poll(0) calls that serve delivery reports
 

@@ -7,7 +7,7 @@ raises ``InvalidEventError`` (with a one-line ``.reason``) for anything it canno
 any other exception.
 """
 
-from schemas._catalog import (
+from hookstream.schemas._catalog import (
     CURRENT_VERSIONS,
     ENTITY_FIELDS,
     EVENT_TYPES,
@@ -17,10 +17,10 @@ from schemas._catalog import (
     get_schema,
     json_schema,
 )
-from schemas._compat import breaking_changes
-from schemas._envelope import Event, format_timestamp, new_event_id
-from schemas._errors import InvalidEventError
-from schemas._validate import encode_event, event_from_dict, parse_event, validate_data, validate_event
+from hookstream.schemas._compat import breaking_changes
+from hookstream.schemas._envelope import Event, format_timestamp, new_event_id
+from hookstream.schemas._errors import InvalidEventError
+from hookstream.schemas._validate import encode_event, event_from_dict, parse_event, validate_data, validate_event
 
 __all__ = [
     "CURRENT_VERSIONS",

@@ -13,8 +13,8 @@ import copy
 import dataclasses
 from typing import Any
 
-from schemas._errors import InvalidEventError
-from schemas._fields import (
+from hookstream.schemas._errors import InvalidEventError
+from hookstream.schemas._fields import (
     ADDRESS, CODE, CURRENCY, DATE, DATETIME, EMAIL, ID, LINE, MONEY, NUMBER, PHONE, Schema, array_of, enum, obj, text,
 )
 

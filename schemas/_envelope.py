@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from schemas._catalog import CURRENT_VERSIONS, get_schema
-from schemas._errors import InvalidEventError
+from hookstream.schemas._catalog import CURRENT_VERSIONS, get_schema
+from hookstream.schemas._errors import InvalidEventError
 
 _RAND_BITS = 74
 _LOW_62 = (1 << 62) - 1
@@ -143,6 +143,6 @@ class Event:
     @classmethod
     def from_json(cls, value: bytes | str) -> "Event":
         """Parse and validate an event; the same as ``parse_event``."""
-        from schemas._validate import parse_event
+        from hookstream.schemas._validate import parse_event
 
         return parse_event(value)

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from hookstream.errors import ValidationError
+from hookstream.core.errors import ValidationError
 
 # What went wrong, for metrics and dead-letter records: one of these codes.
 CODES = ("not_json", "not_object", "unknown_type", "unknown_version", "envelope", "schema", "too_deep")

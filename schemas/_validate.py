@@ -27,9 +27,9 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
-from schemas._catalog import CURRENT_VERSIONS, EventSchema, get_schema, unknown_type
-from schemas._envelope import Event, check_ids, format_timestamp
-from schemas._errors import InvalidEventError
+from hookstream.schemas._catalog import CURRENT_VERSIONS, EventSchema, get_schema, unknown_type
+from hookstream.schemas._envelope import Event, check_ids, format_timestamp
+from hookstream.schemas._errors import InvalidEventError
 
 # Which error to name first when there are several: the most basic problem.
 _KIND_ORDER = {"required": 0, "type": 1, "additionalProperties": 2, "minLength": 3, "minItems": 4}

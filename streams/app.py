@@ -69,15 +69,15 @@ import mode
 from confluent_kafka import KafkaException, Producer
 from prometheus_client import Counter
 
-from hookstream.errors import BrokerError
-from hookstream.kafka import producer_config
-from hookstream.settings import Settings
-from hookstream.fsperm import private_dir
+from hookstream.core.errors import BrokerError
+from hookstream.core.kafka import producer_config
+from hookstream.core.settings import Settings
+from hookstream.core.fsperm import private_dir
 from hookstream.subscriptions.view import FollowerThread, SubscriptionTable, table_for
-from hookstream.topics import DELIVERIES, EVENT_TOPICS, INVALID_EVENTS
-from schemas import InvalidEventError, parse_event
-from streams import lean
-from streams.fanout import RECORD_BYTES_MAX, deliveries_for, invalid_key, invalid_record
+from hookstream.core.topics import DELIVERIES, EVENT_TOPICS, INVALID_EVENTS
+from hookstream.schemas import InvalidEventError, parse_event
+from hookstream.streams import lean
+from hookstream.streams.fanout import RECORD_BYTES_MAX, deliveries_for, invalid_key, invalid_record
 
 log = logging.getLogger("hookstream.streams")
 

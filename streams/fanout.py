@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from hookstream.records import DeliveryRecord, delivery_id
+from hookstream.core.records import DeliveryRecord, delivery_id
 from hookstream.subscriptions.filters import matches
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hookstream.broker import LocalBroker, _answers_metadata
-from hookstream.settings import Settings
+from hookstream.shell.broker import LocalBroker, _answers_metadata
+from hookstream.core.settings import Settings
 
 
 def _free_port_pair() -> int:
@@ -43,7 +43,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> str:
     if given and _answers_metadata(given, 5.0):
         yield given
         return
-    from hookstream.errors import BrokerError
+    from hookstream.core.errors import BrokerError
 
     for attempt in range(3):  # a free port can be taken by someone else before the broker binds it
         port = _free_port_pair()
@@ -130,7 +130,7 @@ def loopback_env(hs_env: dict[str, str]) -> dict[str, str]:
 @pytest.fixture
 def loopback_settings(loopback_env: dict[str, str]) -> Settings:
     """Settings for ``loopback_env``, with every pipeline topic created."""
-    from hookstream.topics import ensure_topics
+    from hookstream.core.topics import ensure_topics
 
     s = Settings.from_env(loopback_env)
     ensure_topics(s)

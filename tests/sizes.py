@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import string
 
-from schemas import Event, encode_event, example
+from hookstream.schemas import Event, encode_event, example
 
 
 def invoice_of_size(tenant: str, min_bytes: int, **data) -> Event:

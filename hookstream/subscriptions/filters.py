@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hookstream.errors import ValidationError
-from schemas import EVENT_TYPES
+from hookstream.core.errors import ValidationError
+from hookstream.schemas import EVENT_TYPES
 
 # The event types the pipeline knows: one list, owned by the event contract.
 KNOWN_EVENT_TYPES: tuple[str, ...] = EVENT_TYPES

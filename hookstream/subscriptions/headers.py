@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from hookstream.errors import ValidationError
+from hookstream.core.errors import ValidationError
 
 MAX_HEADERS = 20
 MAX_HEADER_NAME = 64

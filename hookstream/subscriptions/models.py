@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, CheckConstraint, DateTime, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hookstream.crypto import Keyring
-from hookstream.db import Base
-from hookstream.redact import mask_headers, mask_url
+from hookstream.core.crypto import Keyring
+from hookstream.core.db import Base
+from hookstream.core.redact import mask_headers, mask_url
 from hookstream.subscriptions import sealed
 from hookstream.subscriptions.secrets import SigningSecret
 from hookstream.subscriptions.urls import canonical_url

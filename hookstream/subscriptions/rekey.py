@@ -14,8 +14,8 @@ import logging
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from hookstream.crypto import Keyring, SealedValueError, key_id_of
-from hookstream.db import bind_all_tenants
+from hookstream.core.crypto import Keyring, SealedValueError, key_id_of
+from hookstream.core.db import bind_all_tenants
 from hookstream.subscriptions import sealed
 from hookstream.subscriptions.models import Status, SubscriptionRow
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from hookstream.crypto import Keyring, SealedValueError, is_sealed
+from hookstream.core.crypto import Keyring, SealedValueError, is_sealed
 from hookstream.subscriptions.secrets import SigningSecret
 
 

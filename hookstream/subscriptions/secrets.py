@@ -13,7 +13,7 @@ import dataclasses
 import secrets as _random
 from datetime import datetime
 
-from hookstream.errors import ValidationError
+from hookstream.core.errors import ValidationError
 
 PREFIX = "whsec_"
 GENERATED_BYTES = 32

@@ -28,11 +28,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from hookstream.crypto import Keyring, SealedValueError, load_keyring
-from hookstream.db import bind_all_tenants, bind_tenant, make_engine, migrate, session_factory
-from hookstream.errors import NotFoundError, ValidationError
-from hookstream.redact import mask_url
-from hookstream.settings import Settings
+from hookstream.core.crypto import Keyring, SealedValueError, load_keyring
+from hookstream.core.db import bind_all_tenants, bind_tenant, make_engine, migrate, session_factory
+from hookstream.core.errors import NotFoundError, ValidationError
+from hookstream.core.redact import mask_url
+from hookstream.core.settings import Settings
 from hookstream.subscriptions import filters, sealed, urls
 from hookstream.subscriptions.headers import validate_headers
 from hookstream.subscriptions.models import Status, Subscription, SubscriptionRow

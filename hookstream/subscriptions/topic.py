@@ -34,11 +34,11 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from hookstream.db import bind_all_tenants
-from hookstream.errors import BrokerError, TopicError, ValidationError
-from hookstream.kafka import producer_config
-from hookstream.crypto import Keyring
-from hookstream.settings import Settings
+from hookstream.core.db import bind_all_tenants
+from hookstream.core.errors import BrokerError, TopicError, ValidationError
+from hookstream.core.kafka import producer_config
+from hookstream.core.crypto import Keyring
+from hookstream.core.settings import Settings
 from hookstream.subscriptions import sealed
 from hookstream.subscriptions.models import (
     Status,
@@ -49,7 +49,7 @@ from hookstream.subscriptions.models import (
     secrets_from_json,
 )
 from hookstream.subscriptions.secrets import SigningSecret, validate_secret
-from hookstream.topics import SUBSCRIPTIONS
+from hookstream.core.topics import SUBSCRIPTIONS
 
 log = logging.getLogger("hookstream.subscriptions")
 

@@ -44,8 +44,8 @@ from urllib.parse import quote, urlsplit
 
 import idna
 
-from hookstream.errors import ValidationError
-from hookstream.settings import Settings, format_port_ranges
+from hookstream.core.errors import ValidationError
+from hookstream.core.settings import Settings, format_port_ranges
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Iterable[str]]

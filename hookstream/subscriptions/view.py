@@ -32,13 +32,13 @@ from collections.abc import Callable, Iterator
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from prometheus_client import Counter
 
-from hookstream.crypto import Keyring, load_keyring
-from hookstream.errors import BrokerError, HookstreamError, TopicError
-from hookstream.settings import Settings
+from hookstream.core.crypto import Keyring, load_keyring
+from hookstream.core.errors import BrokerError, HookstreamError, TopicError
+from hookstream.core.settings import Settings
 from hookstream.subscriptions import filters
 from hookstream.subscriptions.models import Subscription
 from hookstream.subscriptions.topic import WireFormatError, decode
-from hookstream.topics import SUBSCRIPTIONS
+from hookstream.core.topics import SUBSCRIPTIONS
 
 log = logging.getLogger("hookstream.subscriptions")
 

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable
 
 from confluent_kafka import Consumer, KafkaException
 
-from hookstream.kafka import consumer_config
-from hookstream.settings import Settings
+from hookstream.core.kafka import consumer_config
+from hookstream.core.settings import Settings
 
 
 class TopicReader:

@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiohttp import web
 
-from hookstream.records import DeliveryRecord, delivery_id
-from hookstream.settings import Settings
+from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending
-from hookstream.topics import DELIVERIES, ensure_topics
+from hookstream.core.topics import DELIVERIES, ensure_topics
 from tests.integration.pipeline import produce
 
 

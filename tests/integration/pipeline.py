@@ -13,7 +13,7 @@ from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from hookstream.settings import Settings
+from hookstream.core.settings import Settings
 
 
 class WorkerProcess:

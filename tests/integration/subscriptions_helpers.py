@@ -6,9 +6,9 @@ import socket
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from hookstream.kafka import producer_config
-from hookstream.settings import Settings
-from hookstream.topics import SUBSCRIPTIONS, ensure_topics, topic_specs
+from hookstream.core.kafka import producer_config
+from hookstream.core.settings import Settings
+from hookstream.core.topics import SUBSCRIPTIONS, ensure_topics, topic_specs
 
 PUBLIC = "93.184.215.14"
 

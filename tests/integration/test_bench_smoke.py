@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from hookstream.bench import baseline_available
+from hookstream.shell.bench import baseline_available
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(420)]
 

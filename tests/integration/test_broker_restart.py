@@ -19,15 +19,15 @@ import time
 
 import pytest
 
-from hookstream.broker import LocalBroker, pid_alive
-from hookstream.errors import BrokerError
-from hookstream.records import delivery_id
-from hookstream.settings import Settings
+from hookstream.shell.broker import LocalBroker, pid_alive
+from hookstream.core.errors import BrokerError
+from hookstream.core.records import delivery_id
+from hookstream.core.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending
-from hookstream.topics import ensure_topics
-from producers import Publisher
-from schemas import Event, example
+from hookstream.core.topics import ensure_topics
+from hookstream.producers import Publisher
+from hookstream.schemas import Event, example
 from tests.conftest import _free_port_pair
 from tests.integration.delivery_helpers import Receiver, status, wait_for
 from tests.integration.pipeline import worker
@@ -67,9 +67,9 @@ def lags(settings: Settings) -> str:
     """Each group's total lag, to tell which stage stalled when a delivery is missing."""
     from confluent_kafka.admin import AdminClient
 
-    from hookstream.kafka import admin_config
-    from hookstream.metrics import committed_reader, measure_lag
-    from hookstream.topics import DELIVERIES, EVENT_TOPICS, retry_topic
+    from hookstream.core.kafka import admin_config
+    from hookstream.core.metrics import committed_reader, measure_lag
+    from hookstream.core.topics import DELIVERIES, EVENT_TOPICS, retry_topic
 
     admin = AdminClient(admin_config(settings))
     events = [settings.topic(t) for t in EVENT_TOPICS.values()]
@@ -90,7 +90,7 @@ def where_lost(settings: Settings, missing: set[str], published: list[Event], su
                *workers) -> str:
     """Which pairs are missing, and where each vanished: its event on its topic? a delivery record?
     a retry or dead letter? the workers' log lines about drops, unknown subscriptions, the follower."""
-    from hookstream.topics import DEAD_LETTERS, DELIVERIES, EVENT_TOPICS, retry_topic
+    from hookstream.core.topics import DEAD_LETTERS, DELIVERIES, EVENT_TOPICS, retry_topic
 
     lost = {delivery_id(ev.id, sub): (ev, sub) for ev in published for sub in subs_of[ev.tenant_id]
             if delivery_id(ev.id, sub) in missing}

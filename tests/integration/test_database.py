@@ -3,7 +3,7 @@
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from hookstream.db import MIGRATIONS, make_engine, migrate
+from hookstream.core.db import MIGRATIONS, make_engine, migrate
 
 
 def test_migrate_twice_records_every_head(database_url):

@@ -10,15 +10,15 @@ import time
 import orjson
 import pytest
 
-from delivery.dead_letters import Filter, find, find_any_tenant, read, replay
-from delivery.recovery import recover
-from hookstream.errors import NotFoundError, ValidationError
-from hookstream.records import DeliveryRecord, delivery_id
-from hookstream.settings import Settings
+from hookstream.delivery.dead_letters import Filter, find, find_any_tenant, read, replay
+from hookstream.streams.recovery import recover
+from hookstream.core.errors import NotFoundError, ValidationError
+from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending
-from hookstream.topics import DEAD_LETTERS, DELIVERIES, ensure_topics, event_topic_for
-from schemas import Event, example
+from hookstream.core.topics import DEAD_LETTERS, DELIVERIES, ensure_topics, event_topic_for
+from hookstream.schemas import Event, example
 from tests.integration.pipeline import TopicReader, produce
 
 

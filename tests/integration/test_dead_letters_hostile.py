@@ -11,10 +11,10 @@ import time
 import orjson
 import pytest
 
-from delivery.dead_letters import read
-from hookstream.records import DeliveryRecord, delivery_id
-from hookstream.topics import DEAD_LETTERS
-from schemas import Event, example
+from hookstream.delivery.dead_letters import read
+from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.topics import DEAD_LETTERS
+from hookstream.schemas import Event, example
 from tests.integration.pipeline import produce
 
 HOSTILE = "ev\x1b]8;;https://evil.example/\x07CLICK\x1b]8;;\x07\x1b[31m"

@@ -8,11 +8,11 @@ import sqlite3
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from delivery.attempt_log import list_deliveries_all_tenants
-from delivery.worker import group_id
-from hookstream.db import make_engine
-from hookstream.settings import Settings
-from hookstream.topics import DELIVERIES
+from hookstream.delivery.attempt_log import list_deliveries_all_tenants
+from hookstream.delivery.worker import group_id
+from hookstream.core.db import make_engine
+from hookstream.core.settings import Settings
+from hookstream.core.topics import DELIVERIES
 from tests.integration.delivery_helpers import (  # noqa: F401  (cfg, env, receiver, store are fixtures)
     cfg, env, make_record, produce_records, receiver, status, store, subscribe, wait_for,
 )

@@ -8,9 +8,9 @@ import contextlib
 
 import pytest
 
-from delivery.attempt_log import AttemptLogUnavailable, AttemptLogWriter, attempts_of, list_deliveries, make_row, rejected_rows
-from delivery.outcome import Success
-from hookstream.db import make_engine, migrate
+from hookstream.delivery.attempt_log import AttemptLogUnavailable, AttemptLogWriter, attempts_of, list_deliveries, make_row, rejected_rows
+from hookstream.delivery.outcome import Success
+from hookstream.core.db import make_engine, migrate
 from tests.unit.test_delivery_attempt_log import (  # noqa: F401  (callbacks is a fixture)
     _write, callbacks, logged_ids, poisoned_batch, rec, report, stored, wait_until, write_batch,
 )

@@ -11,8 +11,8 @@ import threading
 import pytest
 from aiohttp import web
 
-from hookstream.records import DeliveryRecord
-from hookstream.topics import DEAD_LETTERS
+from hookstream.core.records import DeliveryRecord
+from hookstream.core.topics import DEAD_LETTERS
 from tests.integration.delivery_helpers import (  # noqa: F401  (cfg, env, receiver, store are fixtures)
     cfg, env, fail_first_attempt, make_record, produce_records, receiver, scrape, status, store, subscribe, wait_for,
 )

@@ -15,7 +15,7 @@ import json
 import orjson
 import pytest
 
-from hookstream.topics import DEAD_LETTERS
+from hookstream.core.topics import DEAD_LETTERS
 from tests.hostile_endpoint import ANSWERS, CONTROL, EXPECTED, TLS_MODES, HostileEndpoint
 from tests.integration.delivery_helpers import (  # noqa: F401  (cfg, env, receiver, store are fixtures)
     SCHEDULE, cfg, cli, env, make_record, produce_records, receiver, scrape, status, store, subscribe, wait_for,

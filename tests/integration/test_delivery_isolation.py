@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from hookstream.topics import DEAD_LETTERS
+from hookstream.core.topics import DEAD_LETTERS
 from tests.integration.delivery_helpers import (  # noqa: F401  (cfg, env, receiver, store are fixtures)
     BlackHole, Receiver, cfg, env, fail_first_attempt, make_record, paced_produce, percentile, produce_records,
     receiver, scrape, status, store, subscribe, wait_for,

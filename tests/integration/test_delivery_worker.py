@@ -9,8 +9,8 @@ import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from delivery.signing import verify
-from hookstream.topics import DEAD_LETTERS, DELIVERIES
+from hookstream.delivery.signing import verify
+from hookstream.core.topics import DEAD_LETTERS, DELIVERIES
 from tests.integration.delivery_helpers import (  # noqa: F401  (cfg, env, receiver, store are fixtures)
     cfg, cli, env, fail_times, make_record, produce_records, receiver, scrape, status, store, subscribe, wait_for,
 )

@@ -14,11 +14,11 @@ import orjson
 import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from hookstream.crypto import load_keyring
-from hookstream.records import delivery_id
+from hookstream.core.crypto import load_keyring
+from hookstream.core.records import delivery_id
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import encode
-from hookstream.topics import DEAD_LETTERS, DELIVERIES, SUBSCRIPTIONS, retry_topic
+from hookstream.core.topics import DEAD_LETTERS, DELIVERIES, SUBSCRIPTIONS, retry_topic
 from tests.integration.delivery_helpers import (  # noqa: F401  (cfg, env, receiver, store are fixtures)
     cfg, cli, env, make_record, receiver, scrape, status, store, subscribe, wait_for,
 )

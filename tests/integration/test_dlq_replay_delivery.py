@@ -6,7 +6,7 @@ import json
 
 from aiohttp import web
 
-from delivery.dead_letters import read
+from hookstream.delivery.dead_letters import read
 from tests.integration.delivery_helpers import (  # noqa: F401  (cfg, env, receiver, store are fixtures)
     cfg,
     cli,

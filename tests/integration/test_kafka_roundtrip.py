@@ -7,7 +7,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from hookstream.kafka import consumer_config, producer_config
+from hookstream.core.kafka import consumer_config, producer_config
 
 
 def _create(settings, name, partitions=3):

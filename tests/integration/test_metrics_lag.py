@@ -3,8 +3,8 @@
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from hookstream.kafka import consumer_config
-from hookstream.metrics import committed_reader, measure_lag
+from hookstream.core.kafka import consumer_config
+from hookstream.core.metrics import committed_reader, measure_lag
 
 
 def test_lag_is_end_offset_minus_committed(settings, group_id):

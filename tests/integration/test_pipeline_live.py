@@ -15,10 +15,10 @@ import pytest
 
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending
-from hookstream.settings import Settings
-from hookstream.topics import ensure_topics
-from producers import Publisher
-from schemas import EVENT_TYPES, Event, example
+from hookstream.core.settings import Settings
+from hookstream.core.topics import ensure_topics
+from hookstream.producers import Publisher
+from hookstream.schemas import EVENT_TYPES, Event, example
 from tests.integration.pipeline import produce, worker
 from tests.integration.prometheus_live import PrometheusUnavailable, panels_without_data, running_prometheus
 from tests.integration.test_streams_worker import free_port

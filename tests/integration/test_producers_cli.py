@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hookstream.db import make_engine, migrate
-from hookstream.topics import ensure_topics
-from producers import add_to_outbox
-from schemas import Event, example, parse_event
+from hookstream.core.db import make_engine, migrate
+from hookstream.core.topics import ensure_topics
+from hookstream.producers import add_to_outbox
+from hookstream.schemas import Event, example, parse_event
 from tests.integration.consume import TopicReader
 
 pytestmark = pytest.mark.kafka
@@ -72,7 +72,7 @@ def test_relay_prints_a_set_aside_rows_stored_strings_escaped(settings, hs_env):
     event id and payload: the relay's set-aside line shows them escaped."""
     from sqlalchemy import update
 
-    from producers import OutboxRow
+    from hookstream.producers import OutboxRow
 
     ensure_topics(settings)
     engine = make_engine(settings.database_url)

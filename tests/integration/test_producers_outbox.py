@@ -20,10 +20,10 @@ from alembic.migration import MigrationContext
 from confluent_kafka import KafkaError, KafkaException
 from sqlalchemy import Column, MetaData, String, Table, insert, select, text, update
 
-from hookstream.db import Base, make_engine, migrate, session_factory
-from hookstream.topics import ensure_topics
-from producers import DomainEvents, Outbox, OutboxRelay, OutboxRow, Publisher, add_to_outbox, outbox_status
-from schemas import Event, InvalidEventError, example, parse_event
+from hookstream.core.db import Base, make_engine, migrate, session_factory
+from hookstream.core.topics import ensure_topics
+from hookstream.producers import DomainEvents, Outbox, OutboxRelay, OutboxRow, Publisher, add_to_outbox, outbox_status
+from hookstream.schemas import Event, InvalidEventError, example, parse_event
 from tests.fakes import FakeProducer
 from tests.integration.consume import TopicReader
 from tests.sizes import limit_message_bytes
@@ -263,7 +263,7 @@ def test_relay_killed_mid_batch_and_restarted_publishes_every_row_with_its_id(en
 
 # ----------------------------------------------------------------------------- the size limit, rows set aside
 def test_an_event_over_the_size_limit_is_refused_before_it_reaches_the_outbox(engine, monkeypatch):
-    from producers import EventTooLargeError
+    from hookstream.producers import EventTooLargeError
     from tests.sizes import invoice_of_size
 
     big = invoice_of_size("tenant-a", 3000)
@@ -340,7 +340,7 @@ def test_a_row_produce_refuses_for_good_is_set_aside_and_the_rows_behind_it_go_o
 def test_rows_written_before_the_set_aside_columns_stay_pending_after_the_upgrade(database_url):
     from alembic import command
 
-    from hookstream.db import _alembic_config
+    from hookstream.core.db import _alembic_config
 
     engine = make_engine(database_url)
     command.upgrade(_alembic_config(engine), "0002_outbox")  # an outbox from before 0006

@@ -7,10 +7,10 @@ import orjson
 import pytest
 from sqlalchemy import select, update
 
-import producers._outbox as outbox_module
-from hookstream.db import make_engine, migrate
-from producers import OutboxRelay, OutboxRow, Publisher, add_to_outbox
-from schemas import Event, example
+import hookstream.producers._outbox as outbox_module
+from hookstream.core.db import make_engine, migrate
+from hookstream.producers import OutboxRelay, OutboxRow, Publisher, add_to_outbox
+from hookstream.schemas import Event, example
 from tests.fakes import FakeProducer
 
 outbox = OutboxRow.__table__

@@ -4,9 +4,9 @@ import collections
 
 import pytest
 
-from hookstream.topics import EVENT_TOPICS, ensure_topics
-from producers import AsyncPublisher, DeliveryError, DomainEvents, Publisher
-from schemas import EVENT_TYPES, Event, InvalidEventError, entity_field, example, parse_event
+from hookstream.core.topics import EVENT_TOPICS, ensure_topics
+from hookstream.producers import AsyncPublisher, DeliveryError, DomainEvents, Publisher
+from hookstream.schemas import EVENT_TYPES, Event, InvalidEventError, entity_field, example, parse_event
 from tests.integration.consume import TopicReader
 
 pytestmark = pytest.mark.kafka

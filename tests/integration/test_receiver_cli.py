@@ -17,8 +17,8 @@ import httpx
 import orjson
 import pytest
 
-from delivery.signing import build_headers
-from hookstream.settings import Settings
+from hookstream.delivery.signing import build_headers
+from hookstream.core.settings import Settings
 from hookstream.subscriptions.secrets import generate_secret
 from hookstream.subscriptions.store import SubscriptionStore
 from tests.integration.subscriptions_helpers import public_dns

@@ -8,12 +8,12 @@ import time
 
 import orjson
 
-from delivery.recovery import recover
-from hookstream.records import DeliveryRecord, delivery_id
+from hookstream.streams.recovery import recover
+from hookstream.core.records import DeliveryRecord, delivery_id
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending
-from hookstream.topics import DELIVERIES, event_topic_for
-from schemas import Event, encode_event, example
+from hookstream.core.topics import DELIVERIES, event_topic_for
+from hookstream.schemas import Event, encode_event, example
 from tests.integration.pipeline import TopicReader, produce
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hookstream.cli import main
-from hookstream.crypto import Keyring, key_id_of, new_key_entry
-from hookstream.db import _alembic_config, bind_all_tenants, bind_tenant, make_engine, migrate
-from hookstream.settings import Settings
+from hookstream.shell.cli import main
+from hookstream.core.crypto import Keyring, key_id_of, new_key_entry
+from hookstream.core.db import _alembic_config, bind_all_tenants, bind_tenant, make_engine, migrate
+from hookstream.core.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import sync
 from hookstream.subscriptions.view import load_table

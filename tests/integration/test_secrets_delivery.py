@@ -16,11 +16,11 @@ import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from hookstream.crypto import Keyring, new_key_entry
+from hookstream.core.crypto import Keyring, new_key_entry
 from hookstream.subscriptions.models import Status, Subscription
 from hookstream.subscriptions.secrets import SigningSecret, generate_secret
 from hookstream.subscriptions.topic import encode, publish_pending
-from hookstream.topics import DEAD_LETTERS, DELIVERIES
+from hookstream.core.topics import DEAD_LETTERS, DELIVERIES
 from tests.integration.delivery_helpers import (  # noqa: F401  (cfg, env, receiver, store are fixtures)
     cfg, cli, env, make_record, produce_records, receiver, status, store, wait_for,
 )

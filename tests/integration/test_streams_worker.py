@@ -8,13 +8,13 @@ import time
 import orjson
 import pytest
 
-from hookstream.records import DeliveryRecord, delivery_id
-from hookstream.settings import Settings
+from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending
-from hookstream.topics import DELIVERIES, INVALID_EVENTS
-from producers import Publisher
-from schemas import Event, example
+from hookstream.core.topics import DELIVERIES, INVALID_EVENTS
+from hookstream.producers import Publisher
+from hookstream.schemas import Event, example
 from tests.integration.pipeline import TopicReader, produce, worker
 
 

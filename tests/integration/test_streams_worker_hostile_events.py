@@ -10,9 +10,9 @@ import time
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
-from hookstream.topics import DELIVERIES, INVALID_EVENTS
-from schemas import Event, encode_event, example
-from streams.app import group_id
+from hookstream.core.topics import DELIVERIES, INVALID_EVENTS
+from hookstream.schemas import Event, encode_event, example
+from hookstream.streams.app import group_id
 from tests.integration.pipeline import TopicReader, produce, worker
 from tests.integration.test_streams_worker import add, cfg, env, pairs, store  # noqa: F401 (fixtures)
 

@@ -11,12 +11,12 @@ import time
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
-from hookstream.records import delivery_id
-from hookstream.topics import DELIVERIES, INVALID_EVENTS
-from producers import Publisher
-from schemas import Event, encode_event, example
-from streams.app import group_id
-from streams.fanout import EXCERPT_BYTES, INVALID_VALUE_MAX
+from hookstream.core.records import delivery_id
+from hookstream.core.topics import DELIVERIES, INVALID_EVENTS
+from hookstream.producers import Publisher
+from hookstream.schemas import Event, encode_event, example
+from hookstream.streams.app import group_id
+from hookstream.streams.fanout import EXCERPT_BYTES, INVALID_VALUE_MAX
 from tests.integration.pipeline import TopicReader, produce, worker
 from tests.integration.test_streams_worker import _unique_ids, add, cfg, env, pairs, publish, store  # noqa: F401 (fixtures)
 from tests.sizes import invoice_of_size, limit_message_bytes

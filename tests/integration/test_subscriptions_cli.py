@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from hookstream.cli import main
+from hookstream.shell.cli import main
 from hookstream.subscriptions import cli as subscriptions_cli
 from hookstream.subscriptions.view import load_table
 from tests.integration.subscriptions_helpers import dead_bootstrap, ensure_subscriptions_topic, read_records
@@ -191,7 +191,7 @@ def test_change_saved_while_kafka_is_down_is_reported_and_published_by_sync(hs, 
 
 
 def test_the_installed_command_prints_one_error_line_and_no_traceback(hs_env):
-    cmd = [sys.executable, "-c", "from hookstream.cli import run; run()", "subscriptions", "add", "--tenant", "acme",
+    cmd = [sys.executable, "-c", "from hookstream.shell.cli import run; run()", "subscriptions", "add", "--tenant", "acme",
            "--url", "https://[::ffff:169.254.169.254]/", "--events", "*"]
     proc = subprocess.run(cmd, env=hs_env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2

@@ -12,11 +12,11 @@ import re
 
 import pytest
 
-from hookstream.crypto import load_keyring
+from hookstream.core.crypto import load_keyring
 from hookstream.subscriptions.secrets import SigningSecret
-from hookstream.topics import SUBSCRIPTIONS
-from producers import Publisher
-from schemas import Event, example
+from hookstream.core.topics import SUBSCRIPTIONS
+from hookstream.producers import Publisher
+from hookstream.schemas import Event, example
 from tests.integration.delivery_helpers import cfg, env, receiver, scrape, status, store, subscribe, wait_for  # noqa: F401
 from tests.integration.pipeline import produce, worker
 from tests.integration.test_subscriptions_view import make_sub

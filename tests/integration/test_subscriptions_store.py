@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from sqlalchemy import inspect
 from sqlalchemy import update as sa_update
 
-from hookstream.db import bind_tenant
-from hookstream.errors import NotFoundError, ValidationError
-from hookstream.settings import Settings
+from hookstream.core.db import bind_tenant
+from hookstream.core.errors import NotFoundError, ValidationError
+from hookstream.core.settings import Settings
 from hookstream.subscriptions.models import Status, SubscriptionRow
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.urls import Reason, UnsafeURLError

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from hookstream.crypto import load_keyring
-from hookstream.errors import BrokerError, TopicError
+from hookstream.core.crypto import load_keyring
+from hookstream.core.errors import BrokerError, TopicError
 from hookstream.subscriptions import topic
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import encode, publish_pending, sync

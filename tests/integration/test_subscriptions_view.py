@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hookstream.crypto import load_keyring
-from hookstream.errors import TopicError
+from hookstream.core.crypto import load_keyring
+from hookstream.core.errors import TopicError
 from hookstream.subscriptions.models import Status, Subscription
 from hookstream.subscriptions.secrets import SigningSecret, generate_secret
 from hookstream.subscriptions.topic import encode

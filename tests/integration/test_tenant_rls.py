@@ -15,10 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from delivery.attempt_log import attempts_of, attempts_of_any_tenant, list_deliveries, list_deliveries_all_tenants, make_row
-from delivery.outcome import Success
-from hookstream.db import bind_all_tenants, bind_tenant, make_engine, migrate
-from hookstream.settings import Settings
+from hookstream.delivery.attempt_log import attempts_of, attempts_of_any_tenant, list_deliveries, list_deliveries_all_tenants, make_row
+from hookstream.delivery.outcome import Success
+from hookstream.core.db import bind_all_tenants, bind_tenant, make_engine, migrate
+from hookstream.core.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from tests.postgres import as_application_role
 from tests.unit.test_delivery_attempt_log import _write, rec, report

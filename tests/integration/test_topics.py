@@ -4,7 +4,7 @@ import time
 
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from hookstream.topics import DEAD_LETTERS, SUBSCRIPTIONS, ensure_topics, topic_specs
+from hookstream.core.topics import DEAD_LETTERS, SUBSCRIPTIONS, ensure_topics, topic_specs
 
 
 def test_ensure_creates_every_topic_with_its_config(settings):

@@ -7,8 +7,8 @@ from __future__ import annotations
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from hookstream.kafka import admin_config
-from hookstream.topics import ensure_topics
+from hookstream.core.kafka import admin_config
+from hookstream.core.topics import ensure_topics
 
 
 def test_every_partition_of_the_created_topics_answers_as_soon_as_ensure_returns(settings):

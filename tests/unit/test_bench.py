@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from delivery.envelope import payload
-from delivery.signing import Secret, build_headers
-from hookstream.bench import _windows, latency_ms, percentile
+from hookstream.delivery.envelope import payload
+from hookstream.delivery.signing import Secret, build_headers
+from hookstream.shell.bench import _windows, latency_ms, percentile
 
 RECEIVER = Path(__file__).resolve().parents[2] / "bench" / "receiver.py"
 

@@ -1,4 +1,4 @@
-"""delivery.breaker: per-endpoint circuit breaker (failure ratio over a time window), driven by an injected clock."""
+"""hookstream.delivery.breaker: per-endpoint circuit breaker (failure ratio over a time window), driven by an injected clock."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from delivery import breaker as breaker_module
-from delivery.breaker import BreakerConfig, BreakerState, CircuitBreaker, EndpointBreakers
-from delivery.outcome import GiveUp, GiveUpReason, RetryLater, RetryReason, Success
-from hookstream.errors import ConfigError
+from hookstream.delivery import breaker as breaker_module
+from hookstream.delivery.breaker import BreakerConfig, BreakerState, CircuitBreaker, EndpointBreakers
+from hookstream.delivery.outcome import GiveUp, GiveUpReason, RetryLater, RetryReason, Success
+from hookstream.core.errors import ConfigError
 
 T0 = 3_000_000.0  # a multiple of the default bucket width (3 s), so bucket edges fall on T0 + 3k
 WINDOW = BreakerConfig().window

@@ -1,6 +1,6 @@
 """The `hookstream` entry point: exit codes and one-line errors, whatever the command raises."""
 
-from hookstream.cli import main
+from hookstream.shell.cli import main
 
 
 def test_usage_error_exits_2_with_usage_not_an_internal_error(capsys):
@@ -31,8 +31,8 @@ def test_an_argument_that_is_not_utf8_is_one_error_line(capsys):
 def test_an_error_message_quoting_stored_text_is_escaped(capsys):
     import typer
 
-    from hookstream.cli import app
-    from hookstream.errors import NotFoundError
+    from hookstream.shell.cli import app
+    from hookstream.core.errors import NotFoundError
 
     def fail():
         raise NotFoundError("no subscription named \x1b]0;owned\x07")
@@ -52,7 +52,7 @@ def test_a_kafka_error_is_one_error_line_not_an_internal_error(capsys):
     import typer
     from confluent_kafka import KafkaError, KafkaException
 
-    from hookstream.cli import app
+    from hookstream.shell.cli import app
 
     def fail():
         raise KafkaException(KafkaError(KafkaError._TRANSPORT, "Failed to get metadata: Local: Broker transport failure"))

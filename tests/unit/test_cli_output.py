@@ -1,10 +1,10 @@
-"""hookstream.cli._output: stored strings reach a terminal with every control character escaped."""
+"""hookstream.shell.cli._output: stored strings reach a terminal with every control character escaped."""
 
 import json
 
 import pytest
 
-from hookstream.cli._output import emit_json, printable
+from hookstream.shell.cli._output import emit_json, printable
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import tomllib
 import typer
 import yaml
 
-from hookstream.settings import KAFKA_VERSION
+from hookstream.core.settings import KAFKA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -124,7 +124,7 @@ def test_database_url_matches_the_postgres_service_and_is_not_its_superuser():
 
 
 def _command_exists(args: list[str]) -> bool:
-    from hookstream.cli import app
+    from hookstream.shell.cli import app
 
     command = typer.main.get_command(app)
     for name in args:

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from hookstream.crypto import (
+from hookstream.core.crypto import (
     Keyring,
     SealedValueError,
     UnknownKeyError,
@@ -16,8 +16,8 @@ from hookstream.crypto import (
     new_key_entry,
     prepend_key,
 )
-from hookstream.errors import ConfigError
-from hookstream.settings import Settings
+from hookstream.core.errors import ConfigError
+from hookstream.core.settings import Settings
 
 CLEAR = "whsec_PLANTEDclearVALUEforTHEtest0123456789"
 

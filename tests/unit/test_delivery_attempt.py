@@ -1,4 +1,4 @@
-"""delivery.attempt: the Deliverer's decisions, with a MockTransport and a fixed clock."""
+"""hookstream.delivery.attempt: the Deliverer's decisions, with a MockTransport and a fixed clock."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from delivery.attempt import DeadLetter, Delivered, Deliverer, Dropped, Limits, Retry
-from delivery.breaker import BreakerConfig, BreakerState, EndpointBreakers
-from delivery.errors import EndpointUnreachable
-from delivery.outcome import RetryReason
-from delivery.schedule import RetrySchedule
-from delivery.transport import HttpResponse, MockTransport
-from hookstream.records import DeliveryRecord, delivery_id
-from hookstream.settings import Settings
+from hookstream.delivery.attempt import DeadLetter, Delivered, Deliverer, Dropped, Limits, Retry
+from hookstream.delivery.breaker import BreakerConfig, BreakerState, EndpointBreakers
+from hookstream.delivery.errors import EndpointUnreachable
+from hookstream.delivery.outcome import RetryReason
+from hookstream.delivery.schedule import RetrySchedule
+from hookstream.delivery.transport import HttpResponse, MockTransport
+from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.settings import Settings
 from hookstream.subscriptions.models import Status, Subscription
 from hookstream.subscriptions.secrets import SigningSecret, generate_secret
 from hookstream.subscriptions.urls import Reason, UnsafeURLError
@@ -261,14 +261,14 @@ def test_reports_and_decisions_never_hold_a_secret():
 
 
 def test_the_throttle_floor_never_exceeds_the_longest_delay():
-    from delivery.attempt import default_schedule
+    from hookstream.delivery.attempt import default_schedule
 
     assert default_schedule(Settings(retry_schedule=(0.2, 0.4))).throttle_floor == 0.4
     assert default_schedule(Settings()).throttle_floor == 60.0
 
 
 def test_endpoint_slots_are_fifo_bounded_and_survive_cancellation():
-    from delivery.attempt import _Slots
+    from hookstream.delivery.attempt import _Slots
 
     async def scenario():
         slots = _Slots(2)
@@ -449,7 +449,7 @@ def test_a_url_the_policy_refuses_is_dead_lettered_never_posted(url, settings, w
 def test_a_host_name_is_left_to_the_transport_and_an_allowed_network_passes():
     import ipaddress
 
-    from delivery.attempt import endpoint_refusal
+    from hookstream.delivery.attempt import endpoint_refusal
 
     # a name that resolves nowhere: the transport resolves and pins at connect time, not this check
     s = dataclasses.replace(sub(), url="https://hooks.never-resolved.invalid/in")
@@ -463,7 +463,7 @@ def test_a_host_name_is_left_to_the_transport_and_an_allowed_network_passes():
 
 
 def test_the_url_verdict_is_cached_per_subscription_version():
-    import delivery.attempt as attempt
+    import hookstream.delivery.attempt as attempt
 
     calls = []
     real = attempt.check_url
@@ -522,14 +522,14 @@ def test_a_header_the_client_would_refuse_is_dead_lettered_never_posted(headers,
 
 
 def test_ordinary_custom_headers_pass_the_check():
-    from delivery.attempt import header_problem
+    from hookstream.delivery.attempt import header_problem
 
     assert header_problem({"Authorization": "Bearer abc.def", "X-Tab": "a\tb", "X-Sym": "!#$%&'*+-.^_`|~ ok"}) is None
     assert header_problem({}) is None
 
 
 def test_the_history_keeps_the_first_and_last_attempts_with_a_count_of_the_rest():
-    from delivery.attempt import HISTORY_KEEP_LAST, bounded_history
+    from hookstream.delivery.attempt import HISTORY_KEEP_LAST, bounded_history
 
     history: tuple = ()
     for n in range(1, 1001):
@@ -576,7 +576,7 @@ def test_a_saved_url_the_idn_and_address_rules_now_refuse_is_dead_lettered(url, 
 
 
 def test_the_worker_refuses_a_port_outside_the_allowed_ports():
-    from delivery.attempt import endpoint_refusal
+    from hookstream.delivery.attempt import endpoint_refusal
 
     only_443 = dataclasses.replace(SETTINGS, allowed_ports=((443, 443),))
     code, reason = endpoint_refusal(dataclasses.replace(sub(), url="https://hooks.example.com:8443/in"), only_443)

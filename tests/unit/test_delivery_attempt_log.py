@@ -1,4 +1,4 @@
-"""delivery.attempt_log: batched writes off the event loop, callbacks once committed, queries."""
+"""hookstream.delivery.attempt_log: batched writes off the event loop, callbacks once committed, queries."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ import time
 
 import pytest
 
-from delivery import metrics as m
-from delivery.attempt import AttemptReport
-from delivery.attempt_log import (
+from hookstream.delivery import metrics as m
+from hookstream.delivery.attempt import AttemptReport
+from hookstream.delivery.attempt_log import (
     AttemptLogUnavailable, AttemptLogWriter, attempts_of, attempts_of_any_tenant, list_deliveries,
     list_deliveries_all_tenants, make_row, rejected_rows,
 )
-from delivery.outcome import GiveUp, GiveUpReason, RetryLater, RetryReason, Success
-from hookstream.db import make_engine, migrate
-from hookstream.errors import ValidationError
-from hookstream.records import DeliveryRecord
+from hookstream.delivery.outcome import GiveUp, GiveUpReason, RetryLater, RetryReason, Success
+from hookstream.core.db import make_engine, migrate
+from hookstream.core.errors import ValidationError
+from hookstream.core.records import DeliveryRecord
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from hookstream.cli import main
+from hookstream.shell.cli import main
 
 
 def test_an_unknown_status_is_a_one_line_error(tmp_path, monkeypatch, capsys):
@@ -72,11 +72,11 @@ def _seed_hostile_attempt(db) -> str:
 
     from sqlalchemy import insert
 
-    from delivery.attempt import AttemptReport
-    from delivery.attempt_log import AttemptRow, make_row
-    from delivery.outcome import RetryLater, RetryReason
-    from hookstream.db import make_engine, migrate
-    from hookstream.records import DeliveryRecord, delivery_id
+    from hookstream.delivery.attempt import AttemptReport
+    from hookstream.delivery.attempt_log import AttemptRow, make_row
+    from hookstream.delivery.outcome import RetryLater, RetryReason
+    from hookstream.core.db import make_engine, migrate
+    from hookstream.core.records import DeliveryRecord, delivery_id
 
     rec = DeliveryRecord(delivery_id=delivery_id(HOSTILE_ID, "sub_1"), subscription_id="sub_1", tenant_id="acme",
                          event_id=HOSTILE_ID, event_type="invoice.sent", occurred_at="2026-11-28T12:00:00Z", event={})

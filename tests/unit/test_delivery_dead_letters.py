@@ -1,12 +1,13 @@
-"""delivery.dead_letters: reading whatever lies on the dead-letter topic, and producing from the tools."""
+"""hookstream.delivery.dead_letters: reading whatever lies on the dead-letter topic, and producing from the tools."""
 
 import orjson
 import pytest
 
-from delivery.dead_letters import Filter, decode, find_any_tenant, parse_time, produce_one
-from hookstream.errors import ValidationError
-from hookstream.records import delivery_id
-from hookstream.settings import Settings
+from hookstream.core.kafka import produce_one
+from hookstream.delivery.dead_letters import Filter, decode, find_any_tenant, parse_time
+from hookstream.core.errors import ValidationError
+from hookstream.core.records import delivery_id
+from hookstream.core.settings import Settings
 from tests.fakes import FakeProducer
 
 GOOD = {

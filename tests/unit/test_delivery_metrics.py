@@ -2,7 +2,7 @@
 
 from prometheus_client import REGISTRY, generate_latest
 
-from delivery import metrics as m
+from hookstream.delivery import metrics as m
 
 
 def _families():
@@ -28,7 +28,7 @@ def test_names_labels_and_buckets_are_exactly_the_contract():
 
 
 def test_retry_reasons_are_the_labels_dashboards_expect():
-    from delivery.outcome import RetryReason
+    from hookstream.delivery.outcome import RetryReason
 
     assert {str(r) for r in RetryReason} == {
         "timeout", "server_error", "connection_error", "rate_limited", "tls_error", "protocol_error"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-import delivery.dead_letters as dead_letters
-from hookstream.cli import main
+import hookstream.delivery.dead_letters as dead_letters
+from hookstream.shell.cli import main
 
 
 @pytest.fixture(autouse=True)

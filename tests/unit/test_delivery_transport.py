@@ -1,4 +1,4 @@
-"""delivery.transport: pyreqwest pinned to checked addresses, no redirects, bounded bodies.
+"""hookstream.delivery.transport: pyreqwest pinned to checked addresses, no redirects, bounded bodies.
 
 These use a loopback aiohttp server (no broker). The fake resolvers stand in for DNS.
 """
@@ -10,9 +10,9 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from delivery.outcome import classify_response
-from delivery.transport import EXCERPT_BYTES, PyreqwestTransport, system_resolver
-from hookstream.settings import Settings
+from hookstream.delivery.outcome import classify_response
+from hookstream.delivery.transport import EXCERPT_BYTES, PyreqwestTransport, system_resolver
+from hookstream.core.settings import Settings
 from hookstream.subscriptions import urls
 from hookstream.subscriptions.urls import Reason, UnsafeURLError, check_url
 from tests.idn_cases import IDN_CASES, PRIVATE_ANSWERS, FirstPublicThenPrivate
@@ -179,7 +179,7 @@ class _NoBuild(PyreqwestTransport):
 
 
 async def test_a_hundred_thousand_hosts_leave_only_the_recent_clients():
-    from delivery.transport import _target
+    from hookstream.delivery.transport import _target
 
     now = [0.0]
     t = _NoBuild(STRICT, resolver=resolver("93.184.216.34"), dns_ttl=1.0, clock=lambda: now[0])
@@ -197,7 +197,7 @@ async def test_a_hundred_thousand_hosts_leave_only_the_recent_clients():
 
 
 async def test_a_host_in_use_keeps_its_client_until_its_pin_expires():
-    from delivery.transport import _target
+    from hookstream.delivery.transport import _target
 
     now = [0.0]
     t = _NoBuild(STRICT, resolver=resolver("93.184.216.34"), dns_ttl=60.0, clock=lambda: now[0])
@@ -306,7 +306,7 @@ async def test_allowed_ports_are_checked_at_connect_time(server):
 
 # ---------------------------------------------------------------------------- DNS bounded and isolated
 async def test_a_lookup_that_never_answers_is_bounded_and_not_cached():
-    from delivery.errors import EndpointUnreachable
+    from hookstream.delivery.errors import EndpointUnreachable
 
     calls = []
 
@@ -342,7 +342,7 @@ def _blocking_dns(monkeypatch):
 
 
 async def test_one_tenants_hanging_names_do_not_hold_up_another_tenants_pin(monkeypatch):
-    from delivery.transport import _target
+    from hookstream.delivery.transport import _target
 
     release, answered = _blocking_dns(monkeypatch)
     t = PyreqwestTransport(LOCAL)  # the system resolver: the worker's own
@@ -362,7 +362,7 @@ async def test_one_tenants_hanging_names_do_not_hold_up_another_tenants_pin(monk
 async def test_a_hanging_name_holds_one_thread_and_slow_names_at_most_half_the_pool():
     import threading
 
-    from delivery.transport import ThreadedResolver
+    from hookstream.delivery.transport import ThreadedResolver
 
     gates = {name: threading.Event() for name in ("slow0", "slow1", "slow2")}
     calls = []
@@ -403,7 +403,7 @@ async def test_a_hanging_name_holds_one_thread_and_slow_names_at_most_half_the_p
 async def test_a_re_pin_to_the_same_address_keeps_the_client_and_a_new_one_is_built_off_the_loop():
     import threading
 
-    from delivery.transport import _target
+    from hookstream.delivery.transport import _target
 
     class Recording(PyreqwestTransport):
         def _build(self, target, pin):

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import pyreqwest.exceptions as reqwest_errors
 import pytest
 
-from delivery.attempt import Delivered, Deliverer, Retry
-from delivery.errors import (
+from hookstream.delivery.attempt import Delivered, Deliverer, Retry
+from hookstream.delivery.errors import (
     EndpointProtocolError,
     EndpointTimeout,
     EndpointTLSError,
@@ -23,11 +23,11 @@ from delivery.errors import (
     TransportFailure,
     TransportUsageError,
 )
-from delivery.outcome import RetryLater, RetryReason, Success, classify_response
-from delivery.schedule import RetrySchedule
-from delivery.transport import PyreqwestTransport, translate_error
-from hookstream.records import DeliveryRecord, delivery_id
-from hookstream.settings import Settings
+from hookstream.delivery.outcome import RetryLater, RetryReason, Success, classify_response
+from hookstream.delivery.schedule import RetrySchedule
+from hookstream.delivery.transport import PyreqwestTransport, translate_error
+from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.settings import Settings
 from hookstream.subscriptions.models import Status, Subscription
 from hookstream.subscriptions.secrets import SigningSecret, generate_secret
 from tests.hostile_endpoint import ANSWERS, EXPECTED, TLS_MODES, HostileEndpoint

@@ -1,4 +1,4 @@
-"""delivery.worker: the per-endpoint metric series and caches follow the recent endpoints (fake
+"""hookstream.delivery.worker: the per-endpoint metric series and caches follow the recent endpoints (fake
 clock, MockTransport, fake producer and attempt log; no broker: this is bookkeeping)."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY
 
-from delivery import metrics as m
-from delivery.breaker import BreakerConfig
-from delivery.offsets import PartitionOffsets
-from delivery.transport import HttpResponse, MockTransport
-from delivery.worker import SERIES_TTL, Worker
-from hookstream.records import DeliveryRecord, delivery_id
-from hookstream.settings import Settings
+from hookstream.delivery import metrics as m
+from hookstream.delivery.breaker import BreakerConfig
+from hookstream.delivery.offsets import PartitionOffsets
+from hookstream.delivery.transport import HttpResponse, MockTransport
+from hookstream.delivery.worker import SERIES_TTL, Worker
+from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.settings import Settings
 from hookstream.subscriptions.models import Status, Subscription
 from hookstream.subscriptions.secrets import SigningSecret, generate_secret
 from tests.fakes import FakeProducer

@@ -1,12 +1,12 @@
-"""delivery.worker: reading delivery records off the wire, the dead-letter record, and what the
+"""hookstream.delivery.worker: reading delivery records off the wire, the dead-letter record, and what the
 worker does with a record it cannot handle or cannot produce (fakes; the real broker is in
 tests/integration/test_delivery_worker_bad_records.py)."""
 
 import orjson
 import pytest
 
-from delivery.worker import MalformedRecord, dead_letter_value, decode_record
-from hookstream.records import DeliveryRecord, delivery_id
+from hookstream.delivery.worker import MalformedRecord, dead_letter_value, decode_record
+from hookstream.core.records import DeliveryRecord, delivery_id
 
 GOOD = {
     "delivery_id": delivery_id("ev1", "sub_1"), "subscription_id": "sub_1", "tenant_id": "acme", "event_id": "ev1",
@@ -89,10 +89,10 @@ import logging  # noqa: E402
 from confluent_kafka import KafkaError  # noqa: E402
 from prometheus_client import REGISTRY  # noqa: E402
 
-from delivery.offsets import PartitionOffsets  # noqa: E402
-from delivery.transport import HttpResponse, MockTransport  # noqa: E402
-from delivery.worker import Worker  # noqa: E402
-from hookstream.settings import Settings  # noqa: E402
+from hookstream.delivery.offsets import PartitionOffsets  # noqa: E402
+from hookstream.delivery.transport import HttpResponse, MockTransport  # noqa: E402
+from hookstream.delivery.worker import Worker  # noqa: E402
+from hookstream.core.settings import Settings  # noqa: E402
 from tests.fakes import FakeProducer, record_size  # noqa: E402
 
 SETTINGS = Settings(retry_schedule=(5.0, 300.0), topic_prefix="t.")
@@ -313,7 +313,7 @@ def test_a_tier_record_due_absurdly_far_ahead_is_set_aside_not_paused_on():
 
 
 def test_the_history_in_a_forwarded_record_is_bounded():
-    from delivery.attempt import HISTORY_KEEP_LAST
+    from hookstream.delivery.attempt import HISTORY_KEEP_LAST
 
     producer = Broker()
     w = make_worker(producer, subscription())
@@ -340,7 +340,7 @@ def test_a_dead_attempt_log_writer_stops_the_worker_visibly(caplog):
 
 
 def test_an_attempt_log_that_stayed_unwritable_stops_the_worker_with_its_own_one_line_reason(caplog):
-    from delivery.attempt_log import AttemptLogUnavailable
+    from hookstream.delivery.attempt_log import AttemptLogUnavailable
 
     w = make_worker(Broker())
     w.writer.alive = False

@@ -1,4 +1,4 @@
-"""delivery.envelope: the webhook body, built once as the exact bytes that are signed and sent."""
+"""hookstream.delivery.envelope: the webhook body, built once as the exact bytes that are signed and sent."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import time
 import pytest
 import standardwebhooks
 
-from delivery import envelope
-from delivery.envelope import payload
-from delivery.signing import Secret, build_headers
-from hookstream.errors import ValidationError
+from hookstream.delivery import envelope
+from hookstream.delivery.envelope import payload
+from hookstream.delivery.signing import Secret, build_headers
+from hookstream.core.errors import ValidationError
 
 AT = dt.datetime(2027, 1, 15, 8, 0, 0, tzinfo=dt.timezone.utc)
 

@@ -3,10 +3,10 @@
 import os
 import stat
 
-from hookstream.broker import LocalBroker
-from hookstream.db import make_engine
-from hookstream.fsperm import private_dir, private_file
-from hookstream.settings import Settings
+from hookstream.shell.broker import LocalBroker
+from hookstream.core.db import make_engine
+from hookstream.core.fsperm import private_dir, private_file
+from hookstream.core.settings import Settings
 
 
 def mode(path) -> int:

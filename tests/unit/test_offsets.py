@@ -1,10 +1,10 @@
-"""delivery.offsets: commits never pass an offset whose outcome is not durable."""
+"""hookstream.delivery.offsets: commits never pass an offset whose outcome is not durable."""
 
 import random
 
 import pytest
 
-from delivery.offsets import PartitionOffsets
+from hookstream.delivery.offsets import PartitionOffsets
 
 
 def test_nothing_taken_nothing_to_commit():

@@ -1,4 +1,4 @@
-"""delivery.outcome: every HTTP status and transport failure -> a typed outcome."""
+"""hookstream.delivery.outcome: every HTTP status and transport failure -> a typed outcome."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pyreqwest.exceptions as reqwest_errors
 import pytest
 from multidict import CIMultiDict
 
-from delivery import outcome
-from delivery.errors import (
+from hookstream.delivery import outcome
+from hookstream.delivery.errors import (
     EndpointProtocolError,
     EndpointTimeout,
     EndpointTLSError,
@@ -21,7 +21,7 @@ from delivery.errors import (
     TransportFailure,
     TransportUsageError,
 )
-from delivery.outcome import (
+from hookstream.delivery.outcome import (
     GiveUp,
     GiveUpReason,
     RetryLater,

@@ -2,9 +2,9 @@
 
 import pytest
 
-from hookstream.settings import Settings
-from producers import AsyncPublisher, DeliveryError
-from schemas import Event, InvalidEventError, example
+from hookstream.core.settings import Settings
+from hookstream.producers import AsyncPublisher, DeliveryError
+from hookstream.schemas import Event, InvalidEventError, example
 from tests.fakes import FakeProducer
 
 
@@ -60,7 +60,7 @@ async def test_unacknowledged_event_times_out_and_close_reports_it(unit_settings
 async def test_one_event_over_the_size_limit_in_a_batch_means_none_is_sent(unit_settings):
     import dataclasses
 
-    from producers import EventTooLargeError
+    from hookstream.producers import EventTooLargeError
     from tests.sizes import invoice_of_size
 
     producer = FakeProducer()

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from hookstream.cli import main
-from schemas import example
+from hookstream.shell.cli import main
+from hookstream.schemas import example
 
 
 @pytest.fixture(autouse=True)
@@ -79,12 +79,12 @@ def test_an_event_over_the_size_limit_exits_2_with_one_line_naming_size_and_limi
 
 @pytest.mark.parametrize("timeout", ["-1", "0", "nan", "inf", "-inf", "1e300", "0.05"])
 def test_a_timeout_that_is_not_a_usable_number_of_seconds_is_refused_before_connecting(timeout, capsys, monkeypatch):
-    import producers.cli
+    from hookstream.shell.cli import publish as publish_cli
 
     def no_publisher(*args, **kwargs):
         raise AssertionError("a Publisher was built for a bad --timeout")
 
-    monkeypatch.setattr(producers.cli, "Publisher", no_publisher)
+    monkeypatch.setattr(publish_cli, "Publisher", no_publisher)
     code, err, out = _publish(capsys, "--tenant", "acme", "--type", "invoice.sent", "--data", json.dumps(example("invoice.sent")),
                               "--timeout", timeout)
     assert code == 2 and out == ""

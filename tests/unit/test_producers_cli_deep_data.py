@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from hookstream.cli import main
-from schemas import example
+from hookstream.shell.cli import main
+from hookstream.schemas import example
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from producers import DomainEvents
-from schemas import InvalidEventError, encode_event, example
+from hookstream.producers import DomainEvents
+from hookstream.schemas import InvalidEventError, encode_event, example
 
 
 class ListSink:

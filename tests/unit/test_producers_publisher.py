@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 from confluent_kafka import KafkaError
 
-from hookstream.settings import Settings
-from producers import DeliveryError, Publisher
-from schemas import Event, InvalidEventError, example, parse_event
+from hookstream.core.settings import Settings
+from hookstream.producers import DeliveryError, Publisher
+from hookstream.schemas import Event, InvalidEventError, example, parse_event
 from tests.fakes import FakeProducer
 
 
@@ -139,8 +139,8 @@ def test_a_closed_publisher_refuses_to_send(unit_settings):
 
 # ---------------------------------------------------------------------------- the size limit
 def test_event_over_the_size_limit_is_refused_naming_size_and_limit_and_nothing_is_produced(unit_settings):
-    from producers import EventTooLargeError
-    from schemas import encode_event
+    from hookstream.producers import EventTooLargeError
+    from hookstream.schemas import encode_event
     from tests.sizes import invoice_of_size
 
     producer = FakeProducer()
@@ -159,7 +159,7 @@ def test_event_over_the_size_limit_is_refused_naming_size_and_limit_and_nothing_
 
 
 def test_event_at_the_size_limit_is_sent(unit_settings):
-    from schemas import encode_event
+    from hookstream.schemas import encode_event
     from tests.sizes import invoice_of_size
 
     event = invoice_of_size("acme", 1500)
@@ -169,11 +169,11 @@ def test_event_at_the_size_limit_is_sent(unit_settings):
 
 
 def test_a_stored_record_over_a_since_lowered_limit_is_refused(unit_settings):
-    from producers import EventTooLargeError
+    from hookstream.producers import EventTooLargeError
 
     producer = FakeProducer()
     publisher = Publisher(dataclasses.replace(unit_settings, max_event_bytes=1024), producer=producer)
-    from producers import OutgoingRecord
+    from hookstream.producers import OutgoingRecord
 
     record = OutgoingRecord("ev_1", "t1.events.payment", b"pay_1", b"x" * 1025, "payment.received")
     with pytest.raises(EventTooLargeError, match="event ev_1 \\(payment.received\\) is 1025 bytes"):

@@ -1,7 +1,7 @@
 """The public names of `schemas` and `producers`: what other parts of hookstream import."""
 
-import producers
-import schemas
+from hookstream import producers
+from hookstream import schemas
 
 
 def test_schemas_exports_the_contract_the_streams_worker_uses():
@@ -23,7 +23,7 @@ def test_producers_exports_publishers_helpers_and_outbox():
 
 
 def test_invalid_event_error_is_a_validation_error_and_delivery_error_a_broker_error():
-    from hookstream.errors import BrokerError, ValidationError
+    from hookstream.core.errors import BrokerError, ValidationError
 
     assert issubclass(schemas.InvalidEventError, ValidationError)
     assert issubclass(producers.DeliveryError, BrokerError)

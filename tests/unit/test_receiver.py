@@ -12,9 +12,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from standardwebhooks import Webhook
 
-from delivery.receiver import RECEIVED, create_app, fixed_secrets, subscription_secrets
-from delivery.signing import build_headers
-from hookstream.errors import NotFoundError, ValidationError
+from hookstream.shell.receiver import RECEIVED, create_app, fixed_secrets, subscription_secrets
+from hookstream.delivery.signing import build_headers
+from hookstream.core.errors import NotFoundError, ValidationError
 from hookstream.subscriptions.secrets import SigningSecret, generate_secret
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

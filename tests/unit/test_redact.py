@@ -2,7 +2,7 @@
 
 import pytest
 
-from hookstream.redact import mask_headers, mask_url, redact_urls
+from hookstream.core.redact import mask_headers, mask_url, redact_urls
 
 
 @pytest.mark.parametrize(

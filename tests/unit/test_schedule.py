@@ -1,4 +1,4 @@
-"""delivery.schedule: retry delays, jitter, the throttle floor and Retry-After within bounds."""
+"""hookstream.delivery.schedule: retry delays, jitter, the throttle floor and Retry-After within bounds."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from delivery import outcome, schedule
-from delivery.outcome import GiveUp, GiveUpReason, RetryLater, RetryReason, Success
-from delivery.schedule import RetrySchedule
-from hookstream.errors import ConfigError
-from hookstream.settings import Settings
+from hookstream.delivery import outcome, schedule
+from hookstream.delivery.outcome import GiveUp, GiveUpReason, RetryLater, RetryReason, Success
+from hookstream.delivery.schedule import RetrySchedule
+from hookstream.core.errors import ConfigError
+from hookstream.core.settings import Settings
 
 NOW = 1_800_000_000.0
 DEFAULT = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)

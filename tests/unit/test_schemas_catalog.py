@@ -3,8 +3,8 @@
 import pytest
 from jsonschema import Draft202012Validator
 
-from hookstream.topics import event_topic_for
-from schemas import (
+from hookstream.core.topics import event_topic_for
+from hookstream.schemas import (
     ENTITY_FIELDS, EVENT_TYPES, Event, InvalidEventError, encode_event, entity_field, example, get_schema, json_schema,
     validate_data,
 )

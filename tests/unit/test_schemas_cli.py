@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from hookstream.cli import main
-from schemas import EVENT_TYPES, json_schema, validate_data
+from hookstream.shell.cli import main
+from hookstream.schemas import EVENT_TYPES, json_schema, validate_data
 
 
 def test_list_shows_every_type_with_topic_and_key(capsys):

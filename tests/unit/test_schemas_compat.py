@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import schemas
-from schemas import CURRENT_VERSIONS, EVENT_TYPES, breaking_changes, get_schema, json_schema
+from hookstream import schemas
+from hookstream.schemas import CURRENT_VERSIONS, EVENT_TYPES, breaking_changes, get_schema, json_schema
 
 PUBLISHED = Path(schemas.__file__).parent / "published"
 SNAPSHOTS = sorted(PUBLISHED.glob("*.json"))

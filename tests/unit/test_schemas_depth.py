@@ -5,8 +5,8 @@ RecursionError out of parse_event and encode_event)."""
 import orjson
 import pytest
 
-from schemas import CURRENT_VERSIONS, EVENT_TYPES, Event, InvalidEventError, encode_event, event_from_dict, example, get_schema, parse_event, validate_data
-from schemas._validate import _ENVELOPE_FIELDS, MAX_DEPTH
+from hookstream.schemas import CURRENT_VERSIONS, EVENT_TYPES, Event, InvalidEventError, encode_event, event_from_dict, example, get_schema, parse_event, validate_data
+from hookstream.schemas._validate import _ENVELOPE_FIELDS, MAX_DEPTH
 
 
 def _doc(event_type="payment.received") -> dict:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from schemas import Event, InvalidEventError, encode_event, example, new_event_id, parse_event
+from hookstream.schemas import Event, InvalidEventError, encode_event, example, new_event_id, parse_event
 
 
 def test_event_ids_are_uuid_version_7_with_the_rfc_variant():

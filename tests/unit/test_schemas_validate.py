@@ -8,8 +8,8 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from schemas import EVENT_TYPES, Event, InvalidEventError, encode_event, example, json_schema, parse_event
-from schemas._validate import _READY, _compiled
+from hookstream.schemas import EVENT_TYPES, Event, InvalidEventError, encode_event, example, json_schema, parse_event
+from hookstream.schemas._validate import _READY, _compiled
 
 
 def _valid(event_type="payment.received", **data_changes) -> dict:

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from hookstream.errors import ConfigError
-from hookstream.settings import Settings, parse_duration
+from hookstream.core.errors import ConfigError
+from hookstream.core.settings import Settings, parse_duration
 
 
 def test_defaults_are_local():
@@ -109,7 +109,7 @@ def test_max_event_bytes_refuses_what_could_not_travel(value: str) -> None:
 
 
 def test_secret_key_settings_are_read_and_checked_without_echoing_the_key(tmp_path):
-    from hookstream.crypto import new_key_entry
+    from hookstream.core.crypto import new_key_entry
 
     entry = new_key_entry("k2") + "," + new_key_entry("k1")
     s = Settings.from_env({"HOOKSTREAM_SECRET_KEY": entry, "HOOKSTREAM_SECRET_KEY_FILE": str(tmp_path / "key")})

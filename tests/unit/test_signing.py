@@ -1,4 +1,4 @@
-"""delivery.signing: Standard Webhooks signing and verification, cross-checked with the reference library."""
+"""hookstream.delivery.signing: Standard Webhooks signing and verification, cross-checked with the reference library."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import time
 import pytest
 import standardwebhooks
 
-from delivery import signing
-from delivery.errors import (
+from hookstream.delivery import signing
+from hookstream.delivery.errors import (
     InvalidSecretError,
     InvalidTimestampError,
     MissingHeaderError,
@@ -22,8 +22,8 @@ from delivery.errors import (
     TimestampTooOldError,
     WebhookVerificationError,
 )
-from delivery.signing import Secret, build_headers, sign, verify
-from hookstream.errors import HookstreamError, ValidationError
+from hookstream.delivery.signing import Secret, build_headers, sign, verify
+from hookstream.core.errors import HookstreamError, ValidationError
 
 # The test vector the Standard Webhooks libraries share.
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -388,7 +388,7 @@ def test_verification_errors_never_show_the_secret_or_expected_signature() -> No
 
 
 def test_delivery_headers_are_build_headers_byte_for_byte():
-    from delivery.signing import delivery_headers
+    from hookstream.delivery.signing import delivery_headers
 
     old, new = Secret.generate(), Secret.generate()
     rotated = Secret(old._key, expires_at=1_800_000_100.0)

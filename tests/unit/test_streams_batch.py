@@ -7,8 +7,8 @@ import types
 import pytest
 from confluent_kafka import KafkaError
 
-from hookstream.errors import BrokerError
-from streams.app import Batch
+from hookstream.core.errors import BrokerError
+from hookstream.streams.app import Batch
 from tests.fakes import FakeProducer
 
 

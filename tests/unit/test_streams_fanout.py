@@ -1,13 +1,13 @@
-"""streams.fanout: who gets a delivery record for an event, by example and by property."""
+"""hookstream.streams.fanout: who gets a delivery record for an event, by example and by property."""
 
 import dataclasses
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hookstream.records import DeliveryRecord, delivery_id
+from hookstream.core.records import DeliveryRecord, delivery_id
 from hookstream.subscriptions.filters import matches
-from streams.fanout import deliveries_for, invalid_record
+from hookstream.streams.fanout import deliveries_for, invalid_record
 
 TYPES = [
     "payment.received", "payment.failed", "customer.created", "customer.updated",
@@ -109,7 +109,7 @@ def test_invalid_record_of_a_value_too_large_to_carry_keeps_a_reference_and_an_e
 
     import orjson
 
-    from streams.fanout import EXCERPT_BYTES, INVALID_VALUE_MAX
+    from hookstream.streams.fanout import EXCERPT_BYTES, INVALID_VALUE_MAX
 
     value = os.urandom(INVALID_VALUE_MAX + 1)
     raw = invalid_record(value, "too_large: ...", topic="events.invoice", partition=5, offset=7, key=b"inv_1", code="too_large")
@@ -128,7 +128,7 @@ def test_invalid_record_of_a_key_too_large_to_carry_keeps_an_excerpt():
 
     import orjson
 
-    from streams.fanout import EXCERPT_BYTES, INVALID_KEY_MAX, INVALID_VALUE_MAX
+    from hookstream.streams.fanout import EXCERPT_BYTES, INVALID_KEY_MAX, INVALID_VALUE_MAX
 
     key, value = os.urandom(INVALID_KEY_MAX + 1), os.urandom(INVALID_VALUE_MAX)
     raw = invalid_record(value, "not JSON", topic="events.payment", partition=0, offset=3, key=key)

@@ -8,7 +8,7 @@ import os
 
 import orjson
 
-from streams.fanout import EXCERPT_BYTES, INVALID_KEY_MAX, INVALID_VALUE_MAX, REASON_MAX, RECORD_BYTES_MAX, invalid_key, invalid_record
+from hookstream.streams.fanout import EXCERPT_BYTES, INVALID_KEY_MAX, INVALID_VALUE_MAX, REASON_MAX, RECORD_BYTES_MAX, invalid_key, invalid_record
 
 
 def test_a_key_within_the_bound_is_kept_as_the_kafka_key():

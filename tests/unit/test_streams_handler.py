@@ -1,4 +1,4 @@
-"""streams.app.EventHandler: whatever an event contains, it is fanned out or set aside, and
+"""hookstream.streams.app.EventHandler: whatever an event contains, it is fanned out or set aside, and
 handle() never raises (a raise restarted Faust's agent, which then never acked its batch)."""
 
 import base64
@@ -9,10 +9,10 @@ import types
 import orjson
 import pytest
 
-from hookstream.settings import Settings
-from schemas import Event, encode_event, example
-from streams.app import EventHandler
-from streams.fanout import RECORD_BYTES_MAX
+from hookstream.core.settings import Settings
+from hookstream.schemas import Event, encode_event, example
+from hookstream.streams.app import EventHandler
+from hookstream.streams.fanout import RECORD_BYTES_MAX
 
 DELIVERIES, INVALID = "deliveries", "events.invalid"
 

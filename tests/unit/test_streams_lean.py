@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import faust
 from faust.transport.drivers import aiokafka as driver
 
-from streams import lean
+from hookstream.streams import lean
 
 
 def test_the_overridden_fetch_loop_still_exists_upstream_with_the_same_signature():

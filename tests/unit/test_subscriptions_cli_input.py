@@ -4,9 +4,9 @@ import io
 
 import pytest
 
-import hookstream.cli  # noqa: F401  (the CLI package first: it mounts subscriptions.cli)
-from hookstream.errors import ValidationError
-from hookstream.subscriptions.cli import _headers, _Reader
+import hookstream.shell.cli  # noqa: F401  (the CLI package first: it mounts subscriptions.cli)
+from hookstream.core.errors import ValidationError
+from hookstream.shell.cli.subscriptions import _headers, _Reader
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

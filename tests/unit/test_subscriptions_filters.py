@@ -2,7 +2,7 @@
 
 import pytest
 
-from hookstream.errors import ValidationError
+from hookstream.core.errors import ValidationError
 from hookstream.subscriptions.filters import KNOWN_EVENT_TYPES, matches, parse_filters, validate_filters
 
 

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import delivery.attempt
+from hookstream.delivery import attempt
 import hookstream.subscriptions.store
-from hookstream.errors import ValidationError
+from hookstream.core.errors import ValidationError
 from hookstream.subscriptions.headers import MAX_HEADER_VALUE, MAX_HEADERS, header_problem, validate_headers
 
 
@@ -69,4 +69,4 @@ def test_the_store_accepts_exactly_what_the_delivery_worker_sends(headers):
         saved = True
     except ValidationError:
         saved = False
-    assert saved == (delivery.attempt.header_problem(headers) is None)
+    assert saved == (attempt.header_problem(headers) is None)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hookstream.errors import ValidationError
+from hookstream.core.errors import ValidationError
 from hookstream.subscriptions.secrets import SigningSecret, generate_secret, mask, validate_secret
 
 

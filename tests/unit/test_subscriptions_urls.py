@@ -9,8 +9,8 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from hookstream.errors import ValidationError
-from hookstream.settings import Settings
+from hookstream.core.errors import ValidationError
+from hookstream.core.settings import Settings
 from hookstream.subscriptions.urls import (
     Reason,
     UnsafeURLError,

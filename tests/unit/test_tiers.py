@@ -1,8 +1,8 @@
-"""delivery.tiers: a record goes to the tier whose delay is like its own."""
+"""hookstream.delivery.tiers: a record goes to the tier whose delay is like its own."""
 
 import pytest
 
-from delivery.tiers import choose_tier
+from hookstream.delivery.tiers import choose_tier
 
 DEFAULT = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 

@@ -1,4 +1,4 @@
-"""hookstream.topics._wait_until_served: a created topic counts as ready only once every partition's
+"""hookstream.core.topics._wait_until_served: a created topic counts as ready only once every partition's
 leader answers, not as soon as metadata names a leader (fakes: the admin client's answers are the
 input; tests/integration/test_broker_restart.py meets the real window on a busy machine)."""
 
@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from hookstream.errors import TopicError
-from hookstream.topics import _wait_until_served
+from hookstream.core.errors import TopicError
+from hookstream.core.topics import _wait_until_served
 
 
 class _Answer:

@@ -13,8 +13,8 @@ import time
 
 from celery import Celery
 
-from delivery.envelope import payload
-from delivery.signing import build_headers
+from hookstream.delivery.envelope import payload
+from hookstream.delivery.signing import build_headers
 
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)  # hookstream's default schedule
 
@@ -56,7 +56,7 @@ def deliver(self, delivery_id: str, url: str, secret: str, event_type: str, occu
 def enqueue(event: dict, endpoints: list[tuple[str, str, str]]) -> int:
     """One task per endpoint of the event's tenant: ``endpoints`` holds (subscription id, url,
     secret). Returns the number of tasks sent."""
-    from hookstream.records import delivery_id
+    from hookstream.core.records import delivery_id
 
     for sub_id, url, secret in endpoints:
         deliver.apply_async(

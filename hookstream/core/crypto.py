@@ -28,8 +28,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hookstream.errors import ConfigError, HookstreamError
-from hookstream.fsperm import private_dir
+from hookstream.core.errors import ConfigError, HookstreamError
+from hookstream.core.fsperm import private_dir
 
 PREFIX = "hs1"
 KEY_BYTES = 32  # AES-256

@@ -7,9 +7,12 @@ only after the outcome is durable: at-least-once everywhere).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from hookstream.settings import Settings
+from confluent_kafka import KafkaException, Producer
+
+from hookstream.core.settings import Settings
 
 
 def admin_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -42,3 +45,22 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
         "client.id": "hookstream",
         **overrides,
     }
+
+
+def produce_one(producer: Producer, topic: str, key: bytes, value: bytes, on_delivery, *, wait: float = 60.0) -> str | None:
+    """Produce one record from a command-line tool; None, or why the client refused it at once
+    (``message.max.bytes``, say). A full queue is waited out (the tool has nothing else to do),
+    for ``wait`` seconds at most."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            producer.produce(topic, value, key, on_delivery=on_delivery)
+        except BufferError:
+            if time.monotonic() > deadline:
+                return "the producer's queue stayed full"
+            producer.poll(0.1)
+            continue
+        except KafkaException as exc:
+            return exc.args[0].str()
+        producer.poll(0)
+        return None

@@ -25,9 +25,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from hookstream.errors import BrokerError
-from hookstream.fsperm import private_dir
-from hookstream.settings import Settings
+from hookstream.core.errors import BrokerError
+from hookstream.core.fsperm import private_dir
+from hookstream.core.settings import Settings
 
 READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0
@@ -328,7 +328,7 @@ class LocalBroker:
 
 # ---------------------------------------------------------------------- helpers
 def _pom_path() -> Path:
-    pom = Path(__file__).resolve().parent.parent / "ops" / "kafka" / "pom.xml"
+    pom = Path(__file__).resolve().parents[2] / "ops" / "kafka" / "pom.xml"
     if not pom.exists():
         raise BrokerError(f"{pom} is missing; the local broker is fetched from a source checkout of hookstream")
     return pom

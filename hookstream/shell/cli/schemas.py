@@ -7,9 +7,9 @@ from typing import Any
 
 import typer
 
-from hookstream.cli._output import JsonOption
-from hookstream.topics import event_topic_for
-from schemas._catalog import CURRENT_VERSIONS, EVENT_TYPES, example, get_schema, json_schema
+from hookstream.shell.cli._output import JsonOption
+from hookstream.core.topics import event_topic_for
+from hookstream.schemas._catalog import CURRENT_VERSIONS, EVENT_TYPES, example, get_schema, json_schema
 
 schemas_app = typer.Typer(help="The event types, their JSON Schemas and example data.", no_args_is_help=True)
 

@@ -19,11 +19,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from hookstream.broker import LocalBroker, pid_alive
-from hookstream.errors import HookstreamError
-from hookstream.fsperm import private_dir
-from hookstream.settings import Settings
-from hookstream.topics import ensure_topics
+from hookstream.shell.broker import LocalBroker, pid_alive
+from hookstream.core.errors import HookstreamError
+from hookstream.core.fsperm import private_dir
+from hookstream.core.settings import Settings
+from hookstream.core.topics import ensure_topics
 
 STOP_TIMEOUT = 8.0  # per process; Ctrl-C must stop the whole stack within 30 s
 READY_TIMEOUT = 90.0
@@ -221,7 +221,7 @@ def follow_outcomes(settings: Settings, emit, stop, *, interval: float = 0.5) ->
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
-    from hookstream.db import make_engine
+    from hookstream.core.db import make_engine
 
     engine = make_engine(settings.database_url, all_tenants=True)  # the demo shows every tenant's outcomes
     last = None

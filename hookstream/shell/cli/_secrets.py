@@ -12,10 +12,10 @@ import collections
 
 import typer
 
-from hookstream.cli._output import JsonOption, emit_json
-from hookstream.crypto import SealedValueError, key_file_path, key_id_of, load_keyring, new_key_entry, prepend_key
-from hookstream.errors import ConfigError, HookstreamError
-from hookstream.settings import Settings
+from hookstream.shell.cli._output import JsonOption, emit_json
+from hookstream.core.crypto import SealedValueError, key_file_path, key_id_of, load_keyring, new_key_entry, prepend_key
+from hookstream.core.errors import ConfigError, HookstreamError
+from hookstream.core.settings import Settings
 
 secrets_app = typer.Typer(help="Keys sealing signing secrets and header values at rest.", no_args_is_help=True)
 
@@ -77,7 +77,7 @@ def status(as_json: bool = JsonOption) -> None:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from hookstream.db import bind_all_tenants
+    from hookstream.core.db import bind_all_tenants
     from hookstream.subscriptions.models import SubscriptionRow
     from hookstream.subscriptions.store import open_engine
 

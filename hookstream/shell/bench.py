@@ -47,10 +47,10 @@ from typing import Any
 
 import orjson
 
-from hookstream.errors import HookstreamError
-from hookstream.machine import cpu_model
+from hookstream.core.errors import HookstreamError
+from hookstream.shell.machine import cpu_model
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RECEIVER = REPO / "bench" / "receiver.py"
 BASELINES = REPO / "bench" / "baselines"
 EVENT_TYPE = "payment.received"
@@ -239,7 +239,7 @@ def _machine() -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- publishing
 def _event_data(n: int) -> dict[str, Any]:
-    from schemas import entity_field, example
+    from hookstream.schemas import entity_field, example
 
     data = example(EVENT_TYPE)
     data[entity_field(EVENT_TYPE)] = f"pay_bench_{n}"
@@ -254,7 +254,7 @@ class Publishing:
         self.data = [_event_data(n) for n in range(1000)]
 
     def _event(self, n: int, tenant: str):
-        from schemas import Event
+        from hookstream.schemas import Event
 
         return Event.new(EVENT_TYPE, tenant, self.data[n % 1000])
 
@@ -299,7 +299,7 @@ def _wait_for(receiver: ReceiverClient, want: int, timeout: float, progress: Pro
 # ---------------------------------------------------------------------- the hookstream side
 class HookstreamStack:
     def __init__(self, cfg: BenchConfig, progress: Progress | None) -> None:
-        from hookstream.settings import Settings
+        from hookstream.core.settings import Settings
 
         self.cfg = cfg
         self.progress = progress
@@ -325,8 +325,8 @@ class HookstreamStack:
 
     # -- set-up
     def start_broker(self) -> None:
-        from hookstream.broker import LocalBroker
-        from hookstream.topics import ensure_topics
+        from hookstream.shell.broker import LocalBroker
+        from hookstream.core.topics import ensure_topics
 
         broker = LocalBroker(self.settings)
         broker.stop()
@@ -337,7 +337,7 @@ class HookstreamStack:
         ensure_topics(self.settings)
 
     def stop_broker(self) -> None:
-        from hookstream.broker import LocalBroker
+        from hookstream.shell.broker import LocalBroker
 
         LocalBroker(self.settings).stop()
 
@@ -537,7 +537,7 @@ def delivery_record_times(settings, since: float, ids: set[str], timeout: float 
 
     from confluent_kafka import Consumer, TopicPartition
 
-    from hookstream.topics import DELIVERIES
+    from hookstream.core.topics import DELIVERIES
 
     topic = settings.topic(DELIVERIES)
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"bench-stages-{uuid.uuid4().hex[:8]}",
@@ -639,7 +639,7 @@ def _warm_up(pub: Publishing, receiver: ReceiverClient, tenants: list[str], stac
 
 
 def run_hookstream(cfg: BenchConfig, receiver: ReceiverClient, stack: HookstreamStack, progress: Progress | None) -> dict[str, Any]:
-    from producers import Publisher
+    from hookstream.producers import Publisher
 
     results: dict[str, Any] = {}
     with Publisher(stack.settings) as publisher:
@@ -681,7 +681,7 @@ def baseline_available() -> str | None:
 
 
 def run_baseline(cfg: BenchConfig, receiver: ReceiverClient, stack: HookstreamStack, progress: Progress | None) -> dict[str, Any]:
-    from schemas import encode_event
+    from hookstream.schemas import encode_event
 
     logs = cfg.state_dir / "logs"
     redis_port = _free_port()

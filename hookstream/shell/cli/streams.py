@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from hookstream.settings import Settings
+from hookstream.core.settings import Settings
 
 streams_app = typer.Typer(help="The Faust stream worker that fans events out to subscriptions.", no_args_is_help=True)
 
@@ -17,12 +17,12 @@ def worker(
     """Join events with subscriptions and write one delivery record per matching endpoint."""
     from faust.worker import Worker
 
-    from hookstream.metrics import LagMonitor, serve_metrics
-    from hookstream.topics import EVENT_TOPICS
-    from streams.app import create_app, group_id
+    from hookstream.core.metrics import LagMonitor, serve_metrics
+    from hookstream.core.topics import EVENT_TOPICS
+    from hookstream.streams.app import create_app, group_id
 
     if metrics_port is not None and not 0 <= metrics_port <= 65535:
-        from hookstream.errors import ConfigError
+        from hookstream.core.errors import ConfigError
 
         raise ConfigError(f"--metrics-port must be from 0 to 65535 (got {metrics_port})")
     settings = Settings.from_env()

@@ -3,7 +3,7 @@
 SQLite (a file under the state dir) is the embedded default; PostgreSQL works too
 (``HOOKSTREAM_DATABASE_URL=postgresql+psycopg://user@host/db``). Every table is declared on
 ``Base`` in the module that owns it and created only by Alembic migrations
-(``hookstream/migrations``); ``migrate()`` brings a database to the newest schema and is safe
+(``hookstream/core/migrations``); ``migrate()`` brings a database to the newest schema and is safe
 to call on every start.
 
 Tenancy on PostgreSQL: the tables holding tenants' rows have row-level security (migration
@@ -24,9 +24,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from hookstream.errors import ConfigError
-from hookstream.fsperm import private_file
-from hookstream.redact import mask_url
+from hookstream.core.errors import ConfigError
+from hookstream.core.fsperm import private_file
+from hookstream.core.redact import mask_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The settings the row-level security policies read (see the module docstring).

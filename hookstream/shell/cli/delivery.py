@@ -8,9 +8,9 @@ import logging
 
 import typer
 
-from hookstream.cli._output import JsonOption, emit_json, printable
-from hookstream.errors import BrokerError, NotFoundError, ValidationError
-from hookstream.settings import Settings
+from hookstream.shell.cli._output import JsonOption, emit_json, printable
+from hookstream.core.errors import BrokerError, NotFoundError, ValidationError
+from hookstream.core.settings import Settings
 
 delivery_app = typer.Typer(help="The delivery worker: POST signed webhooks, retry, dead-letter.", no_args_is_help=True)
 deliveries_app = typer.Typer(help="Inspect delivery attempts (the attempt log).", no_args_is_help=True)
@@ -32,9 +32,9 @@ def worker(
     """Consume delivery records and POST them, signed; retry through the tier topics; dead-letter.
 
     The circuit breaker is configured by the HOOKSTREAM_BREAKER_* variables (README)."""
-    from delivery.attempt import Limits
-    from delivery.breaker import BreakerConfig
-    from hookstream.errors import ConfigError
+    from hookstream.delivery.attempt import Limits
+    from hookstream.delivery.breaker import BreakerConfig
+    from hookstream.core.errors import ConfigError
 
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -54,12 +54,12 @@ def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_por
     import prometheus_client
     import uvloop
 
-    from delivery.worker import Worker, group_id, install_signal_handlers
-    from hookstream.crypto import load_keyring
-    from hookstream.db import make_engine, migrate
-    from hookstream.metrics import LagMonitor, serve_metrics
+    from hookstream.delivery.worker import Worker, group_id, install_signal_handlers
+    from hookstream.core.crypto import load_keyring
+    from hookstream.core.db import make_engine, migrate
+    from hookstream.core.metrics import LagMonitor, serve_metrics
     from hookstream.subscriptions.view import FollowerThread, SubscriptionTable
-    from hookstream.topics import DELIVERIES, retry_topic
+    from hookstream.core.topics import DELIVERIES, retry_topic
 
     prometheus_client.disable_created_metrics()
     # the worker logs every tenant's attempts: its sessions are bound to all tenants (row-level security)
@@ -117,7 +117,7 @@ def deliveries_list(
     as_json: bool = JsonOption,
 ) -> None:
     """Deliveries with their latest attempt, newest first."""
-    from delivery.attempt_log import STATUSES, list_deliveries, list_deliveries_all_tenants
+    from hookstream.delivery.attempt_log import STATUSES, list_deliveries, list_deliveries_all_tenants
 
     if status is not None and status not in STATUSES:
         raise ValidationError(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
@@ -152,7 +152,7 @@ def deliveries_show(
     as_json: bool = JsonOption,
 ) -> None:
     """Every attempt of one delivery."""
-    from delivery.attempt_log import attempts_of, attempts_of_any_tenant
+    from hookstream.delivery.attempt_log import attempts_of, attempts_of_any_tenant
 
     if tenant is None:
         rows = attempts_of_any_tenant(_engine(), delivery_id)
@@ -178,7 +178,7 @@ def deliveries_show(
 
 
 def _engine():
-    from hookstream.db import make_engine, migrate
+    from hookstream.core.db import make_engine, migrate
 
     engine = make_engine(Settings.from_env().database_url)
     migrate(engine)

@@ -12,7 +12,7 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
-from hookstream.errors import HookstreamError
+from hookstream.core.errors import HookstreamError
 
 app = typer.Typer(
     name="hookstream",
@@ -25,40 +25,40 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each part of the pipeline owns its commands; they are mounted here.
-    from hookstream.cli import _kafka
+    from hookstream.shell.cli import _kafka
 
     app.add_typer(_kafka.kafka_app, name="kafka")
     app.add_typer(_kafka.topics_app, name="topics")
-    from delivery.receiver import receive
+    from hookstream.shell.receiver import receive
 
     app.command("receive")(receive)
-    from hookstream.subscriptions.cli import subscriptions_app
+    from hookstream.shell.cli.subscriptions import subscriptions_app
 
     app.add_typer(subscriptions_app, name="subscriptions")
-    from hookstream.cli._secrets import secrets_app
+    from hookstream.shell.cli._secrets import secrets_app
 
     app.add_typer(secrets_app, name="secrets")
-    from streams.cli import streams_app
+    from hookstream.shell.cli.streams import streams_app
 
     app.add_typer(streams_app, name="streams")
-    from schemas.cli import schemas_app
+    from hookstream.shell.cli.schemas import schemas_app
 
     app.add_typer(schemas_app, name="schemas")
-    from producers.cli import outbox_app, publish_command
+    from hookstream.shell.cli.publish import outbox_app, publish_command
 
     app.command("publish")(publish_command)
     app.add_typer(outbox_app, name="outbox")
-    from hookstream.cli._dev import dev_app
+    from hookstream.shell.cli._dev import dev_app
 
     app.add_typer(dev_app, name="dev")
-    from delivery.ops_cli import dlq_app, replay_app
+    from hookstream.shell.cli.dlq import dlq_app, replay_app
 
     app.add_typer(dlq_app, name="dlq")
     app.add_typer(replay_app, name="replay")
-    from hookstream.cli._bench import bench_command
+    from hookstream.shell.cli._bench import bench_command
 
     app.command("bench")(bench_command)
-    from delivery.cli import deliveries_app, delivery_app
+    from hookstream.shell.cli.delivery import deliveries_app, delivery_app
 
     app.add_typer(delivery_app, name="delivery")
     app.add_typer(deliveries_app, name="deliveries")
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         # with standalone_mode=False click returns the code of `typer.Exit(code)` instead of exiting
         code = command.main(args=argv, prog_name="hookstream", standalone_mode=False)
     except HookstreamError as exc:
-        from hookstream.cli._output import printable
+        from hookstream.shell.cli._output import printable
 
         typer.echo(f"error: {printable(exc)}", err=True)  # messages may quote what a tenant stored
         return exc.exit_code

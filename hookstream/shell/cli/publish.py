@@ -10,14 +10,14 @@ from pathlib import Path
 import orjson
 import typer
 
-from hookstream.cli._output import JsonOption, emit_json, printable
-from hookstream.db import make_engine, migrate
-from hookstream.errors import ValidationError
-from hookstream.settings import Settings, parse_duration
-from producers._outbox import OutboxRelay, outbox_status
-from producers._publisher import Publisher
-from producers._errors import check_size
-from schemas import Event, encode_event, validate_event
+from hookstream.shell.cli._output import JsonOption, emit_json, printable
+from hookstream.core.db import make_engine, migrate
+from hookstream.core.errors import ValidationError
+from hookstream.core.settings import Settings, parse_duration
+from hookstream.producers._outbox import OutboxRelay, outbox_status
+from hookstream.producers._publisher import Publisher
+from hookstream.producers._errors import check_size
+from hookstream.schemas import Event, encode_event, validate_event
 
 outbox_app = typer.Typer(help="The transactional outbox: relay pending events to Kafka.", no_args_is_help=True)
 

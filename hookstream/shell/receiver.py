@@ -28,7 +28,7 @@ import orjson
 import typer
 from aiohttp import web
 
-from delivery.errors import (
+from hookstream.delivery.errors import (
     InvalidTimestampError,
     MissingHeaderError,
     NoMatchingSignatureError,
@@ -37,8 +37,8 @@ from delivery.errors import (
     TimestampTooOldError,
     WebhookVerificationError,
 )
-from delivery.signing import DEFAULT_TOLERANCE_SECONDS, Secret, verify
-from hookstream.errors import ConfigError, HookstreamError, ValidationError
+from hookstream.delivery.signing import DEFAULT_TOLERANCE_SECONDS, Secret, verify
+from hookstream.core.errors import ConfigError, HookstreamError, ValidationError
 
 __all__ = ["RECEIVED", "Received", "create_app", "fixed_secrets", "receive", "serve", "subscription_secrets"]
 
@@ -213,7 +213,7 @@ def receive(
     tolerance: str = typer.Option("5m", "--tolerance", help="How old or new webhook-timestamp may be."),
 ) -> None:
     """Run a local webhook endpoint that verifies Standard Webhooks signatures and prints each request."""
-    from hookstream.settings import Settings, parse_duration
+    from hookstream.core.settings import Settings, parse_duration
 
     if (secret is None) == (subscription is None):
         raise ValidationError("receive: give exactly one of --secret whsec_... or --subscription ID")

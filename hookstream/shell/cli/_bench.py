@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 
-from hookstream.cli._output import JsonOption, emit_json
-from hookstream.errors import ValidationError
+from hookstream.shell.cli._output import JsonOption, emit_json
+from hookstream.core.errors import ValidationError
 
 _SCENARIOS = ("throughput", "latency", "fanout", "isolation")
 
@@ -32,7 +32,7 @@ def bench_command(
     profile: Path = typer.Option(None, "--profile", help="py-spy the workers during the throughput scenario; raw stacks into this dir."),
 ) -> None:
     """Measure end-to-end throughput, latency, fan-out and isolation, side by side with Celery."""
-    from hookstream.bench import BenchConfig, format_table, run
+    from hookstream.shell.bench import BenchConfig, format_table, run
 
     overrides = {k: v for k, v in dict(
         port=port, state_dir=state_dir, events=events, warmup_events=warmup_events, rate=rate, duration=duration, stream_workers=stream_workers,

@@ -15,8 +15,8 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from prometheus_client import Gauge, start_http_server
 
-from hookstream.kafka import admin_config
-from hookstream.settings import Settings
+from hookstream.core.kafka import admin_config
+from hookstream.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

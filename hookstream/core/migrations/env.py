@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from hookstream.db import Base, bind_all_tenants, make_engine
+from hookstream.core.db import Base, bind_all_tenants, make_engine
 
 config = context.config
 engine = config.attributes.get("connection_engine")

@@ -15,15 +15,14 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from delivery.dead_letters import produce_one
-from hookstream.errors import BrokerError, ValidationError
-from hookstream.kafka import producer_config
-from hookstream.records import DeliveryRecord, delivery_id
-from hookstream.settings import Settings
+from hookstream.core.errors import BrokerError, ValidationError
+from hookstream.core.kafka import produce_one, producer_config
+from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.settings import Settings
+from hookstream.core.topics import DELIVERIES, EVENT_TOPICS
+from hookstream.schemas import InvalidEventError, parse_event
 from hookstream.subscriptions.filters import matches
 from hookstream.subscriptions.models import Subscription
-from hookstream.topics import DELIVERIES, EVENT_TOPICS
-from schemas import InvalidEventError, parse_event
 
 log = logging.getLogger("hookstream.recovery")
 
@@ -42,7 +41,7 @@ def _topics_for(sub: Subscription) -> list[str]:
 
 
 def _types_of(aggregate: str) -> list[str]:
-    from schemas import EVENT_TYPES
+    from hookstream.schemas import EVENT_TYPES
 
     return [t for t in EVENT_TYPES if t.rsplit(".", 1)[0] == aggregate]
 

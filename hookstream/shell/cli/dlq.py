@@ -7,15 +7,15 @@ from typing import Optional
 
 import typer
 
-from hookstream.cli._output import JsonOption, emit_json, printable
-from hookstream.settings import Settings
+from hookstream.shell.cli._output import JsonOption, emit_json, printable
+from hookstream.core.settings import Settings
 
 dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
 replay_app = typer.Typer(help="Re-deliver past events to one subscription.", no_args_is_help=True)
 
 
 def _filter(tenant, subscription, event_type, since, until, reason):
-    from delivery.dead_letters import Filter, parse_time
+    from hookstream.delivery.dead_letters import Filter, parse_time
 
     return Filter(
         tenant_id=tenant, all_tenants=tenant is None, subscription_id=subscription, event_type=event_type, reason=reason,
@@ -38,7 +38,7 @@ def dlq_list(tenant: Optional[str] = _tenant, subscription: Optional[str] = _sub
              since: Optional[str] = _since, until: Optional[str] = _until, reason: Optional[str] = _reason,
              as_json: bool = JsonOption) -> None:
     """Dead letters with subscription, event type, attempts and last error."""
-    from delivery.dead_letters import read
+    from hookstream.delivery.dead_letters import read
 
     settings = Settings.from_env()
     flt = _filter(tenant, subscription, event_type, since, until, reason)
@@ -65,7 +65,7 @@ def dlq_show(entry_id: str = typer.Argument(..., help="The id from `dlq list` (p
              tenant: Optional[str] = typer.Option(None, "--tenant", help="Only when it is this tenant's (without it: any tenant's)."),
              as_json: bool = JsonOption) -> None:
     """One dead letter in full: the event, every attempt, the reason."""
-    from delivery.dead_letters import find, find_any_tenant
+    from hookstream.delivery.dead_letters import find, find_any_tenant
 
     if tenant is None:
         d = find_any_tenant(Settings.from_env(), entry_id)
@@ -117,7 +117,7 @@ def dlq_replay(tenant: Optional[str] = _tenant, subscription: Optional[str] = _s
                force: bool = typer.Option(False, "--force", help="Replay entries that were replayed before, again."),
                as_json: bool = JsonOption) -> None:
     """Put matching dead letters back on the delivery path (same webhook-id, fresh attempts)."""
-    from delivery.dead_letters import read, replay
+    from hookstream.delivery.dead_letters import read, replay
 
     settings = Settings.from_env()
     flt = _filter(tenant, subscription, event_type, since, until, reason)
@@ -167,7 +167,7 @@ def dlq_replay(tenant: Optional[str] = _tenant, subscription: Optional[str] = _s
 
 def _replay_failed(report) -> None:
     if report.failed:
-        from hookstream.errors import BrokerError
+        from hookstream.core.errors import BrokerError
 
         raise BrokerError(f"{len(report.failed)} dead letter(s) were not taken by the broker (listed above); "
                           "the others are recorded as replayed, so running the replay again sends only these")
@@ -181,8 +181,8 @@ def replay_events(subscription: str = typer.Option(..., "--subscription", help="
                   dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be re-delivered; send nothing."),
                   as_json: bool = JsonOption) -> None:
     """Re-fan the events of a time window to ONE subscription, with their original webhook-ids."""
-    from delivery.dead_letters import parse_time
-    from delivery.recovery import recover
+    from hookstream.delivery.dead_letters import parse_time
+    from hookstream.streams.recovery import recover
     from hookstream.subscriptions.store import SubscriptionStore
 
     settings = Settings.from_env()

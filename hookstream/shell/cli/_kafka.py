@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from hookstream.broker import LocalBroker
-from hookstream.cli._output import JsonOption, emit_json
-from hookstream.settings import Settings
-from hookstream.topics import describe, ensure_topics, topic_specs
+from hookstream.shell.broker import LocalBroker
+from hookstream.shell.cli._output import JsonOption, emit_json
+from hookstream.core.settings import Settings
+from hookstream.core.topics import describe, ensure_topics, topic_specs
 
 kafka_app = typer.Typer(help="Run a local Apache Kafka broker (KRaft, jars from Maven Central).", no_args_is_help=True)
 topics_app = typer.Typer(help="Create and inspect the pipeline's topics.", no_args_is_help=True)

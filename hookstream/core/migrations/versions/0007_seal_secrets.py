@@ -33,8 +33,8 @@ _subscriptions = sa.table(
 def _keyring():
     keyring = context.config.attributes.get("keyring")
     if keyring is None:
-        from hookstream.crypto import load_keyring
-        from hookstream.settings import Settings
+        from hookstream.core.crypto import load_keyring
+        from hookstream.core.settings import Settings
 
         keyring = load_keyring(Settings.from_env())
     return keyring
@@ -46,7 +46,7 @@ def _rows():
 
 
 def upgrade() -> None:
-    from hookstream.crypto import is_sealed
+    from hookstream.core.crypto import is_sealed
     from hookstream.subscriptions.sealed import seal_clear
 
     conn, rows = _rows()

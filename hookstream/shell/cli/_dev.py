@@ -8,8 +8,8 @@ import threading
 
 import typer
 
-from hookstream.cli._output import JsonOption, emit_json
-from hookstream.settings import Settings
+from hookstream.shell.cli._output import JsonOption, emit_json
+from hookstream.core.settings import Settings
 
 dev_app = typer.Typer(help="Run the whole pipeline locally: broker, topics, stream and delivery workers.", no_args_is_help=True)
 
@@ -45,8 +45,8 @@ def _demo_subscription(settings: Settings, receiver_port: int) -> str:
 
 
 def _publish_demo_events(settings: Settings) -> list[str]:
-    from producers import Publisher
-    from schemas import EVENT_TYPES, Event, example
+    from hookstream.producers import Publisher
+    from hookstream.schemas import EVENT_TYPES, Event, example
 
     events = [Event.new(t, DEMO_TENANT, example(t)) for t in EVENT_TYPES]
     with Publisher(settings) as publisher:
@@ -68,7 +68,7 @@ def up(
     receiver_port: int = typer.Option(8765, "--receiver-port", help="Port of the demo receiver."),
 ) -> None:
     """Start broker, topics, stream worker and delivery worker; stream every delivery outcome."""
-    from hookstream.devstack import DevStack, follow_outcomes, format_outcome, port_free
+    from hookstream.shell.devstack import DevStack, follow_outcomes, format_outcome, port_free
 
     env = _demo_env() if demo else dict(os.environ)
     settings = Settings.from_env(env)
@@ -76,7 +76,7 @@ def up(
 
     def demo_parts(cfg: Settings):
         if not port_free(receiver_port):
-            from hookstream.errors import HookstreamError
+            from hookstream.core.errors import HookstreamError
 
             raise HookstreamError(f"the demo receiver's port {receiver_port} is taken; choose another with --receiver-port")
         sub_id = _demo_subscription(cfg, receiver_port)
@@ -133,7 +133,7 @@ def up(
 @dev_app.command("down")
 def down() -> None:
     """Stop the stack `hookstream dev up` started (reverse order)."""
-    from hookstream.devstack import DevStack
+    from hookstream.shell.devstack import DevStack
 
     stopped = DevStack(Settings.from_env()).down()
     typer.echo(f"stopped {', '.join(stopped)}" if stopped else "no dev stack is running")
@@ -142,7 +142,7 @@ def down() -> None:
 @dev_app.command("status")
 def status(as_json: bool = JsonOption) -> None:
     """Each process of the stack: name, pid, alive, metrics URL; exit 1 if any died."""
-    from hookstream.devstack import DevStack
+    from hookstream.shell.devstack import DevStack
 
     stack = DevStack(Settings.from_env())
     state = stack.load()

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from hookstream.errors import ConfigError
+from hookstream.core.errors import ConfigError
 
 # The Kafka release the local broker runs (jars from Maven Central). Checked against
 # faust-streaming + aiokafka + confluent-kafka by the integration suite.
@@ -136,7 +136,7 @@ class Settings:
     # Serialised event envelopes larger than this are refused at every entry (publishers,
     # outbox, CLI) with a clear error; see DEFAULT_MAX_EVENT_BYTES.
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
-    # Keys sealing signing secrets and header values at rest (hookstream/crypto.py): entries
+    # Keys sealing signing secrets and header values at rest (hookstream/core/crypto.py): entries
     # ``kid:base64key``, newest first; else the file ``secret_key_file`` names; else a key file
     # made in the state dir. Never in repr.
     secret_key: str | None = dataclasses.field(default=None, repr=False)
@@ -217,7 +217,7 @@ class Settings:
                 )
             kw["max_event_bytes"] = int(text)
         if env.get("HOOKSTREAM_SECRET_KEY", "").strip():
-            from hookstream.crypto import Keyring
+            from hookstream.core.crypto import Keyring
 
             kw["secret_key"] = env["HOOKSTREAM_SECRET_KEY"].strip()
             Keyring.parse(kw["secret_key"])  # a malformed key fails now, naming the variable

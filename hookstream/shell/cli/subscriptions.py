@@ -24,10 +24,10 @@ from typing import Any
 
 import typer
 
-from hookstream.cli._output import JsonOption, emit_json
-from hookstream.errors import HookstreamError, ValidationError
-from hookstream.redact import MASK, mask_url
-from hookstream.settings import Settings, parse_duration
+from hookstream.shell.cli._output import JsonOption, emit_json
+from hookstream.core.errors import HookstreamError, ValidationError
+from hookstream.core.redact import MASK, mask_url
+from hookstream.core.settings import Settings, parse_duration
 from hookstream.subscriptions.filters import parse_filters
 from hookstream.subscriptions.models import Subscription
 from hookstream.subscriptions.store import SubscriptionStore

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec
 
-from hookstream.errors import TopicError
-from hookstream.kafka import admin_config
-from hookstream.settings import Settings
+from hookstream.core.errors import TopicError
+from hookstream.core.kafka import admin_config
+from hookstream.core.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
 
