@@ -147,7 +147,7 @@ def _broker(tmp: str):
 def _fill(settings, subs: list[str], records: int) -> None:
     from confluent_kafka import Producer
 
-    from hookstream.core.records import DeliveryRecord, delivery_id
+    from hookstream.core.wire import DeliveryRecord, delivery_id
     from hookstream.core.topics import DELIVERIES
 
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 50, "batch.size": 1_000_000,

@@ -79,7 +79,7 @@ from hookstream.delivery.tiers import choose_tier
 from hookstream.delivery.transport import Transport
 from hookstream.core.errors import ValidationError
 from hookstream.core.redact import redact_urls
-from hookstream.core.records import DeliveryRecord
+from hookstream.core.wire import DeliveryRecord
 from hookstream.core.settings import Settings
 from hookstream.subscriptions.headers import header_problem
 from hookstream.subscriptions.urls import Reason, UnsafeURLError, check_url

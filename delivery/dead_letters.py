@@ -41,7 +41,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hookstream.core.db import Base, make_engine, migrate, session_factory
 from hookstream.core.errors import BrokerError, NotFoundError, ValidationError
 from hookstream.core.kafka import produce_one, producer_config
-from hookstream.core.records import DeliveryRecord
+from hookstream.core.wire import DeliveryRecord
 from hookstream.core.redact import redact_urls
 from hookstream.core.settings import Settings
 from hookstream.core.topics import DEAD_LETTERS, DELIVERIES

@@ -96,7 +96,7 @@ from hookstream.delivery.outcome import RetryReason
 from hookstream.delivery.transport import PyreqwestTransport, Transport
 from hookstream.core.errors import BrokerError
 from hookstream.core.kafka import consumer_config, producer_config
-from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.wire import DeliveryRecord, delivery_id
 from hookstream.core.settings import Settings
 from hookstream.core.topics import DEAD_LETTERS, DELIVERIES, retry_topic
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.wire import DeliveryRecord, delivery_id
 from hookstream.subscriptions.filters import matches
 
 

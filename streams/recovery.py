@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from hookstream.core.errors import BrokerError, ValidationError
 from hookstream.core.kafka import produce_one, producer_config
-from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.wire import DeliveryRecord, delivery_id
 from hookstream.core.settings import Settings
 from hookstream.core.topics import DELIVERIES, EVENT_TOPICS
 from hookstream.schemas import InvalidEventError, parse_event

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiohttp import web
 
-from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.wire import DeliveryRecord, delivery_id
 from hookstream.core.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending

@@ -21,7 +21,7 @@ import pytest
 
 from hookstream.shell.broker import LocalBroker, pid_alive
 from hookstream.core.errors import BrokerError
-from hookstream.core.records import delivery_id
+from hookstream.core.wire import delivery_id
 from hookstream.core.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending

@@ -13,7 +13,7 @@ import pytest
 from hookstream.delivery.dead_letters import Filter, find, find_any_tenant, read, replay
 from hookstream.streams.recovery import recover
 from hookstream.core.errors import NotFoundError, ValidationError
-from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.wire import DeliveryRecord, delivery_id
 from hookstream.core.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending

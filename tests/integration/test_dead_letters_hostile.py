@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from hookstream.delivery.dead_letters import read
-from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.wire import DeliveryRecord, delivery_id
 from hookstream.core.topics import DEAD_LETTERS
 from hookstream.schemas import Event, example
 from tests.integration.pipeline import produce

@@ -11,7 +11,7 @@ import threading
 import pytest
 from aiohttp import web
 
-from hookstream.core.records import DeliveryRecord
+from hookstream.core.wire import DeliveryRecord
 from hookstream.core.topics import DEAD_LETTERS
 from tests.integration.delivery_helpers import (  # noqa: F401  (cfg, env, receiver, store are fixtures)
     cfg, env, fail_first_attempt, make_record, produce_records, receiver, scrape, status, store, subscribe, wait_for,

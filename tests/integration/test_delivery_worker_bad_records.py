@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from hookstream.core.crypto import load_keyring
-from hookstream.core.records import delivery_id
+from hookstream.core.wire import delivery_id
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import encode
 from hookstream.core.topics import DEAD_LETTERS, DELIVERIES, SUBSCRIPTIONS, retry_topic

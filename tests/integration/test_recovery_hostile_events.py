@@ -9,7 +9,7 @@ import time
 import orjson
 
 from hookstream.streams.recovery import recover
-from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.wire import DeliveryRecord, delivery_id
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending
 from hookstream.core.topics import DELIVERIES, event_topic_for

@@ -8,7 +8,7 @@ import time
 import orjson
 import pytest
 
-from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.wire import DeliveryRecord, delivery_id
 from hookstream.core.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending

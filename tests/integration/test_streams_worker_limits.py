@@ -11,7 +11,7 @@ import time
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
-from hookstream.core.records import delivery_id
+from hookstream.core.wire import delivery_id
 from hookstream.core.topics import DELIVERIES, INVALID_EVENTS
 from hookstream.producers import Publisher
 from hookstream.schemas import Event, encode_event, example

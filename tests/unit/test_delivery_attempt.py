@@ -16,7 +16,7 @@ from hookstream.delivery.errors import EndpointUnreachable
 from hookstream.delivery.outcome import RetryReason
 from hookstream.delivery.schedule import RetrySchedule
 from hookstream.delivery.transport import HttpResponse, MockTransport
-from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.wire import DeliveryRecord, delivery_id
 from hookstream.core.settings import Settings
 from hookstream.subscriptions.models import Status, Subscription
 from hookstream.subscriptions.secrets import SigningSecret, generate_secret

@@ -19,7 +19,7 @@ from hookstream.delivery.attempt_log import (
 from hookstream.delivery.outcome import GiveUp, GiveUpReason, RetryLater, RetryReason, Success
 from hookstream.core.db import make_engine, migrate
 from hookstream.core.errors import ValidationError
-from hookstream.core.records import DeliveryRecord
+from hookstream.core.wire import DeliveryRecord
 
 
 @pytest.fixture

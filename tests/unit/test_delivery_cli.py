@@ -76,7 +76,7 @@ def _seed_hostile_attempt(db) -> str:
     from hookstream.delivery.attempt_log import AttemptRow, make_row
     from hookstream.delivery.outcome import RetryLater, RetryReason
     from hookstream.core.db import make_engine, migrate
-    from hookstream.core.records import DeliveryRecord, delivery_id
+    from hookstream.core.wire import DeliveryRecord, delivery_id
 
     rec = DeliveryRecord(delivery_id=delivery_id(HOSTILE_ID, "sub_1"), subscription_id="sub_1", tenant_id="acme",
                          event_id=HOSTILE_ID, event_type="invoice.sent", occurred_at="2026-11-28T12:00:00Z", event={})

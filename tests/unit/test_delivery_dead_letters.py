@@ -6,7 +6,7 @@ import pytest
 from hookstream.core.kafka import produce_one
 from hookstream.delivery.dead_letters import Filter, decode, find_any_tenant, parse_time
 from hookstream.core.errors import ValidationError
-from hookstream.core.records import delivery_id
+from hookstream.core.wire import delivery_id
 from hookstream.core.settings import Settings
 from tests.fakes import FakeProducer
 

@@ -26,7 +26,7 @@ from hookstream.delivery.errors import (
 from hookstream.delivery.outcome import RetryLater, RetryReason, Success, classify_response
 from hookstream.delivery.schedule import RetrySchedule
 from hookstream.delivery.transport import PyreqwestTransport, translate_error
-from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.wire import DeliveryRecord, delivery_id
 from hookstream.core.settings import Settings
 from hookstream.subscriptions.models import Status, Subscription
 from hookstream.subscriptions.secrets import SigningSecret, generate_secret

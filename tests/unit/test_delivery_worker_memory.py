@@ -14,7 +14,7 @@ from hookstream.delivery.breaker import BreakerConfig
 from hookstream.delivery.offsets import PartitionOffsets
 from hookstream.delivery.transport import HttpResponse, MockTransport
 from hookstream.delivery.worker import SERIES_TTL, Worker
-from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.wire import DeliveryRecord, delivery_id
 from hookstream.core.settings import Settings
 from hookstream.subscriptions.models import Status, Subscription
 from hookstream.subscriptions.secrets import SigningSecret, generate_secret

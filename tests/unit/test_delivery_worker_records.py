@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from hookstream.delivery.worker import MalformedRecord, dead_letter_value, decode_record
-from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.wire import DeliveryRecord, delivery_id
 
 GOOD = {
     "delivery_id": delivery_id("ev1", "sub_1"), "subscription_id": "sub_1", "tenant_id": "acme", "event_id": "ev1",

@@ -4,7 +4,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hookstream.core.records import DeliveryRecord, delivery_id
+from hookstream.core.wire import DeliveryRecord, delivery_id
 
 
 def test_every_field_survives_the_wire():

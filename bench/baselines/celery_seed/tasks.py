@@ -56,7 +56,7 @@ def deliver(self, delivery_id: str, url: str, secret: str, event_type: str, occu
 def enqueue(event: dict, endpoints: list[tuple[str, str, str]]) -> int:
     """One task per endpoint of the event's tenant: ``endpoints`` holds (subscription id, url,
     secret). Returns the number of tasks sent."""
-    from hookstream.core.records import delivery_id
+    from hookstream.core.wire import delivery_id
 
     for sub_id, url, secret in endpoints:
         deliver.apply_async(
