@@ -119,7 +119,7 @@ def test_a_broker_owned_by_a_killed_process_stops_too(own_broker_env):
     """The test fixture's broker must not outlive a test session killed by a timeout."""
     starter = subprocess.Popen(
         [sys.executable, "-c",
-         "import os, time; from hookstream.broker import LocalBroker; from hookstream.settings import Settings; "
+         "import os, time; from hookstream.shell.broker import LocalBroker; from hookstream.core.settings import Settings; "
          "LocalBroker(Settings.from_env()).start(owner_pid=os.getpid()); print('up', flush=True); time.sleep(600)"],
         env=own_broker_env, stdout=subprocess.PIPE, text=True,
     )

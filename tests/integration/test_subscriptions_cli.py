@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from hookstream.shell.cli import main
-from hookstream.subscriptions import cli as subscriptions_cli
+from hookstream.shell.cli import subscriptions as subscriptions_cli
 from hookstream.subscriptions.view import load_table
 from tests.integration.subscriptions_helpers import dead_bootstrap, ensure_subscriptions_topic, read_records
 
