@@ -1,0 +1,59 @@
+"""Dead letters for operators (admin keys): list with the CLI's filters, and replay.
+
+Both go through ``hookstream.delivery.dead_letters``' public functions (``read``, ``Filter``,
+``replay``), so a replay is recorded and not doubled, exactly as ``hookstream dlq replay``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hookstream.core.settings import Settings
+from hookstream.delivery import dead_letters as dl
+from hookstream.core.errors import ValidationError
+from hookstream.shell.services.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
+
+
+def make_filter(*, tenant_id: str | None, endpoint_id: str | None = None, event_type: str | None = None,
+                since: str | None = None, until: str | None = None, reason: str | None = None) -> dl.Filter:
+    """A ``Filter`` from the CLI's words: no tenant means every tenant's (operators)."""
+    return dl.Filter(
+        tenant_id=tenant_id, all_tenants=tenant_id is None, subscription_id=endpoint_id, event_type=event_type, reason=reason,
+        since=dl.parse_time(since, name="since") if since else None,
+        until=dl.parse_time(until, name="until") if until else None,
+    )
+
+
+def _key(d: dl.DeadLetter) -> list:
+    partition, offset = (int(x) for x in d.id.split("-"))
+    return [d.dead_lettered_at if d.dead_lettered_at is not None else -1.0, partition, offset]
+
+
+class DeadLetterService:
+    def __init__(self, settings: Settings, *, read: Callable[..., object] = dl.read,
+                 replay: Callable[..., dl.ReplayReport] = dl.replay) -> None:
+        self.settings = settings
+        self._read = read
+        self._replay = replay
+
+    def matching(self, flt: dl.Filter) -> list[dl.DeadLetter]:
+        return [d for d in self._read(self.settings, since=flt.since) if flt(d)]
+
+    def list(self, flt: dl.Filter, *, limit: int = DEFAULT_LIMIT, iterator: str | None = None) -> Page[dl.DeadLetter]:
+        """Matching dead letters, newest first (an entry without a readable time last)."""
+        check_limit(limit)
+        after = decode_cursor("dlq", iterator)
+        if after is not None and not (isinstance(after, list) and len(after) == 3
+                                      and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in after)):
+            raise ValidationError("iterator: not an iterator this listing returned")
+        entries = sorted(self.matching(flt), key=_key, reverse=True)
+        if after is not None:
+            entries = [d for d in entries if _key(d) < after]
+        return page_of(entries[: limit + 1], limit, "dlq", _key)
+
+    def replay(self, flt: dl.Filter, *, dry_run: bool = False, force: bool = False) -> tuple[list[dl.DeadLetter], dl.ReplayReport]:
+        """Replay every matching entry (``dry_run``: say what would be); as ``hookstream dlq replay``."""
+        entries = self.matching(flt)
+        if not entries:
+            return entries, dl.ReplayReport()
+        return entries, self._replay(self.settings, entries, dry_run=dry_run, force=force)

@@ -1,0 +1,82 @@
+"""Messages (one event to one endpoint: the webhook-id), their attempts, and resend."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from hookstream.core.errors import ValidationError
+from hookstream.core.settings import Settings
+from hookstream.core.wire import DeliveryRecord
+from hookstream.delivery import messages as msgs
+from hookstream.delivery.messages import Message
+from hookstream.schemas import Event
+from hookstream.subscriptions import SubscriptionStore
+from hookstream.shell.services.errors import ConflictError
+from hookstream.shell.services.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MessageFilter:
+    endpoint_id: str | None = None
+    event_type: str | None = None
+    status: str | None = None
+    since: float | None = None  # unix seconds, on the latest attempt's time
+    until: float | None = None
+
+
+class MessageService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: SubscriptionStore,
+        *,
+        engine: Engine | None = None,
+        find_event: Callable[[Settings, Message], Event] = msgs.find_event,
+        requeue: Callable[[Settings, DeliveryRecord], None] = msgs.requeue,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.engine = engine or store.engine
+        self._find_event = find_event
+        self._requeue = requeue
+
+    def list(self, *, tenant_id: str, limit: int = DEFAULT_LIMIT, iterator: str | None = None,
+             filters: MessageFilter = MessageFilter()) -> Page[Message]:
+        """The tenant's messages, newest latest attempt first (a message attempted again moves
+        to the front, so a listing in progress may show it twice)."""
+        check_limit(limit)
+        before = decode_cursor("messages", iterator)
+        if before is not None and (isinstance(before, bool) or not isinstance(before, int)):
+            raise ValidationError("iterator: not an iterator this listing returned")
+        if filters.since is not None and filters.until is not None and filters.until <= filters.since:
+            raise ValidationError("until: must be later than since")
+        rows = msgs.list_messages(
+            self.engine, tenant_id=tenant_id, endpoint_id=filters.endpoint_id, event_type=filters.event_type,
+            status=filters.status, since=filters.since, until=filters.until, before=before, limit=limit + 1,
+        )
+        return page_of(rows, limit, "messages", lambda m: m.cursor)
+
+    def get(self, message_id: str, *, tenant_id: str) -> Message:
+        return msgs.get_message(self.engine, message_id, tenant_id=tenant_id)
+
+    def attempts(self, message_id: str, *, tenant_id: str) -> list[dict]:
+        return msgs.list_attempts(self.engine, message_id, tenant_id=tenant_id)
+
+    def resend(self, message_id: str, *, tenant_id: str) -> Message:
+        """Send the message again to its endpoint: the same webhook-id, a fresh attempt count.
+        The event is read back from its topic (``find_event``)."""
+        message = msgs.get_message(self.engine, message_id, tenant_id=tenant_id)
+        sub = self.store.get(message.endpoint_id, tenant_id=tenant_id)  # deleted: not found
+        if not sub.active:
+            raise ConflictError(f"endpoint {sub.id} is disabled; enable it first")
+        event = self._find_event(self.settings, message)
+        envelope = event.to_dict()
+        record = DeliveryRecord(
+            delivery_id=message.id, subscription_id=sub.id, tenant_id=tenant_id, event_id=event.id, event_type=event.type,
+            occurred_at=envelope["occurred_at"], event=envelope, replay_of="resend",
+        )
+        self._requeue(self.settings, record)
+        return message
