@@ -150,6 +150,13 @@ class Settings:
     # How long the delivery worker's attempt log may stay unwritable (database down, locked)
     # before the worker gives up and exits non-zero, rather than holding its records silently.
     attempt_log_max_outage_seconds: float = 300.0
+    # `hookstream api` (hookstream/shell/api): where it listens, and each API key's request rate
+    # (token bucket: `api_rate_limit` requests/s, 0 = off; up to `api_rate_burst` at once, 0 = a
+    # second's worth).
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_rate_limit: float = 1000.0
+    api_rate_burst: int = 0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -229,6 +236,7 @@ class Settings:
             if outage <= 0:
                 raise ConfigError("HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE: must be more than 0 (e.g. 5m)")
             kw["attempt_log_max_outage_seconds"] = outage
+        kw.update(_api(env))
         return cls(**kw)
 
 
@@ -259,4 +267,30 @@ def _breaker(env: Mapping[str, str]) -> dict:
             if seconds <= 0:
                 raise ConfigError(f"{name}: {text!r} must be longer than 0")
             kw[field] = seconds
+    return kw
+
+
+def _api(env: Mapping[str, str]) -> dict:
+    """The ``HOOKSTREAM_API_*`` settings that are set, checked."""
+    kw: dict = {}
+    if host := env.get("HOOKSTREAM_API_HOST", "").strip():
+        if not re.fullmatch(r"[A-Za-z0-9.:_-]+", host):
+            raise ConfigError(f"HOOKSTREAM_API_HOST: {host!r} is not an address to listen on (e.g. 127.0.0.1 or 0.0.0.0)")
+        kw["api_host"] = host
+    if port := env.get("HOOKSTREAM_API_PORT", "").strip():
+        if not port.isdigit() or int(port) > 65535:
+            raise ConfigError(f"HOOKSTREAM_API_PORT: {port!r} is not a port number (0 picks a free one)")
+        kw["api_port"] = int(port)
+    if text := env.get("HOOKSTREAM_API_RATE_LIMIT", "").strip():
+        try:
+            rate = float(text.removesuffix("/s"))
+        except ValueError:
+            rate = -1.0
+        if not 0 <= rate < float("inf"):
+            raise ConfigError(f"HOOKSTREAM_API_RATE_LIMIT: {text!r} is not requests per second per key (e.g. 100; 0 turns it off)")
+        kw["api_rate_limit"] = rate
+    if text := env.get("HOOKSTREAM_API_RATE_BURST", "").strip():
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(f"HOOKSTREAM_API_RATE_BURST: {text!r} is not a positive whole number of requests")
+        kw["api_rate_burst"] = int(text)
     return kw
