@@ -54,18 +54,20 @@ class Problem(HTTPException):
     """An error answered as a problem document. An ``HTTPException`` too, so FastAPI passes it
     through unchanged wherever it is raised (body parsing, dependencies, routes)."""
 
-    def __init__(self, status: int, code: str, detail: str, field: str | None = None, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, code: str, detail: str, field: str | None = None, *,
+                 headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
         super().__init__(status_code=status, detail=detail, headers=headers)
         self.status = status
         self.code = code
         self.field = field
+        self.extra = extra or {}  # extension members (RFC 9457 section 3.2), e.g. a batch's "errors"
 
     def document(self) -> dict[str, Any]:
         doc = {"type": TYPE_PREFIX + self.code, "title": _title(self.status), "status": self.status,
                "detail": self.detail, "code": self.code}
         if self.field is not None:
             doc["field"] = self.field
-        return doc
+        return {**self.extra, **doc}
 
     def response(self) -> Response:
         return Response(orjson.dumps(self.document()), status_code=self.status, headers=self.headers, media_type=MEDIA_TYPE)

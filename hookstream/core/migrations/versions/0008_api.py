@@ -43,9 +43,11 @@ def upgrade() -> None:
         "api_idempotency",
         sa.Column("tenant_id", sa.String(128), primary_key=True),
         sa.Column("key", sa.String(300), primary_key=True),
-        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),  # SHA-256 of the request
+        sa.Column("state", sa.String(10), nullable=False),  # pending (being published), done, failed
         sa.Column("event_id", sa.String(128), nullable=False),
-        sa.Column("response", sa.JSON, nullable=True),  # null while the event is being published
+        sa.Column("occurred_at", sa.String(40), nullable=False),  # so a retry publishes the same event
+        sa.Column("response", sa.JSON, nullable=True),  # what the client was answered, once done
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_api_idempotency_created_at", "api_idempotency", ["created_at"])
