@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 
 from hookstream.shell.api.auth import admin_only
-from hookstream.shell.api.resources import DeadLetterPage, ReplayIn, ReplayOut
+from hookstream.shell.api.resources import TIME_PATTERN, DeadLetterPage, ReplayIn, ReplayOut
 from hookstream.shell.api.wiring import PROBLEMS, services
 from hookstream.shell.services import Services
 from hookstream.shell.services.dlq import make_filter
@@ -19,8 +19,8 @@ def list_dead_letters(
     tenant_id: str | None = Query(None, max_length=128, description="Only this tenant's (default: every tenant's)."),
     endpoint_id: str | None = Query(None, max_length=128),
     event_type: str | None = Query(None, max_length=128, description="An event type or a prefix like payment.*"),
-    since: str | None = Query(None, max_length=64, description="RFC 3339 or a span back from now (2h, 7d)."),
-    until: str | None = Query(None, max_length=64),
+    since: str | None = Query(None, max_length=64, pattern=TIME_PATTERN, description="RFC 3339 or a span back from now (2h, 7d)."),
+    until: str | None = Query(None, max_length=64, pattern=TIME_PATTERN),
     reason: str | None = Query(None, max_length=200, description="The reason contains this text (client_error, exhausted, ...)."),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     iterator: str | None = Query(None, max_length=512),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 
 from hookstream.shell.api.auth import tenant_of
-from hookstream.shell.api.resources import AttemptList, MessageOut, MessagePage
+from hookstream.shell.api.resources import TIME_PATTERN, AttemptList, MessageOut, MessagePage
 from hookstream.shell.api.wiring import PROBLEMS, services
 from hookstream.shell.services import Services
 from hookstream.shell.services.messages import MessageFilter
@@ -22,8 +22,8 @@ def list_messages(
     event_type: str | None = Query(None, max_length=128, description="An event type or a prefix like payment.*"),
     status: str | None = Query(None, pattern="^(succeeded|failed|dead|pending)$",
                                description="succeeded; pending (a retry is due); dead; failed (pending or dead)."),
-    since: str | None = Query(None, max_length=64, description="Latest attempt at or after: RFC 3339 or a span (2h)."),
-    until: str | None = Query(None, max_length=64, description="Latest attempt before: RFC 3339 or a span."),
+    since: str | None = Query(None, max_length=64, pattern=TIME_PATTERN, description="Latest attempt at or after: RFC 3339 or a span (2h)."),
+    until: str | None = Query(None, max_length=64, pattern=TIME_PATTERN, description="Latest attempt before: RFC 3339 or a span."),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     iterator: str | None = Query(None, max_length=512),
     tenant: str = Depends(tenant_of),

@@ -6,11 +6,20 @@ written down so clients and Schemathesis can check every answer.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Id = Annotated[str, Field(min_length=1, max_length=128)]
+from hookstream.schemas import EVENT_TYPES
+from hookstream.subscriptions.filters import KNOWN_EVENT_TYPES
+
+# every filter an endpoint may hold: '*', '<aggregate>.*' or a known type
+_FILTERS = ("*", *sorted({t.rsplit(".", 1)[0] + ".*" for t in KNOWN_EVENT_TYPES}), *sorted(KNOWN_EVENT_TYPES))
+Filter = Literal[_FILTERS]  # type: ignore[valid-type]
+EventType = Literal[tuple(EVENT_TYPES)]  # type: ignore[valid-type]
+# RFC 3339 (or a date), or a span back from now: checked again, as a real moment, by the service
+TIME_PATTERN = r"^(\d+(\.\d+)?[smhd]|\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})?)?)$"
+Moment = Annotated[str, Field(max_length=64, pattern=TIME_PATTERN)]
 
 
 class _In(BaseModel):
@@ -21,7 +30,7 @@ class _In(BaseModel):
 class EndpointIn(_In):
     url: str = Field(description="Where to deliver: https (unless HOOKSTREAM_ALLOW_HTTP), never a private address.",
                      max_length=4096)
-    events: list[Annotated[str, Field(max_length=128)]] = Field(
+    events: list[Filter] = Field(
         description="Event filters: exact types (payment.received), prefixes (payment.*) or *.", min_length=1, max_length=100)
     description: str = Field("", max_length=500)
     headers: dict[str, str] | None = Field(None, description="Custom headers sent with every delivery (values never shown again).")
@@ -30,7 +39,7 @@ class EndpointIn(_In):
 
 class EndpointPatch(_In):
     url: str | None = Field(None, max_length=4096)
-    events: list[Annotated[str, Field(max_length=128)]] | None = Field(None, min_length=1, max_length=100)
+    events: list[Filter] | None = Field(None, min_length=1, max_length=100)
     description: str | None = Field(None, max_length=500)
     headers: dict[str, str] | None = Field(None, description="Replaces every custom header ({} removes them).")
 
@@ -78,7 +87,7 @@ class SecretKey(BaseModel):
 
 
 class TestIn(_In):
-    event_type: str = Field(description="One of GET /v1/event-types.", max_length=128)
+    event_type: EventType = Field(description="One of GET /v1/event-types.")
 
 
 class TestOut(BaseModel):
@@ -86,8 +95,8 @@ class TestOut(BaseModel):
 
 
 class RecoverIn(_In):
-    since: str = Field(description="RFC 3339 time or a span back from now (2h, 7d).", max_length=64)
-    until: str | None = Field(None, description="RFC 3339 time or a span back from now (default: now).", max_length=64)
+    since: Moment = Field(description="RFC 3339 time or a span back from now (2h, 7d).")
+    until: Moment | None = Field(None, description="RFC 3339 time or a span back from now (default: now).")
     dry_run: bool = False
 
 
@@ -179,8 +188,8 @@ class ReplayIn(_In):
     tenant_id: str | None = Field(None, description="Only this tenant's (default: every tenant's).", max_length=128)
     endpoint_id: str | None = Field(None, max_length=128)
     event_type: str | None = Field(None, description="An event type or a prefix like payment.*", max_length=128)
-    since: str | None = Field(None, max_length=64)
-    until: str | None = Field(None, max_length=64)
+    since: Moment | None = None
+    until: Moment | None = None
     reason: str | None = Field(None, description="The reason contains this text.", max_length=200)
     dry_run: bool = False
     force: bool = Field(False, description="Replay entries replayed before, again.")
