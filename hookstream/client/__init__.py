@@ -8,7 +8,7 @@
         for message in hs.messages.list(endpoint_id=made.endpoint.id, status="failed").data:
             hs.messages.resend(message.id)
 
-``AsyncHookstream`` has the same resources (``events``, ``endpoints``, ``messages``, ``dlq``)
+``AsyncHookstream`` has the same resources (``events``, ``event_types``, ``endpoints``, ``messages``, ``dlq``)
 with coroutines. A problem answer raises ``HookstreamAPIError`` (status, code, detail, field).
 """
 

@@ -34,7 +34,13 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
-def _clean(params: Mapping[str, Any]) -> dict[str, Any]:
+def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON body without the fields left out."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _query(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Query parameters without the ones left out (booleans as true/false)."""
     return {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in params.items() if v is not None}
 
 
@@ -79,6 +85,19 @@ class Events(_Resource):
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self._run(_Call("POST", "/v1/events", json=body, headers=headers))
 
+    def create_batch(self, events: list[Mapping[str, Any]]) -> dict:
+        """Up to 1,000 envelopes, all validated before any is sent; one result per event."""
+        return self._run(_Call("POST", "/v1/events/batch", json={"events": [dict(e) for e in events]}))
+
+
+class EventTypes(_Resource):
+    def list(self) -> dict:
+        return self._run(_Call("GET", "/v1/event-types"))
+
+    def get(self, event_type: str) -> dict:
+        """Its JSON Schema and an example."""
+        return self._run(_Call("GET", f"/v1/event-types/{_seg(event_type)}"))
+
 
 class Endpoints(_Resource):
     def create(self, url: str, events: list[str], *, description: str = "", headers: Mapping[str, str] | None = None,
@@ -89,7 +108,7 @@ class Endpoints(_Resource):
 
     def list(self, *, limit: int | None = None, iterator: str | None = None, status: str | None = None,
              event_type: str | None = None) -> Page[Endpoint]:
-        params = _clean({"limit": limit, "iterator": iterator, "status": status, "event_type": event_type})
+        params = _query({"limit": limit, "iterator": iterator, "status": status, "event_type": event_type})
         return self._run(_Call("GET", "/v1/endpoints", params=params, parse=_page(Endpoint.from_json)))
 
     def get(self, endpoint_id: str) -> Endpoint:
@@ -136,7 +155,7 @@ class Messages(_Resource):
     def list(self, *, endpoint_id: str | None = None, event_type: str | None = None, status: str | None = None,
              since: str | None = None, until: str | None = None, limit: int | None = None,
              iterator: str | None = None) -> Page[Message]:
-        params = _clean({"endpoint_id": endpoint_id, "event_type": event_type, "status": status, "since": since,
+        params = _query({"endpoint_id": endpoint_id, "event_type": event_type, "status": status, "since": since,
                          "until": until, "limit": limit, "iterator": iterator})
         return self._run(_Call("GET", "/v1/messages", params=params, parse=_page(Message.from_json)))
 
@@ -157,7 +176,7 @@ class DeadLetters(_Resource):
     def list(self, *, tenant_id: str | None = None, endpoint_id: str | None = None, event_type: str | None = None,
              since: str | None = None, until: str | None = None, reason: str | None = None, limit: int | None = None,
              iterator: str | None = None) -> Page[DeadLetter]:
-        params = _clean({"tenant_id": tenant_id, "endpoint_id": endpoint_id, "event_type": event_type, "since": since,
+        params = _query({"tenant_id": tenant_id, "endpoint_id": endpoint_id, "event_type": event_type, "since": since,
                          "until": until, "reason": reason, "limit": limit, "iterator": iterator})
         return self._run(_Call("GET", "/v1/dlq", params=params, parse=_page(DeadLetter.from_json)))
 
@@ -179,6 +198,7 @@ def _headers(api_key: str, tenant: str | None) -> dict[str, str]:
 class _Base:
     def _attach(self) -> None:
         self.events = Events(self._run)
+        self.event_types = EventTypes(self._run)
         self.endpoints = Endpoints(self._run)
         self.messages = Messages(self._run)
         self.dlq = DeadLetters(self._run)
