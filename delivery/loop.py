@@ -97,11 +97,7 @@ class ConsumeLoop:
             self.writer = AttemptLogWriter(self.engine, self.loop, max_outage=self.settings.attempt_log_max_outage_seconds).start()
         if self.consumer is None or self.producer is None:
             raise TypeError("the delivery worker runs on a consumer and a producer it is given (see hookstream.shell.cli.delivery)")
-        self.consumer.subscribe(
-            [self.main_topic, *self.tier_topics],
-            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
-        )
-        log.info("delivery worker consuming %s and %d retry tier(s) in group %s", self.main_topic, len(self.tier_topics), self.group)
+        self._subscribe()
         if ready:
             ready()
         try:
@@ -113,6 +109,13 @@ class ConsumeLoop:
             raise BrokerError(f"Kafka failed: {self.fatal.args[0].str()}; stopped, records in flight will be delivered again") from None
         if self.fatal is not None:
             raise self.fatal
+
+    def _subscribe(self) -> None:
+        self.consumer.subscribe(
+            [self.main_topic, *self.tier_topics],
+            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
+        )
+        log.info("delivery worker consuming %s and %d retry tier(s) in group %s", self.main_topic, len(self.tier_topics), self.group)
 
     def _start_clock(self, now: float) -> None:
         self._next_commit = now + COMMIT_INTERVAL
