@@ -92,11 +92,11 @@ class ConsumeLoop:
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event, *, ready: Callable[[], None] | None = None) -> None:
+        if self.consumer is None or self.producer is None:
+            raise TypeError("the delivery worker runs on a consumer and a producer it is given (see hookstream.shell.cli.delivery)")
         self.loop = asyncio.get_running_loop()
         if self.writer is None:
             self.writer = AttemptLogWriter(self.engine, self.loop, max_outage=self.settings.attempt_log_max_outage_seconds).start()
-        if self.consumer is None or self.producer is None:
-            raise TypeError("the delivery worker runs on a consumer and a producer it is given (see hookstream.shell.cli.delivery)")
         self._subscribe()
         if ready:
             ready()

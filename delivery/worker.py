@@ -21,7 +21,7 @@ Shape (after Svix's worker)
 ---------------------------
 The Kafka loop only consumes, bounds concurrency and commits. Each record becomes a task running
 ``Deliverer.deliver`` (prepare -> call -> classify, in ``delivery.attempt``), whose typed
-``Decision`` this module *handles*: record the attempt, forward to a retry tier, dead-letter, or
+``Decision`` ``delivery.handler`` *handles*: record the attempt, forward to a retry tier, dead-letter, or
 drop. Everything runs on one asyncio event loop (uvloop) in one thread, so the consumer, the
 offset trackers, the breakers and the gates need no locks; the HTTP client does its I/O on its
 own Rust runtime, and the attempt log is written by its own thread.
@@ -70,18 +70,16 @@ it came from) and counts it; only infrastructure errors stop the worker (a fatal
 broker that would not take a forward, the attempt-log writer gone): a log line,
 ``hookstream_delivery_worker_failures_total{kind}``, exit code 1, nothing committed past them.
 
-Producing never blocks the loop and never loses a record: a full producer queue (``BufferError``)
-parks the forward in a backlog the loop drains; a record the broker or the client refuses on its
-own (key and value too large for ``message.max.bytes``, which librdkafka checks in produce(),
-or for the topic's ``max.message.bytes``) is replaced on the dead-letter topic by a reference
-(source topic/partition/offset, event id, delivery id) and a bounded excerpt (reason
-``too_large``). A reference is small whatever the record held (its strings and key are cut), so
-only a dead-letter topic that refuses even that stops the worker, as a Kafka error. The attempt history a record carries is bounded
+Producing never blocks the loop and never loses a record (``delivery.handler``): a full
+producer queue parks the forward in a backlog the loop drains; a record the broker or the client
+will never take (too large) is replaced on the dead-letter topic by a reference and a bounded
+excerpt (reason ``too_large``), and only a dead-letter topic that refuses even that stops the
+worker, as a Kafka error. The attempt history a record carries is bounded
 (``delivery.attempt.bounded_history``), so retries alone never make a record too large.
 
 Memory stays bounded however many endpoints a worker meets over its life: the deliverer forgets
-idle endpoints (``delivery.attempt``) and tells this module, which drops their metric series
-(``_forget_series``); the (event, tenant) series lookups age out in two generations.
+idle endpoints (``delivery.attempt``) and tells the worker, which drops their metric series
+(``delivery.metrics.MetricCaches._forget_series``); the (event, tenant) series lookups age out in two generations.
 
 410 Gone: the attempt dead-letters the record, logs a warning and counts
 ``hookstream_delivery_endpoint_gone_total``; the worker does not disable the subscription
