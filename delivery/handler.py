@@ -37,7 +37,7 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException
 
 from hookstream.core.topics import retry_topic
-from hookstream.core.wire import DeliveryRecord, dead_letter_value, set_aside_record
+from hookstream.core.wire import DeliveryRecord, dead_letter_value, set_aside_key, set_aside_record
 from hookstream.delivery import metrics as m
 from hookstream.delivery.attempt import Decision, Delivered, Dropped, Retry
 from hookstream.delivery.attempt_log import row_values
@@ -45,7 +45,7 @@ from hookstream.delivery.attempt_log import row_values
 log = logging.getLogger("hookstream.delivery")
 
 EXCERPT_BYTES = 1024  # of a record set aside by reference
-MAX_KEY_BYTES = 1024  # a set-aside record keeps its key up to this size
+MAX_KEY_BYTES = 1024  # a set-aside record keeps its key up to this size (a larger one: excerpt; its Kafka key: SHA-256)
 REF_KEY_BYTES = 256  # the key of a reference set aside instead of a record
 PRODUCE_OVERHEAD = 1024  # room for headers and framing under message.max.bytes (the key is counted)
 SET_ASIDE_OVERHEAD = 4096  # room for the rest of a set-aside record beside its base64 value
@@ -88,10 +88,6 @@ class _Out:
             self.on_ack()
         else:
             self.worker._refused(self, err)
-
-
-def _bounded_key(key: bytes | None) -> bytes | None:
-    return key if key is None or len(key) <= MAX_KEY_BYTES else key[:MAX_KEY_BYTES]
 
 
 def _cut(text: str) -> str:
@@ -215,7 +211,7 @@ class OutcomeHandler:
         value = set_aside_record(msg.value(), f"malformed: {reason}", code="malformed", topic=src[0], partition=src[1],
                                  offset=offset, key=key, key_max=MAX_KEY_BYTES,
                                  value_max=(self.max_value_bytes - SET_ASIDE_OVERHEAD) * 3 // 4)
-        self._send(_Out(self, self.dead_topic, _bounded_key(key), value, _Completion(self, part, offset, 1).ack, src, None))
+        self._send(_Out(self, self.dead_topic, set_aside_key(key, MAX_KEY_BYTES), value, _Completion(self, part, offset, 1).ack, src, None))
 
     # ------------------------------------------------------------------ producing
     def _send(self, out: "_Out") -> None:

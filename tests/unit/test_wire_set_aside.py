@@ -57,3 +57,13 @@ def test_too_large_to_carry_whole_keeps_an_excerpt_and_the_size():
     assert doc["value_b64"] is None and doc["value_bytes"] == 5000 and len(base64.b64decode(doc["value_excerpt_b64"])) == 1024
     assert doc["key_b64"] is None and doc["key_bytes"] == 300 and base64.b64decode(doc["key_excerpt_b64"]) == b"k" * 300
     assert len(doc["reason"]) == 1000 and doc["dead_lettered_at"] == 12.346
+
+
+def test_a_key_too_large_travels_as_its_digest_in_both_workers():
+    from hookstream.core.wire import set_aside_key
+
+    key = b"k" * 70_000
+    assert set_aside_key(key, 1024) == set_aside_key(bytes(key), 1024) != set_aside_key(key + b"!", 1024)
+    assert set_aside_key(key, 1024).startswith(b"sha256:") and set_aside_key(b"short", 1024) == b"short"
+    doc = _delivery_set_aside(b"{not json", b"k" * 2000)
+    assert doc["key_b64"] is None and doc["key_bytes"] == 2000 and len(base64.b64decode(doc["key_excerpt_b64"])) == 1024
