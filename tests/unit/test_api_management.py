@@ -298,3 +298,9 @@ async def test_lists_show_only_the_callers_tenant(api, settings):
     assert [m.id for m in (await api["acme"].messages.list()).data] == ["msg_a"]
     assert [m.id for m in (await api["acme"].messages.list(endpoint_id=theirs.endpoint.id)).data] == []
     assert [e.id for e in (await api["admin"].endpoints.list()).data] == [mine.endpoint.id]  # acting for acme
+
+
+@pytest.mark.parametrize("since", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "2026-13-01", "99999999999d"])
+async def test_times_that_are_no_moment_are_422_never_500(api, since):
+    r = await api["raw"].get("/v1/messages", params={"since": since}, headers={"Authorization": f"Bearer {api['keys']['acme']}"})
+    assert r.status_code == 422 and r.json()["field"] == "since", r.text

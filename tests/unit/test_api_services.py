@@ -317,3 +317,17 @@ def test_dlq_replay_hands_the_matching_entries_to_dead_letters_replay(settings):
     assert report.replayed == ["0-2"] and seen == [(["0-2"], True, False)]
     _entries, report = service.replay(make_filter(tenant_id="nobody"))
     assert report.replayed == [] and len(seen) == 1
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_times_outside_the_calendar_in_utc_are_refused(text):
+    from hookstream.shell.services.times import window
+
+    with pytest.raises(ValidationError, match="since"):
+        window(text, None)
+
+
+def test_recover_never_hands_a_time_before_1970_to_the_broker(endpoints, calls):
+    sub = endpoints.create(tenant_id="acme", url=URL, events=["*"]).endpoint
+    endpoints.recover(sub.id, tenant_id="acme", since=-86400.0)
+    assert calls.recovered[-1][1] == 0.0

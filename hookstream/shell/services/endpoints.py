@@ -153,7 +153,8 @@ class EndpointService:
         sub = self.store.get(endpoint_id, tenant_id=tenant_id)
         if not sub.active:
             raise ConflictError(f"endpoint {sub.id} is disabled; enable it first")
-        return self._recover(self.settings, sub, since=since, until=until, dry_run=dry_run)
+        # the broker's time index starts at 1970 (and reads -1 and -2 as "latest" and "earliest")
+        return self._recover(self.settings, sub, since=max(since, 0.0), until=until, dry_run=dry_run)
 
     # ------------------------------------------------------------------ helpers
     def _changed(self, sub: Subscription, *, secret: str | None = None) -> Changed:
