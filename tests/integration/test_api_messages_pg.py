@@ -58,3 +58,25 @@ def test_stats_on_postgresql(engine):
     assert (stats["hour"]["attempts"], stats["hour"]["succeeded"], stats["hour"]["failed"], stats["hour"]["dead"]) == (3, 1, 1, 1)
     assert stats["hour"]["latency_ms"]["p50"] == 20.0 and stats["hour"]["latency_ms"]["avg"] == 20.0
     assert endpoint_stats(engine, "sub_g", tenant_id="acme", now=NOW + 10)["day"]["attempts"] == 0
+
+
+async def test_ids_postgresql_cannot_hold_are_404_or_422_through_the_api(engine, postgres_url, tmp_path):
+    import httpx
+
+    from hookstream.core.settings import Settings
+    from hookstream.shell.api.app import create_app
+    from hookstream.shell.api.keys import ApiKeyStore
+
+    settings = Settings(database_url=as_application_role(postgres_url), state_dir=tmp_path)
+    keys = ApiKeyStore(engine)
+    key = keys.create(tenant_id="acme")[1]
+    app = create_app(settings, engine=engine, key_store=keys)
+    auth = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://api") as http:
+        for path in ("/v1/endpoints/sub%00x", "/v1/endpoints/sub%00x/stats", "/v1/messages/msg%00", "/v1/messages/msg%00/attempts"):
+            r = await http.get(path, headers=auth)
+            assert r.status_code == 404, (path, r.text)
+        r = await http.get("/v1/messages", params={"endpoint_id": "sub\x00"}, headers=auth)
+        assert r.status_code == 422 and r.json()["field"] == "endpoint_id", r.text
+        r = await http.get("/v1/messages", params={"endpoint_id": "sub_a"}, headers=auth)
+        assert [m["id"] for m in r.json()["data"]] == ["msg_b", "msg_a"]

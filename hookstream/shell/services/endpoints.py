@@ -25,6 +25,7 @@ from hookstream.streams.recovery import RecoveryReport, recover
 from hookstream.subscriptions import Subscription, SubscriptionStore, matches, publish_pending
 from hookstream.subscriptions.models import format_time
 from hookstream.shell.services.errors import ConflictError
+from hookstream.shell.services.ids import known
 from hookstream.shell.services.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
 
 log = logging.getLogger("hookstream.api")
@@ -58,7 +59,7 @@ class EndpointService:
 
     # ------------------------------------------------------------------ reads
     def get(self, endpoint_id: str, *, tenant_id: str) -> Subscription:
-        return self.store.get(endpoint_id, tenant_id=tenant_id)
+        return self.store.get(known(endpoint_id, "subscription"), tenant_id=tenant_id)
 
     def list(
         self, *, tenant_id: str, limit: int = DEFAULT_LIMIT, iterator: str | None = None,
@@ -84,13 +85,13 @@ class EndpointService:
 
     def secret(self, endpoint_id: str, *, tenant_id: str) -> str:
         """The current signing secret in clear (the API: admin keys only)."""
-        sub = self.store.get(endpoint_id, tenant_id=tenant_id)
+        sub = self.store.get(known(endpoint_id, "subscription"), tenant_id=tenant_id)
         if sub.sealed_error or not sub.secrets:
             raise ConflictError(f"endpoint {endpoint_id}: its secret cannot be read ({sub.sealed_error or 'none'}); rotate it")
         return sub.secrets[0].value
 
     def stats(self, endpoint_id: str, *, tenant_id: str) -> dict:
-        self.store.get(endpoint_id, tenant_id=tenant_id)  # another tenant's: not found
+        self.store.get(known(endpoint_id, "subscription"), tenant_id=tenant_id)  # another tenant's: not found
         return msgs.endpoint_stats(self.store.engine, endpoint_id, tenant_id=tenant_id)
 
     # ------------------------------------------------------------------ writes
@@ -105,24 +106,24 @@ class EndpointService:
         self, endpoint_id: str, *, tenant_id: str, url: str | None = None, events: Iterable[str] | None = None,
         description: str | None = None, headers: Mapping[str, str] | None = None,
     ) -> Changed:
-        sub = self.store.update(endpoint_id, tenant_id=tenant_id, url=url, events=events, description=description, headers=headers)
+        sub = self.store.update(known(endpoint_id, "subscription"), tenant_id=tenant_id, url=url, events=events, description=description, headers=headers)
         return self._changed(sub)
 
     def enable(self, endpoint_id: str, *, tenant_id: str) -> Changed:
-        return self._changed(self.store.enable(endpoint_id, tenant_id=tenant_id))
+        return self._changed(self.store.enable(known(endpoint_id, "subscription"), tenant_id=tenant_id))
 
     def disable(self, endpoint_id: str, *, tenant_id: str) -> Changed:
-        return self._changed(self.store.disable(endpoint_id, tenant_id=tenant_id))
+        return self._changed(self.store.disable(known(endpoint_id, "subscription"), tenant_id=tenant_id))
 
     def delete(self, endpoint_id: str, *, tenant_id: str) -> bool:
         """Delete; True once the tombstone is on the topic (else it stays pending)."""
-        self.store.delete(endpoint_id, tenant_id=tenant_id)
+        self.store.delete(known(endpoint_id, "subscription"), tenant_id=tenant_id)
         return self._publish()
 
     def rotate_secret(self, endpoint_id: str, *, tenant_id: str, grace_seconds: float | None = None) -> Changed:
         """A new secret (returned this once); the older ones keep signing for the grace window
         (default ``HOOKSTREAM_SECRET_GRACE``)."""
-        sub, plain = self.store.rotate_secret(endpoint_id, tenant_id=tenant_id, grace_seconds=grace_seconds)
+        sub, plain = self.store.rotate_secret(known(endpoint_id, "subscription"), tenant_id=tenant_id, grace_seconds=grace_seconds)
         return self._changed(sub, secret=plain)
 
     # ------------------------------------------------------------------ the pipeline
@@ -133,7 +134,7 @@ class EndpointService:
         the tenant's other endpoints never see it."""
         if event_type not in EVENT_TYPES:
             raise ValidationError(f"event_type: {event_type!r} is not an event type (GET /v1/event-types lists them)")
-        sub = self.store.get(endpoint_id, tenant_id=tenant_id)
+        sub = self.store.get(known(endpoint_id, "subscription"), tenant_id=tenant_id)
         if not sub.active:
             raise ConflictError(f"endpoint {sub.id} is disabled; enable it first")
         event = Event.new(event_type, tenant_id, example(event_type), correlation_id=f"test:{sub.id}")
@@ -150,7 +151,7 @@ class EndpointService:
                 dry_run: bool = False) -> RecoveryReport:
         """Re-send this endpoint's events of a time window (as ``hookstream replay events``), with
         the webhook-ids of the first time."""
-        sub = self.store.get(endpoint_id, tenant_id=tenant_id)
+        sub = self.store.get(known(endpoint_id, "subscription"), tenant_id=tenant_id)
         if not sub.active:
             raise ConflictError(f"endpoint {sub.id} is disabled; enable it first")
         # the broker's time index starts at 1970 (and reads -1 and -2 as "latest" and "earliest")

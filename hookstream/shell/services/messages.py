@@ -15,6 +15,7 @@ from hookstream.delivery.messages import Message
 from hookstream.schemas import Event
 from hookstream.subscriptions import SubscriptionStore
 from hookstream.shell.services.errors import ConflictError
+from hookstream.shell.services.ids import known, word
 from hookstream.shell.services.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
 
 
@@ -54,21 +55,22 @@ class MessageService:
         if filters.since is not None and filters.until is not None and filters.until <= filters.since:
             raise ValidationError("until: must be later than since")
         rows = msgs.list_messages(
-            self.engine, tenant_id=tenant_id, endpoint_id=filters.endpoint_id, event_type=filters.event_type,
+            self.engine, tenant_id=tenant_id, endpoint_id=word(filters.endpoint_id, "endpoint_id"),
+            event_type=word(filters.event_type, "event_type"),
             status=filters.status, since=filters.since, until=filters.until, before=before, limit=limit + 1,
         )
         return page_of(rows, limit, "messages", lambda m: m.cursor)
 
     def get(self, message_id: str, *, tenant_id: str) -> Message:
-        return msgs.get_message(self.engine, message_id, tenant_id=tenant_id)
+        return msgs.get_message(self.engine, known(message_id, "message"), tenant_id=tenant_id)
 
     def attempts(self, message_id: str, *, tenant_id: str) -> list[dict]:
-        return msgs.list_attempts(self.engine, message_id, tenant_id=tenant_id)
+        return msgs.list_attempts(self.engine, known(message_id, "message"), tenant_id=tenant_id)
 
     def resend(self, message_id: str, *, tenant_id: str) -> Message:
         """Send the message again to its endpoint: the same webhook-id, a fresh attempt count.
         The event is read back from its topic (``find_event``)."""
-        message = msgs.get_message(self.engine, message_id, tenant_id=tenant_id)
+        message = msgs.get_message(self.engine, known(message_id, "message"), tenant_id=tenant_id)
         sub = self.store.get(message.endpoint_id, tenant_id=tenant_id)  # deleted: not found
         if not sub.active:
             raise ConflictError(f"endpoint {sub.id} is disabled; enable it first")
