@@ -141,7 +141,7 @@ async def test_the_same_idempotency_key_publishes_once_and_answers_the_same(api,
         other_tenant = await client.post("/v1/events", json=payment(), headers=api.auth(api.globex, **{"Idempotency-Key": "order-42"}))
     assert first.status_code == again.status_code == 202
     assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
-    assert_problem(other_body, 422, "idempotency_key_reused", "Idempotency-Key")
+    assert_problem(other_body, 409, "idempotency_key_reused", "Idempotency-Key")
     assert other_tenant.status_code == 202 and other_tenant.json()["id"] != first.json()["id"]  # keys are per tenant
     assert len(publisher.published) == 2
 

@@ -18,12 +18,13 @@ from hookstream.subscriptions import SubscriptionStore
 from tests.unit.test_api_management import Kafka, dead, log_attempt, make_app
 
 MANAGEMENT = r"^/v1/(endpoints|messages|dlq)"
-# No 5xx, and every answer as documented. Not the acceptance checks: whether a well-formed URL
-# is a public address, an iterator one of ours or a time a real moment is beyond JSON Schema, and
-# those answers (422 naming the field) are tested in test_api_management.py.
+# No 5xx, every answer as documented, schema-violating requests refused. Not positive data
+# acceptance: whether a well-formed URL is a public address, an iterator one of ours or a time a
+# real moment is beyond JSON Schema, and those answers (422 naming the field) are tested in
+# test_api_management.py.
 CHECKS = [
     checks.not_a_server_error, oa.status_code_conformance, oa.content_type_conformance, oa.response_schema_conformance,
-    oa.response_headers_conformance,
+    oa.response_headers_conformance, oa.negative_data_rejection,
 ]
 
 

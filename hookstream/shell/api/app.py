@@ -58,18 +58,35 @@ def create_app(settings: Settings, **injected: Any) -> FastAPI:
     problems.install(app)
     app.add_middleware(problems.BodyGuard, max_body_bytes=MAX_BODY_BYTES)
     app.include_router(health.router)
+    schemas: dict[str, Any] = {}
     for name in RESOURCE_MODULES:
-        router = _router_of(name)
-        if router is not None:
-            app.include_router(router, prefix="/v1")
+        module = _module(name)
+        if module is not None and getattr(module, "router", None) is not None:
+            # every /v1 route may answer these (auth, rate limit, input), as problem documents
+            app.include_router(module.router, prefix="/v1", responses=problems.problem_responses(400, 401, 422, 429))
+            schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))  # hand-written schemas routes $ref
+    if schemas:
+        _add_schemas(app, schemas)
     return app
 
 
-def _router_of(name: str) -> Any:
+def _module(name: str) -> Any:
     try:
-        module = importlib.import_module(f"hookstream.shell.api.{name}")
+        return importlib.import_module(f"hookstream.shell.api.{name}")
     except ModuleNotFoundError as exc:
         if exc.name != f"hookstream.shell.api.{name}":
             raise  # the module exists but imports something missing: a real error
         return None
-    return getattr(module, "router", None)
+
+
+def _add_schemas(app: FastAPI, schemas: dict[str, Any]) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            document.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -26,6 +26,7 @@ from hookstream.shell.api.keys import hash_key, looks_like_key
 from hookstream.shell.api.problems import Problem
 
 TENANT_HEADER = "Hookstream-Tenant"
+TENANT_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"  # as hookstream.subscriptions.store.validate_tenant checks
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer hsk_...` (`hookstream api-keys create`).")
 
@@ -70,7 +71,9 @@ async def caller(
 
 async def tenant_of(
     who: Annotated[Caller, Depends(caller)],
-    tenant: Annotated[str | None, Header(alias=TENANT_HEADER, description="The tenant an admin key acts for (tenant keys may leave it out).")] = None,
+    tenant: Annotated[str | None, Header(
+        alias=TENANT_HEADER, description="The tenant an admin key acts for (tenant keys may leave it out).",
+        json_schema_extra={"pattern": TENANT_PATTERN})] = None,
 ) -> str:
     """The tenant this request acts for."""
     if tenant is not None:

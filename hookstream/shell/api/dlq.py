@@ -6,12 +6,12 @@ from fastapi import APIRouter, Depends, Query
 
 from hookstream.shell.api.auth import admin_only
 from hookstream.shell.api.resources import TIME_PATTERN, DeadLetterPage, ReplayIn, ReplayOut
-from hookstream.shell.api.wiring import PROBLEMS, services
+from hookstream.shell.api.wiring import PROBLEMS, known_query, services
 from hookstream.shell.services import Services
 from hookstream.shell.services.dlq import make_filter
 from hookstream.shell.services.pages import DEFAULT_LIMIT, MAX_LIMIT
 
-router = APIRouter(prefix="/dlq", tags=["dead letters"], responses=PROBLEMS, dependencies=[Depends(admin_only)])
+router = APIRouter(prefix="/dlq", tags=["dead letters"], responses=PROBLEMS, dependencies=[Depends(admin_only), Depends(known_query)])
 
 
 @router.get("", response_model=DeadLetterPage, summary="List dead letters, newest first (admin)")

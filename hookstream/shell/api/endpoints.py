@@ -14,13 +14,13 @@ from hookstream.shell.api.resources import (
     EndpointIn, EndpointOut, EndpointPage, EndpointPatch, EndpointWithSecret, RecoverIn, RecoverOut, RotateIn, SecretKey,
     StatsOut, TestIn, TestOut,
 )
-from hookstream.shell.api.wiring import PROBLEMS, services
+from hookstream.shell.api.wiring import PROBLEMS, known_query, services
 from hookstream.shell.services import Services
 from hookstream.shell.services.endpoints import Changed, public
 from hookstream.shell.services.pages import DEFAULT_LIMIT, MAX_LIMIT
 from hookstream.shell.services.times import window
 
-router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=PROBLEMS)
+router = APIRouter(prefix="/endpoints", tags=["endpoints"], responses=PROBLEMS, dependencies=[Depends(known_query)])
 
 
 def _with_secret(changed: Changed) -> dict:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from hookstream.schemas import EVENT_TYPES, example
+from hookstream.schemas import EVENT_TYPES, example, json_schema
 from hookstream.shell.api.auth import tenant_of
 from hookstream.shell.api.context import ApiContext, context
 from hookstream.shell.api.ingest import MAX_BATCH, Ingest, check_idempotency_key
@@ -25,25 +25,37 @@ router = APIRouter(tags=["events"])
 _JSON_TYPES = ("application/json",)
 
 
+_PRINTABLE_ID = {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$"}
+
+
+def _event_type_schema(event_type: str) -> dict[str, Any]:
+    """One type's JSON Schema (``hookstream.schemas``) as a request body: the fields the server
+    fills are optional, and the ids say what the server also enforces (printable ASCII)."""
+    doc = json_schema(event_type)
+    for name in ("$schema", "$id"):
+        doc.pop(name, None)
+    props = doc["properties"]
+    doc["required"] = ["type", "data"]
+    props["id"] = {**_PRINTABLE_ID, "description": props["id"].get("description", "")}
+    props["tenant_id"] = {**_PRINTABLE_ID, "description": "Must be the tenant the request acts for."}
+    props["correlation_id"] = {"anyOf": [_PRINTABLE_ID, {"type": "null"}], "description": props["correlation_id"].get("description", "")}
+    props["occurred_at"] = {"type": "string", "format": "date-time", "description": props["occurred_at"].get("description", "")}
+    return doc
+
+
 def _event_schema() -> dict[str, Any]:
     return {
-        "type": "object",
         "title": "EventIn",
         "description": "An event envelope. `id`, `occurred_at`, `schema_version` and `tenant_id` may be left out: "
                        "the server fills them (a new UUIDv7, now, the type's current version, the request's tenant). "
                        "`data` must satisfy the type's JSON Schema (`GET /v1/event-types/{type}`).",
-        "required": ["type", "data"],
-        "properties": {
-            "id": {"type": "string", "description": "The event's id (the client's, for idempotency), 1-128 printable ASCII characters."},
-            "type": {"type": "string", "enum": list(EVENT_TYPES)},
-            "tenant_id": {"type": "string", "description": "Must be the tenant the request acts for."},
-            "occurred_at": {"type": "string", "format": "date-time"},
-            "schema_version": {"type": "integer", "minimum": 1},
-            "data": {"type": "object"},
-            "correlation_id": {"type": ["string", "null"]},
-        },
+        "oneOf": [_event_type_schema(t) for t in EVENT_TYPES],
         "example": {"type": "payment.received", "data": example("payment.received")},
     }
+
+
+# Schemas the routes above refer to by $ref; create_app adds them to the document's components.
+OPENAPI_SCHEMAS = {"EventIn": _event_schema()}
 
 
 class EventAccepted(BaseModel):
@@ -104,7 +116,8 @@ def _answer(status: int, body: dict[str, Any], replayed: bool) -> JSONResponse:
 
 _COMMON = (400, 401, 403, 409, 413, 415, 422, 429, 503)
 IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", description="Makes the request idempotent for 24 h: the same key and body get the same answer and publish once.")]
+    alias="Idempotency-Key", description="Makes the request idempotent for 24 h: the same key and body get the same answer and publish once.",
+    json_schema_extra={"pattern": "^[\\x21-\\x7e]{1,255}$"})]
 
 
 @router.post(
@@ -113,7 +126,7 @@ IdempotencyKey = Annotated[str | None, Header(
     summary="Ingest one event",
     response_model=EventAccepted,
     responses=problem_responses(*_COMMON),
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _event_schema()}}}},
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventIn"}}}}},
 )
 async def ingest_event(
     request: Request,
@@ -139,7 +152,7 @@ async def ingest_event(
     responses=problem_responses(*_COMMON),
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "title": "EventBatchIn", "required": ["events"],
-        "properties": {"events": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": _event_schema()}},
+        "properties": {"events": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": {"$ref": "#/components/schemas/EventIn"}}},
     }}}}},
 )
 async def ingest_batch(

@@ -10,7 +10,8 @@ with the same key, for at least ``TTL`` (24 h, in the database, so across restar
   mid-publish): it takes the claim over and publishes *the same event* (same id and
   ``occurred_at``) again, so a retry after a failure never makes a second event;
 - same request, ``pending`` and recent: ``in_flight`` (409: another request is publishing it);
-- another request under the same key: ``mismatch`` (422, as the IETF Idempotency-Key draft says).
+- another request under the same key: ``mismatch`` (409, like a request still in flight: the
+  IETF Idempotency-Key draft suggests 422, but a conflict over the key is what it is).
 
 Rows older than ``TTL`` no longer count and are deleted by ``prune``. Each transaction is bound to
 its tenant (row-level security on PostgreSQL), and every query names the tenant anyway.

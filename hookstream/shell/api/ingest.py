@@ -177,7 +177,7 @@ class Ingest:
             elif claim.kind == "in_flight":
                 outcomes[i] = _problem(409, "idempotency_in_flight", "a request with this idempotency key is being published; retry shortly", "Idempotency-Key")
             else:
-                outcomes[i] = _problem(422, "idempotency_key_reused", "this idempotency key was used for another request in the last 24 h", "Idempotency-Key")
+                outcomes[i] = _problem(409, "idempotency_key_reused", "this idempotency key was used for another request in the last 24 h", "Idempotency-Key")
         results = await asyncio.gather(*(self._send(e) for _, e in to_send))
         done, failed = {}, []
         for (i, event), result in zip(to_send, results):

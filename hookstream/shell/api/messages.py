@@ -7,13 +7,13 @@ from fastapi import APIRouter, Depends, Query
 
 from hookstream.shell.api.auth import tenant_of
 from hookstream.shell.api.resources import TIME_PATTERN, AttemptList, MessageOut, MessagePage
-from hookstream.shell.api.wiring import PROBLEMS, services
+from hookstream.shell.api.wiring import PROBLEMS, known_query, services
 from hookstream.shell.services import Services
 from hookstream.shell.services.messages import MessageFilter
 from hookstream.shell.services.pages import DEFAULT_LIMIT, MAX_LIMIT
 from hookstream.shell.services.times import window
 
-router = APIRouter(prefix="/messages", tags=["messages"], responses=PROBLEMS)
+router = APIRouter(prefix="/messages", tags=["messages"], responses=PROBLEMS, dependencies=[Depends(known_query)])
 
 
 @router.get("", response_model=MessagePage, summary="List messages, newest latest attempt first")

@@ -89,7 +89,8 @@ class ProblemDocument(BaseModel):
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a route: each status described as a problem document."""
-    return {s: {"model": ProblemDocument, "description": _title(s), "content": {MEDIA_TYPE: {}}} for s in statuses}
+    schema = ProblemDocument.model_json_schema()
+    return {s: {"description": _title(s), "content": {MEDIA_TYPE: {"schema": schema}}} for s in statuses}
 
 
 def body_too_large(limit: int, what: str = "the request body") -> Problem:

@@ -13,7 +13,7 @@ import re
 import threading
 from collections.abc import Iterator
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
 from hookstream.core.errors import ValidationError
 from hookstream.shell.api.context import ApiContext, context
@@ -25,6 +25,26 @@ _FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*|Hookstream-Tenant): ")
 
 # what every management route may answer besides its success
 PROBLEMS = problem_responses(400, 401, 403, 404, 409, 413, 422, 429, 503)
+
+
+def _query_names(dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def known_query(request: Request) -> None:
+    """Refuse a query parameter the route does not take (a typo like ``?stauts=failed`` would
+    otherwise list everything, silently): 422 naming it."""
+    route = request.scope.get("route")
+    if route is None or not request.query_params:
+        return
+    allowed = _query_names(route.dependant)
+    for name in request.query_params.keys():
+        if name not in allowed:
+            takes = ", ".join(sorted(allowed)) or "none"
+            raise Problem(422, "validation_error", f"{name[:64]!r} is not a query parameter of this route (it takes: {takes})", name[:64])
 
 
 def _services(ctx: ApiContext) -> Services:
