@@ -304,3 +304,13 @@ async def test_lists_show_only_the_callers_tenant(api, settings):
 async def test_times_that_are_no_moment_are_422_never_500(api, since):
     r = await api["raw"].get("/v1/messages", params={"since": since}, headers={"Authorization": f"Bearer {api['keys']['acme']}"})
     assert r.status_code == 422 and r.json()["field"] == "since", r.text
+
+
+@pytest.mark.parametrize("path", ["/v1/endpoints", "/v1/messages", "/v1/dlq"])
+async def test_an_unknown_query_parameter_is_refused_not_ignored(api, path):
+    """A typo (?stauts=failed) would otherwise list everything, silently."""
+    key = api["keys"]["admin" if path == "/v1/dlq" else "acme"]
+    r = await api["raw"].get(path, params={"stauts": "failed"}, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 422 and r.json()["field"] == "stauts" and "it takes: " in r.json()["detail"], r.text
+    ok = await api["raw"].get(path, params={"limit": "5"}, headers={"Authorization": f"Bearer {key}"})
+    assert ok.status_code == 200, ok.text
