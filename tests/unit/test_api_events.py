@@ -20,12 +20,16 @@ class FakePublisher:
         self.published: list[Event] = []
         self.fail = False
 
-    async def publish(self, event: Event, *, timeout: float = 30.0):
-        encode_event(event)  # validates, as the real one does
+    async def publish_many(self, events, *, timeout: float = 30.0):
+        for event in events:
+            encode_event(event)  # validates, as the real one does
         await asyncio.sleep(0)
-        if self.fail:
-            raise DeliveryError(f"event {event.id} was not delivered to t: no broker at 10.9.9.9:9092", event_ids=[event.id], code="_MSG_TIMED_OUT")
-        self.published.append(event)
+        failing = [e for e in events if self.fail is True or (self.fail and e.id in self.fail)]
+        self.published.extend(e for e in events if e not in failing)
+        if failing:
+            raise DeliveryError.combine(
+                DeliveryError(f"event {e.id} was not delivered to t: no broker at 10.9.9.9:9092", event_ids=[e.id], code="_MSG_TIMED_OUT")
+                for e in failing)
 
     async def close(self, timeout: float = 30.0) -> None:
         pass
@@ -264,3 +268,26 @@ async def test_event_types_list_every_type_and_show_its_schema_and_an_example(ap
     assert detail["example"] == example("invoice.created") and detail["entity_field"] == "invoice_id"
     assert_problem(missing, 404, "not_found")
     assert_problem(anonymous, 401, "unauthorized")
+
+
+async def test_a_batch_says_which_events_the_broker_refused(api, publisher):
+    events = [payment(id=new_event_id()) for _ in range(3)]
+    publisher.fail = {events[1]["id"]}
+    async with api.client() as client:
+        response = await client.post("/v1/events/batch", json={"events": events}, headers=api.auth(api.acme))
+    body = response.json()
+    assert response.status_code == 202 and (body["accepted"], body["failed"]) == (2, 1)
+    assert [r["status"] for r in body["results"]] == [202, 503, 202]
+    assert body["results"][1]["problem"]["code"] == "broker_unavailable"
+    assert [e.id for e in publisher.published] == [events[0]["id"], events[2]["id"]]
+
+
+async def test_after_a_timeout_no_event_of_the_batch_counts_as_accepted(api):
+    class TimingOut(FakePublisher):
+        async def publish_many(self, events, *, timeout: float = 30.0):
+            raise DeliveryError("1 event(s) not acknowledged within 30s", event_ids=[events[0].id], code="_TIMED_OUT")
+
+    api.app.state.ctx._publisher = TimingOut()
+    async with api.client() as client:
+        response = await client.post("/v1/events/batch", json={"events": [payment(), payment()]}, headers=api.auth(api.acme))
+    assert_problem(response, 503, "broker_unavailable")

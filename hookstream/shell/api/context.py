@@ -91,6 +91,7 @@ class ApiContext:
                     logging.getLogger("hookstream.api").exception("closing %s failed", type(thing).__name__)
 
 
-def context(request: Request) -> ApiContext:
-    """FastAPI dependency: the app's ``ApiContext``."""
+async def context(request: Request) -> ApiContext:
+    """FastAPI dependency: the app's ``ApiContext`` (async: FastAPI runs a plain ``def`` dependency
+    on its thread pool, a thread hop per request for nothing)."""
     return request.app.state.ctx

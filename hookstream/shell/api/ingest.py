@@ -16,9 +16,9 @@ header ``K`` keys event ``i`` as ``K:i``.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
+import logging
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -37,6 +37,8 @@ MAX_BATCH = 1000
 MAX_IDEMPOTENCY_KEY = 255
 PRUNE_EVERY = 600.0  # seconds between two deletions of forgotten idempotency rows (per process)
 PUBLISH_TIMEOUT = 30.0
+
+log = logging.getLogger("hookstream.api")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +180,7 @@ class Ingest:
                 outcomes[i] = _problem(409, "idempotency_in_flight", "a request with this idempotency key is being published; retry shortly", "Idempotency-Key")
             else:
                 outcomes[i] = _problem(409, "idempotency_key_reused", "this idempotency key was used for another request in the last 24 h", "Idempotency-Key")
-        results = await asyncio.gather(*(self._send(e) for _, e in to_send))
+        results = await self._send([e for _, e in to_send]) if to_send else []
         done, failed = {}, []
         for (i, event), result in zip(to_send, results):
             outcomes[i] = result
@@ -193,26 +195,36 @@ class Ingest:
         await self._maybe_prune()
         return [o for o in outcomes if o is not None]
 
-    async def _send(self, event: Event) -> Outcome:
+    async def _send(self, events: list[Event]) -> list[Outcome]:
+        """Publish ``events`` (in order, one ``publish_many``) and say what became of each. After a
+        timeout, which events were acknowledged is not known: all count as failed (503), so a
+        retry publishes them again with the same ids (at least once, never lost)."""
         try:
-            await self.ctx.publisher.publish(event, timeout=PUBLISH_TIMEOUT)
-        except EventTooLargeError as exc:
-            return _problem(413, "too_large", str(exc))
-        except InvalidEventError as exc:  # validated already; kept for safety
-            return _problem(422, "invalid_event", exc.reason, exc.field)
-        except (DeliveryError, HookstreamError) as exc:
-            import logging
-
-            logging.getLogger("hookstream.api").warning("event %s not published: %s", event.id, exc)
-            return _problem(503, "broker_unavailable", f"event {event.id} was not acknowledged by the broker; "
-                            "retry with the same Idempotency-Key or event id")
-        return Outcome(202, accepted_body(event))
+            await self.ctx.publisher.publish_many(events, timeout=PUBLISH_TIMEOUT)
+        except EventTooLargeError as exc:  # checked already: kept for safety
+            return [_problem(413, "too_large", str(exc))] * len(events)
+        except InvalidEventError as exc:  # validated already: kept for safety
+            return [_problem(422, "invalid_event", exc.reason, exc.field)] * len(events)
+        except DeliveryError as exc:
+            failed = set(exc.event_ids)
+            timed_out = exc.code == "_TIMED_OUT" or not failed
+            log.warning("%d of %d event(s) not acknowledged by the broker: %s", len(events) if timed_out else len(failed), len(events), exc)
+            return [_broker_failed(e) if timed_out or e.id in failed else Outcome(202, accepted_body(e)) for e in events]
+        except HookstreamError as exc:
+            log.warning("%d event(s) not published: %s", len(events), exc)
+            return [_broker_failed(e) for e in events]
+        return [Outcome(202, accepted_body(e)) for e in events]
 
     async def _maybe_prune(self) -> None:
         now = time.monotonic()
         if now - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = now
             await run_in_threadpool(self.store.prune)
+
+
+def _broker_failed(event: Event) -> Outcome:
+    return _problem(503, "broker_unavailable", f"event {event.id} was not acknowledged by the broker; "
+                    "retry with the same Idempotency-Key or event id")
 
 
 def _problem(status: int, code: str, detail: str, field: str | None = None) -> Outcome:

@@ -42,6 +42,9 @@ def serve(
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=15,
+        # idle keep-alive connections stay open longer than uvicorn's 5 s, so a client's pooled
+        # connection is rarely closed under a request it is sending (and most proxies use 60 s)
+        timeout_keep_alive=65,
     )
     server = _server_class()(config)
     server.run()
