@@ -37,7 +37,8 @@ from hookstream.core.errors import BrokerError, HookstreamError, TopicError
 from hookstream.core.settings import Settings
 from hookstream.subscriptions import filters
 from hookstream.subscriptions.models import Subscription
-from hookstream.subscriptions.topic import WireFormatError, decode
+from hookstream.core.wire import WireFormatError
+from hookstream.subscriptions.topic import decode
 from hookstream.core.topics import SUBSCRIPTIONS
 
 log = logging.getLogger("hookstream.subscriptions")
