@@ -4,10 +4,11 @@
 A range is ``[start, end)`` in each partition read. A position is an ``Offset`` or a ``Time``
 (Unix seconds of the broker's record time, turned into an offset with the broker's time index:
 the first record at or after it). No ``start`` means the oldest record kept; no ``end`` means the
-end. The end is never past the high watermark *as of the call*: what is written while reading
-is not read, so a read always finishes, and a partition with nothing in the range is not read at
-all. Each wait for the broker is bounded (``timeout``), and so, optionally, is the whole read
-(``deadline``); a read that fails, stalls or runs out of time is one ``BrokerError`` line.
+end. The end is never past the high watermark as of the start of the read (the first record
+asked for: the reader is a generator): what is written while reading is not read, so a read
+always finishes, and a partition with nothing in the range is not read at all. Each wait for
+the broker is bounded (``timeout``), and so, optionally, is the whole read (``deadline``); a read
+that fails, stalls or runs out of time is one ``BrokerError`` line.
 
 The reader is assigned its partitions (no consumer group is joined) and never commits: reading
 back changes nothing for the workers.
@@ -68,10 +69,7 @@ def read_range(
     """
     own = consumer is None
     if own:
-        try:
-            consumer = Consumer(reader_config(settings, client_id))
-        except KafkaException as exc:
-            raise BrokerError(f"cannot read {topic}: {_why(exc)}") from None
+        consumer = _consumer(settings, topic, client_id)
     try:
         yield from _read(consumer, topic, start=start, end=end, partitions=partitions, timeout=timeout,
                          deadline=deadline, missing_ok=missing_ok)
@@ -89,7 +87,7 @@ def reader_config(settings: Settings, client_id: str = "hookstream-reader") -> d
 def watermarks(settings: Settings, topic: str, partition: int, *, timeout: float = 10.0) -> tuple[int, int]:
     """(oldest offset kept, next offset to be written) of one partition; ``NotFoundError`` when
     the topic has no such partition, ``BrokerError`` when the broker cannot say."""
-    consumer = Consumer(reader_config(settings))
+    consumer = _consumer(settings, topic, "hookstream-reader")
     try:
         described = _describe(consumer, topic, timeout, missing_ok=False)
         if partition not in described.partitions:
@@ -97,6 +95,13 @@ def watermarks(settings: Settings, topic: str, partition: int, *, timeout: float
         return _watermarks(consumer, topic, partition, timeout)
     finally:
         consumer.close()
+
+
+def _consumer(settings: Settings, topic: str, client_id: str) -> Consumer:
+    try:
+        return Consumer(reader_config(settings, client_id))
+    except KafkaException as exc:  # a configuration librdkafka refuses (a bad bootstrap address, say)
+        raise BrokerError(f"cannot read {topic}: {_why(exc)}") from None
 
 
 def _read(consumer, topic: str, *, start: Position | None, end: Position | None, partitions: Collection[int] | None,
