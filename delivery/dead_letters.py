@@ -121,20 +121,13 @@ def parse_time(text: str, *, name: str, now: datetime | None = None) -> float:
     return moment.timestamp()
 
 
-def decode(partition: int, offset: int, value: bytes | None) -> DeadLetter:
-    """The entry at ``partition``/``offset``, read through the delivery worker's own rules."""
-    from hookstream.delivery.worker import decode_record
-
-    return decode_dead_letter(partition, offset, value, decode_record)
-
-
 def read(settings: Settings, *, since: float | None = None, timeout: float = 10.0) -> Iterator[DeadLetter]:
     """Every dead letter on the topic up to its current end (from ``since`` when given, using
     the broker's time index to skip older segments)."""
     topic = settings.topic(DEAD_LETTERS)
     start = Time(since) if since is not None else None
     for msg in read_range(settings, topic, start=start, timeout=timeout, client_id="hookstream-dlq-reader"):
-        yield decode(msg.partition(), msg.offset(), msg.value())
+        yield decode_dead_letter(msg.partition(), msg.offset(), msg.value())
 
 
 def find(settings: Settings, entry_id: str, *, tenant_id: str) -> DeadLetter:
@@ -165,7 +158,7 @@ def find_any_tenant(settings: Settings, entry_id: str) -> DeadLetter:
                                            partitions=[partition], client_id="hookstream-dlq-reader")) as records:
             msg = next(records, None)
         if msg is not None:
-            return decode(partition, offset, msg.value())
+            return decode_dead_letter(partition, offset, msg.value())
         low, high = watermarks(settings, topic, partition)
     except NotFoundError as exc:  # the partition does not exist
         raise NotFoundError(f"no dead letter {entry_id}: {exc}") from None
