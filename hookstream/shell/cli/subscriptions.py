@@ -24,7 +24,7 @@ from typing import Any
 
 import typer
 
-from hookstream.shell.cli._output import JsonOption, emit_json, table
+from hookstream.shell.cli._output import JsonOption, emit_json, printable, table
 from hookstream.core.errors import HookstreamError, ValidationError
 from hookstream.core.redact import MASK, mask_url
 from hookstream.core.settings import Settings, parse_duration
@@ -146,7 +146,7 @@ def _show(sub: Subscription) -> None:
         ("version", f"{sub.version}" + (" (not yet published)" if sub.unpublished else " (published)")),
     ]
     for name, value in lines:
-        typer.echo(f"{name + ':':<13}{value}")
+        typer.echo(f"{name + ':':<13}{printable(value)}")  # a description may hold anything
 
 
 def _changed(settings: Settings, store: SubscriptionStore, sub: Subscription, verb: str, as_json: bool, extra: dict[str, Any] | None = None) -> None:
