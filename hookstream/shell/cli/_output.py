@@ -1,13 +1,14 @@
 """Printing for commands: tables and progress on rich, one JSON document with ``--json``.
 
-Every command prints through these helpers:
+Commands print their tables, progress and ``--json`` documents through these helpers:
 
 - ``table(columns, rows)``: rows under a header. Each cell goes through ``printable()`` (so no
   stored string reaches a terminal unescaped) and ``None`` shows as ``-``. On a terminal it is
   a rich table (bold header, a rule under it, long cells folded to the terminal's width);
   otherwise plain text for grep and scripts: the same columns two spaces apart, no colour, no
   box drawing, no wrapping, no trailing spaces (laid out as rich lays out ``box=None``, which
-  a test checks, but without its per-cell rendering: a 10,000-row listing takes 50 ms, not 15 s).
+  a test checks, but without its per-cell rendering: a 10,000-row listing takes a fraction of a
+  second, not rich's 5-15).
 - ``progress()``: one progress display on stderr for long operations, a rich progress bar per
   step on a terminal; elsewhere one line per finished step.
 - ``emit_json(value)``: the one JSON document ``--json`` promises on stdout.
