@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hookstream.core.errors import ConfigError
@@ -361,3 +361,11 @@ def _one_line(exc: ValidationError) -> str:
     if error["type"] != "value_error" and field is not None and field.repr:
         message = f"{error.get('input')!r}: {message}"
     return f"{name}: {message}".replace("\n", " ")
+
+
+def default_of(field: str) -> Any:
+    """A setting's default, parsed as ``Settings`` parses it (``"30s"`` -> 30.0). For classes a
+    stage builds on its own (the delivery worker's ``Limits``, ``BreakerConfig``), so their
+    defaults are this one and never a second copy."""
+    info = Settings.model_fields[field]
+    return TypeAdapter(Annotated[(info.annotation, *info.metadata)]).validate_python(info.default)
