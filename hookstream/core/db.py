@@ -4,7 +4,8 @@ SQLite (a file under the state dir) is the embedded default; PostgreSQL works to
 (``HOOKSTREAM_DATABASE_URL=postgresql+psycopg://user@host/db``). Every table is declared on
 ``Base`` in the module that owns it and created only by Alembic migrations
 (``hookstream/core/migrations``); ``migrate()`` brings a database to the newest schema and is safe
-to call on every start.
+to call on every start. ``open_database(settings)`` (engine + migrate) is how every command and
+stage opens the store; ``make_engine`` alone is for the migrations' env.py and read-only views.
 
 Tenancy on PostgreSQL: the tables holding tenants' rows have row-level security (migration
 ``0006_tenant_rls``), so a transaction sees only the rows of the tenant it is bound to
