@@ -36,7 +36,7 @@ def settings_of(ctx: typer.Context) -> Settings:
     return state.settings
 
 
-def default_of(field: str) -> str:
+def setting_help(field: str) -> str:
     """``"HOOKSTREAM_X, <its default>"`` for an option's help: an option that changes a setting
     defaults to None (the setting's value), so the help says where that comes from."""
     return f"{Settings.variable(field)}, {Settings.model_fields[field].default}"

@@ -11,7 +11,7 @@ import typer
 from hookstream.shell.cli._output import JsonOption, emit_json, printable
 from hookstream.core.errors import BrokerError, NotFoundError, ValidationError
 from hookstream.core.settings import MAX_CONCURRENCY, Settings
-from hookstream.shell.cli._context import default_of, settings_of
+from hookstream.shell.cli._context import setting_help, settings_of
 
 delivery_app = typer.Typer(help="The delivery worker: POST signed webhooks, retry, dead-letter.", no_args_is_help=True)
 deliveries_app = typer.Typer(help="Inspect delivery attempts (the attempt log).", no_args_is_help=True)
@@ -26,9 +26,9 @@ MAX_LIST_LIMIT = 10_000
 def worker(
     ctx: typer.Context,
     metrics_port: int = typer.Option(None, "--metrics-port", help="Serve Prometheus /metrics here (default HOOKSTREAM_METRICS_PORT; 0 = any free port)."),
-    concurrency: int = typer.Option(None, "--concurrency", help=f"Records in flight per process at most (default {default_of('delivery_concurrency')})."),
-    endpoint_concurrency: int = typer.Option(None, "--endpoint-concurrency", help=f"Requests in flight per endpoint at most (default {default_of('endpoint_concurrency')})."),
-    endpoint_backlog: int = typer.Option(None, "--endpoint-backlog", help=f"Records admitted per endpoint (in flight + waiting); more are deferred to a retry tier without an attempt (default {default_of('endpoint_backlog')})."),
+    concurrency: int = typer.Option(None, "--concurrency", help=f"Records in flight per process at most (default {setting_help('delivery_concurrency')})."),
+    endpoint_concurrency: int = typer.Option(None, "--endpoint-concurrency", help=f"Requests in flight per endpoint at most (default {setting_help('endpoint_concurrency')})."),
+    endpoint_backlog: int = typer.Option(None, "--endpoint-backlog", help=f"Records admitted per endpoint (in flight + waiting); more are deferred to a retry tier without an attempt (default {setting_help('endpoint_backlog')})."),
     loglevel: str = typer.Option("info", "--loglevel", "-l", help="error, warning, info or debug."),
 ) -> None:
     """Consume delivery records and POST them, signed; retry through the tier topics; dead-letter.

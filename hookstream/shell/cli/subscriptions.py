@@ -32,7 +32,7 @@ from hookstream.subscriptions.filters import parse_filters
 from hookstream.subscriptions.models import Subscription
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending, sync
-from hookstream.shell.cli._context import settings_of
+from hookstream.shell.cli._context import setting_help, settings_of
 
 PUBLISH_TIMEOUT = 10.0  # seconds to reach Kafka before a saved change is left pending
 
@@ -278,7 +278,7 @@ def rotate_secret(
     ctx: typer.Context,
     subscription_id: str = typer.Argument(..., metavar="ID"),
     tenant: str | None = TenantOption,
-    grace: str | None = typer.Option(None, "--grace", help="How long the old secret stays valid (default HOOKSTREAM_SECRET_GRACE, 24h)."),
+    grace: str | None = typer.Option(None, "--grace", help=f"How long the old secret stays valid (default {setting_help('secret_grace_seconds')})."),
     secret: str | None = SecretOption,
     as_json: bool = JsonOption,
 ) -> None:
