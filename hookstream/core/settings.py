@@ -8,7 +8,9 @@ and fall back to it. Every variable is documented in the README.
   callback calls it once per command and hands the result down. Everything else takes a
   ``Settings``.
 - ``Settings(field=value, ...)`` builds one from its keyword arguments and the defaults only
-  (tests, embedding): it never reads the environment.
+  (tests, embedding): it never reads the environment. Settings are immutable (a pydantic model,
+  not a dataclass): ``settings.model_copy(update={"topic_prefix": "x."})`` is a changed copy.
+- ``default_of(field)``: a setting's parsed default, for classes a stage builds on its own.
 
 A value that does not parse is a ``ConfigError`` of one line naming the variable and what is
 wrong (pydantic's ``ValidationError`` never reaches the user).
