@@ -28,13 +28,12 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from confluent_kafka import Producer
 from sqlalchemy import DateTime, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hookstream.core.db import Base, make_engine, migrate, session_factory
+from hookstream.core.db import Base, open_database, session_factory
 from hookstream.core.errors import NotFoundError, ValidationError
-from hookstream.core.kafka import produce_one, producer_config
+from hookstream.core.kafka import make_producer, produce_one
 from hookstream.core.reading import Offset, Time, read_range, watermarks
 from hookstream.core.wire import DeadLetter, decode_dead_letter
 from hookstream.core.settings import Settings
@@ -186,8 +185,7 @@ def replay(
     entries = list(entries)
     topic = settings.topic(DEAD_LETTERS)
     key = lambda d: f"{topic}:{d.id}"  # noqa: E731
-    engine = make_engine(settings.database_url)
-    migrate(engine)
+    engine = open_database(settings)
     sessions = session_factory(engine)
     report = ReplayReport()
     with sessions() as session:
@@ -207,7 +205,7 @@ def replay(
     if dry_run:
         report.replayed = [d.id for d in todo]
         return report
-    producer = Producer(producer_config(settings, **{"client.id": "hookstream-dlq-replay"}))
+    producer = make_producer(settings, **{"client.id": "hookstream-dlq-replay"})
     acked: set[str] = set()
     deliveries = settings.topic(DELIVERIES)
 

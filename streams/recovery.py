@@ -16,10 +16,8 @@ import logging
 import time
 from collections.abc import Iterator
 
-from confluent_kafka import Producer
-
 from hookstream.core.errors import BrokerError, ValidationError
-from hookstream.core.kafka import produce_one, producer_config
+from hookstream.core.kafka import make_producer, produce_one
 from hookstream.core.reading import Time, read_range
 from hookstream.core.settings import Settings
 from hookstream.core.topics import DELIVERIES, EVENT_TOPICS
@@ -59,7 +57,7 @@ def recover(settings: Settings, sub: Subscription, *, since: float, until: float
     if until <= since:
         raise ValidationError("--until must be later than --since")
     report = RecoveryReport()
-    producer = None if dry_run else Producer(producer_config(settings, **{"client.id": "hookstream-recovery"}))
+    producer = None if dry_run else make_producer(settings, **{"client.id": "hookstream-recovery"})
     failures: list[str] = []
     unsent = 0
     try:

@@ -24,7 +24,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from hookstream.core.errors import BrokerError, NotFoundError
-from hookstream.core.kafka import consumer_config
+from hookstream.core.kafka import make_consumer
 from hookstream.core.settings import Settings
 
 
@@ -78,12 +78,6 @@ def read_range(
             consumer.close()
 
 
-def reader_config(settings: Settings, client_id: str = "hookstream-reader") -> dict[str, Any]:
-    """``consumer_config`` for a reader: assigned partitions only, so its group id is never used
-    to join or commit; end-of-partition events on, so a read ends without waiting."""
-    return consumer_config(settings, client_id, **{"client.id": client_id, "enable.partition.eof": True, "log_level": 3})
-
-
 def watermarks(settings: Settings, topic: str, partition: int, *, timeout: float = 10.0) -> tuple[int, int]:
     """(oldest offset kept, next offset to be written) of one partition; ``NotFoundError`` when
     the topic has no such partition, ``BrokerError`` when the broker cannot say."""
@@ -98,8 +92,11 @@ def watermarks(settings: Settings, topic: str, partition: int, *, timeout: float
 
 
 def _consumer(settings: Settings, topic: str, client_id: str) -> Consumer:
+    """``make_consumer``'s consumer (no auto-commit, read committed), assigned partitions only, so
+    its group id is never used to join or commit; end-of-partition events on, so a read ends
+    without waiting."""
     try:
-        return Consumer(reader_config(settings, client_id))
+        return make_consumer(settings, client_id, **{"client.id": client_id, "enable.partition.eof": True, "log_level": 3})
     except KafkaException as exc:  # a configuration librdkafka refuses (a bad bootstrap address, say)
         raise BrokerError(f"cannot read {topic}: {_why(exc)}") from None
 

@@ -56,7 +56,7 @@ def window(monkeypatch):
 @pytest.fixture
 def producer(monkeypatch) -> FakeProducer:
     fake = FakeProducer()
-    monkeypatch.setattr(recovery, "Producer", lambda config: fake)
+    monkeypatch.setattr(recovery, "make_producer", lambda settings, **overrides: fake)
     return fake
 
 
@@ -86,7 +86,7 @@ def test_only_the_event_topics_its_filters_select_are_read_in_the_window(window,
 
 
 def test_a_dry_run_counts_without_producing(window, monkeypatch):
-    monkeypatch.setattr(recovery, "Producer", lambda config: pytest.fail("a dry run produced"))
+    monkeypatch.setattr(recovery, "make_producer", lambda settings, **overrides: pytest.fail("a dry run produced"))
     event = Event.new("payment.failed", "acme", example("payment.failed"))
     window.topics["t.events.payment"] = [event.to_bytes()]
     report = recovery.recover(SETTINGS, _sub(), since=100.0, until=200.0, dry_run=True)
@@ -106,7 +106,7 @@ def test_a_record_the_client_refuses_is_reported_and_the_rest_still_go(window, m
     big = Event.new("payment.failed", "acme", example("payment.failed"))  # 80 bytes more
     rec = dataclasses.replace(deliveries_for(small, small.to_dict(), [_sub()])[0], replay_of="recovery")
     fake = FakeProducer(max_bytes=len(b"sub_target") + len(rec.to_bytes()))  # the client refuses the larger one
-    monkeypatch.setattr(recovery, "Producer", lambda config: fake)
+    monkeypatch.setattr(recovery, "make_producer", lambda settings, **overrides: fake)
     window.topics["t.events.payment"] = [big.to_bytes(), small.to_bytes()]
     report = recovery.recover(SETTINGS, _sub(), since=100.0, until=200.0)
     assert report.queued == 1 and list(report.refused) == [big.id]
