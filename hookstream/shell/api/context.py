@@ -43,9 +43,9 @@ class ApiContext:
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
-                    from hookstream.subscriptions.store import open_engine
+                    from hookstream.core.db import open_database
 
-                    self._engine = open_engine(self.settings)
+                    self._engine = open_database(self.settings)
                     self._owned.append(self._engine)
         return self._engine
 
@@ -59,11 +59,9 @@ class ApiContext:
     def admin_client(self) -> Any:
         """A Kafka admin client (readiness checks), quiet: /readyz reports a broker that is down."""
         if self.extra.get("admin_client") is None:
-            from confluent_kafka.admin import AdminClient
+            from hookstream.core.kafka import make_admin
 
-            from hookstream.core.kafka import admin_config
-
-            self.extra["admin_client"] = AdminClient(admin_config(self.settings, log_level=0))
+            self.extra["admin_client"] = make_admin(self.settings, log_level=0)
         return self.extra["admin_client"]
 
     @property

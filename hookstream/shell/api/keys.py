@@ -89,9 +89,9 @@ class ApiKeyStore:
 
     @classmethod
     def open(cls, settings: Settings) -> "ApiKeyStore":
-        from hookstream.subscriptions.store import open_engine  # migrates, as every store does
+        from hookstream.core.db import open_database  # migrates, as every store does
 
-        return cls(open_engine(settings))
+        return cls(open_database(settings))
 
     def create(self, *, tenant_id: str | None = None, admin: bool = False, name: str = "") -> tuple[ApiKey, str]:
         """A new key: (what is stored, the key in clear: shown once, then only its hash exists)."""

@@ -1,5 +1,8 @@
 """The ``hookstream`` command: one entry point, a subcommand group per part of the pipeline.
 
+The root callback is the bootstrap: it gives every command one ``Settings`` (read from the
+environment once, ``_context.settings_of(ctx)``), which the command passes to what it calls.
+
 Errors a user can cause are ``HookstreamError``s: printed as one ``error: ...`` line on stderr,
 exit non-zero, no traceback. ``HOOKSTREAM_DEBUG=1`` shows tracebacks for anything unexpected.
 """
@@ -23,13 +26,22 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _bootstrap(ctx: typer.Context) -> None:
+    # One bootstrap for every command: the run's settings live on the context (read on first
+    # use: see _context.py); commands take them from there and pass them on.
+    from hookstream.shell.cli._context import CliState
+
+    ctx.obj = CliState()
+
+
 def _register() -> None:
     # Each part of the pipeline owns its commands; they are mounted here.
     from hookstream.shell.cli import _kafka
 
     app.add_typer(_kafka.kafka_app, name="kafka")
     app.add_typer(_kafka.topics_app, name="topics")
-    from hookstream.shell.receiver import receive
+    from hookstream.shell.cli._receive import receive
 
     app.command("receive")(receive)
     from hookstream.shell.cli.subscriptions import subscriptions_app

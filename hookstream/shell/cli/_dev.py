@@ -8,8 +8,9 @@ import threading
 
 import typer
 
-from hookstream.shell.cli._output import JsonOption, emit_json
+from hookstream.shell.cli._output import Column, JsonOption, emit_json, printable, table
 from hookstream.core.settings import Settings
+from hookstream.shell.cli._context import settings_of
 
 dev_app = typer.Typer(help="Run the whole pipeline locally: broker, topics, stream and delivery workers.", no_args_is_help=True)
 
@@ -61,6 +62,7 @@ def _interrupt(*_args) -> None:
 
 @dev_app.command("up")
 def up(
+    ctx: typer.Context,
     detach: bool = typer.Option(False, "--detach", help="Return once everything is ready; stop later with `hookstream dev down`."),
     demo: bool = typer.Option(False, "--demo", help="Also start a local receiver, subscribe it to every event type and publish one event of each of the 12 types."),
     streams_metrics_port: int = typer.Option(9464, "--streams-metrics-port"),
@@ -71,7 +73,8 @@ def up(
     from hookstream.shell.devstack import DevStack, follow_outcomes, format_outcome, port_free
 
     env = _demo_env() if demo else dict(os.environ)
-    settings = Settings.from_env(env)
+    # the demo's settings are its own environment's (which its processes inherit); else the command's
+    settings = Settings.from_env(env) if demo else settings_of(ctx)
     stack = DevStack(settings, env)
 
     def demo_parts(cfg: Settings):
@@ -95,10 +98,9 @@ def up(
     except KeyboardInterrupt:
         typer.echo("stopped", err=True)
         raise typer.Exit(130)
-    typer.echo(f"kafka     {settings.kafka_bootstrap}")
-    for p in state.processes:
-        where = p.metrics_url or (f"http://127.0.0.1:{p.port}/" if p.port else "")
-        typer.echo(f"{p.name:<9} pid {p.pid:<7} {where}  log {p.log}")
+    typer.echo(f"kafka at {settings.kafka_bootstrap}")
+    table(["NAME", Column("PID", "right"), "URL", "LOG"],
+          [(p.name, p.pid, p.metrics_url or (f"http://127.0.0.1:{p.port}/" if p.port else None), p.log) for p in state.processes])
     if demo:
         ids = _publish_demo_events(settings)
         typer.echo(f"published {len(ids)} demo events (one of each type) for tenant {DEMO_TENANT!r}; "
@@ -117,7 +119,8 @@ def up(
                 stopping.set()
             return stopping.is_set()
 
-        follow_outcomes(settings, lambda row: typer.echo(format_outcome(row)), watch)
+        # an outcome carries what tenants and endpoints wrote (types, ids, errors): printable()
+        follow_outcomes(settings, lambda row: typer.echo(printable(format_outcome(row))), watch)
         code = 1  # only a dead process ends the loop
     except KeyboardInterrupt:
         pass
@@ -131,20 +134,20 @@ def up(
 
 
 @dev_app.command("down")
-def down() -> None:
+def down(ctx: typer.Context) -> None:
     """Stop the stack `hookstream dev up` started (reverse order)."""
     from hookstream.shell.devstack import DevStack
 
-    stopped = DevStack(Settings.from_env()).down()
+    stopped = DevStack(settings_of(ctx)).down()
     typer.echo(f"stopped {', '.join(stopped)}" if stopped else "no dev stack is running")
 
 
 @dev_app.command("status")
-def status(as_json: bool = JsonOption) -> None:
+def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Each process of the stack: name, pid, alive, metrics URL; exit 1 if any died."""
     from hookstream.shell.devstack import DevStack
 
-    stack = DevStack(Settings.from_env())
+    stack = DevStack(settings_of(ctx))
     state = stack.load()
     if state is None:
         if as_json:
@@ -157,6 +160,6 @@ def status(as_json: bool = JsonOption) -> None:
         emit_json({"running": True, "bootstrap": state.bootstrap, "processes": rows})
     else:
         typer.echo(f"kafka at {state.bootstrap}")
-        for r in rows:
-            typer.echo(f"{r['name']:<9} pid {r['pid']:<7} {'alive' if r['alive'] else 'DEAD ':<6} {r['metrics_url'] or ''}")
+        table(["NAME", Column("PID", "right"), "STATE", "METRICS", "LOG"],
+              [(r["name"], r["pid"], "alive" if r["alive"] else "DEAD", r["metrics_url"], r["log"]) for r in rows])
     raise typer.Exit(0 if all(r["alive"] for r in rows) else 1)

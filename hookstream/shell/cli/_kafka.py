@@ -5,25 +5,25 @@ from __future__ import annotations
 import typer
 
 from hookstream.shell.broker import LocalBroker
-from hookstream.shell.cli._output import JsonOption, emit_json
-from hookstream.core.settings import Settings
+from hookstream.shell.cli._output import Column, JsonOption, emit_json, table
 from hookstream.core.topics import describe, ensure_topics, topic_specs
+from hookstream.shell.cli._context import settings_of
 
 kafka_app = typer.Typer(help="Run a local Apache Kafka broker (KRaft, jars from Maven Central).", no_args_is_help=True)
 topics_app = typer.Typer(help="Create and inspect the pipeline's topics.", no_args_is_help=True)
 
 
 @kafka_app.command("fetch")
-def kafka_fetch() -> None:
+def kafka_fetch(ctx: typer.Context) -> None:
     """Download the broker's jars from Maven Central into the cache (once)."""
-    broker = LocalBroker(Settings.from_env())
+    broker = LocalBroker(settings_of(ctx))
     typer.echo(f"Kafka {broker.settings.kafka_version} jars in {broker.fetch()}")
 
 
 @kafka_app.command("start")
-def kafka_start() -> None:
+def kafka_start(ctx: typer.Context) -> None:
     """Start the broker in the background; returns once it answers a metadata request."""
-    broker = LocalBroker(Settings.from_env())
+    broker = LocalBroker(settings_of(ctx))
     before = broker.status(timeout=2.0)
     if before.answering:
         who = f"pid {before.pid}" if before.pid else "not started by hookstream"
@@ -34,9 +34,9 @@ def kafka_start() -> None:
 
 
 @kafka_app.command("status")
-def kafka_status(as_json: bool = JsonOption) -> None:
+def kafka_status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Exit 0 when the broker runs and answers, 1 otherwise."""
-    broker = LocalBroker(Settings.from_env())
+    broker = LocalBroker(settings_of(ctx))
     st = broker.status()
     if as_json:
         emit_json({"bootstrap": st.bootstrap, "pid": st.pid, "answering": st.answering, "data_dir": str(broker.paths.data)})
@@ -50,9 +50,9 @@ def kafka_status(as_json: bool = JsonOption) -> None:
 
 
 @kafka_app.command("stop")
-def kafka_stop() -> None:
+def kafka_stop(ctx: typer.Context) -> None:
     """Stop the broker started by `hookstream kafka start` and wait for it to exit."""
-    broker = LocalBroker(Settings.from_env())
+    broker = LocalBroker(settings_of(ctx))
     if broker.stop():
         typer.echo(f"stopped the broker at {broker.settings.kafka_bootstrap}")
     else:
@@ -60,9 +60,9 @@ def kafka_stop() -> None:
 
 
 @kafka_app.command("reset")
-def kafka_reset(yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
+def kafka_reset(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
     """Stop the broker and delete its local data (every topic and offset)."""
-    broker = LocalBroker(Settings.from_env())
+    broker = LocalBroker(settings_of(ctx))
     if not yes:
         typer.confirm(f"Delete {broker.paths.data}?", abort=True)
     broker.reset()
@@ -70,19 +70,17 @@ def kafka_reset(yes: bool = typer.Option(False, "--yes", help="Do not ask.")) ->
 
 
 @topics_app.command("ensure")
-def topics_ensure(as_json: bool = JsonOption) -> None:
+def topics_ensure(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Create every topic the pipeline uses (idempotent); report topics configured differently."""
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     report = ensure_topics(settings)
     if as_json:
         emit_json({"created": report.created, "unchanged": report.unchanged, "differences": report.differences})
     else:
-        for name in report.created:
-            typer.echo(f"created    {name}")
-        for name in report.unchanged:
-            typer.echo(f"ok         {name}")
-        for name, diffs in report.differences.items():
-            typer.echo(f"DIFFERS    {name}: {'; '.join(diffs)}", err=True)
+        table(["STATUS", "TOPIC"], [("created", name) for name in report.created] + [("ok", name) for name in report.unchanged])
+        if report.differences:
+            table(["STATUS", "TOPIC", "DIFFERENCES"], [("DIFFERS", name, "; ".join(diffs)) for name, diffs in report.differences.items()],
+                  err=True)
     if report.differences:
         typer.echo(
             f"error: {len(report.differences)} topic(s) exist with a configuration other than declared; "
@@ -93,9 +91,9 @@ def topics_ensure(as_json: bool = JsonOption) -> None:
 
 
 @topics_app.command("list")
-def topics_list(as_json: bool = JsonOption) -> None:
+def topics_list(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Show the pipeline's topics with partitions and configuration."""
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     specs = topic_specs(settings)
     actual = describe(settings, [s.name for s in specs])
     rows = []
@@ -107,7 +105,7 @@ def topics_list(as_json: bool = JsonOption) -> None:
     if as_json:
         emit_json(rows)
         return
-    for r in rows:
-        cfg = " ".join(f"{k}={v}" for k, v in r["config"].items())
-        parts = r["partitions"] if r["exists"] else "missing"
-        typer.echo(f"{r['topic']:<28} {str(parts):>8}  {cfg}")
+    table(["TOPIC", Column("PARTITIONS", "right"), "CONFIG"], [
+        (r["topic"], r["partitions"] if r["exists"] else "missing", " ".join(f"{k}={v}" for k, v in r["config"].items()))
+        for r in rows
+    ])

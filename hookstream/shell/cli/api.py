@@ -13,6 +13,7 @@ import sys
 import typer
 
 from hookstream.core.settings import Settings
+from hookstream.shell.cli._context import settings_of
 
 api_app = typer.Typer(help="The HTTP API: `hookstream api` serves it.", invoke_without_command=True)
 
@@ -30,7 +31,7 @@ def serve(
 
     from hookstream.shell.api.app import create_app
 
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     app = create_app(settings)
     app.state.ctx.open()  # migrate the database now: a bad URL fails here, in one line
     config = uvicorn.Config(

@@ -10,19 +10,20 @@ from __future__ import annotations
 import typer
 
 from hookstream.core.errors import ValidationError
-from hookstream.core.settings import Settings
+from hookstream.shell.cli._context import settings_of
 from hookstream.shell.api.keys import ApiKeyStore
 from hookstream.shell.cli._output import JsonOption, emit_json, printable
 
 api_keys_app = typer.Typer(help="Manage the HTTP API's keys (`hookstream api`).", no_args_is_help=True)
 
 
-def _store() -> ApiKeyStore:
-    return ApiKeyStore.open(Settings.from_env())
+def _store(ctx: typer.Context) -> ApiKeyStore:
+    return ApiKeyStore.open(settings_of(ctx))
 
 
 @api_keys_app.command("create")
 def create(
+    ctx: typer.Context,
     tenant: str = typer.Option(None, "--tenant", help="The tenant the key acts for."),
     admin: bool = typer.Option(False, "--admin", help="An admin key: acts for any tenant (Hookstream-Tenant header), the only kind for admin operations."),
     name: str = typer.Option("", "--name", help="A name to tell keys apart."),
@@ -31,7 +32,7 @@ def create(
     """Make a key and print it once: store it now, it cannot be shown again."""
     if admin == (tenant is not None):
         raise ValidationError("give either --tenant T or --admin")
-    key, plain = _store().create(tenant_id=tenant, admin=admin, name=name)
+    key, plain = _store(ctx).create(tenant_id=tenant, admin=admin, name=name)
     if as_json:
         emit_json({"api_key": key.to_public(), "key": plain})
         return
@@ -42,11 +43,12 @@ def create(
 
 @api_keys_app.command("list")
 def list_keys(
+    ctx: typer.Context,
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's keys."),
     as_json: bool = JsonOption,
 ) -> None:
     """Every key (newest first), revoked ones marked; never the key itself."""
-    keys = _store().list(tenant_id=tenant)
+    keys = _store(ctx).list(tenant_id=tenant)
     if as_json:
         emit_json({"api_keys": [k.to_public() for k in keys]})
         return
@@ -62,9 +64,9 @@ def list_keys(
 
 
 @api_keys_app.command("revoke")
-def revoke(key_id: str = typer.Argument(..., help="The key's id (key_...), from `hookstream api-keys list`."), as_json: bool = JsonOption) -> None:
+def revoke(ctx: typer.Context, key_id: str = typer.Argument(..., help="The key's id (key_...), from `hookstream api-keys list`."), as_json: bool = JsonOption) -> None:
     """Revoke a key: requests with it are refused (401)."""
-    key = _store().revoke(key_id)
+    key = _store(ctx).revoke(key_id)
     if as_json:
         emit_json({"api_key": key.to_public()})
         return

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from hookstream.shell.cli._output import JsonOption, emit_json, printable
-from hookstream.core.settings import Settings
+from hookstream.shell.cli._output import Column, JsonOption, emit_json, printable, progress, table
+from hookstream.shell.cli._context import settings_of
 
 dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
 replay_app = typer.Typer(help="Re-deliver past events to one subscription.", no_args_is_help=True)
@@ -34,13 +34,13 @@ _reason = typer.Option(None, "--reason", help="Reason contains this text (e.g. c
 
 
 @dlq_app.command("list")
-def dlq_list(tenant: Optional[str] = _tenant, subscription: Optional[str] = _subscription, event_type: Optional[str] = _type,
+def dlq_list(ctx: typer.Context, tenant: Optional[str] = _tenant, subscription: Optional[str] = _subscription, event_type: Optional[str] = _type,
              since: Optional[str] = _since, until: Optional[str] = _until, reason: Optional[str] = _reason,
              as_json: bool = JsonOption) -> None:
     """Dead letters with subscription, event type, attempts and last error."""
     from hookstream.delivery.dead_letters import read
 
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     flt = _filter(tenant, subscription, event_type, since, until, reason)
     rows = [d.summary() for d in read(settings, since=flt.since) if flt(d)]
     if as_json:
@@ -53,25 +53,25 @@ def dlq_list(tenant: Optional[str] = _tenant, subscription: Optional[str] = _sub
     if not rows:
         typer.echo("no dead letters match")
         return
-    for r in rows:
-        p = {k: printable(v) if v is not None else "-" for k, v in r.items()}  # stored strings: tenants and endpoints wrote them
-        typer.echo(f"{p['id']:<9} {p['dead_lettered_at']:<27} {p['tenant_id']:<12} {p['subscription_id']:<30} "
-                   f"{p['event_type']:<22} attempts={p['attempts']:<2} {p['reason']}: {p['last_error']}")
+    # table() passes every cell through printable(): tenants and endpoints wrote them
+    table(["ID", "DEAD-LETTERED AT", "TENANT", "SUBSCRIPTION", "TYPE", Column("ATTEMPTS", "right"), "REASON", "LAST ERROR"],
+          [(r["id"], r["dead_lettered_at"], r["tenant_id"], r["subscription_id"], r["event_type"], r["attempts"],
+            r["reason"], r["last_error"]) for r in rows])
     typer.echo(f"{len(rows)} dead letter(s)", err=True)
 
 
 @dlq_app.command("show")
-def dlq_show(entry_id: str = typer.Argument(..., help="The id from `dlq list` (partition-offset)."),
+def dlq_show(ctx: typer.Context, entry_id: str = typer.Argument(..., help="The id from `dlq list` (partition-offset)."),
              tenant: Optional[str] = typer.Option(None, "--tenant", help="Only when it is this tenant's (without it: any tenant's)."),
              as_json: bool = JsonOption) -> None:
     """One dead letter in full: the event, every attempt, the reason."""
     from hookstream.delivery.dead_letters import find, find_any_tenant
 
     if tenant is None:
-        d = find_any_tenant(Settings.from_env(), entry_id)
+        d = find_any_tenant(settings_of(ctx), entry_id)
         typer.echo(f"looked up across {ALL_TENANTS}", err=True)
     else:
-        d = find(Settings.from_env(), entry_id, tenant_id=tenant)
+        d = find(settings_of(ctx), entry_id, tenant_id=tenant)
     doc = {**d.summary(), "attempt_history": list(d.record.attempts) if d.record else [], "event": d.record.event if d.record else None}
     if d.malformed:
         doc["original"] = {k: d.raw.get(k) for k in ("topic", "partition", "offset", "key_b64", "value_b64") if k in d.raw}
@@ -110,7 +110,7 @@ def _print_dead_letter(doc: dict) -> None:
 
 
 @dlq_app.command("replay")
-def dlq_replay(tenant: Optional[str] = _tenant, subscription: Optional[str] = _subscription, event_type: Optional[str] = _type,
+def dlq_replay(ctx: typer.Context, tenant: Optional[str] = _tenant, subscription: Optional[str] = _subscription, event_type: Optional[str] = _type,
                since: Optional[str] = _since, until: Optional[str] = _until, reason: Optional[str] = _reason,
                dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be replayed; send nothing."),
                yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
@@ -119,7 +119,7 @@ def dlq_replay(tenant: Optional[str] = _tenant, subscription: Optional[str] = _s
     """Put matching dead letters back on the delivery path (same webhook-id, fresh attempts)."""
     from hookstream.delivery.dead_letters import read, replay
 
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     flt = _filter(tenant, subscription, event_type, since, until, reason)
     entries = [d for d in read(settings, since=flt.since) if flt(d)]
     if flt.all_tenants:
@@ -135,14 +135,8 @@ def dlq_replay(tenant: Optional[str] = _tenant, subscription: Optional[str] = _s
     if dry_run or len(entries) < 200:
         report = replay(settings, entries, dry_run=dry_run, force=force)
     else:
-        with typer.progressbar(length=len(entries), label="replaying", file=sys.stderr) as bar:
-            seen = [0]
-
-            def tick(n: int) -> None:
-                bar.update(n - seen[0])
-                seen[0] = n
-
-            report = replay(settings, entries, force=force, progress=tick)
+        with progress() as report_progress:
+            report = replay(settings, entries, force=force, progress=lambda n: report_progress("replaying", n, len(entries)))
     if as_json:
         emit_json({"dry_run": dry_run, "replayed": report.replayed, "already_replayed": report.already,
                    "not_replayable": report.not_replayable, "failed": report.failed})
@@ -174,7 +168,7 @@ def _replay_failed(report) -> None:
 
 
 @replay_app.command("events")
-def replay_events(subscription: str = typer.Option(..., "--subscription", help="The subscription to re-deliver to."),
+def replay_events(ctx: typer.Context, subscription: str = typer.Option(..., "--subscription", help="The subscription to re-deliver to."),
                   since: str = typer.Option(..., "--since", help="RFC 3339 time or a span back from now (2h)."),
                   until: Optional[str] = _until,
                   tenant: Optional[str] = typer.Option(None, "--tenant", help="Must own the subscription when given."),
@@ -185,7 +179,7 @@ def replay_events(subscription: str = typer.Option(..., "--subscription", help="
     from hookstream.streams.recovery import recover
     from hookstream.subscriptions.store import SubscriptionStore
 
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     store = SubscriptionStore.open(settings)
     sub = store.get_any_tenant(subscription) if tenant is None else store.get(subscription, tenant_id=tenant)
     report = recover(settings, sub, since=parse_time(since, name="--since"),
