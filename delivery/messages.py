@@ -25,11 +25,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from sqlalchemy import Engine, func, select
 
 from hookstream.core.errors import BrokerError, NotFoundError, ValidationError
-from hookstream.core.kafka import produce_one, producer_config
+from hookstream.core.kafka import make_consumer, make_producer, produce_one
 from hookstream.core.settings import Settings
 from hookstream.core.topics import DELIVERIES, EVENT_TOPICS
 from hookstream.core.wire import DeliveryRecord
@@ -233,8 +233,7 @@ def find_event(settings: Settings, message: Message, *, timeout: float = 10.0, l
     until = first + 5.0
     topic = settings.topic(EVENT_TOPICS[aggregate])
     needle = message.event_id.encode()
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "hookstream-resend",
-                         "enable.auto.commit": False, "enable.partition.eof": True, "log_level": 3})
+    consumer = make_consumer(settings, "hookstream-resend", **{"enable.partition.eof": True, "log_level": 3})
     try:
         md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
         if md is None or md.error is not None:
@@ -276,10 +275,10 @@ def find_event(settings: Settings, message: Message, *, timeout: float = 10.0, l
 
 
 def requeue(settings: Settings, record: DeliveryRecord, *, timeout: float = 30.0,
-            producer_factory: Callable[[dict], Producer] = Producer) -> None:
+            producer_factory: Callable[..., Producer] = make_producer) -> None:
     """Put one delivery record on the ``deliveries`` topic and wait for the broker's ack
     (``BrokerError`` otherwise): test messages, resends."""
-    producer = producer_factory(producer_config(settings, **{"client.id": "hookstream-api"}))
+    producer = producer_factory(settings, **{"client.id": "hookstream-api"})
     failures: list[str] = []
 
     def on_delivery(err, _msg) -> None:
