@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import orjson
 from confluent_kafka import (
@@ -44,7 +44,9 @@ from hookstream.core.kafka import produce_one, producer_config
 from hookstream.core.wire import DeliveryRecord
 from hookstream.core.redact import redact_urls
 from hookstream.core.settings import Settings
+from hookstream.core.time import format_unix
 from hookstream.core.topics import DEAD_LETTERS, DELIVERIES
+from hookstream.subscriptions.filters import matches
 from hookstream.subscriptions.store import validate_tenant
 
 
@@ -127,7 +129,7 @@ class Filter:
             return False
         if self.subscription_id and d.field("subscription_id") != self.subscription_id:
             return False
-        if self.event_type and not _type_matches(self.event_type, d.field("event_type") or ""):
+        if self.event_type and not matches((self.event_type,), d.field("event_type") or ""):
             return False
         when = d.dead_lettered_at
         if self.since is not None and (when is None or when < self.since):
@@ -137,10 +139,6 @@ class Filter:
         if self.reason and self.reason.lower() not in d.reason.lower():
             return False
         return True
-
-
-def _type_matches(pattern: str, event_type: str) -> bool:
-    return pattern == event_type or (pattern.endswith(".*") and event_type.startswith(pattern[:-1]))
 
 
 # dead_lettered_at is whatever the record says: only a Unix time from 1970 to ~5138 is kept
@@ -158,31 +156,9 @@ def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return format_unix(ts)
     except (OverflowError, OSError, ValueError):  # never in range after _timestamp; a listing must not fail on one
         return None
-
-
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
-
-
-def parse_time(text: str, *, name: str, now: datetime | None = None) -> float:
-    """RFC 3339 (``2026-11-28T10:00:00Z``), a date, or a span back from now (``30m``, ``2h``, ``7d``)."""
-    now = now or datetime.now(UTC)
-    m = _RELATIVE.match(text.strip())
-    if m:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
-        try:
-            return (now - timedelta(**{unit: float(m.group(1))})).timestamp()
-        except OverflowError:  # before year 1 (or beyond what timedelta holds)
-            raise ValidationError(f"{name}: {text!r} reaches back before year 1; give a shorter span or a time") from None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(f"{name}: {text!r} is not a time (use RFC 3339 like 2026-11-28T10:00:00Z, or a span like 2h)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def decode(partition: int, offset: int, value: bytes | None) -> DeadLetter:

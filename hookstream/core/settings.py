@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hookstream.core.errors import ConfigError
+from hookstream.core.time import parse_duration  # the one duration parser (importable from here too)
 
 # The Kafka release the local broker runs (jars from Maven Central). Checked against
 # faust-streaming + aiokafka + confluent-kafka by the integration suite.
@@ -28,18 +29,6 @@ DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
 DEFAULT_MAX_EVENT_BYTES = 256 * 1024
 # Above this an event could not travel as a delivery record on a broker with default limits.
 MAX_EVENT_BYTES_CEILING = 768 * 1024
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(text: str, *, name: str) -> float:
-    """``"5s"``, ``"5m"``, ``"2h"``, ``"250ms"``, ``"1d"`` or plain seconds -> seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ConfigError(f"{name}: {text!r} is not a duration (use e.g. 250ms, 5s, 5m, 2h, 1d)")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
 
 def parse_bootstrap(bootstrap: str) -> tuple[str, int]:
     """The first ``host:port`` of a bootstrap list."""
