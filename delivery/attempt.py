@@ -71,7 +71,7 @@ from typing import Any
 
 from hookstream.delivery.breaker import BreakerState, EndpointBreakers
 from hookstream.delivery.envelope import payload
-from hookstream.delivery.errors import InvalidSecretError, NoValidSecretError, TransportFailure
+from hookstream.delivery.errors import NoValidSecretError, TransportFailure
 from hookstream.delivery.outcome import GiveUp, Outcome, RetryLater, RetryReason, Success, classify_response
 from hookstream.delivery.schedule import RetrySchedule
 from hookstream.delivery.signing import Secret, delivery_headers
@@ -421,18 +421,16 @@ class Deliverer:
             self._on_forget(endpoint)
 
     def _signing_secrets(self, sub) -> list[Secret] | None:
-        """The subscription's secrets as signing keys, decoded once per subscription version;
-        ``sign`` itself leaves out the ones expired at the attempt's timestamp. None when one
-        cannot be decoded (not base64, a key too short or long, not a string): the subscriptions
-        topic is written by others, so that is the subscription's fault, not a worker bug. One
-        warning per subscription version, naming the subscription and never the secret."""
+        """The subscription's signing keys, checked once per subscription version; ``sign`` itself
+        leaves out the ones expired at the attempt's timestamp. The topic reader decodes secrets
+        (``Secret.parse``) and marks a subscription whose secrets do not decode (``sealed_error``),
+        so this is a second guard: None when one is not a ``Secret`` at all, which is the
+        subscription's fault, not a worker bug. One warning per subscription version, naming the
+        subscription and never the secret."""
         cached = self._secrets.get(sub.id)
         if cached is None or cached[0] != sub.version:
-            try:
-                keys = [
-                    Secret(s.key, expires_at=s.expires_at.timestamp() if s.expires_at else None) for s in sub.secrets
-                ]
-            except (InvalidSecretError, ValueError, TypeError, AttributeError):  # binascii.Error is a ValueError
+            keys = list(sub.secrets)
+            if not all(isinstance(s, Secret) for s in keys):  # a subscription not built by the store or the topic reader
                 keys = None
                 log.warning("subscription %s (version %s) has a signing secret that cannot be decoded; "
                             "its deliveries are dead-lettered as invalid_secret", sub.id, sub.version)

@@ -38,6 +38,7 @@ from hookstream.core.db import bind_all_tenants
 from hookstream.core.errors import BrokerError, TopicError, ValidationError
 from hookstream.core.kafka import producer_config
 from hookstream.core.crypto import Keyring
+from hookstream.core.secrets import InvalidSecretError
 from hookstream.core.settings import Settings
 from hookstream.subscriptions import sealed
 from hookstream.subscriptions.models import (
@@ -46,9 +47,7 @@ from hookstream.subscriptions.models import (
     SubscriptionRow,
     format_time,
     parse_time,
-    secrets_from_json,
 )
-from hookstream.subscriptions.secrets import SigningSecret, validate_secret
 from hookstream.core.topics import SUBSCRIPTIONS
 
 log = logging.getLogger("hookstream.subscriptions")
@@ -135,11 +134,12 @@ def _decode(key: bytes, value: bytes, keyring: Keyring) -> Subscription:
         doc_id = _str(doc["id"])
         headers = {_str(k): _str(v) for k, v in (doc.get("headers") or {}).items()}
         if wire_format == CLEAR_WIRE_FORMAT:
-            secrets, error = secrets_from_json(_list(doc["secrets"])), None
+            try:
+                secrets, error = sealed.parse_secrets(_list(doc["secrets"]), doc_id), None
+            except InvalidSecretError as exc:
+                secrets, error = (), str(exc)
         else:
             secrets, headers, error = sealed.open_fields(_list(doc["secrets"]), headers, keyring, doc_id)
-        if error is None:
-            error = _secret_problem(doc_id, secrets)
         if error is not None:
             secrets, headers = (), {}
         sub = Subscription(
@@ -163,16 +163,6 @@ def _decode(key: bytes, value: bytes, keyring: Keyring) -> Subscription:
     if sub.status == Status.DELETED:
         raise WireFormatError("status 'deleted' is never published (a delete is a tombstone)")
     return sub
-
-
-def _secret_problem(sub_id: str, secrets: tuple[SigningSecret, ...]) -> str | None:
-    """Why one of the opened secrets cannot sign (``validate_secret``'s rule, never the secret)."""
-    for n, secret in enumerate(secrets, 1):
-        try:
-            validate_secret(secret.value)
-        except ValidationError as exc:
-            return f"subscription {sub_id}: secret {n} cannot sign: {str(exc).removeprefix('secret: ')}"
-    return None
 
 
 def _list(v: Any) -> list:

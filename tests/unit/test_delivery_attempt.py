@@ -19,11 +19,11 @@ from hookstream.delivery.transport import HttpResponse, MockTransport
 from hookstream.core.wire import DeliveryRecord, delivery_id
 from hookstream.core.settings import Settings
 from hookstream.subscriptions.models import Status, Subscription
-from hookstream.subscriptions.secrets import SigningSecret, generate_secret
+from hookstream.core.secrets import Secret
 from hookstream.subscriptions.urls import Reason, UnsafeURLError
 
 NOW = 1_800_000_000.0
-SECRET = generate_secret()
+SECRET = Secret.generate().reveal()
 SETTINGS = Settings(retry_schedule=(5.0, 300.0, 1800.0))
 
 
@@ -39,7 +39,7 @@ def sub(sub_id="sub_1", *, status=Status.ACTIVE, secrets=None, headers=None) -> 
     t = datetime(2026, 11, 28, tzinfo=UTC)
     return Subscription(
         id=sub_id, tenant_id="acme", url=f"https://hooks.example.com/{sub_id}?token=abc", events=("*",), status=status,
-        secrets=secrets or (SigningSecret(SECRET),), headers=headers or {}, created_at=t, updated_at=t, version=1,
+        secrets=secrets or (Secret.parse(SECRET),), headers=headers or {}, created_at=t, updated_at=t, version=1,
     )
 
 
@@ -87,8 +87,8 @@ def test_the_signature_verifies_with_standardwebhooks():
 
 
 def test_during_a_rotation_every_valid_secret_signs():
-    old = generate_secret()
-    rotated = sub(secrets=(SigningSecret(SECRET), SigningSecret(old, datetime.fromtimestamp(NOW + 3600, UTC))))
+    old = Secret.generate().reveal()
+    rotated = sub(secrets=(Secret.parse(SECRET), Secret.parse(old, expires_at=datetime.fromtimestamp(NOW + 3600, UTC))))
     d, t = deliverer(lambda *_: HttpResponse(200), rotated)
     run(d.deliver(record()))
     assert len(t.requests[0][2]["webhook-signature"].split()) == 2
@@ -247,7 +247,7 @@ def test_a_busy_but_progressing_endpoint_is_not_deferred():
 
 
 def test_no_valid_secret_is_dead_without_an_attempt():
-    expired = sub(secrets=(SigningSecret(SECRET, datetime.fromtimestamp(NOW - 1, UTC)),))
+    expired = sub(secrets=(Secret.parse(SECRET, expires_at=datetime.fromtimestamp(NOW - 1, UTC)),))
     d, t = deliverer(lambda *_: HttpResponse(200), expired)
     decision = run(d.deliver(record()))
     assert isinstance(decision, DeadLetter) and decision.reason.startswith("no_valid_secret") and t.requests == []
