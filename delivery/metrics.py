@@ -48,9 +48,11 @@ from prometheus_client import Counter, Gauge, Histogram
 
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
 
-DELIVERIES = Counter(
+# One per attempt, by its result (the exposed name keeps "deliveries": dashboards and alerts use it).
+ATTEMPT_RESULTS = Counter(
     "webhook_deliveries_total", "Delivery attempts by result.", ["event", "tenant_id", "status"]
 )
+DELIVERIES = ATTEMPT_RESULTS  # deprecated: the old name, until delivery/worker.py reads ATTEMPT_RESULTS
 DURATION = Histogram(
     "webhook_delivery_duration_seconds", "Duration of delivery attempts.", ["event", "tenant_id"],
     buckets=DURATION_BUCKETS,
