@@ -24,7 +24,7 @@ from hookstream.core.crypto import Keyring
 from hookstream.core.db import Base
 from hookstream.core.redact import mask_headers, mask_url
 from hookstream.core.secrets import Secret
-from hookstream.core.time import format_time, parse_time, utc  # noqa: F401 (parse_time: for topic.py and tests)
+from hookstream.core.time import format_time, utc
 from hookstream.subscriptions import sealed
 from hookstream.subscriptions.urls import canonical_url
 

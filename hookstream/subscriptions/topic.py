@@ -39,14 +39,13 @@ from hookstream.core.errors import BrokerError, TopicError, ValidationError
 from hookstream.core.kafka import producer_config
 from hookstream.core.crypto import Keyring
 from hookstream.core.secrets import InvalidSecretError
+from hookstream.core.time import format_time, parse_time
 from hookstream.core.settings import Settings
 from hookstream.subscriptions import sealed
 from hookstream.subscriptions.models import (
     Status,
     Subscription,
     SubscriptionRow,
-    format_time,
-    parse_time,
 )
 from hookstream.core.topics import SUBSCRIPTIONS
 

@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from hookstream.subscriptions.models import Status, Subscription, format_time, parse_time
+from hookstream.core.time import format_time, parse_time
+from hookstream.subscriptions.models import Status, Subscription
 from hookstream.core.secrets import Secret
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
