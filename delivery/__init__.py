@@ -18,7 +18,10 @@ The delivery worker, on top of the core (these do I/O):
                   ``translate_error``: the HTTP client's exceptions -> ``delivery.errors``
 - ``attempt``     ``Deliverer``: prepare -> call -> classify -> handle, to a typed ``Decision``
 - ``attempt_log`` the ``delivery_attempts`` table, its batching writer and queries
-- ``metrics``     the Prometheus metrics (a contract with users' dashboards)
-- ``worker``      the Kafka loop: consume, bound, commit; tier pausing; dead letters
+- ``metrics``     the Prometheus metrics (a contract with users' dashboards) and the worker's
+                  caches of their labelled children
+- ``loop``        the Kafka loop on given clients: consume, bound, pause tiers, rebalance, commit
+- ``handler``     a ``Decision`` -> attempt row, retry-tier forward, dead letter; set-asides
+- ``worker``      ``Worker``: the loop, the handler and the caches assembled
 - ``cli``         ``hookstream delivery worker``, ``hookstream deliveries list|show``
 """

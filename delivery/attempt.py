@@ -171,7 +171,6 @@ class Dropped:
 
 
 Decision = Delivered | Retry | DeadLettered | Dropped
-DeadLetter = DeadLettered  # deprecated old name (it clashed with dead_letters.DeadLetter, an entry): until worker.py imports DeadLettered
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

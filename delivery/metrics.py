@@ -46,13 +46,14 @@ hookstream's own operational counters (free to evolve, not on the dashboard):
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from hookstream.delivery.outcome import RetryReason
+
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 # One per attempt, by its result (the exposed name keeps "deliveries": dashboards and alerts use it).
 ATTEMPT_RESULTS = Counter(
     "webhook_deliveries_total", "Delivery attempts by result.", ["event", "tenant_id", "status"]
 )
-DELIVERIES = ATTEMPT_RESULTS  # deprecated: the old name, until delivery/worker.py reads ATTEMPT_RESULTS
 DURATION = Histogram(
     "webhook_delivery_duration_seconds", "Duration of delivery attempts.", ["event", "tenant_id"],
     buckets=DURATION_BUCKETS,
@@ -88,3 +89,88 @@ INTERNAL_ERRORS = Counter(
 WORKER_FAILURES = Counter(
     "hookstream_delivery_worker_failures_total", "Infrastructure errors that stopped the delivery worker.", ["kind"]
 )
+
+
+# --------------------------------------------------------------------------- the worker's caches of labelled children
+SERIES_TTL = 300.0  # seconds an (event, tenant) series lookup is cached unused
+
+
+class Series:
+    """The labelled metric children of one (event, tenant), looked up once: ``labels()`` is a
+    locked dict lookup, and the hot path would otherwise pay it four times per delivery."""
+
+    __slots__ = ("succeeded", "failed", "dead", "duration", "retries")
+
+    def __init__(self, event: str, tenant: str) -> None:
+        self.succeeded = ATTEMPT_RESULTS.labels(event, tenant, "succeeded")
+        self.failed = ATTEMPT_RESULTS.labels(event, tenant, "failed")
+        self.dead = ATTEMPT_RESULTS.labels(event, tenant, "dead")
+        self.duration = DURATION.labels(event, tenant)
+        self.retries = {str(r): RETRIES.labels(event, tenant, str(r)) for r in RetryReason}
+
+
+class MetricCaches:
+    """The delivery worker's part that keeps the labelled children it uses, and no more than the
+    recent ones (a part of ``delivery.worker.Worker``: its methods run on the worker's event loop,
+    called per record by ``delivery.handler``, so they are methods of the worker itself, not of
+    another object, and cost the hot path no extra call or lookup).
+
+    State it owns: ``_series``/``_series_old`` ((event, tenant) -> ``Series``, two generations),
+    ``_statuses``, ``_skip_series``, ``_breaker_shown``, ``_gone_tenant``. It reads
+    ``self.deliverer.breakers``."""
+
+    def _init_metric_caches(self, now: float) -> None:
+        self._breaker_shown: dict[str, int] = {}
+        self._gone_tenant: dict[str, str] = {}  # subscription -> tenant, of the GONE series made
+        # (event, tenant) -> its series; entries unused for a whole SERIES_TTL move to _series_old
+        # and are dropped one SERIES_TTL later (two generations: no timestamp per delivery)
+        self._series: dict[tuple[str, str], Series] = {}
+        self._series_old: dict[tuple[str, str], Series] = {}
+        self._series_aged_at = now
+        self._statuses: dict[tuple[str, int], object] = {}
+        self._skip_series: dict[str, object] = {}
+
+    def _skipped(self, reason: str):
+        child = self._skip_series.get(reason)
+        if child is None:
+            child = self._skip_series[reason] = SKIPPED.labels(reason)
+        return child
+
+    def _status_series(self, event: str, status: int):
+        child = self._statuses.get((event, status))
+        if child is None:
+            child = self._statuses[(event, status)] = HTTP_STATUS.labels(event, str(status))
+        return child
+
+    def _show_breaker(self, endpoint: str) -> None:
+        breaker = self.deliverer.breakers.get(endpoint)  # none: no attempt was ever asked for
+        if breaker is None:
+            return
+        state = int(breaker.state)
+        if self._breaker_shown.get(endpoint) != state:
+            self._breaker_shown[endpoint] = state
+            BREAKER_STATE.labels(endpoint).set(state)
+
+    def _forget_series(self, endpoint: str) -> None:
+        """The deliverer forgot the endpoint (idle, deleted or disabled): drop its series too, so
+        the registry holds the recent endpoints' series, not every one ever seen. The gauge's
+        series goes with its breaker (an open one is kept as long as the breaker is)."""
+        if self._breaker_shown.pop(endpoint, None) is not None:
+            BREAKER_STATE.remove(endpoint)
+        tenant = self._gone_tenant.pop(endpoint, None)
+        if tenant is not None:
+            GONE.remove(tenant, endpoint)
+
+    def _new_series(self, event: str, tenant: str) -> Series:
+        key = (event, tenant)
+        series = self._series_old.pop(key, None) or Series(event, tenant)
+        self._series[key] = series
+        return series
+
+    def _age_series(self, now: float) -> None:
+        """Drop the (event, tenant) series lookups unused for a whole SERIES_TTL. Only the cache:
+        the registry keeps per-tenant counters, so they never restart from zero for a tenant whose
+        traffic is sparse (their number is tenants x event types, not endpoints)."""
+        if now - self._series_aged_at >= SERIES_TTL:
+            self._series_old, self._series = self._series, {}
+            self._series_aged_at = now

@@ -63,6 +63,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 
 import faust
 import mode
@@ -216,8 +217,8 @@ class RecordSink:
     all its records are safe (the agent acks the batch's events only then).
     """
 
-    def __init__(self, settings: Settings) -> None:
-        self.producer = Producer(producer_config(settings, **{"linger.ms": 2, "client.id": "hookstream-streams"}))
+    def __init__(self, settings: Settings, producer: Producer | None = None) -> None:
+        self.producer = producer or Producer(producer_config(settings, **{"linger.ms": 2, "client.id": "hookstream-streams"}))
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -317,6 +318,56 @@ class EventHandler:
         return found
 
 
+async def run_batches(batches, handler: EventHandler, sink: RecordSink, ack, stop: Callable[[Exception], None]) -> None:
+    """The stream agent's loop: each batch of events (``batches``, an async iterator of lists of
+    Faust events) is handled into one ``Batch`` of records, and its events are acked (``await
+    ack(event)``) only once the broker acknowledged every record of it, batches in order. The
+    next batch is taken while the broker acknowledges earlier ones (``MAX_PENDING`` at most).
+
+    A batch the broker refuses (or that could not even be handled) calls ``stop`` and is never
+    acked, nor is any batch after it, so no offset past it is committed."""
+    # (events, durable) in the order sent; the acker acks each batch's events once it is durable
+    pending: asyncio.Queue = asyncio.Queue(maxsize=MAX_PENDING)
+    acker = asyncio.ensure_future(_ack_durable(pending, ack, stop))
+    try:
+        async for events_ in batches:
+            if acker.done():
+                break  # a batch was not durable: the worker is stopping (stop); take no more
+            batch = sink.batch()
+            try:
+                for ev in events_:
+                    handler.handle(ev.message, batch)
+                    if batch.backlog:  # the producer's queue is full: wait without blocking the loop
+                        await batch.drain_backlog()
+            except Exception as exc:  # not even set aside: this batch is never acked (see stop)
+                log.exception("could not process or set aside an event")
+                stop(exc)
+                break
+            await pending.put((events_, batch.close()))
+    finally:
+        # stopping or rebalancing: let the acker ack what becomes durable within a few seconds,
+        # so those offsets get committed; the rest is read again by the partition's next owner
+        # (with the same delivery ids)
+        try:
+            pending.put_nowait(None)
+            await asyncio.wait_for(asyncio.shield(acker), 5.0)
+        except (asyncio.QueueFull, asyncio.TimeoutError, asyncio.CancelledError, BrokerError):
+            pass
+        acker.cancel()
+
+
+async def _ack_durable(pending: asyncio.Queue, ack, stop: Callable[[Exception], None]) -> None:
+    while (item := await pending.get()) is not None:
+        events_, durable = item
+        try:
+            await durable
+        except BrokerError as exc:
+            stop(exc)
+            return  # nothing from this batch on is acked, so no offset past it is committed
+        for ev in events_:
+            await ack(ev)
+
+
 def create_app(settings: Settings) -> faust.App:
     private_dir(settings.state_dir / "streams")
     app = faust.App(
@@ -367,46 +418,7 @@ def create_app(settings: Settings) -> faust.App:
     async def fan_out(stream):
         await view.wait_ready()
         out.start(asyncio.get_running_loop())
-        # (events, durable) in the order sent; the agent takes the next batch while the broker
-        # acknowledges earlier ones, and the acker acks each batch's events once it is durable
-        pending: asyncio.Queue = asyncio.Queue(maxsize=MAX_PENDING)
-        acker = asyncio.ensure_future(_ack_durable(stream, pending))
-        try:
-            async for events_ in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN):
-                if acker.done():
-                    break  # a batch was not durable: the worker is stopping (_stop_worker); take no more
-                batch = out.batch()
-                try:
-                    for ev in events_:
-                        handler.handle(ev.message, batch)
-                        if batch.backlog:  # the producer's queue is full: wait without blocking the loop
-                            await batch.drain_backlog()
-                except Exception as exc:  # not even set aside: this batch is never acked (see _stop_worker)
-                    log.exception("could not process or set aside an event")
-                    _stop_worker(exc)
-                    break
-                await pending.put((events_, batch.close()))
-        finally:
-            # stopping or rebalancing: let the acker ack what becomes durable within a few seconds,
-            # so those offsets get committed; the rest is read again by the partition's next owner
-            # (with the same delivery ids)
-            try:
-                pending.put_nowait(None)
-                await asyncio.wait_for(asyncio.shield(acker), 5.0)
-            except (asyncio.QueueFull, asyncio.TimeoutError, asyncio.CancelledError, BrokerError):
-                pass
-            acker.cancel()
-
-    async def _ack_durable(stream, pending: asyncio.Queue) -> None:
-        while (item := await pending.get()) is not None:
-            events_, durable = item
-            try:
-                await durable
-            except BrokerError as exc:
-                _stop_worker(exc)
-                return  # nothing from this batch on is acked, so no offset past it is committed
-            for ev in events_:
-                await stream.ack(ev)
+        await run_batches(stream.noack_take(BATCH_MAX, within=BATCH_WITHIN), handler, out, stream.ack, _stop_worker)
 
     def _stop_worker(exc: Exception) -> None:
         log.critical(

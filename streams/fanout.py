@@ -6,15 +6,17 @@ tested without a broker, by example and by property.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-import orjson
-
-from hookstream.core.wire import DeliveryRecord, delivery_id
+from hookstream.core.wire import (
+    SET_ASIDE_EXCERPT_BYTES,
+    SET_ASIDE_REASON_MAX,
+    DeliveryRecord,
+    delivery_id,
+    set_aside_key,
+    set_aside_record,
+)
 from hookstream.subscriptions.filters import matches
 
 
@@ -62,8 +64,8 @@ def deliveries_for(event: _Event, envelope: dict[str, Any], subscriptions: Itera
 # KiB, which stays under Kafka's default 1 MiB message limit with room for the rest of the record.
 INVALID_VALUE_MAX = 512 * 1024
 INVALID_KEY_MAX = 64 * 1024  # the same for the key: both together stay under the producer's 1,000,000 bytes
-EXCERPT_BYTES = 1024  # what a set-aside record keeps of a value (or key) larger than that
-REASON_MAX = 1000  # characters of the reason a set-aside record carries
+EXCERPT_BYTES = SET_ASIDE_EXCERPT_BYTES  # what a set-aside record keeps of a value (or key) larger than that
+REASON_MAX = SET_ASIDE_REASON_MAX  # characters of the reason a set-aside record carries
 # What one record (Kafka key + value) may weigh: librdkafka's default message.max.bytes, which
 # producer_config keeps, less room for the record's own wire overhead (under 100 bytes). Worst
 # case of a set-aside record (tests/unit/test_streams_fanout_limits.py): the key in the record
@@ -73,16 +75,14 @@ RECORD_BYTES_MAX = 1_000_000 - 1024
 
 def invalid_key(key: bytes | None) -> bytes | None:
     """The Kafka key of a set-aside record: the event's own key, unless over ``INVALID_KEY_MAX``;
-    then its SHA-256 (the same key always gets the same digest, so one entity's set-aside events
-    still share a partition). The key itself, or its excerpt, is in the record."""
-    if key is None or len(key) <= INVALID_KEY_MAX:
-        return key
-    return b"sha256:" + hashlib.sha256(key).hexdigest().encode()
+    then its SHA-256 (``hookstream.core.wire.set_aside_key``)."""
+    return set_aside_key(key, INVALID_KEY_MAX)
 
 
 def invalid_record(value: bytes | None, reason: str, *, topic: str, partition: int, offset: int, key: bytes | None,
                    code: str | None = None) -> bytes:
-    """The record set aside on ``events.invalid``: why, where from, and the original bytes.
+    """The record set aside on ``events.invalid``: the pipeline's one set-aside format
+    (``hookstream.core.wire.set_aside_record``, the delivery worker's for an unreadable record too).
 
     A value over ``INVALID_VALUE_MAX`` would make the record itself too large for the broker:
     it is kept as ``value_excerpt_b64`` (its first ``EXCERPT_BYTES``) and ``value_bytes``, and the
@@ -90,23 +90,5 @@ def invalid_record(value: bytes | None, reason: str, *, topic: str, partition: i
     over ``INVALID_KEY_MAX`` likewise (``key_excerpt_b64``, ``key_bytes``); send it with
     ``invalid_key(key)`` as its Kafka key, and both together stay under ``RECORD_BYTES_MAX``.
     """
-    record = {
-        "reason": reason if len(reason) <= REASON_MAX else reason[: REASON_MAX - 3] + "...",
-        "code": code,
-        "topic": topic,
-        "partition": partition,
-        "offset": offset,
-        "set_aside_at": time.time(),
-    }
-    _carry(record, "key", key, INVALID_KEY_MAX)
-    _carry(record, "value", value, INVALID_VALUE_MAX)
-    return orjson.dumps(record)
-
-
-def _carry(record: dict, name: str, data: bytes | None, limit: int) -> None:
-    record[f"{name}_b64"] = None
-    record[f"{name}_bytes"] = len(data) if data is not None else None
-    if data is not None and len(data) > limit:
-        record[f"{name}_excerpt_b64"] = base64.b64encode(data[:EXCERPT_BYTES]).decode()
-    elif data is not None:
-        record[f"{name}_b64"] = base64.b64encode(data).decode()
+    return set_aside_record(value, reason, code=code, topic=topic, partition=partition, offset=offset, key=key,
+                            value_max=INVALID_VALUE_MAX, key_max=INVALID_KEY_MAX)

@@ -54,7 +54,16 @@ def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_por
     import prometheus_client
     import uvloop
 
-    from hookstream.delivery.worker import Worker, group_id, install_signal_handlers
+    from confluent_kafka import Consumer, Producer
+
+    from hookstream.delivery.worker import (
+        CommitRelay,
+        Worker,
+        consumer_settings,
+        group_id,
+        install_signal_handlers,
+        producer_settings,
+    )
     from hookstream.core.crypto import load_keyring
     from hookstream.core.db import make_engine, migrate
     from hookstream.core.metrics import LagMonitor, serve_metrics
@@ -87,8 +96,12 @@ def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_por
     async def main() -> None:
         stop = asyncio.Event()
         install_signal_handlers(stop)
-        w = Worker(settings, table=table, engine=engine, concurrency=concurrency, limits=limits,
-                   breaker_config=breaker, follower_check=check_follower)
+        # the worker runs on Kafka clients built here, with hookstream.core.kafka's configs
+        commits = CommitRelay()
+        consumer = Consumer(consumer_settings(settings, group_id(settings), commits))
+        producer = Producer(producer_settings(settings))
+        w = Worker(settings, table=table, engine=engine, consumer=consumer, producer=producer, commits=commits,
+                   concurrency=concurrency, limits=limits, breaker_config=breaker, follower_check=check_follower)
         await w.run(stop, ready=lambda: typer.echo("delivery worker ready", err=True))
 
     # everything imported and set up so far lives as long as the process: keep it out of the
