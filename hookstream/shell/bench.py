@@ -817,18 +817,17 @@ def _scenario_dicts(r: dict[str, Any], baseline: dict[str, Any] | None) -> list[
     return out
 
 
-def format_table(report: dict[str, Any]) -> str:
-    """The report as a readable table, with the issue's targets beside the figures."""
+def report_rows(report: dict[str, Any]) -> tuple[str, list[tuple[str, str, str]], list[str]]:
+    """The report for reading: a heading, (scenario, figure, target) rows with the issue's
+    targets beside the figures, and closing notes. ``hookstream bench`` prints them as a table."""
     m = report["machine"]
-    lines = [
-        f"hookstream bench, {report['date']}: {m['nproc']} cores ({m['cpu']}), Python {m['python']}, "
-        f"load average {m['loadavg_start'][0]:.2f} -> {m['loadavg_end'][0]:.2f}",
-        "",
-        f"{'scenario':<40}{'figure':>22}   target",
-    ]
+    heading = (f"hookstream bench, {report['date']}: {m['nproc']} cores ({m['cpu']}), Python {m['python']}, "
+               f"load average {m['loadavg_start'][0]:.2f} -> {m['loadavg_end'][0]:.2f}")
+    rows: list[tuple[str, str, str]] = []
+    lines: list[str] = []  # the notes after the table
 
     def row(name: str, value: Any, target: str = "") -> None:
-        lines.append(f"{name:<40}{value!s:>22}   {target}".rstrip())
+        rows.append((name, str(value), target))
 
     warm = report.get("warmup") or {}
     if warm:
@@ -867,10 +866,9 @@ def format_table(report: dict[str, Any]) -> str:
     row("signatures checked / failed", f"{sig['checked']} / {sig['failures']}", "0 failed")
     cpu = report.get("cpu_s_per_1000_deliveries") or {}
     if cpu:
-        lines.append("")
         lines.append("CPU seconds per 1,000 deliveries (throughput scenario): " + ", ".join(f"{k} {v}" for k, v in cpu.items()))
     if b.get("name"):
         bcpu = b["throughput"]["cpu_s_per_1000_deliveries"]
         lines.append("baseline CPU seconds per 1,000 deliveries: " + ", ".join(f"{k} {v}" for k, v in bcpu.items()))
         lines.append(f"baseline: {b['name']}")
-    return "\n".join(lines)
+    return heading, rows, lines

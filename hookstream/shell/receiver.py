@@ -10,6 +10,9 @@ The secret is given (``--secret whsec_...``) or read from the subscription store
 (``--subscription sub_...``), then again on every request, so a rotation is followed and both
 the new and the rotated-out secret verify during the grace window. ``--fail-rate`` answers that
 share of authentic requests with 503, to watch the sender retry.
+
+It runs on aiohttp, the ``receiver`` extra; the command itself (options, the one-line error
+when aiohttp is missing) is ``hookstream.shell.cli._receive``.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from hookstream.delivery.signing import DEFAULT_TOLERANCE_SECONDS, Secret, verif
 from hookstream.core.errors import ConfigError, HookstreamError, ValidationError
 from hookstream.core.time import format_unix
 
-__all__ = ["RECEIVED", "Received", "create_app", "fixed_secrets", "receive", "serve", "subscription_secrets"]
+__all__ = ["RECEIVED", "Received", "create_app", "fixed_secrets", "run", "serve", "subscription_secrets"]
 
 # The secrets to verify with, asked for on every request; and the tenant they belong to, if known.
 SecretSource = Callable[[], Awaitable[tuple[list[Secret], str | None]]]
@@ -187,7 +190,8 @@ async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunn
     return runner, runner.addresses[0][1]
 
 
-async def _run(app: web.Application, host: str, port: int, announce: str) -> None:
+async def run(app: web.Application, host: str, port: int, announce: str) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM (``hookstream receive``)."""
     runner, bound = await serve(app, host, port)
     typer.echo(f"listening on http://{host}:{bound}/ ({announce}); Ctrl-C to stop", err=True)
     stop = asyncio.Event()
@@ -199,31 +203,3 @@ async def _run(app: web.Application, host: str, port: int, announce: str) -> Non
         await stop.wait()
     finally:
         await runner.cleanup()
-
-
-def receive(
-    port: int = typer.Option(..., "--port", "-p", help="Port to listen on (0 picks a free one)."),
-    secret: str = typer.Option(None, "--secret", help="The endpoint's signing secret, whsec_..."),
-    subscription: str = typer.Option(None, "--subscription", help="Verify with this subscription's secrets, read from the store."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    fail_rate: float = typer.Option(0.0, "--fail-rate", min=0.0, max=1.0, help="Answer this share (0-1) of authentic requests with 503."),
-    tolerance: str = typer.Option("5m", "--tolerance", help="How old or new webhook-timestamp may be."),
-) -> None:
-    """Run a local webhook endpoint that verifies Standard Webhooks signatures and prints each request."""
-    from hookstream.core.settings import Settings, parse_duration
-
-    if (secret is None) == (subscription is None):
-        raise ValidationError("receive: give exactly one of --secret whsec_... or --subscription ID")
-    window = parse_duration(tolerance, name="--tolerance")
-    if subscription is not None:
-        from hookstream.subscriptions.store import SubscriptionStore
-
-        store = SubscriptionStore.open(Settings.from_env())
-        # an operator's tool, given only an id: find its tenant (failing now, with NotFoundError's
-        # one line, not on every request), then read it as that tenant
-        owner = store.get_any_tenant(subscription).tenant_id
-        source, announce = subscription_secrets(store, subscription, tenant_id=owner), f"verifying with the secrets of {subscription}"
-    else:
-        source, announce = fixed_secrets(secret), "verifying with the given secret"
-    app = create_app(source, fail_rate=fail_rate, tolerance=window)
-    asyncio.run(_run(app, host, port, announce))

@@ -139,9 +139,9 @@ def test_cli_dlq_list_json_and_dry_run(env, cfg, letters):
     assert [r["delivery_id"] for r in rows] == [letters[3].delivery_id]
     everyone = run("dlq", "list")
     assert everyone.returncode == 0 and everyone.stdout.splitlines()[0] == "all tenants (no --tenant given)"
-    assert len(everyone.stdout.splitlines()) == 1 + 5
+    assert len(everyone.stdout.splitlines()) == 1 + 1 + 5  # "all tenants", the table's header, the 5 entries
     one = run("dlq", "list", "--tenant", "globex")
-    assert one.returncode == 0 and one.stdout.count("\n") == 1 and letters[3].subscription_id in one.stdout
+    assert one.returncode == 0 and one.stdout.count("\n") == 1 + 1 and letters[3].subscription_id in one.stdout.splitlines()[1]
     everyone_json = run("dlq", "list", "--json")
     assert len(json.loads(everyone_json.stdout)) == 5 and everyone_json.stderr.startswith("all tenants (no --tenant given)")
     shown = run("dlq", "show", rows[0]["id"], "--tenant", "globex", "--json")

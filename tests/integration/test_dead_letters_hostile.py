@@ -58,7 +58,7 @@ def test_odd_entries_are_listed_shown_and_dry_run_replayed(loopback_env, entries
 
     listed = run("dlq", "list", "--tenant", "acme")
     assert listed.returncode == 0, listed.stderr
-    assert len(listed.stdout.splitlines()) == 4 and _raw_controls(listed.stdout) == []
+    assert len(listed.stdout.splitlines()) == 1 + 4 and _raw_controls(listed.stdout) == []  # the header, 4 entries
     assert "exhausted \\x1b]0;owned\\x07" in listed.stdout
 
     for d in entries:

@@ -103,6 +103,18 @@ def test_receive_with_a_secret_accepts_signed_and_refuses_the_rest(env, tmp_path
     assert lines[3].endswith("missing_header: the webhook-signature header is missing or empty")
 
 
+def test_receive_prints_what_a_stranger_sent_with_control_characters_escaped(env, tmp_path):
+    secret = Secret.generate().reveal()
+    body = orjson.dumps({"type": "x\x1b]8;;https://evil.example/\x07CLICK\x1b[31m", "data": {"tenant_id": "t\u009b2J"}})
+    with receiver(["--secret", secret], env, tmp_path) as (url, proc):
+        answer = httpx.post(url, content=body, headers=build_headers("msg_hostile", int(time.time()), body, secret))
+        code, lines, _stderr = stop(proc, tmp_path)
+    assert answer.status_code == 204 and code == 0
+    (line,) = lines
+    assert line.split("  ")[1:5] == ["msg_hostile", "x\\x1b]8;;https://evil.example/\\x07CLICK\\x1b[31m", "tenant=t\\x9b2J",
+                                     "valid 204"]
+
+
 def test_receive_for_a_subscription_follows_a_secret_rotation(env, tmp_path):
     settings = Settings.from_env(env)
     store = SubscriptionStore.open(settings, resolver=public_dns)

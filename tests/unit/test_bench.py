@@ -101,3 +101,37 @@ def test_receiver_never_answers_the_hung_path(receiver):
     proto = _connection(receiver, state)
     proto.data_received(_request("/hang/x", b"{}", {}) + _request("/e/a", b"{}", {}))
     assert proto.transport.out == b"" and state.hung == 1 and state.requests == 0
+
+
+def test_the_report_prints_as_a_plain_table_off_a_terminal(monkeypatch, capsys):
+    import hookstream.shell.bench as bench
+    from hookstream.shell.cli import main
+
+    report = {
+        "date": "2026-11-29T12:00:00+00:00",
+        "machine": {"nproc": 2, "cpu": "test cpu", "python": "3.11", "loadavg_start": [0.5], "loadavg_end": [1.25]},
+        "throughput": {"deliveries_per_s": 5340, "events": 20000, "complete": True},
+        "baseline": {"skipped": "skipped (--no-baseline)"},
+        "signatures": {"checked": 200, "failures": 0},
+        "cpu_s_per_1000_deliveries": {"streams": 0.1, "delivery": 0.2},
+    }
+
+    def fake_run(cfg, progress=None):
+        progress("throughput", 20000, 20000)
+        return report
+
+    monkeypatch.setattr(bench, "run", fake_run)
+    assert main(["bench", "--quick", "--no-baseline"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "throughput 20,000/20,000\n"
+    assert out.splitlines() == [
+        "hookstream bench, 2026-11-29T12:00:00+00:00: 2 cores (test cpu), Python 3.11, load average 0.50 -> 1.25",
+        "",
+        "SCENARIO                         FIGURE  TARGET",
+        "throughput, deliveries/s          5,340  >= 5,000",
+        "  (events, complete)         20,000 yes",
+        "baseline                        skipped  skipped (--no-baseline)",
+        "signatures checked / failed     200 / 0  0 failed",
+        "",
+        "CPU seconds per 1,000 deliveries (throughput scenario): streams 0.1, delivery 0.2",
+    ]

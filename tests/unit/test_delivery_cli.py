@@ -104,7 +104,7 @@ def test_show_and_list_escape_what_tenants_and_endpoints_stored(tmp_path, monkey
     assert _raw_controls(out) == []
     assert "(event ev\\x1b]8;;https://evil.example/\\x07CLICK-ME\\x1b]8;;\\x07\\x1b[31m)" in out
     assert "EndpointUnreachable: \\x1b]0;owned\\x07" in out and "HTTP 500" in out
-    assert "response: '\\x9b2J\\x1b[2Jbody'" in out
+    assert "  '\\x9b2J\\x1b[2Jbody'\n" in out  # the attempt's RESPONSE cell
     assert main(["deliveries", "list", "--tenant", "acme"]) == 0
     out = capsys.readouterr().out
     assert _raw_controls(out) == [] and delivery in out

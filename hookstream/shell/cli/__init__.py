@@ -29,7 +29,7 @@ def _register() -> None:
 
     app.add_typer(_kafka.kafka_app, name="kafka")
     app.add_typer(_kafka.topics_app, name="topics")
-    from hookstream.shell.receiver import receive
+    from hookstream.shell.cli._receive import receive
 
     app.command("receive")(receive)
     from hookstream.shell.cli.subscriptions import subscriptions_app

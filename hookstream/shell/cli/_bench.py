@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 
 import typer
 
-from hookstream.shell.cli._output import JsonOption, emit_json
+from hookstream.shell.cli._output import Column, JsonOption, emit_json, progress, table
 from hookstream.core.errors import ValidationError
 
 _SCENARIOS = ("throughput", "latency", "fanout", "isolation")
@@ -32,7 +30,7 @@ def bench_command(
     profile: Path = typer.Option(None, "--profile", help="py-spy the workers during the throughput scenario; raw stacks into this dir."),
 ) -> None:
     """Measure end-to-end throughput, latency, fan-out and isolation, side by side with Celery."""
-    from hookstream.shell.bench import BenchConfig, format_table, run
+    from hookstream.shell.bench import BenchConfig, report_rows, run
 
     overrides = {k: v for k, v in dict(
         port=port, state_dir=state_dir, events=events, warmup_events=warmup_events, rate=rate, duration=duration, stream_workers=stream_workers,
@@ -50,29 +48,16 @@ def bench_command(
         if name in overrides and overrides[name] < 1:
             raise ValidationError(f"--{name.replace('_', '-')} must be at least 1")
     cfg = BenchConfig.quick(**overrides) if quick else BenchConfig(**overrides)
-    report = run(cfg, progress=None if as_json else _Bar())
     if as_json:
-        emit_json(report)
-    else:
-        sys.stderr.write("\n")
-        typer.echo(format_table(report))
-
-
-class _Bar:
-    """One progress line on stderr: the scenario, a bar, done/total."""
-
-    def __init__(self) -> None:
-        self.label = None
-        self.shown = 0.0
-
-    def __call__(self, label: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if label == self.label and done < total and now - self.shown < 0.2:
-            return
-        if label != self.label and self.label is not None:
-            sys.stderr.write("\n")
-        self.label, self.shown = label, now
-        width = 30
-        filled = int(width * done / total) if total else width
-        sys.stderr.write(f"\r{label:<28} [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}")
-        sys.stderr.flush()
+        emit_json(run(cfg, progress=None))
+        return
+    with progress() as report_progress:
+        report = run(cfg, progress=report_progress)
+    heading, rows, notes = report_rows(report)
+    typer.echo(heading)
+    typer.echo("")
+    table(["SCENARIO", Column("FIGURE", "right"), "TARGET"], rows)
+    if notes:
+        typer.echo("")
+    for line in notes:
+        typer.echo(line)

@@ -8,7 +8,7 @@ import threading
 
 import typer
 
-from hookstream.shell.cli._output import JsonOption, emit_json
+from hookstream.shell.cli._output import Column, JsonOption, emit_json, printable, table
 from hookstream.core.settings import Settings
 
 dev_app = typer.Typer(help="Run the whole pipeline locally: broker, topics, stream and delivery workers.", no_args_is_help=True)
@@ -95,10 +95,9 @@ def up(
     except KeyboardInterrupt:
         typer.echo("stopped", err=True)
         raise typer.Exit(130)
-    typer.echo(f"kafka     {settings.kafka_bootstrap}")
-    for p in state.processes:
-        where = p.metrics_url or (f"http://127.0.0.1:{p.port}/" if p.port else "")
-        typer.echo(f"{p.name:<9} pid {p.pid:<7} {where}  log {p.log}")
+    typer.echo(f"kafka at {settings.kafka_bootstrap}")
+    table(["NAME", Column("PID", "right"), "URL", "LOG"],
+          [(p.name, p.pid, p.metrics_url or (f"http://127.0.0.1:{p.port}/" if p.port else None), p.log) for p in state.processes])
     if demo:
         ids = _publish_demo_events(settings)
         typer.echo(f"published {len(ids)} demo events (one of each type) for tenant {DEMO_TENANT!r}; "
@@ -117,7 +116,8 @@ def up(
                 stopping.set()
             return stopping.is_set()
 
-        follow_outcomes(settings, lambda row: typer.echo(format_outcome(row)), watch)
+        # an outcome carries what tenants and endpoints wrote (types, ids, errors): printable()
+        follow_outcomes(settings, lambda row: typer.echo(printable(format_outcome(row))), watch)
         code = 1  # only a dead process ends the loop
     except KeyboardInterrupt:
         pass
@@ -157,6 +157,6 @@ def status(as_json: bool = JsonOption) -> None:
         emit_json({"running": True, "bootstrap": state.bootstrap, "processes": rows})
     else:
         typer.echo(f"kafka at {state.bootstrap}")
-        for r in rows:
-            typer.echo(f"{r['name']:<9} pid {r['pid']:<7} {'alive' if r['alive'] else 'DEAD ':<6} {r['metrics_url'] or ''}")
+        table(["NAME", Column("PID", "right"), "STATE", "METRICS", "LOG"],
+              [(r["name"], r["pid"], "alive" if r["alive"] else "DEAD", r["metrics_url"], r["log"]) for r in rows])
     raise typer.Exit(0 if all(r["alive"] for r in rows) else 1)

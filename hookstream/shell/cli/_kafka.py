@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hookstream.shell.broker import LocalBroker
-from hookstream.shell.cli._output import JsonOption, emit_json
+from hookstream.shell.cli._output import Column, JsonOption, emit_json, table
 from hookstream.core.settings import Settings
 from hookstream.core.topics import describe, ensure_topics, topic_specs
 
@@ -77,12 +77,10 @@ def topics_ensure(as_json: bool = JsonOption) -> None:
     if as_json:
         emit_json({"created": report.created, "unchanged": report.unchanged, "differences": report.differences})
     else:
-        for name in report.created:
-            typer.echo(f"created    {name}")
-        for name in report.unchanged:
-            typer.echo(f"ok         {name}")
-        for name, diffs in report.differences.items():
-            typer.echo(f"DIFFERS    {name}: {'; '.join(diffs)}", err=True)
+        table(["STATUS", "TOPIC"], [("created", name) for name in report.created] + [("ok", name) for name in report.unchanged])
+        if report.differences:
+            table(["STATUS", "TOPIC", "DIFFERENCES"], [("DIFFERS", name, "; ".join(diffs)) for name, diffs in report.differences.items()],
+                  err=True)
     if report.differences:
         typer.echo(
             f"error: {len(report.differences)} topic(s) exist with a configuration other than declared; "
@@ -107,7 +105,7 @@ def topics_list(as_json: bool = JsonOption) -> None:
     if as_json:
         emit_json(rows)
         return
-    for r in rows:
-        cfg = " ".join(f"{k}={v}" for k, v in r["config"].items())
-        parts = r["partitions"] if r["exists"] else "missing"
-        typer.echo(f"{r['topic']:<28} {str(parts):>8}  {cfg}")
+    table(["TOPIC", Column("PARTITIONS", "right"), "CONFIG"], [
+        (r["topic"], r["partitions"] if r["exists"] else "missing", " ".join(f"{k}={v}" for k, v in r["config"].items()))
+        for r in rows
+    ])

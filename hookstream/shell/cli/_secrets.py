@@ -12,7 +12,7 @@ import collections
 
 import typer
 
-from hookstream.shell.cli._output import JsonOption, emit_json
+from hookstream.shell.cli._output import Column, JsonOption, emit_json, table
 from hookstream.core.crypto import SealedValueError, key_file_path, key_id_of, load_keyring, new_key_entry, prepend_key
 from hookstream.core.errors import ConfigError, HookstreamError
 from hookstream.core.settings import Settings
@@ -94,6 +94,6 @@ def status(as_json: bool = JsonOption) -> None:
         emit_json(doc)
         return
     typer.echo(f"keys from {doc['source']}: {', '.join(keyring.ids)} (newest {keyring.newest})")
-    for key_id, n in sorted(counts.items()):
-        unknown = "" if key_id in keyring.ids else "  <- not in the keyring: these do not open"
-        typer.echo(f"  {key_id}: {n} sealed value(s){unknown}")
+    if counts:
+        table(["KEY ID", Column("SEALED VALUES", "right"), "NOTE"],
+              [(key_id, n, "" if key_id in keyring.ids else "not in the keyring: these do not open") for key_id, n in sorted(counts.items())])

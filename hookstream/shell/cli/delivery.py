@@ -8,7 +8,7 @@ import logging
 
 import typer
 
-from hookstream.shell.cli._output import JsonOption, emit_json, printable
+from hookstream.shell.cli._output import Column, JsonOption, emit_json, printable, table
 from hookstream.core.errors import BrokerError, NotFoundError, ValidationError
 from hookstream.core.settings import Settings
 
@@ -150,12 +150,11 @@ def deliveries_list(
     if not rows:
         typer.echo("no deliveries")
         return
-    for r in rows:
-        p = {k: printable(v) if v is not None else "-" for k, v in r.items()}  # stored strings: tenants wrote them
-        typer.echo(
-            f"{p['delivery_id']}  {p['status']:<9} attempts={p['attempts']:<2} http={p['http_status']:<3}  "
-            f"{p['event_type']:<24} {p['tenant_id']}  {p['subscription_id']}  {p['attempted_at']}"
-        )
+    # table() passes every cell through printable(): tenants wrote the ids and types
+    table(["DELIVERY", "STATUS", Column("ATTEMPTS", "right"), Column("HTTP", "right"), "TYPE", "TENANT", "SUBSCRIPTION",
+           "ATTEMPTED AT"],
+          [(r["delivery_id"], r["status"], r["attempts"], r["http_status"], r["event_type"], r["tenant_id"],
+            r["subscription_id"], r["attempted_at"]) for r in rows])
 
 
 @deliveries_app.command("show")
@@ -183,11 +182,13 @@ def deliveries_show(
     first = {k: printable(v) for k, v in rows[0].items()}
     typer.echo(f"delivery {printable(delivery_id)}: {first['event_type']} (event {first['event_id']}) "
                f"for tenant {first['tenant_id']}, subscription {first['subscription_id']}")
-    for r in rows:
-        what = f"HTTP {r['http_status']}" if r["http_status"] is not None else printable(r["error"] or "no response")
-        typer.echo(f"  #{r['attempt']:<2} {r['attempted_at']}  {printable(r['status']):<9} {what}  {r['duration_ms']:.1f} ms")
-        if r["response_excerpt"]:
-            typer.echo(f"      response: {printable(repr(r['response_excerpt'][:200]))}")
+    # endpoints wrote the answers and errors: table() escapes them
+    table(["#", "ATTEMPTED AT", "STATUS", "RESULT", Column("MS", "right"), "RESPONSE"], [
+        (r["attempt"], r["attempted_at"], r["status"],
+         f"HTTP {r['http_status']}" if r["http_status"] is not None else (r["error"] or "no response"),
+         f"{r['duration_ms']:.1f}", repr(r["response_excerpt"][:200]) if r["response_excerpt"] else None)
+        for r in rows
+    ])
 
 
 def _engine():

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from hookstream.shell.cli._output import JsonOption, emit_json, printable
+from hookstream.shell.cli._output import Column, JsonOption, emit_json, printable, progress, table
 from hookstream.core.settings import Settings
 
 dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
@@ -54,10 +54,10 @@ def dlq_list(tenant: Optional[str] = _tenant, subscription: Optional[str] = _sub
     if not rows:
         typer.echo("no dead letters match")
         return
-    for r in rows:
-        p = {k: printable(v) if v is not None else "-" for k, v in r.items()}  # stored strings: tenants and endpoints wrote them
-        typer.echo(f"{p['id']:<9} {p['dead_lettered_at']:<27} {p['tenant_id']:<12} {p['subscription_id']:<30} "
-                   f"{p['event_type']:<22} attempts={p['attempts']:<2} {p['reason']}: {p['last_error']}")
+    # table() passes every cell through printable(): tenants and endpoints wrote them
+    table(["ID", "DEAD-LETTERED AT", "TENANT", "SUBSCRIPTION", "TYPE", Column("ATTEMPTS", "right"), "REASON", "LAST ERROR"],
+          [(r["id"], r["dead_lettered_at"], r["tenant_id"], r["subscription_id"], r["event_type"], r["attempts"],
+            r["reason"], r["last_error"]) for r in rows])
     typer.echo(f"{len(rows)} dead letter(s)", err=True)
 
 
@@ -136,14 +136,8 @@ def dlq_replay(tenant: Optional[str] = _tenant, subscription: Optional[str] = _s
     if dry_run or len(entries) < 200:
         report = replay(settings, entries, dry_run=dry_run, force=force)
     else:
-        with typer.progressbar(length=len(entries), label="replaying", file=sys.stderr) as bar:
-            seen = [0]
-
-            def tick(n: int) -> None:
-                bar.update(n - seen[0])
-                seen[0] = n
-
-            report = replay(settings, entries, force=force, progress=tick)
+        with progress() as report_progress:
+            report = replay(settings, entries, force=force, progress=lambda n: report_progress("replaying", n, len(entries)))
     if as_json:
         emit_json({"dry_run": dry_run, "replayed": report.replayed, "already_replayed": report.already,
                    "not_replayable": report.not_replayable, "failed": report.failed})

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from hookstream.shell.cli._output import JsonOption
+from hookstream.shell.cli._output import JsonOption, emit_json, table
 from hookstream.core.topics import event_topic_for
 from hookstream.schemas._catalog import CURRENT_VERSIONS, EVENT_TYPES, example, get_schema, json_schema
 
@@ -29,10 +29,10 @@ def schemas_list(as_json: bool = JsonOption) -> None:
             "key": schema.entity_field, "description": schema.description,
         })
     if as_json:
-        _print(rows)
+        emit_json(rows)
         return
-    for r in rows:
-        typer.echo(f"{r['type']:<24} v{r['version']}  {r['topic']:<19} key={r['key']:<12} {r['description']}")
+    table(["TYPE", "VERSION", "TOPIC", "KEY", "DESCRIPTION"],
+          [(r["type"], f"v{r['version']}", r["topic"], r["key"], r["description"]) for r in rows])
 
 
 @schemas_app.command("show")

@@ -24,7 +24,7 @@ from typing import Any
 
 import typer
 
-from hookstream.shell.cli._output import JsonOption, emit_json
+from hookstream.shell.cli._output import JsonOption, emit_json, printable, table
 from hookstream.core.errors import HookstreamError, ValidationError
 from hookstream.core.redact import MASK, mask_url
 from hookstream.core.settings import Settings, parse_duration
@@ -119,15 +119,13 @@ def _headers(values: list[str] | None, reader: _Reader | None = None) -> dict[st
     return out
 
 
-def _table(subs: list[Subscription]) -> list[str]:
-    rows = [("ID", "TENANT", "STATUS", "EVENTS", "URL")]
-    for sub in subs:
-        rows.append((sub.id, sub.tenant_id, str(sub.status) + ("*" if sub.unpublished else ""), ",".join(sub.events), mask_url(sub.url)))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]
+def _table(subs: list[Subscription]) -> None:
+    table(["ID", "TENANT", "STATUS", "EVENTS", "URL"], [
+        (sub.id, sub.tenant_id, str(sub.status) + ("*" if sub.unpublished else ""), ",".join(sub.events), mask_url(sub.url))
+        for sub in subs
+    ])
     if any(sub.unpublished for sub in subs):
-        lines.append("* not yet published to Kafka (run `hookstream subscriptions sync`)")
-    return lines
+        typer.echo("* not yet published to Kafka (run `hookstream subscriptions sync`)")
 
 
 def _show(sub: Subscription) -> None:
@@ -148,7 +146,7 @@ def _show(sub: Subscription) -> None:
         ("version", f"{sub.version}" + (" (not yet published)" if sub.unpublished else " (published)")),
     ]
     for name, value in lines:
-        typer.echo(f"{name + ':':<13}{value}")
+        typer.echo(f"{name + ':':<13}{printable(value)}")  # a description may hold anything
 
 
 def _changed(settings: Settings, store: SubscriptionStore, sub: Subscription, verb: str, as_json: bool, extra: dict[str, Any] | None = None) -> None:
@@ -202,8 +200,7 @@ def list_(
     if not subs:
         typer.echo("no subscriptions")
         return
-    for line in _table(subs):
-        typer.echo(line)
+    _table(subs)
 
 
 @subscriptions_app.command("show")
