@@ -81,7 +81,7 @@ from hookstream.delivery.transport import Transport
 from hookstream.core.errors import ValidationError
 from hookstream.core.redact import redact_urls
 from hookstream.core.wire import DeliveryRecord
-from hookstream.core.settings import Settings
+from hookstream.core.settings import Settings, default_of
 from hookstream.subscriptions.headers import header_problem
 from hookstream.subscriptions.urls import Reason, UnsafeURLError, check_url
 
@@ -186,8 +186,8 @@ class Limits:
     the worker's overall in-flight bound, because it drains.
     """
 
-    endpoint_concurrency: int = 64
-    endpoint_backlog: int = 512
+    endpoint_concurrency: int = default_of("endpoint_concurrency")
+    endpoint_backlog: int = default_of("endpoint_backlog")
     stall_seconds: float = 1.0
 
 

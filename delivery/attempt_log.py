@@ -53,6 +53,7 @@ from hookstream.delivery import metrics as m
 from hookstream.core.time import format_time
 from hookstream.core.db import Base, bind_all_tenants, bind_tenant
 from hookstream.core.errors import HookstreamError
+from hookstream.core.settings import default_of
 from hookstream.subscriptions.store import validate_tenant
 
 __all__ = [
@@ -73,7 +74,7 @@ BATCH_WAIT = 0.1
 # 4 KiB) rather than 1,000, so a page rewritten by several batches is copied back once.
 # Micro-benchmark (150k rows, 3 indexes): 24.6 -> 18.8 us CPU per row with 600-row batches.
 WAL_AUTOCHECKPOINT = 4000
-DEFAULT_MAX_OUTAGE = 300.0  # seconds; HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE
+DEFAULT_MAX_OUTAGE = default_of("attempt_log_max_outage_seconds")  # seconds; HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE
 MAX_BACKOFF = 5.0
 OUTAGE_REMINDER = 30.0  # seconds between two "still unwritable" log lines
 REASON_CHARS = 500

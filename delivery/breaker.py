@@ -70,6 +70,7 @@ from collections.abc import Callable
 
 from hookstream.delivery.outcome import Outcome, RetryLater
 from hookstream.core.errors import ConfigError
+from hookstream.core.settings import default_of
 
 __all__ = ["BreakerConfig", "BreakerState", "CircuitBreaker", "EndpointBreakers"]
 
@@ -89,11 +90,11 @@ class BreakerState(enum.IntEnum):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class BreakerConfig:
-    failure_ratio: float = 0.7  # share of failed results over the window that opens the breaker
-    min_requests: int = 10  # ... once at least this many results were seen in it
-    window: float = 30.0  # seconds of results judged; well above the first retry delay
+    failure_ratio: float = default_of("breaker_failure_ratio")  # share of failed results over the window that opens the breaker
+    min_requests: int = default_of("breaker_min_requests")  # ... once at least this many results were seen in it
+    window: float = default_of("breaker_window_seconds")  # seconds of results judged; well above the first retry delay
     buckets: int = 10  # the window's granularity
-    pause: float = 30.0  # first wait before a probe
+    pause: float = default_of("breaker_pause_seconds")  # first wait before a probe
     pause_growth: float = 2.0  # each failed probe multiplies the pause by this ...
     max_pause: float = 600.0  # ... up to this: an endpoint back up is noticed within 10 minutes
     probe_timeout: float = 60.0  # a probe that never reported is given up after this

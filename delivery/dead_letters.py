@@ -32,15 +32,14 @@ from confluent_kafka import (
     Consumer,
     KafkaError,
     KafkaException,
-    Producer,
     TopicPartition,
 )
 from sqlalchemy import DateTime, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hookstream.core.db import Base, make_engine, migrate, session_factory
+from hookstream.core.db import Base, open_database, session_factory
 from hookstream.core.errors import BrokerError, NotFoundError, ValidationError
-from hookstream.core.kafka import produce_one, producer_config
+from hookstream.core.kafka import make_producer, produce_one
 from hookstream.core.wire import DeliveryRecord
 from hookstream.core.redact import redact_urls
 from hookstream.core.settings import Settings
@@ -284,8 +283,7 @@ def replay(
     entries = list(entries)
     topic = settings.topic(DEAD_LETTERS)
     key = lambda d: f"{topic}:{d.id}"  # noqa: E731
-    engine = make_engine(settings.database_url)
-    migrate(engine)
+    engine = open_database(settings)
     sessions = session_factory(engine)
     report = ReplayReport()
     with sessions() as session:
@@ -305,7 +303,7 @@ def replay(
     if dry_run:
         report.replayed = [d.id for d in todo]
         return report
-    producer = Producer(producer_config(settings, **{"client.id": "hookstream-dlq-replay"}))
+    producer = make_producer(settings, **{"client.id": "hookstream-dlq-replay"})
     acked: set[str] = set()
     deliveries = settings.topic(DELIVERIES)
 

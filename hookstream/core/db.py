@@ -4,7 +4,8 @@ SQLite (a file under the state dir) is the embedded default; PostgreSQL works to
 (``HOOKSTREAM_DATABASE_URL=postgresql+psycopg://user@host/db``). Every table is declared on
 ``Base`` in the module that owns it and created only by Alembic migrations
 (``hookstream/core/migrations``); ``migrate()`` brings a database to the newest schema and is safe
-to call on every start.
+to call on every start. ``open_database(settings)`` (engine + migrate) is how every command and
+stage opens the store; ``make_engine`` alone is for the migrations' env.py and read-only views.
 
 Tenancy on PostgreSQL: the tables holding tenants' rows have row-level security (migration
 ``0006_tenant_rls``), so a transaction sees only the rows of the tenant it is bound to
@@ -27,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from hookstream.core.errors import ConfigError
 from hookstream.core.fsperm import private_file
 from hookstream.core.redact import mask_url
+from hookstream.core.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The settings the row-level security policies read (see the module docstring).
@@ -100,20 +102,37 @@ def session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def _alembic_config(engine: Engine, keyring=None):
+def _alembic_config(engine: Engine, keyring=None, settings=None):
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection_engine"] = engine
-    # 0007 seals clear secrets with it; without one it loads the environment's keyring
+    # 0007 seals clear secrets with it; without one it loads the keyring of ``settings`` (only
+    # then, so a database already past 0007 never makes a key file), else of the environment
     cfg.attributes["keyring"] = keyring
+    cfg.attributes["settings"] = settings
     return cfg
 
 
-def migrate(engine: Engine, *, keyring=None) -> None:
+def migrate(engine: Engine, *, keyring=None, settings=None) -> None:
     """Upgrade the database to every migration head (idempotent). ``keyring``
-    (``hookstream.crypto.Keyring``) seals what earlier versions stored in clear."""
+    (``hookstream.crypto.Keyring``) seals what earlier versions stored in clear; without one,
+    the keyring ``settings`` name is loaded if a migration needs it."""
     from alembic import command
 
-    command.upgrade(_alembic_config(engine, keyring), "heads")
+    command.upgrade(_alembic_config(engine, keyring, settings), "heads")
+
+
+def open_database(settings: Settings, *, all_tenants: bool = False, keyring=None) -> Engine:
+    """The one way a command or stage opens the store: an engine on ``settings.database_url``,
+    migrated to the newest schema (safe on every start). ``all_tenants``: see ``make_engine``;
+    ``keyring`` seals what earlier versions stored in clear (default: the settings' keyring,
+    loaded only if a migration needs it)."""
+    engine = make_engine(settings.database_url, all_tenants=all_tenants)
+    try:
+        migrate(engine, keyring=keyring, settings=settings)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine

@@ -1,8 +1,11 @@
-"""Kafka client settings shared by every part of the pipeline.
+"""Kafka client settings and clients, shared by every part of the pipeline.
 
 One place decides how hookstream talks to Kafka, so producers, workers and tools agree:
 idempotent producers with ``acks=all``; consumers that never auto-commit (offsets are committed
-only after the outcome is durable: at-least-once everywhere).
+only after the outcome is durable: at-least-once everywhere). ``make_producer``,
+``make_consumer`` and ``make_admin`` build the clients from those configurations; a caller
+passes only what differs for it (``client.id``, timeouts) as overrides, with the dotted
+librdkafka names: ``make_producer(settings, **{"client.id": "hookstream-x"})``.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
 
 from hookstream.core.settings import Settings
 
@@ -45,6 +49,20 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
         "client.id": "hookstream",
         **overrides,
     }
+
+
+def make_producer(settings: Settings, **overrides: Any) -> Producer:
+    """A producer with ``producer_config`` (idempotent, ``acks=all``) and ``overrides``."""
+    return Producer(producer_config(settings, **overrides))
+
+
+def make_consumer(settings: Settings, group_id: str, **overrides: Any) -> Consumer:
+    """A consumer with ``consumer_config`` (manual commits, read committed) and ``overrides``."""
+    return Consumer(consumer_config(settings, group_id, **overrides))
+
+
+def make_admin(settings: Settings, **overrides: Any) -> AdminClient:
+    return AdminClient(admin_config(settings, **overrides))
 
 
 def produce_one(producer: Producer, topic: str, key: bytes, value: bytes, on_delivery, *, wait: float = 60.0) -> str | None:

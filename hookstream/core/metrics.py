@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from prometheus_client import Gauge, start_http_server
 
-from hookstream.core.kafka import admin_config
+from hookstream.core.kafka import make_admin, make_consumer
 from hookstream.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,10 +72,7 @@ def _committed(reader: Consumer, tps: list[TopicPartition], timeout: float) -> l
 def committed_reader(settings: Settings, group: str) -> Consumer:
     """A consumer of ``group`` that only reads its committed offsets: it never subscribes, so it
     never joins the group nor moves its partitions."""
-    return Consumer({
-        "bootstrap.servers": settings.kafka_bootstrap, "group.id": group, "enable.auto.commit": False,
-        "client.id": "hookstream-lag", "log_level": 3,
-    })
+    return make_consumer(settings, group, **{"client.id": "hookstream-lag", "log_level": 3})
 
 
 class LagMonitor(threading.Thread):
@@ -83,7 +80,7 @@ class LagMonitor(threading.Thread):
 
     def __init__(self, settings: Settings, group: str, topics: list[str], interval: float = 5.0) -> None:
         super().__init__(name=f"lag-{group}", daemon=True)
-        self.admin = AdminClient(admin_config(settings))
+        self.admin = make_admin(settings)
         self.reader = committed_reader(settings, group)
         self.group, self.topics, self.interval = group, topics, interval
         self.stopped = threading.Event()

@@ -1,20 +1,37 @@
 """Settings, read from ``HOOKSTREAM_*`` environment variables when asked for (never at import).
 
-Every variable is documented in the README. ``Settings.from_env()`` is the only place that reads
-the environment; everything else takes a ``Settings``.
+``Settings`` (pydantic-settings) holds every tunable of every command and worker, each with its
+one default, written here and nowhere else: CLI options that change a setting default to None
+and fall back to it. Every variable is documented in the README.
+
+- ``Settings.from_env()`` (or ``from_env(mapping)``) reads the environment; the CLI's root
+  callback calls it once per command and hands the result down. Everything else takes a
+  ``Settings``.
+- ``Settings(field=value, ...)`` builds one from its keyword arguments and the defaults only
+  (tests, embedding): it never reads the environment. Settings are immutable (a pydantic model,
+  not a dataclass): ``settings.model_copy(update={"topic_prefix": "x."})`` is a changed copy.
+- ``default_of(field)``: a setting's parsed default, for classes a stage builds on its own.
+
+A value that does not parse is a ``ConfigError`` of one line naming the variable and what is
+wrong (pydantic's ``ValidationError`` never reaches the user).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextvars
 import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hookstream.core.errors import ConfigError
-from hookstream.core.time import parse_duration  # the one duration parser (importable from here too)
+from hookstream.core.time import duration_seconds as _seconds  # the one duration parser
+from hookstream.core.time import parse_duration  # noqa: F401 (importable from here too)
 
 # The Kafka release the local broker runs (jars from Maven Central). Checked against
 # faust-streaming + aiokafka + confluent-kafka by the integration suite.
@@ -29,6 +46,12 @@ DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
 DEFAULT_MAX_EVENT_BYTES = 256 * 1024
 # Above this an event could not travel as a delivery record on a broker with default limits.
 MAX_EVENT_BYTES_CEILING = 768 * 1024
+# The delivery worker's in-flight bounds (records per process, requests and records per endpoint).
+MAX_CONCURRENCY = 1_000_000
+
+# The mapping ``from_env`` reads (None: ``Settings(...)`` reads no environment at all).
+_ENV: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("hookstream_env", default=None)
+
 
 def parse_bootstrap(bootstrap: str) -> tuple[str, int]:
     """The first ``host:port`` of a bootstrap list."""
@@ -44,111 +67,266 @@ def parse_bootstrap(bootstrap: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _default_state_dir(env: Mapping[str, str]) -> Path:
-    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "hookstream"
-
-
-def _default_cache_dir(env: Mapping[str, str]) -> Path:
-    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "hookstream"
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
-    value = env.get(name, "").strip().lower()
-    if not value:
-        return default
-    if value in ("0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise ConfigError(f"{name}: {value!r} is not a boolean (use 1 or 0)")
-
-
-def _networks(env: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    nets = []
-    for item in env.get(name, "").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            nets.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ConfigError(f"{name}: {item!r} is not a CIDR network (e.g. 10.0.0.0/8)") from None
-    return tuple(nets)
-
-
 PortRanges = tuple[tuple[int, int], ...]
-
-
-def _port_ranges(env: Mapping[str, str], name: str) -> PortRanges:
-    """``"443,8443"`` or ``"443, 8000-8999"`` -> ((443, 443), (8000, 8999)); empty -> () (any port)."""
-    ranges = []
-    for item in env.get(name, "").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        low, dash, high = (part.strip() for part in item.partition("-"))
-        high = high if dash else low
-        if not (low.isdigit() and high.isdigit() and 1 <= int(low) <= int(high) <= 65535):
-            raise ConfigError(f"{name}: {item!r} is not a port or a range of ports from 1 to 65535 (e.g. 443,8443,9000-9099)")
-        ranges.append((int(low), int(high)))
-    return tuple(ranges)
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def format_port_ranges(ranges: PortRanges) -> str:
     return ",".join(str(low) if low == high else f"{low}-{high}" for low, high in ranges)
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Settings:
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    state_dir: Path = dataclasses.field(default_factory=lambda: _default_state_dir(os.environ))
-    cache_dir: Path = dataclasses.field(default_factory=lambda: _default_cache_dir(os.environ))
-    database_url: str = ""
-    topic_prefix: str = ""
-    kafka_version: str = KAFKA_VERSION
-    allow_http: bool = False
-    allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+# --- parsers of the variables' text (a value given as a keyword already typed passes through) ---
+
+
+def _duration(value: Any) -> Any:
+    return _seconds(value) if isinstance(value, str) else value
+
+
+def _positive_duration(value: Any) -> Any:
+    seconds = _duration(value)
+    if isinstance(seconds, (int, float)) and seconds <= 0:
+        raise ValueError(f"{value!r} must be longer than 0 (e.g. 5m)")
+    return seconds
+
+
+def _flag(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    if text in ("0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{value!r} is not a boolean (use 1 or 0)")
+
+
+def _networks(value: Any) -> Any:
+    if not isinstance(value, str):
+        return tuple(value)
+    nets = []
+    for item in (i.strip() for i in value.split(",")):
+        if item:
+            try:
+                nets.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(f"{item!r} is not a CIDR network (e.g. 10.0.0.0/8)") from None
+    return tuple(nets)
+
+
+def _port_ranges(value: Any) -> Any:
+    """``"443,8443"`` or ``"443, 8000-8999"`` -> ((443, 443), (8000, 8999)); empty -> () (any port)."""
+    if not isinstance(value, str):
+        return tuple(tuple(r) for r in value)
+    ranges = []
+    for item in (i.strip() for i in value.split(",")):
+        if not item:
+            continue
+        low, dash, high = (part.strip() for part in item.partition("-"))
+        high = high if dash else low
+        if not (low.isdigit() and high.isdigit() and 1 <= int(low) <= int(high) <= 65535):
+            raise ValueError(f"{item!r} is not a port or a range of ports from 1 to 65535 (e.g. 443,8443,9000-9099)")
+        ranges.append((int(low), int(high)))
+    return tuple(ranges)
+
+
+def _schedule(value: Any) -> Any:
+    if not isinstance(value, str):
+        return tuple(value)
+    delays = tuple(_seconds(d) for d in value.split(",") if d.strip())
+    if not delays:
+        raise ValueError(f"{value!r} holds no delay (e.g. {DEFAULT_RETRY_SCHEDULE})")
+    return delays
+
+
+def _ratio(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        ratio = float(text.removesuffix("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        ratio = -1.0
+    if not 0 < ratio <= 1:
+        raise ValueError(f"{text!r} is not a share of failures above 0 and at most 1 (e.g. 0.7 or 70%)")
+    return ratio
+
+
+def _whole(what: str, low: int, high: int):
+    """Text of a whole number from ``low`` to ``high`` (digits only: no sign, no exponent). A
+    number given as a keyword is taken as it is (tests set values beyond what a user may)."""
+    def check(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not (value.strip().isdigit() and low <= int(value) <= high):
+            raise ValueError(f"{value!r} is not {what}")
+        return int(value)
+    return check
+
+
+def _path(value: Any) -> Any:
+    return Path(value).expanduser() if isinstance(value, str) else value
+
+
+def _env_state_home() -> Path:
+    env = _ENV.get() or os.environ
+    return Path(env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")) / "hookstream"
+
+
+def _env_cache_home() -> Path:
+    env = _ENV.get() or os.environ
+    return Path(env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "hookstream"
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+Concurrency = Annotated[int, BeforeValidator(_whole(f"a whole number from 1 to {MAX_CONCURRENCY}", 1, MAX_CONCURRENCY))]
+PathValue = Annotated[Path, BeforeValidator(_path)]
+
+
+def _var(name: str, default: Any = ..., **kw: Any) -> Any:
+    """A setting read from the variable ``name`` (set by that name or the field's, as a keyword)."""
+    return Field(default, validation_alias=name, **kw)
+
+
+class _MappingSource(EnvSettingsSource):
+    """The environment source over a given mapping; values stripped, blank ones unset."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._mapping = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v.strip() for k, v in self._mapping.items()
+                if k.upper().startswith("HOOKSTREAM_") and v and v.strip()}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        validate_by_name=True,  # Settings(kafka_bootstrap=...) as well as the variable's name
+        validate_by_alias=True,
+        validate_default=True,  # the defaults below are written as a user writes them, and parsed
+        enable_decoding=False,  # lists are comma-separated text, not JSON
+        case_sensitive=False,
+    )
+
+    kafka_bootstrap: str = _var("HOOKSTREAM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    # local broker data, logs, pid files; the default SQLite database
+    state_dir: PathValue = _var("HOOKSTREAM_STATE_DIR", default_factory=_env_state_home)
+    cache_dir: PathValue = _var("HOOKSTREAM_CACHE_DIR", default_factory=_env_cache_home)
+    database_url: str = _var("HOOKSTREAM_DATABASE_URL",
+                             default_factory=lambda data: f"sqlite:///{data['state_dir'] / 'hookstream.db'}")
+    topic_prefix: str = _var("HOOKSTREAM_TOPIC_PREFIX", "")
+    kafka_version: str = _var("HOOKSTREAM_KAFKA_VERSION", KAFKA_VERSION)
+    allow_http: Flag = _var("HOOKSTREAM_ALLOW_HTTP", False)
+    allowed_networks: Annotated[tuple[Network, ...], BeforeValidator(_networks)] = _var("HOOKSTREAM_ALLOWED_NETWORKS", ())
     # Ports an endpoint URL may use, as inclusive (low, high) ranges; empty allows every port.
-    allowed_ports: PortRanges = ()
-    retry_schedule: tuple[float, ...] = ()
-    secret_grace_seconds: float = 24 * 3600.0
-    request_timeout_seconds: float = 15.0
+    allowed_ports: Annotated[PortRanges, BeforeValidator(_port_ranges)] = _var("HOOKSTREAM_ALLOWED_PORTS", ())
+    retry_schedule: Annotated[tuple[float, ...], BeforeValidator(_schedule)] = _var("HOOKSTREAM_RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE)
+    secret_grace_seconds: Duration = _var("HOOKSTREAM_SECRET_GRACE", "24h")
+    request_timeout_seconds: Duration = _var("HOOKSTREAM_REQUEST_TIMEOUT", "15s")
     # A 4xx other than 408/429/410 goes straight to the dead-letter topic (the same request will
     # fail the same way); off, it is retried on the schedule like a 5xx.
-    dead_letter_client_errors: bool = True
-    metrics_port: int = 0
+    dead_letter_client_errors: Flag = _var("HOOKSTREAM_DEAD_LETTER_4XX", True)
+    metrics_port: Annotated[int, BeforeValidator(_whole("a port number (0 to 65535)", 0, 65535))] = _var("HOOKSTREAM_METRICS_PORT", 0)
     # Loopback by default: /metrics is unauthenticated. Containers set 0.0.0.0 so Prometheus,
     # in another container, can reach it.
-    metrics_host: str = "127.0.0.1"
+    metrics_host: str = _var("HOOKSTREAM_METRICS_HOST", "127.0.0.1")
     # Serialised event envelopes larger than this are refused at every entry (publishers,
     # outbox, CLI) with a clear error; see DEFAULT_MAX_EVENT_BYTES.
-    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    max_event_bytes: Annotated[int, BeforeValidator(_whole(f"a byte count between 1024 and {MAX_EVENT_BYTES_CEILING}", 1024, MAX_EVENT_BYTES_CEILING))] = _var(
+        "HOOKSTREAM_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES)
     # Keys sealing signing secrets and header values at rest (hookstream/core/crypto.py): entries
     # ``kid:base64key``, newest first; else the file ``secret_key_file`` names; else a key file
-    # made in the state dir. Never in repr.
-    secret_key: str | None = dataclasses.field(default=None, repr=False)
-    secret_key_file: Path | None = None
+    # made in the state dir. Never in repr, never in an error.
+    secret_key: str | None = _var("HOOKSTREAM_SECRET_KEY", None, repr=False)
+    secret_key_file: PathValue | None = _var("HOOKSTREAM_SECRET_KEY_FILE", None)
     # The delivery worker's circuit breaker per endpoint (delivery/breaker.py says why these):
     # it opens when this share of the attempts over the window failed, once it saw that many.
-    breaker_failure_ratio: float = 0.7
-    breaker_min_requests: int = 10
-    breaker_window_seconds: float = 30.0
-    breaker_pause_seconds: float = 30.0
+    breaker_failure_ratio: Annotated[float, BeforeValidator(_ratio)] = _var("HOOKSTREAM_BREAKER_FAILURE_RATIO", 0.7)
+    breaker_min_requests: Annotated[int, BeforeValidator(_whole("a positive whole number of requests", 1, 2**31 - 1))] = _var(
+        "HOOKSTREAM_BREAKER_MIN_REQUESTS", 10)
+    breaker_window_seconds: PositiveDuration = _var("HOOKSTREAM_BREAKER_WINDOW", "30s")
+    breaker_pause_seconds: PositiveDuration = _var("HOOKSTREAM_BREAKER_PAUSE", "30s")
     # How long the delivery worker's attempt log may stay unwritable (database down, locked)
     # before the worker gives up and exits non-zero, rather than holding its records silently.
-    attempt_log_max_outage_seconds: float = 300.0
+    attempt_log_max_outage_seconds: PositiveDuration = _var("HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE", "5m")
+    # The delivery worker's bounds (`hookstream delivery worker --concurrency` etc. override them):
+    # records in flight per process; requests in flight per endpoint; records an endpoint may hold
+    # (in flight + waiting) before more are deferred to a retry tier without an attempt.
+    delivery_concurrency: Concurrency = _var("HOOKSTREAM_DELIVERY_CONCURRENCY", 2000)
+    endpoint_concurrency: Concurrency = _var("HOOKSTREAM_ENDPOINT_CONCURRENCY", 64)
+    endpoint_backlog: Concurrency = _var("HOOKSTREAM_ENDPOINT_BACKLOG", 512)
 
-    def __post_init__(self) -> None:
-        if not self.database_url:
-            object.__setattr__(self, "database_url", f"sqlite:///{self.state_dir / 'hookstream.db'}")
-        if not self.retry_schedule:
-            object.__setattr__(
-                self,
-                "retry_schedule",
-                tuple(parse_duration(d, name="HOOKSTREAM_RETRY_SCHEDULE") for d in DEFAULT_RETRY_SCHEDULE.split(",")),
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: str) -> str:
+        value = value.strip()
+        try:
+            parse_bootstrap(value)
+        except ConfigError:
+            raise ValueError(f"{value!r} is not host:port (e.g. 127.0.0.1:9092)") from None
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z0-9._-]+", value):
+            raise ValueError(f"{value!r} may hold only letters, digits, '.', '_' and '-'")
+        return value
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9.:_-]+", value):
+            raise ValueError(f"{value!r} is not an address to listen on (e.g. 127.0.0.1 or 0.0.0.0)")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        if value is not None:
+            from hookstream.core.crypto import Keyring
+
+            Keyring.parse(value)  # a malformed key fails now, naming the variable (never the key)
+        return value
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(_one_line(exc)) from None
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        env = _ENV.get()
+        # keywords win over the environment; no .env file, no secrets dir: only what from_env is given
+        return (init_settings,) if env is None else (init_settings, _MappingSource(settings_cls, env))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """The settings the environment (or ``env``) gives; ``overrides`` (by field name) win."""
+        env = os.environ if env is None else env
+        if (env.get("HOOKSTREAM_BREAKER_THRESHOLD") or "").strip():
+            # set by someone expecting the old consecutive-failure breaker: say so rather than ignore it
+            raise ConfigError(
+                "HOOKSTREAM_BREAKER_THRESHOLD is no longer read: the breaker opens on a failure ratio "
+                "(HOOKSTREAM_BREAKER_FAILURE_RATIO, HOOKSTREAM_BREAKER_MIN_REQUESTS, HOOKSTREAM_BREAKER_WINDOW); unset it"
             )
+        token = _ENV.set(env)
+        try:
+            return cls(**overrides)
+        finally:
+            _ENV.reset(token)
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable of a setting (``"delivery_concurrency"`` -> ``HOOKSTREAM_DELIVERY_CONCURRENCY``)."""
+        return cls.model_fields[field].validation_alias  # type: ignore[return-value]
 
     @property
     def kafka_host_port(self) -> tuple[str, int]:
@@ -158,94 +336,22 @@ class Settings:
         """A topic's full name: the prefix (for isolating tests and tenants) plus its base name."""
         return f"{self.topic_prefix}{name}"
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        env = os.environ if env is None else env
-        kw: dict = {}
-        if env.get("HOOKSTREAM_KAFKA_BOOTSTRAP"):
-            kw["kafka_bootstrap"] = env["HOOKSTREAM_KAFKA_BOOTSTRAP"].strip()
-            parse_bootstrap(kw["kafka_bootstrap"])
-        kw["state_dir"] = Path(env["HOOKSTREAM_STATE_DIR"]).expanduser() if env.get("HOOKSTREAM_STATE_DIR") else _default_state_dir(env)
-        kw["cache_dir"] = Path(env["HOOKSTREAM_CACHE_DIR"]).expanduser() if env.get("HOOKSTREAM_CACHE_DIR") else _default_cache_dir(env)
-        if env.get("HOOKSTREAM_DATABASE_URL"):
-            kw["database_url"] = env["HOOKSTREAM_DATABASE_URL"].strip()
-        prefix = env.get("HOOKSTREAM_TOPIC_PREFIX", "")
-        if prefix and not re.fullmatch(r"[A-Za-z0-9._-]+", prefix):
-            raise ConfigError(f"HOOKSTREAM_TOPIC_PREFIX: {prefix!r} may hold only letters, digits, '.', '_' and '-'")
-        kw["topic_prefix"] = prefix
-        if env.get("HOOKSTREAM_KAFKA_VERSION"):
-            kw["kafka_version"] = env["HOOKSTREAM_KAFKA_VERSION"].strip()
-        kw["allow_http"] = _flag(env, "HOOKSTREAM_ALLOW_HTTP")
-        kw["allowed_networks"] = _networks(env, "HOOKSTREAM_ALLOWED_NETWORKS")
-        kw["allowed_ports"] = _port_ranges(env, "HOOKSTREAM_ALLOWED_PORTS")
-        schedule = env.get("HOOKSTREAM_RETRY_SCHEDULE", "").strip()
-        if schedule:
-            kw["retry_schedule"] = tuple(
-                parse_duration(d, name="HOOKSTREAM_RETRY_SCHEDULE") for d in schedule.split(",") if d.strip()
-            )
-        if env.get("HOOKSTREAM_SECRET_GRACE"):
-            kw["secret_grace_seconds"] = parse_duration(env["HOOKSTREAM_SECRET_GRACE"], name="HOOKSTREAM_SECRET_GRACE")
-        if env.get("HOOKSTREAM_REQUEST_TIMEOUT"):
-            kw["request_timeout_seconds"] = parse_duration(env["HOOKSTREAM_REQUEST_TIMEOUT"], name="HOOKSTREAM_REQUEST_TIMEOUT")
-        kw["dead_letter_client_errors"] = _flag(env, "HOOKSTREAM_DEAD_LETTER_4XX", default=True)
-        if env.get("HOOKSTREAM_METRICS_PORT"):
-            port = env["HOOKSTREAM_METRICS_PORT"].strip()
-            if not port.isdigit() or int(port) > 65535:
-                raise ConfigError(f"HOOKSTREAM_METRICS_PORT: {port!r} is not a port number")
-            kw["metrics_port"] = int(port)
-        if env.get("HOOKSTREAM_METRICS_HOST"):
-            host = env["HOOKSTREAM_METRICS_HOST"].strip()
-            if not re.fullmatch(r"[A-Za-z0-9.:_-]+", host):
-                raise ConfigError(f"HOOKSTREAM_METRICS_HOST: {host!r} is not an address to listen on (e.g. 127.0.0.1 or 0.0.0.0)")
-            kw["metrics_host"] = host
-        if env.get("HOOKSTREAM_MAX_EVENT_BYTES"):
-            text = env["HOOKSTREAM_MAX_EVENT_BYTES"].strip()
-            if not text.isdigit() or not 1024 <= int(text) <= MAX_EVENT_BYTES_CEILING:
-                raise ConfigError(
-                    f"HOOKSTREAM_MAX_EVENT_BYTES: {text!r} is not a byte count between 1024 and {MAX_EVENT_BYTES_CEILING}"
-                )
-            kw["max_event_bytes"] = int(text)
-        if env.get("HOOKSTREAM_SECRET_KEY", "").strip():
-            from hookstream.core.crypto import Keyring
 
-            kw["secret_key"] = env["HOOKSTREAM_SECRET_KEY"].strip()
-            Keyring.parse(kw["secret_key"])  # a malformed key fails now, naming the variable
-        if env.get("HOOKSTREAM_SECRET_KEY_FILE", "").strip():
-            kw["secret_key_file"] = Path(env["HOOKSTREAM_SECRET_KEY_FILE"].strip()).expanduser()
-        kw.update(_breaker(env))
-        if env.get("HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE"):
-            outage = parse_duration(env["HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE"], name="HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE")
-            if outage <= 0:
-                raise ConfigError("HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE: must be more than 0 (e.g. 5m)")
-            kw["attempt_log_max_outage_seconds"] = outage
-        return cls(**kw)
+def _one_line(exc: ValidationError) -> str:
+    """pydantic's report -> ``HOOKSTREAM_X: what is wrong`` (the first error; never a secret's value)."""
+    error = exc.errors(include_url=False)[0]
+    loc = str(error["loc"][0]) if error["loc"] else ""
+    field = Settings.model_fields.get(loc)
+    name = Settings.variable(loc) if field is not None else loc
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] != "value_error" and field is not None and field.repr:
+        message = f"{error.get('input')!r}: {message}"
+    return f"{name}: {message}".replace("\n", " ")
 
 
-def _breaker(env: Mapping[str, str]) -> dict:
-    """The ``HOOKSTREAM_BREAKER_*`` settings that are set, checked."""
-    if env.get("HOOKSTREAM_BREAKER_THRESHOLD"):
-        # set by someone expecting the old consecutive-failure breaker: say so rather than ignore it
-        raise ConfigError(
-            "HOOKSTREAM_BREAKER_THRESHOLD is no longer read: the breaker opens on a failure ratio "
-            "(HOOKSTREAM_BREAKER_FAILURE_RATIO, HOOKSTREAM_BREAKER_MIN_REQUESTS, HOOKSTREAM_BREAKER_WINDOW); unset it"
-        )
-    kw: dict = {}
-    if text := env.get("HOOKSTREAM_BREAKER_FAILURE_RATIO", "").strip():
-        try:
-            ratio = float(text.removesuffix("%")) / (100 if text.endswith("%") else 1)
-        except ValueError:
-            ratio = -1.0
-        if not 0 < ratio <= 1:
-            raise ConfigError(f"HOOKSTREAM_BREAKER_FAILURE_RATIO: {text!r} is not a share of failures above 0 and at most 1 (e.g. 0.7 or 70%)")
-        kw["breaker_failure_ratio"] = ratio
-    if text := env.get("HOOKSTREAM_BREAKER_MIN_REQUESTS", "").strip():
-        if not text.isdigit() or int(text) < 1:
-            raise ConfigError(f"HOOKSTREAM_BREAKER_MIN_REQUESTS: {text!r} is not a positive whole number of requests")
-        kw["breaker_min_requests"] = int(text)
-    for name, field in (("HOOKSTREAM_BREAKER_WINDOW", "breaker_window_seconds"), ("HOOKSTREAM_BREAKER_PAUSE", "breaker_pause_seconds")):
-        if text := env.get(name, "").strip():
-            seconds = parse_duration(text, name=name)
-            if seconds <= 0:
-                raise ConfigError(f"{name}: {text!r} must be longer than 0")
-            kw[field] = seconds
-    return kw
+def default_of(field: str) -> Any:
+    """A setting's default, parsed as ``Settings`` parses it (``"30s"`` -> 30.0). For classes a
+    stage builds on its own (the delivery worker's ``Limits``, ``BreakerConfig``), so their
+    defaults are this one and never a second copy."""
+    info = Settings.model_fields[field]
+    return TypeAdapter(Annotated[(info.annotation, *info.metadata)]).validate_python(info.default)

@@ -7,7 +7,8 @@
   UTC ``datetime``. ``OverflowError`` for a moment UTC cannot hold (``0001-01-01T00:00:00+01:00``),
   ``ValueError`` for text that is not a time: callers reading untrusted records map those to
   their own errors.
-- ``parse_duration``: ``250ms``, ``5s``, ``5m``, ``2h``, ``1d`` or plain seconds -> seconds (settings).
+- ``duration_seconds`` / ``parse_duration``: ``250ms``, ``5s``, ``5m``, ``2h``, ``1d`` or plain
+  seconds -> seconds (settings' validators; the CLI's options).
 - ``parse_since``: what ``--since``/``--until`` take: an RFC 3339 time or date, or a span back
   from now (``30m``, ``2h``, ``7d``) -> unix seconds, with a one-line error naming the option.
 """
@@ -19,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from hookstream.core.errors import ConfigError, HookstreamError, ValidationError
 
-__all__ = ["format_time", "format_unix", "parse_duration", "parse_since", "parse_time", "utc"]
+__all__ = ["duration_seconds", "format_time", "format_unix", "parse_duration", "parse_since", "parse_time", "utc"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -54,12 +55,21 @@ def _duration_seconds(text: str, *, unit_required: bool) -> float | None:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-def parse_duration(text: str, *, name: str, error: type[HookstreamError] = ConfigError) -> float:
-    """``"5s"``, ``"5m"``, ``"2h"``, ``"250ms"``, ``"1d"`` or plain seconds -> seconds."""
+def duration_seconds(text: str) -> float:
+    """``"5s"``, ``"5m"``, ``"2h"``, ``"250ms"``, ``"1d"`` or plain seconds -> seconds;
+    ``ValueError`` naming the text otherwise (for validators that add the setting's name)."""
     seconds = _duration_seconds(text, unit_required=False)
     if seconds is None:
-        raise error(f"{name}: {text!r} is not a duration (use e.g. 250ms, 5s, 5m, 2h, 1d)")
+        raise ValueError(f"{text!r} is not a duration (use e.g. 250ms, 5s, 5m, 2h, 1d)")
     return seconds
+
+
+def parse_duration(text: str, *, name: str, error: type[HookstreamError] = ConfigError) -> float:
+    """``duration_seconds`` with a one-line ``error`` (``ConfigError`` unless told) naming ``name``."""
+    try:
+        return duration_seconds(text)
+    except ValueError as exc:
+        raise error(f"{name}: {exc}") from None
 
 
 def parse_since(text: str, *, name: str, now: datetime | None = None) -> float:

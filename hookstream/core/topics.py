@@ -16,7 +16,7 @@ from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec
 
 from hookstream.core.errors import TopicError
-from hookstream.core.kafka import admin_config
+from hookstream.core.kafka import make_admin
 from hookstream.core.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
@@ -119,7 +119,7 @@ class EnsureReport:
 
 
 def _admin(settings: Settings) -> AdminClient:
-    return AdminClient(admin_config(settings))
+    return make_admin(settings)
 
 
 def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] | None = None, *, timeout: float = 30.0) -> EnsureReport:

@@ -29,7 +29,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from hookstream.core.crypto import Keyring, SealedValueError, load_keyring
-from hookstream.core.db import bind_all_tenants, bind_tenant, make_engine, migrate, session_factory
+from hookstream.core.db import bind_all_tenants, bind_tenant, open_database, session_factory
 from hookstream.core.errors import NotFoundError, ValidationError
 from hookstream.core.redact import mask_url
 from hookstream.core.secrets import InvalidSecretError, Secret
@@ -69,9 +69,7 @@ def validate_description(text: str) -> str:
 def open_engine(settings: Settings, keyring: Keyring | None = None) -> Engine:
     """An engine on ``HOOKSTREAM_DATABASE_URL``, migrated to the newest schema (the migration
     that seals clear secrets uses ``keyring``, by default the settings')."""
-    engine = make_engine(settings.database_url)
-    migrate(engine, keyring=keyring or load_keyring(settings))
-    return engine
+    return open_database(settings, keyring=keyring)
 
 
 class SubscriptionStore:

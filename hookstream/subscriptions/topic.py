@@ -30,13 +30,13 @@ import json
 import logging
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from hookstream.core.db import bind_all_tenants
 from hookstream.core.errors import BrokerError, TopicError, ValidationError
-from hookstream.core.kafka import producer_config
+from hookstream.core.kafka import make_producer
 from hookstream.core.crypto import Keyring
 from hookstream.core.secrets import InvalidSecretError
 from hookstream.core.time import format_time, parse_time
@@ -223,9 +223,9 @@ def sync(settings: Settings, *, engine: Engine | None = None, timeout: float = D
 
 
 def _engine(settings: Settings) -> Engine:
-    from hookstream.subscriptions.store import open_engine
+    from hookstream.core.db import open_database
 
-    return open_engine(settings)
+    return open_database(settings)
 
 
 def _publish(settings: Settings, engine: Engine | None, *, only_pending: bool, timeout: float) -> PublishReport:
@@ -276,16 +276,14 @@ def _produce(settings: Settings, records: list[tuple[str, bytes | None]], timeou
     unreachable, so nothing is half-done in that common case.
     """
     topic = settings.topic(SUBSCRIPTIONS)
-    producer = Producer(
-        producer_config(
-            settings,
-            **{
-                "message.timeout.ms": int(timeout * 1000),
-                "socket.connection.setup.timeout.ms": int(min(timeout, 10.0) * 1000),
-                "client.id": "hookstream-subscriptions",
-                "log_level": 0,
-            },
-        )
+    producer = make_producer(
+        settings,
+        **{
+            "message.timeout.ms": int(timeout * 1000),
+            "socket.connection.setup.timeout.ms": int(min(timeout, 10.0) * 1000),
+            "client.id": "hookstream-subscriptions",
+            "log_level": 0,
+        },
     )
     try:
         metadata = producer.list_topics(topic, timeout=timeout)

@@ -34,6 +34,7 @@ from prometheus_client import Counter
 
 from hookstream.core.crypto import Keyring, load_keyring
 from hookstream.core.errors import BrokerError, HookstreamError, TopicError
+from hookstream.core.kafka import make_consumer
 from hookstream.core.settings import Settings
 from hookstream.subscriptions import filters
 from hookstream.subscriptions.models import Subscription
@@ -150,18 +151,11 @@ def table_for(settings: Settings) -> SubscriptionTable:
 
 
 def _consumer(settings: Settings) -> Consumer:
-    return Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            # librdkafka insists on a group id, but with assign() and no commits no group is ever joined.
-            "group.id": f"hookstream-subscriptions-view-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": True,
-            "client.id": "hookstream-subscriptions-view",
-            "log_level": 0,
-        }
+    # librdkafka insists on a group id, but with assign() and no commits no group is ever joined.
+    return make_consumer(
+        settings,
+        f"hookstream-subscriptions-view-{uuid.uuid4().hex[:8]}",
+        **{"enable.partition.eof": True, "client.id": "hookstream-subscriptions-view", "log_level": 0},
     )
 
 

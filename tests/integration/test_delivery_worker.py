@@ -44,7 +44,8 @@ def test_signed_retried_and_dead_lettered(cfg, env, store, receiver, tmp_path):
     assert 'webhook_deliveries_total{event="invoice.sent",status="failed",tenant_id="acme"} 5.0' in metrics
     assert 'webhook_retries_total{event="invoice.sent",reason="server_error",tenant_id="acme"} 5.0' in metrics
     assert 'webhook_delivery_http_status_total{event="invoice.sent",status_code="302"} 1.0' in metrics
-    assert 'webhook_delivery_duration_seconds_bucket{event="invoice.sent",le="0.1",tenant_id="beta"} 2.0' in metrics
+    # (the +Inf bucket: how long the two took depends on the machine's load, not on the worker)
+    assert 'webhook_delivery_duration_seconds_bucket{event="invoice.sent",le="+Inf",tenant_id="beta"} 2.0' in metrics
     assert 'webhook_dead_letters_total{event="invoice.sent",reason="retries_exhausted",tenant_id="acme"} 1.0' in metrics
     assert 'webhook_dead_letters_total{event="invoice.sent",reason="redirect",tenant_id="beta"} 1.0' in metrics
     assert 'webhook_dead_letters_total{event="unknown",reason="malformed",tenant_id="unknown"} 2.0' in metrics

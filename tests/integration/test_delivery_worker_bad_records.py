@@ -46,7 +46,7 @@ def test_bad_records_on_every_topic_are_dead_lettered_and_the_worker_lives(cfg, 
     good_id, _ = subscribe(store, cfg, "gamma", receiver.route("/good", status(200)))
     beta_id, _ = subscribe(store, cfg, "beta", receiver.route("/beta", status(200)))
     # the store takes this URL (it allows 10/8 here); the worker's policy does not
-    lenient = SubscriptionStore.open(dataclasses.replace(cfg, allowed_networks=(*cfg.allowed_networks, _net("10.0.0.0/8"))))
+    lenient = SubscriptionStore.open(cfg.model_copy(update=dict(allowed_networks=(*cfg.allowed_networks, _net("10.0.0.0/8")))))
     private, _ = lenient.add("gamma", "http://10.255.0.1:9/private", ["*"])
     accented, _ = lenient.add("gamma", receiver.route("/accented", status(200)), ["*"])
     owned, _ = lenient.add("gamma", receiver.route("/owned", status(200)), ["*"])

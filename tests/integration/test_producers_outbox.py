@@ -6,7 +6,6 @@ least once, with the id stored in the row.
 """
 
 import collections
-import dataclasses
 import signal
 import subprocess
 import sys
@@ -304,7 +303,7 @@ def test_relay_sets_aside_rows_it_can_never_publish_and_goes_on(engine, settings
         last = add_to_outbox(conn, _order_event("so_1", 3)).id
         conn.execute(update(outbox).where(outbox.c.event_id == unparseable).values(payload='{"id": "edited by hand"'))
     seen = []
-    with Publisher(dataclasses.replace(settings, max_event_bytes=8000), delivery_timeout=20) as publisher:
+    with Publisher(settings.model_copy(update=dict(max_event_bytes=8000)), delivery_timeout=20) as publisher:
         relay = OutboxRelay(engine, publisher, ack_timeout=30, on_set_aside=seen.append)
         assert relay.drain() == 2
         assert relay.drain() == 0  # set-aside rows are not tried again

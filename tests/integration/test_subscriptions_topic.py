@@ -68,7 +68,7 @@ def any_db_store(settings, database_url) -> tuple:
     if database_url.startswith("postgresql"):
         # an ordinary role: publishing must bind itself to all tenants to see any row
         database_url = as_application_role(database_url)
-    settings = dataclasses.replace(settings, database_url=database_url)
+    settings = settings.model_copy(update=dict(database_url=database_url))
     ensure_subscriptions_topic(settings)
     return settings, SubscriptionStore.open(settings, resolver=public_dns)
 
@@ -93,7 +93,7 @@ def test_a_fresh_reader_rebuilds_exactly_the_stores_table(any_db_store):
 
 
 def test_a_change_that_did_not_reach_kafka_is_kept_pending_and_repaired(settings, store):
-    down = dataclasses.replace(settings, kafka_bootstrap=dead_bootstrap())
+    down = settings.model_copy(update=dict(kafka_bootstrap=dead_bootstrap()))
     published, _ = store.add("acme", "https://a.example/1", ["*"])
     publish_pending(settings, engine=store.engine)
 
@@ -112,7 +112,7 @@ def test_a_change_that_did_not_reach_kafka_is_kept_pending_and_repaired(settings
 
 def test_publishing_to_a_missing_topic_says_how_to_create_it(settings, store):
     store.add("acme", "https://a.example/1", ["*"])
-    elsewhere = dataclasses.replace(settings, topic_prefix=settings.topic_prefix + "missing.")
+    elsewhere = settings.model_copy(update=dict(topic_prefix=settings.topic_prefix + "missing."))
     with pytest.raises(TopicError, match="hookstream topics ensure"):
         publish_pending(elsewhere, engine=store.engine)
     assert store.unpublished_count() == 1
@@ -122,7 +122,7 @@ def test_sync_rebuilds_a_lost_topic_and_tombstones_ids_the_store_does_not_know(s
     a, _ = store.add("acme", "https://a.example/1", ["*"])
     g, _ = store.add("globex", "https://g.example/1", ["*"])
     publish_pending(settings, engine=store.engine)
-    fresh = dataclasses.replace(settings, topic_prefix=settings.topic_prefix + "rebuilt.")
+    fresh = settings.model_copy(update=dict(topic_prefix=settings.topic_prefix + "rebuilt."))
     ensure_subscriptions_topic(fresh)
     stray = dataclasses.replace(store.get(a.id, tenant_id="acme"), id="sub_stray")
     produce_raw(fresh, [encode(stray, load_keyring(fresh))])

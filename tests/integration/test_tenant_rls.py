@@ -173,3 +173,22 @@ def test_the_compose_init_script_makes_an_owner_role_that_rls_applies_to(postgre
             assert ids(conn) == set()  # unbound: the policy applies to this role
     finally:
         e.dispose()
+
+
+def test_open_database_binds_all_tenants_only_when_asked(app_url, subs, tmp_path):
+    """``open_database(settings, all_tenants=True)`` (the delivery worker's attempt log) sees every
+    tenant's rows without binding; the default engine sees none until a transaction binds one."""
+    from hookstream.core.db import open_database
+
+    settings = Settings(database_url=app_url, state_dir=tmp_path)
+    everyone, plain = open_database(settings, all_tenants=True), open_database(settings)
+    try:
+        with everyone.begin() as conn:
+            assert ids(conn) == {s.id for s in subs.values()}
+        with plain.begin() as conn:
+            assert ids(conn) == set()
+            bind_tenant(conn, "globex")
+            assert ids(conn) == {subs["g1"].id}
+    finally:
+        everyone.dispose()
+        plain.dispose()

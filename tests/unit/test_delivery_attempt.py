@@ -456,9 +456,9 @@ def test_a_host_name_is_left_to_the_transport_and_an_allowed_network_passes():
     d, t = deliverer(lambda *_: HttpResponse(200), s)
     assert isinstance(run(d.deliver(record())), Delivered) and len(t.requests) == 1
     local = dataclasses.replace(sub(), url="http://127.0.0.1:8000/in")
-    http_ok = dataclasses.replace(SETTINGS, allow_http=True)
+    http_ok = SETTINGS.model_copy(update=dict(allow_http=True))
     assert endpoint_refusal(local, http_ok)[0] == "url_refused"
-    opened = dataclasses.replace(http_ok, allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
+    opened = http_ok.model_copy(update=dict(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),)))
     assert endpoint_refusal(local, opened) is None
 
 
@@ -546,7 +546,7 @@ def test_the_history_keeps_the_first_and_last_attempts_with_a_count_of_the_rest(
 def test_a_record_after_1000_failed_attempts_stays_small():
     schedule = RetrySchedule(delays=(1.0,) * 1000, random=lambda: 0.5)
     transport = MockTransport(lambda *_: (_ for _ in ()).throw(EndpointUnreachable("reset " + "x" * 5000)))
-    d = Deliverer(dataclasses.replace(SETTINGS, retry_schedule=(1.0,) * 1000), Table(sub()), transport, schedule=schedule,
+    d = Deliverer(SETTINGS.model_copy(update=dict(retry_schedule=(1.0,) * 1000)), Table(sub()), transport, schedule=schedule,
                   breakers=EndpointBreakers(BreakerConfig(min_requests=10**6)), clock=lambda: NOW)
     rec = record()
     sizes = []
@@ -578,7 +578,7 @@ def test_a_saved_url_the_idn_and_address_rules_now_refuse_is_dead_lettered(url, 
 def test_the_worker_refuses_a_port_outside_the_allowed_ports():
     from hookstream.delivery.attempt import endpoint_refusal
 
-    only_443 = dataclasses.replace(SETTINGS, allowed_ports=((443, 443),))
+    only_443 = SETTINGS.model_copy(update=dict(allowed_ports=((443, 443),)))
     code, reason = endpoint_refusal(dataclasses.replace(sub(), url="https://hooks.example.com:8443/in"), only_443)
     assert code == "url_refused" and "HOOKSTREAM_ALLOWED_PORTS=443" in reason
     assert endpoint_refusal(dataclasses.replace(sub(), url="https://hooks.example.com/in"), only_443) is None

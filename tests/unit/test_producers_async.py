@@ -58,14 +58,12 @@ async def test_unacknowledged_event_times_out_and_close_reports_it(unit_settings
 
 
 async def test_one_event_over_the_size_limit_in_a_batch_means_none_is_sent(unit_settings):
-    import dataclasses
-
     from hookstream.producers import EventTooLargeError
     from tests.sizes import invoice_of_size
 
     producer = FakeProducer()
     big = invoice_of_size("acme", 1025)
-    async with AsyncPublisher(dataclasses.replace(unit_settings, max_event_bytes=1024), producer=producer) as publisher:
+    async with AsyncPublisher(unit_settings.model_copy(update=dict(max_event_bytes=1024)), producer=producer) as publisher:
         with pytest.raises(EventTooLargeError, match=f"event {big.id} \\(invoice.created\\) is \\d+ bytes serialised, over the limit of 1024"):
             await publisher.publish_many([_event(), big, _event()])
         with pytest.raises(EventTooLargeError):

@@ -1,6 +1,5 @@
 """Publisher: validates before sending, routes by aggregate and entity, never drops a failure silently."""
 
-import dataclasses
 
 import pytest
 from confluent_kafka import KafkaError
@@ -144,7 +143,7 @@ def test_event_over_the_size_limit_is_refused_naming_size_and_limit_and_nothing_
     from tests.sizes import invoice_of_size
 
     producer = FakeProducer()
-    publisher = Publisher(dataclasses.replace(unit_settings, max_event_bytes=2048), producer=producer)
+    publisher = Publisher(unit_settings.model_copy(update=dict(max_event_bytes=2048)), producer=producer)
     big = invoice_of_size("acme", 2049)
     size = len(encode_event(big))
     for attempt in (publisher.publish, publisher.send, publisher.prepare):
@@ -164,7 +163,7 @@ def test_event_at_the_size_limit_is_sent(unit_settings):
 
     event = invoice_of_size("acme", 1500)
     producer = FakeProducer()
-    Publisher(dataclasses.replace(unit_settings, max_event_bytes=len(encode_event(event))), producer=producer).publish(event)
+    Publisher(unit_settings.model_copy(update=dict(max_event_bytes=len(encode_event(event)))), producer=producer).publish(event)
     assert len(producer.produced) == 1
 
 
@@ -172,7 +171,7 @@ def test_a_stored_record_over_a_since_lowered_limit_is_refused(unit_settings):
     from hookstream.producers import EventTooLargeError
 
     producer = FakeProducer()
-    publisher = Publisher(dataclasses.replace(unit_settings, max_event_bytes=1024), producer=producer)
+    publisher = Publisher(unit_settings.model_copy(update=dict(max_event_bytes=1024)), producer=producer)
     from hookstream.producers import OutgoingRecord
 
     record = OutgoingRecord("ev_1", "t1.events.payment", b"pay_1", b"x" * 1025, "payment.received")

@@ -182,3 +182,94 @@ def test_allowed_ports_refuse_what_is_not_a_port(value: str) -> None:
     with pytest.raises(ConfigError, match="HOOKSTREAM_ALLOWED_PORTS") as err:
         Settings.from_env({"HOOKSTREAM_ALLOWED_PORTS": value})
     assert repr(value) in str(err.value) and "\n" not in str(err.value)
+
+
+# --- one settings object: every tunable, each default once, read only by from_env ---
+
+REPO = Path(__file__).resolve().parents[2]
+WORKER_TUNABLES = {
+    "HOOKSTREAM_DELIVERY_CONCURRENCY": ("delivery_concurrency", 2000),
+    "HOOKSTREAM_ENDPOINT_CONCURRENCY": ("endpoint_concurrency", 64),
+    "HOOKSTREAM_ENDPOINT_BACKLOG": ("endpoint_backlog", 512),
+}
+
+
+def test_every_setting_has_its_variable_and_one_default_documented_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    for field, info in Settings.model_fields.items():
+        name = Settings.variable(field)
+        assert name.startswith("HOOKSTREAM_"), field
+        assert not info.is_required(), f"{field} has no default"
+        assert f"`{name}`" in readme, f"{name} is not in the README's table"
+    assert len({Settings.variable(f) for f in Settings.model_fields}) == len(Settings.model_fields)
+
+
+def test_the_delivery_workers_tunables_are_settings() -> None:
+    s = Settings.from_env({})
+    assert {name: getattr(s, field) for name, (field, _) in WORKER_TUNABLES.items()} == {
+        name: default for name, (_, default) in WORKER_TUNABLES.items()}
+    s = Settings.from_env({"HOOKSTREAM_DELIVERY_CONCURRENCY": "100", "HOOKSTREAM_ENDPOINT_CONCURRENCY": " 8 ",
+                           "HOOKSTREAM_ENDPOINT_BACKLOG": "32"})
+    assert (s.delivery_concurrency, s.endpoint_concurrency, s.endpoint_backlog) == (100, 8, 32)
+
+
+@pytest.mark.parametrize("name", sorted(WORKER_TUNABLES))
+@pytest.mark.parametrize("value", ["0", "-1", "ten", "1e3", "1000001", "2.5"])
+def test_bad_worker_tunables_are_one_line_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({name: value})
+    message = str(err.value)
+    assert message.startswith(f"{name}: {value!r}") and "from 1 to 1000000" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "name,value",
+    [("HOOKSTREAM_REQUEST_TIMEOUT", "soon"), ("HOOKSTREAM_SECRET_GRACE", "1 week"), ("HOOKSTREAM_ALLOWED_PORTS", "x"),
+     ("HOOKSTREAM_ALLOWED_NETWORKS", "nope"), ("HOOKSTREAM_RETRY_SCHEDULE", ","), ("HOOKSTREAM_BREAKER_FAILURE_RATIO", "lots")],
+)
+def test_every_bad_value_is_a_config_error_of_one_line(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({name: value})
+    assert str(err.value).startswith(f"{name}: ") and "\n" not in str(err.value)
+    assert "validation error" not in str(err.value) and "pydantic" not in str(err.value)
+
+
+def test_blank_variables_mean_the_default() -> None:
+    assert Settings.from_env({"HOOKSTREAM_METRICS_PORT": "", "HOOKSTREAM_DELIVERY_CONCURRENCY": "  "}) == Settings.from_env({})
+
+
+def test_keyword_construction_reads_no_environment(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("HOOKSTREAM_TOPIC_PREFIX", "env.")
+    monkeypatch.setenv("HOOKSTREAM_DELIVERY_CONCURRENCY", "7")
+    s = Settings(state_dir=tmp_path, retry_schedule=(1.0, 2.0))
+    assert s.topic_prefix == "" and s.delivery_concurrency == 2000 and s.retry_schedule == (1.0, 2.0)
+    assert s.database_url == f"sqlite:///{tmp_path}/hookstream.db"
+    assert Settings.from_env().delivery_concurrency == 7
+
+
+def test_keyword_values_that_do_not_fit_are_config_errors_too() -> None:
+    with pytest.raises(ConfigError, match="^HOOKSTREAM_METRICS_PORT: 'http' is not a port number"):
+        Settings(metrics_port="http")
+    with pytest.raises(ConfigError, match="^HOOKSTREAM_SECRET_KEY") as err:
+        Settings(secret_key="k1:" + "QUJD" * 4)
+    assert "QUJD" not in str(err.value)
+
+
+def test_from_env_overrides_win_over_the_environment() -> None:
+    s = Settings.from_env({"HOOKSTREAM_TOPIC_PREFIX": "a."}, topic_prefix="b.")
+    assert s.topic_prefix == "b."
+
+
+def test_settings_are_immutable_and_copied_with_changes() -> None:
+    s = Settings()
+    with pytest.raises(Exception):
+        s.topic_prefix = "x."  # type: ignore[misc]
+    assert s.model_copy(update={"max_event_bytes": 2048}).max_event_bytes == 2048 and s.max_event_bytes == 256 * 1024
+
+
+def test_nothing_but_settings_reads_hookstream_variables() -> None:
+    # the CLI's worker options used to read their own variables (typer envvar=) with defaults of
+    # their own; every variable now goes through Settings, and each default is written there only
+    sources = [p for p in (REPO / "hookstream" / "shell").rglob("*.py")]
+    offenders = [str(p) for p in sources if "envvar=" in p.read_text()]
+    assert offenders == []

@@ -1,5 +1,8 @@
 """The ``hookstream`` command: one entry point, a subcommand group per part of the pipeline.
 
+The root callback is the bootstrap: it gives every command one ``Settings`` (read from the
+environment once, ``_context.settings_of(ctx)``), which the command passes to what it calls.
+
 Errors a user can cause are ``HookstreamError``s: printed as one ``error: ...`` line on stderr,
 exit non-zero, no traceback. ``HOOKSTREAM_DEBUG=1`` shows tracebacks for anything unexpected.
 """
@@ -21,6 +24,15 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _bootstrap(ctx: typer.Context) -> None:
+    # One bootstrap for every command: the run's settings live on the context (read on first
+    # use: see _context.py); commands take them from there and pass them on.
+    from hookstream.shell.cli._context import CliState
+
+    ctx.obj = CliState()
 
 
 def _register() -> None:

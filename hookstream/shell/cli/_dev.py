@@ -10,6 +10,7 @@ import typer
 
 from hookstream.shell.cli._output import Column, JsonOption, emit_json, printable, table
 from hookstream.core.settings import Settings
+from hookstream.shell.cli._context import settings_of
 
 dev_app = typer.Typer(help="Run the whole pipeline locally: broker, topics, stream and delivery workers.", no_args_is_help=True)
 
@@ -61,6 +62,7 @@ def _interrupt(*_args) -> None:
 
 @dev_app.command("up")
 def up(
+    ctx: typer.Context,
     detach: bool = typer.Option(False, "--detach", help="Return once everything is ready; stop later with `hookstream dev down`."),
     demo: bool = typer.Option(False, "--demo", help="Also start a local receiver, subscribe it to every event type and publish one event of each of the 12 types."),
     streams_metrics_port: int = typer.Option(9464, "--streams-metrics-port"),
@@ -71,7 +73,8 @@ def up(
     from hookstream.shell.devstack import DevStack, follow_outcomes, format_outcome, port_free
 
     env = _demo_env() if demo else dict(os.environ)
-    settings = Settings.from_env(env)
+    # the demo's settings are its own environment's (which its processes inherit); else the command's
+    settings = Settings.from_env(env) if demo else settings_of(ctx)
     stack = DevStack(settings, env)
 
     def demo_parts(cfg: Settings):
@@ -131,20 +134,20 @@ def up(
 
 
 @dev_app.command("down")
-def down() -> None:
+def down(ctx: typer.Context) -> None:
     """Stop the stack `hookstream dev up` started (reverse order)."""
     from hookstream.shell.devstack import DevStack
 
-    stopped = DevStack(Settings.from_env()).down()
+    stopped = DevStack(settings_of(ctx)).down()
     typer.echo(f"stopped {', '.join(stopped)}" if stopped else "no dev stack is running")
 
 
 @dev_app.command("status")
-def status(as_json: bool = JsonOption) -> None:
+def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Each process of the stack: name, pid, alive, metrics URL; exit 1 if any died."""
     from hookstream.shell.devstack import DevStack
 
-    stack = DevStack(Settings.from_env())
+    stack = DevStack(settings_of(ctx))
     state = stack.load()
     if state is None:
         if as_json:

@@ -6,24 +6,24 @@ import typer
 
 from hookstream.shell.broker import LocalBroker
 from hookstream.shell.cli._output import Column, JsonOption, emit_json, table
-from hookstream.core.settings import Settings
 from hookstream.core.topics import describe, ensure_topics, topic_specs
+from hookstream.shell.cli._context import settings_of
 
 kafka_app = typer.Typer(help="Run a local Apache Kafka broker (KRaft, jars from Maven Central).", no_args_is_help=True)
 topics_app = typer.Typer(help="Create and inspect the pipeline's topics.", no_args_is_help=True)
 
 
 @kafka_app.command("fetch")
-def kafka_fetch() -> None:
+def kafka_fetch(ctx: typer.Context) -> None:
     """Download the broker's jars from Maven Central into the cache (once)."""
-    broker = LocalBroker(Settings.from_env())
+    broker = LocalBroker(settings_of(ctx))
     typer.echo(f"Kafka {broker.settings.kafka_version} jars in {broker.fetch()}")
 
 
 @kafka_app.command("start")
-def kafka_start() -> None:
+def kafka_start(ctx: typer.Context) -> None:
     """Start the broker in the background; returns once it answers a metadata request."""
-    broker = LocalBroker(Settings.from_env())
+    broker = LocalBroker(settings_of(ctx))
     before = broker.status(timeout=2.0)
     if before.answering:
         who = f"pid {before.pid}" if before.pid else "not started by hookstream"
@@ -34,9 +34,9 @@ def kafka_start() -> None:
 
 
 @kafka_app.command("status")
-def kafka_status(as_json: bool = JsonOption) -> None:
+def kafka_status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Exit 0 when the broker runs and answers, 1 otherwise."""
-    broker = LocalBroker(Settings.from_env())
+    broker = LocalBroker(settings_of(ctx))
     st = broker.status()
     if as_json:
         emit_json({"bootstrap": st.bootstrap, "pid": st.pid, "answering": st.answering, "data_dir": str(broker.paths.data)})
@@ -50,9 +50,9 @@ def kafka_status(as_json: bool = JsonOption) -> None:
 
 
 @kafka_app.command("stop")
-def kafka_stop() -> None:
+def kafka_stop(ctx: typer.Context) -> None:
     """Stop the broker started by `hookstream kafka start` and wait for it to exit."""
-    broker = LocalBroker(Settings.from_env())
+    broker = LocalBroker(settings_of(ctx))
     if broker.stop():
         typer.echo(f"stopped the broker at {broker.settings.kafka_bootstrap}")
     else:
@@ -60,9 +60,9 @@ def kafka_stop() -> None:
 
 
 @kafka_app.command("reset")
-def kafka_reset(yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
+def kafka_reset(ctx: typer.Context, yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
     """Stop the broker and delete its local data (every topic and offset)."""
-    broker = LocalBroker(Settings.from_env())
+    broker = LocalBroker(settings_of(ctx))
     if not yes:
         typer.confirm(f"Delete {broker.paths.data}?", abort=True)
     broker.reset()
@@ -70,9 +70,9 @@ def kafka_reset(yes: bool = typer.Option(False, "--yes", help="Do not ask.")) ->
 
 
 @topics_app.command("ensure")
-def topics_ensure(as_json: bool = JsonOption) -> None:
+def topics_ensure(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Create every topic the pipeline uses (idempotent); report topics configured differently."""
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     report = ensure_topics(settings)
     if as_json:
         emit_json({"created": report.created, "unchanged": report.unchanged, "differences": report.differences})
@@ -91,9 +91,9 @@ def topics_ensure(as_json: bool = JsonOption) -> None:
 
 
 @topics_app.command("list")
-def topics_list(as_json: bool = JsonOption) -> None:
+def topics_list(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Show the pipeline's topics with partitions and configuration."""
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     specs = topic_specs(settings)
     actual = describe(settings, [s.name for s in specs])
     rows = []

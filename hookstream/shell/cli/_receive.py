@@ -13,6 +13,7 @@ import asyncio
 import typer
 
 from hookstream.core.errors import HookstreamError, ValidationError
+from hookstream.shell.cli._context import settings_of
 
 EXTRA = "receiver"
 
@@ -27,6 +28,7 @@ def _need_aiohttp() -> None:
 
 
 def receive(
+    ctx: typer.Context,
     port: int = typer.Option(..., "--port", "-p", help="Port to listen on (0 picks a free one)."),
     secret: str = typer.Option(None, "--secret", help="The endpoint's signing secret, whsec_..."),
     subscription: str = typer.Option(None, "--subscription", help="Verify with this subscription's secrets, read from the store."),
@@ -35,7 +37,7 @@ def receive(
     tolerance: str = typer.Option("5m", "--tolerance", help="How old or new webhook-timestamp may be."),
 ) -> None:
     """Run a local webhook endpoint that verifies Standard Webhooks signatures and prints each request."""
-    from hookstream.core.settings import Settings, parse_duration
+    from hookstream.core.settings import parse_duration
 
     if (secret is None) == (subscription is None):
         raise ValidationError("receive: give exactly one of --secret whsec_... or --subscription ID")
@@ -47,7 +49,7 @@ def receive(
     if subscription is not None:
         from hookstream.subscriptions.store import SubscriptionStore
 
-        store = SubscriptionStore.open(Settings.from_env())
+        store = SubscriptionStore.open(settings_of(ctx))
         # an operator's tool, given only an id: find its tenant (failing now, with NotFoundError's
         # one line, not on every request), then read it as that tenant
         owner = store.get_any_tenant(subscription).tenant_id

@@ -16,6 +16,7 @@ from hookstream.shell.cli._output import Column, JsonOption, emit_json, table
 from hookstream.core.crypto import SealedValueError, key_file_path, key_id_of, load_keyring, new_key_entry, prepend_key
 from hookstream.core.errors import ConfigError, HookstreamError
 from hookstream.core.settings import Settings
+from hookstream.shell.cli._context import settings_of
 
 secrets_app = typer.Typer(help="Keys sealing signing secrets and header values at rest.", no_args_is_help=True)
 
@@ -34,15 +35,16 @@ def new_key(key_id: str | None = typer.Option(None, "--id", help="The key id (de
 
 @secrets_app.command("rotate-key")
 def rotate_key(
+    ctx: typer.Context,
     new: bool = typer.Option(False, "--new", help="First add a fresh key to the key file (not with HOOKSTREAM_SECRET_KEY)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Re-seal every subscription's secrets and header values under the newest key, and republish the topic."""
+    from hookstream.core.db import open_database
     from hookstream.subscriptions.rekey import reseal_all
-    from hookstream.subscriptions.store import open_engine
     from hookstream.subscriptions.topic import sync
 
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     if new:
         if settings.secret_key:
             raise ConfigError(
@@ -52,7 +54,7 @@ def rotate_key(
         load_keyring(settings)  # makes the key file on first use, so the old key stays second
         prepend_key(key_file_path(settings), new_key_entry())
     keyring = load_keyring(settings)
-    engine = open_engine(settings, keyring)
+    engine = open_database(settings, keyring=keyring)
     report = reseal_all(engine, keyring)
     published, problem = True, None
     try:
@@ -72,19 +74,18 @@ def rotate_key(
 
 
 @secrets_app.command("status")
-def status(as_json: bool = JsonOption) -> None:
+def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Where the keys come from, their ids (newest first), and how many sealed values each key holds."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from hookstream.core.db import bind_all_tenants
+    from hookstream.core.db import bind_all_tenants, open_database
     from hookstream.subscriptions.models import SubscriptionRow
-    from hookstream.subscriptions.store import open_engine
 
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     keyring = load_keyring(settings)
     counts: collections.Counter = collections.Counter()
-    with Session(open_engine(settings, keyring)) as session, session.begin():
+    with Session(open_database(settings, keyring=keyring)) as session, session.begin():
         bind_all_tenants(session)  # counts every tenant's values (row-level security)
         for secrets, headers in session.execute(select(SubscriptionRow.secrets, SubscriptionRow.headers)):
             counts.update(key_id_of(i.get("secret")) or "clear" for i in secrets or [])

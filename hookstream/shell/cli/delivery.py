@@ -10,7 +10,8 @@ import typer
 
 from hookstream.shell.cli._output import Column, JsonOption, emit_json, printable, table
 from hookstream.core.errors import BrokerError, NotFoundError, ValidationError
-from hookstream.core.settings import Settings
+from hookstream.core.settings import MAX_CONCURRENCY, Settings
+from hookstream.shell.cli._context import setting_help, settings_of
 
 delivery_app = typer.Typer(help="The delivery worker: POST signed webhooks, retry, dead-letter.", no_args_is_help=True)
 deliveries_app = typer.Typer(help="Inspect delivery attempts (the attempt log).", no_args_is_help=True)
@@ -23,10 +24,11 @@ MAX_LIST_LIMIT = 10_000
 
 @delivery_app.command("worker")
 def worker(
+    ctx: typer.Context,
     metrics_port: int = typer.Option(None, "--metrics-port", help="Serve Prometheus /metrics here (default HOOKSTREAM_METRICS_PORT; 0 = any free port)."),
-    concurrency: int = typer.Option(2000, "--concurrency", envvar="HOOKSTREAM_DELIVERY_CONCURRENCY", help="Records in flight per process at most."),
-    endpoint_concurrency: int = typer.Option(64, "--endpoint-concurrency", envvar="HOOKSTREAM_ENDPOINT_CONCURRENCY", help="Requests in flight per endpoint at most."),
-    endpoint_backlog: int = typer.Option(512, "--endpoint-backlog", envvar="HOOKSTREAM_ENDPOINT_BACKLOG", help="Records admitted per endpoint (in flight + waiting); more are deferred to a retry tier without an attempt."),
+    concurrency: int = typer.Option(None, "--concurrency", help=f"Records in flight per process at most (default {setting_help('delivery_concurrency')})."),
+    endpoint_concurrency: int = typer.Option(None, "--endpoint-concurrency", help=f"Requests in flight per endpoint at most (default {setting_help('endpoint_concurrency')})."),
+    endpoint_backlog: int = typer.Option(None, "--endpoint-backlog", help=f"Records admitted per endpoint (in flight + waiting); more are deferred to a retry tier without an attempt (default {setting_help('endpoint_backlog')})."),
     loglevel: str = typer.Option("info", "--loglevel", "-l", help="error, warning, info or debug."),
 ) -> None:
     """Consume delivery records and POST them, signed; retry through the tier topics; dead-letter.
@@ -38,10 +40,14 @@ def worker(
 
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     for name, value in (("--concurrency", concurrency), ("--endpoint-concurrency", endpoint_concurrency), ("--endpoint-backlog", endpoint_backlog)):
-        if not 1 <= value <= 1_000_000:
-            raise ConfigError(f"{name} must be from 1 to 1000000 (got {value})")
+        if value is not None and not 1 <= value <= MAX_CONCURRENCY:
+            raise ConfigError(f"{name} must be from 1 to {MAX_CONCURRENCY} (got {value})")
+    # an option given wins over its variable; neither: the settings' one default
+    concurrency = settings.delivery_concurrency if concurrency is None else concurrency
+    endpoint_concurrency = settings.endpoint_concurrency if endpoint_concurrency is None else endpoint_concurrency
+    endpoint_backlog = settings.endpoint_backlog if endpoint_backlog is None else endpoint_backlog
     if metrics_port is not None and not 0 <= metrics_port <= 65535:  # checked before the minute spent waiting for the broker
         raise ConfigError(f"--metrics-port must be from 0 to 65535 (got {metrics_port})")
     limits = Limits(endpoint_concurrency=endpoint_concurrency, endpoint_backlog=max(endpoint_backlog, endpoint_concurrency))
@@ -65,16 +71,15 @@ def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_por
         producer_settings,
     )
     from hookstream.core.crypto import load_keyring
-    from hookstream.core.db import make_engine, migrate
+    from hookstream.core.db import open_database
     from hookstream.core.metrics import LagMonitor, serve_metrics
     from hookstream.subscriptions.view import FollowerThread, SubscriptionTable
     from hookstream.core.topics import DELIVERIES, retry_topic
 
     prometheus_client.disable_created_metrics()
     # the worker logs every tenant's attempts: its sessions are bound to all tenants (row-level security)
-    engine = make_engine(settings.database_url, all_tenants=True)
     keyring = load_keyring(settings)  # opens the subscriptions' sealed secrets (once per version)
-    migrate(engine, keyring=keyring)
+    engine = open_database(settings, all_tenants=True, keyring=keyring)
     table = SubscriptionTable(keyring, reload=lambda: load_keyring(settings))
     follower = [FollowerThread(settings, table).start()]
 
@@ -123,6 +128,7 @@ def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_por
 
 @deliveries_app.command("list")
 def deliveries_list(
+    ctx: typer.Context,
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's deliveries (without it: every tenant's, and it says so)."),
     subscription: str = typer.Option(None, "--subscription", help="Only this subscription's deliveries."),
     status: str = typer.Option(None, "--status", help="succeeded, failed or dead (the latest attempt's)."),
@@ -137,9 +143,9 @@ def deliveries_list(
     if not 1 <= limit <= MAX_LIST_LIMIT:  # the database's integers end somewhere; a screen much sooner
         raise ValidationError(f"--limit must be from 1 to {MAX_LIST_LIMIT} (got {limit})")
     if tenant is None:
-        rows = list_deliveries_all_tenants(_engine(), subscription_id=subscription, status=status, limit=limit)
+        rows = list_deliveries_all_tenants(_engine(settings_of(ctx)), subscription_id=subscription, status=status, limit=limit)
     else:
-        rows = list_deliveries(_engine(), tenant_id=tenant, subscription_id=subscription, status=status, limit=limit)
+        rows = list_deliveries(_engine(settings_of(ctx)), tenant_id=tenant, subscription_id=subscription, status=status, limit=limit)
     if as_json:
         if tenant is None:
             typer.echo(ALL_TENANTS, err=True)  # stdout stays one JSON document
@@ -159,6 +165,7 @@ def deliveries_list(
 
 @deliveries_app.command("show")
 def deliveries_show(
+    ctx: typer.Context,
     delivery_id: str = typer.Argument(..., help="The delivery id (msg_...)."),
     tenant: str = typer.Option(None, "--tenant", help="Only when it is this tenant's delivery (without it: any tenant's)."),
     as_json: bool = JsonOption,
@@ -167,9 +174,9 @@ def deliveries_show(
     from hookstream.delivery.attempt_log import attempts_of, attempts_of_any_tenant
 
     if tenant is None:
-        rows = attempts_of_any_tenant(_engine(), delivery_id)
+        rows = attempts_of_any_tenant(_engine(settings_of(ctx)), delivery_id)
     else:
-        rows = attempts_of(_engine(), delivery_id, tenant_id=tenant)
+        rows = attempts_of(_engine(settings_of(ctx)), delivery_id, tenant_id=tenant)
     if not rows:
         whose = f" for tenant {tenant}" if tenant is not None else ""
         raise NotFoundError(f"no attempts recorded for delivery {delivery_id!r}{whose}")
@@ -191,12 +198,10 @@ def deliveries_show(
     ])
 
 
-def _engine():
-    from hookstream.core.db import make_engine, migrate
+def _engine(settings: Settings):
+    from hookstream.core.db import open_database
 
-    engine = make_engine(Settings.from_env().database_url)
-    migrate(engine)
-    return engine
+    return open_database(settings)
 
 
 __all__ = ["deliveries_app", "delivery_app"]

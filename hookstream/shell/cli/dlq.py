@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from hookstream.shell.cli._output import Column, JsonOption, emit_json, printable, progress, table
-from hookstream.core.settings import Settings
+from hookstream.shell.cli._context import settings_of
 
 dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
 replay_app = typer.Typer(help="Re-deliver past events to one subscription.", no_args_is_help=True)
@@ -35,13 +35,13 @@ _reason = typer.Option(None, "--reason", help="Reason contains this text (e.g. c
 
 
 @dlq_app.command("list")
-def dlq_list(tenant: Optional[str] = _tenant, subscription: Optional[str] = _subscription, event_type: Optional[str] = _type,
+def dlq_list(ctx: typer.Context, tenant: Optional[str] = _tenant, subscription: Optional[str] = _subscription, event_type: Optional[str] = _type,
              since: Optional[str] = _since, until: Optional[str] = _until, reason: Optional[str] = _reason,
              as_json: bool = JsonOption) -> None:
     """Dead letters with subscription, event type, attempts and last error."""
     from hookstream.delivery.dead_letters import read
 
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     flt = _filter(tenant, subscription, event_type, since, until, reason)
     rows = [d.summary() for d in read(settings, since=flt.since) if flt(d)]
     if as_json:
@@ -62,17 +62,17 @@ def dlq_list(tenant: Optional[str] = _tenant, subscription: Optional[str] = _sub
 
 
 @dlq_app.command("show")
-def dlq_show(entry_id: str = typer.Argument(..., help="The id from `dlq list` (partition-offset)."),
+def dlq_show(ctx: typer.Context, entry_id: str = typer.Argument(..., help="The id from `dlq list` (partition-offset)."),
              tenant: Optional[str] = typer.Option(None, "--tenant", help="Only when it is this tenant's (without it: any tenant's)."),
              as_json: bool = JsonOption) -> None:
     """One dead letter in full: the event, every attempt, the reason."""
     from hookstream.delivery.dead_letters import find, find_any_tenant
 
     if tenant is None:
-        d = find_any_tenant(Settings.from_env(), entry_id)
+        d = find_any_tenant(settings_of(ctx), entry_id)
         typer.echo(f"looked up across {ALL_TENANTS}", err=True)
     else:
-        d = find(Settings.from_env(), entry_id, tenant_id=tenant)
+        d = find(settings_of(ctx), entry_id, tenant_id=tenant)
     doc = {**d.summary(), "attempt_history": list(d.record.attempts) if d.record else [], "event": d.record.event if d.record else None}
     if d.malformed:
         doc["original"] = {k: d.raw.get(k) for k in ("topic", "partition", "offset", "key_b64", "value_b64") if k in d.raw}
@@ -111,7 +111,7 @@ def _print_dead_letter(doc: dict) -> None:
 
 
 @dlq_app.command("replay")
-def dlq_replay(tenant: Optional[str] = _tenant, subscription: Optional[str] = _subscription, event_type: Optional[str] = _type,
+def dlq_replay(ctx: typer.Context, tenant: Optional[str] = _tenant, subscription: Optional[str] = _subscription, event_type: Optional[str] = _type,
                since: Optional[str] = _since, until: Optional[str] = _until, reason: Optional[str] = _reason,
                dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be replayed; send nothing."),
                yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
@@ -120,7 +120,7 @@ def dlq_replay(tenant: Optional[str] = _tenant, subscription: Optional[str] = _s
     """Put matching dead letters back on the delivery path (same webhook-id, fresh attempts)."""
     from hookstream.delivery.dead_letters import read, replay
 
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     flt = _filter(tenant, subscription, event_type, since, until, reason)
     entries = [d for d in read(settings, since=flt.since) if flt(d)]
     if flt.all_tenants:
@@ -169,7 +169,7 @@ def _replay_failed(report) -> None:
 
 
 @replay_app.command("events")
-def replay_events(subscription: str = typer.Option(..., "--subscription", help="The subscription to re-deliver to."),
+def replay_events(ctx: typer.Context, subscription: str = typer.Option(..., "--subscription", help="The subscription to re-deliver to."),
                   since: str = typer.Option(..., "--since", help="RFC 3339 time or a span back from now (2h)."),
                   until: Optional[str] = _until,
                   tenant: Optional[str] = typer.Option(None, "--tenant", help="Must own the subscription when given."),
@@ -180,7 +180,7 @@ def replay_events(subscription: str = typer.Option(..., "--subscription", help="
     from hookstream.streams.recovery import recover
     from hookstream.subscriptions.store import SubscriptionStore
 
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     store = SubscriptionStore.open(settings)
     sub = store.get_any_tenant(subscription) if tenant is None else store.get(subscription, tenant_id=tenant)
     report = recover(settings, sub, since=parse_since(since, name="--since"),

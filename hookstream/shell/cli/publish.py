@@ -11,13 +11,14 @@ import orjson
 import typer
 
 from hookstream.shell.cli._output import JsonOption, emit_json, printable
-from hookstream.core.db import make_engine, migrate
+from hookstream.core.db import open_database
 from hookstream.core.errors import ValidationError
-from hookstream.core.settings import Settings, parse_duration
+from hookstream.core.settings import parse_duration
 from hookstream.producers._outbox import OutboxRelay, outbox_status
 from hookstream.producers._publisher import Publisher
 from hookstream.producers._errors import check_size
 from hookstream.schemas import Event, encode_event, validate_event
+from hookstream.shell.cli._context import settings_of
 
 outbox_app = typer.Typer(help="The transactional outbox: relay pending events to Kafka.", no_args_is_help=True)
 
@@ -50,6 +51,7 @@ def _check_timeout(timeout: float) -> None:
 
 
 def publish_command(
+    ctx: typer.Context,
     tenant: str = typer.Option(..., "--tenant", help="The tenant the event belongs to."),
     event_type: str = typer.Option(..., "--type", help="The event type, e.g. payment.received (see `hookstream schemas list`)."),
     data: str = typer.Option(..., "--data", help="The event's data: a JSON object, @file.json, or @- for stdin."),
@@ -59,7 +61,7 @@ def publish_command(
 ) -> None:
     """Validate and publish one event; prints its id once the broker has it."""
     _check_timeout(timeout)
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     event = Event.new(event_type, tenant, _read_data(data), correlation_id=correlation_id)
     validate_event(event)  # before connecting: bad input fails fast
     check_size(event.id, event.type, encode_event(event), settings.max_event_bytes)  # so does an event too large
@@ -74,17 +76,17 @@ def publish_command(
 
 @outbox_app.command("relay")
 def outbox_relay(
+    ctx: typer.Context,
     once: bool = typer.Option(False, "--once", help="Publish every pending event, then exit."),
     poll_interval: str = typer.Option("1s", "--poll-interval", help="Wait between looks when nothing is pending (250ms, 1s, ...)."),
     batch_size: int = typer.Option(500, "--batch-size", min=1, max=10_000, help="Events per batch."),
 ) -> None:
     """Publish the outbox's pending events in order and mark them sent. Stops cleanly on SIGTERM/SIGINT."""
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     interval = parse_duration(poll_interval, name="--poll-interval")
     if not 0.01 <= interval <= 86_400:  # 0 would spin; a wait too long for the clock raises (OverflowError)
         raise ValidationError(f"--poll-interval: {poll_interval!r} is not from 10ms to 1d")
-    engine = make_engine(settings.database_url)
-    migrate(engine)
+    engine = open_database(settings)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -101,11 +103,10 @@ def outbox_relay(
 
 
 @outbox_app.command("status")
-def outbox_status_command(as_json: bool = JsonOption) -> None:
+def outbox_status_command(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Pending, sent and set-aside events (never to be published: see the outbox's set_aside_reason); exit 0."""
-    settings = Settings.from_env()
-    engine = make_engine(settings.database_url)
-    migrate(engine)
+    settings = settings_of(ctx)
+    engine = open_database(settings)
     st = outbox_status(engine)
     if as_json:
         emit_json({"pending": st.pending, "sent": st.sent, "failing": st.failing, "set_aside": st.set_aside,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from hookstream.core.settings import Settings
+from hookstream.shell.cli._context import settings_of
 
 streams_app = typer.Typer(help="The Faust stream worker that fans events out to subscriptions.", no_args_is_help=True)
 
 
 @streams_app.command("worker")
 def worker(
+    ctx: typer.Context,
     metrics_port: int = typer.Option(None, "--metrics-port", help="Serve Prometheus /metrics here (default HOOKSTREAM_METRICS_PORT; 0 = any free port)."),
     loglevel: str = typer.Option("warn", "--loglevel", "-l", help="crit, error, warn, info or debug."),
 ) -> None:
@@ -25,7 +26,7 @@ def worker(
         from hookstream.core.errors import ConfigError
 
         raise ConfigError(f"--metrics-port must be from 0 to 65535 (got {metrics_port})")
-    settings = Settings.from_env()
+    settings = settings_of(ctx)
     app = create_app(settings)
     port = settings.metrics_port if metrics_port is None else metrics_port
     if port is not None and (port or metrics_port == 0):

@@ -32,6 +32,7 @@ from hookstream.subscriptions.filters import parse_filters
 from hookstream.subscriptions.models import Subscription
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending, sync
+from hookstream.shell.cli._context import setting_help, settings_of
 
 PUBLISH_TIMEOUT = 10.0  # seconds to reach Kafka before a saved change is left pending
 
@@ -50,8 +51,7 @@ def _emit_with_secret(sub, plain: str, published: bool) -> None:
     emit_json({"subscription": sub.to_public() | {"published": published}, "secret": plain, "published": published})
 
 
-def _store() -> tuple[Settings, SubscriptionStore]:
-    settings = Settings.from_env()
+def _store(settings: Settings) -> tuple[Settings, SubscriptionStore]:
     return settings, SubscriptionStore.open(settings)
 
 
@@ -160,6 +160,7 @@ def _changed(settings: Settings, store: SubscriptionStore, sub: Subscription, ve
 
 @subscriptions_app.command("add")
 def add(
+    ctx: typer.Context,
     tenant: str = typer.Option(..., "--tenant", help="The tenant that owns the endpoint."),
     url: str = typer.Option(..., "--url", help="Where to deliver (https; see HOOKSTREAM_ALLOW_HTTP)."),
     events: str = typer.Option(..., "--events", help="Comma-separated filters: exact types, 'payment.*' prefixes or '*'."),
@@ -171,7 +172,7 @@ def add(
     """Create a subscription; prints its id and, this once, its secret."""
     reader = _Reader()
     secret, headers = reader.value(secret, "secret"), _headers(header, reader)
-    settings, store = _store()
+    settings, store = _store(settings_of(ctx))
     sub, plain = store.add(tenant, url, parse_filters(events), secret=secret, description=description, headers=headers)
     published = _publish(settings, store)
     if as_json:
@@ -184,11 +185,12 @@ def add(
 
 @subscriptions_app.command("list")
 def list_(
+    ctx: typer.Context,
     tenant: str | None = typer.Option(None, "--tenant", help="Only this tenant's subscriptions."),
     as_json: bool = JsonOption,
 ) -> None:
     """List subscriptions (all tenants unless --tenant, and it says so); secrets masked."""
-    _, store = _store()
+    _, store = _store(settings_of(ctx))
     subs = store.list_all_tenants() if tenant is None else store.list(tenant_id=tenant)
     if as_json:
         if tenant is None:
@@ -204,9 +206,9 @@ def list_(
 
 
 @subscriptions_app.command("show")
-def show(subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
+def show(ctx: typer.Context, subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
     """Show one subscription; secrets masked."""
-    _, store = _store()
+    _, store = _store(settings_of(ctx))
     if tenant is None:
         sub = store.get_any_tenant(subscription_id)
         typer.echo(f"looked up across {ALL_TENANTS}", err=True)
@@ -220,6 +222,7 @@ def show(subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str |
 
 @subscriptions_app.command("update")
 def update(
+    ctx: typer.Context,
     subscription_id: str = typer.Argument(..., metavar="ID"),
     tenant: str | None = TenantOption,
     url: str | None = typer.Option(None, "--url"),
@@ -232,7 +235,7 @@ def update(
     """Change the URL, event filters, description or headers (--header replaces them all)."""
     if clear_headers and header:
         raise ValidationError("update: give --header or --clear-headers, not both")
-    settings, store = _store()
+    settings, store = _store(settings_of(ctx))
     headers = {} if clear_headers else _headers(header)
     sub = store.update(
         subscription_id, tenant_id=_owner(store, subscription_id, tenant), url=url, events=parse_filters(events) if events is not None else None,
@@ -242,23 +245,23 @@ def update(
 
 
 @subscriptions_app.command("disable")
-def disable(subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
+def disable(ctx: typer.Context, subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
     """Stop deliveries to the endpoint (kept, can be enabled again)."""
-    settings, store = _store()
+    settings, store = _store(settings_of(ctx))
     _changed(settings, store, store.disable(subscription_id, tenant_id=_owner(store, subscription_id, tenant)), "disabled", as_json)
 
 
 @subscriptions_app.command("enable")
-def enable(subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
+def enable(ctx: typer.Context, subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
     """Resume deliveries to a disabled endpoint."""
-    settings, store = _store()
+    settings, store = _store(settings_of(ctx))
     _changed(settings, store, store.enable(subscription_id, tenant_id=_owner(store, subscription_id, tenant)), "enabled", as_json)
 
 
 @subscriptions_app.command("rm")
-def rm(subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
+def rm(ctx: typer.Context, subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
     """Delete a subscription (a tombstone on the topic)."""
-    settings, store = _store()
+    settings, store = _store(settings_of(ctx))
     sub = store.delete(subscription_id, tenant_id=_owner(store, subscription_id, tenant))
     published = _publish(settings, store)
     if as_json:
@@ -269,15 +272,16 @@ def rm(subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | N
 
 @subscriptions_app.command("rotate-secret")
 def rotate_secret(
+    ctx: typer.Context,
     subscription_id: str = typer.Argument(..., metavar="ID"),
     tenant: str | None = TenantOption,
-    grace: str | None = typer.Option(None, "--grace", help="How long the old secret stays valid (default HOOKSTREAM_SECRET_GRACE, 24h)."),
+    grace: str | None = typer.Option(None, "--grace", help=f"How long the old secret stays valid (default {setting_help('secret_grace_seconds')})."),
     secret: str | None = SecretOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Issue a new secret (printed once); older ones keep signing for the grace window."""
     secret = _Reader().value(secret, "secret")
-    settings, store = _store()
+    settings, store = _store(settings_of(ctx))
     grace_seconds = parse_duration(grace, name="--grace") if grace is not None else None
     sub, plain = store.rotate_secret(subscription_id, tenant_id=_owner(store, subscription_id, tenant), secret=secret, grace_seconds=grace_seconds)
     published = _publish(settings, store)
@@ -294,9 +298,9 @@ def rotate_secret(
 
 
 @subscriptions_app.command("sync")
-def sync_(as_json: bool = JsonOption) -> None:
+def sync_(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Republish every subscription to the compacted topic and tombstone ids the store no longer has."""
-    settings, store = _store()
+    settings, store = _store(settings_of(ctx))
     report = sync(settings, engine=store.engine, timeout=PUBLISH_TIMEOUT)
     if as_json:
         emit_json(report.as_dict())

@@ -36,7 +36,8 @@ def _keyring():
         from hookstream.core.crypto import load_keyring
         from hookstream.core.settings import Settings
 
-        keyring = load_keyring(Settings.from_env())
+        settings = context.config.attributes.get("settings")
+        keyring = load_keyring(settings if settings is not None else Settings.from_env())
     return keyring
 
 
