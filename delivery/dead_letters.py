@@ -7,7 +7,8 @@ offset and the delivery's ids) with an excerpt, for a record too large to write 
 ("too_large: ..."). Only the first kind is replayable; every entry is read through the delivery
 worker's own ``decode_record``, so nothing on this topic that the worker would refuse is ever
 put back on ``deliveries``. Each is named by where it sits:
-``<partition>-<offset>``, stable for as long as the topic keeps it.
+``<partition>-<offset>``, stable for as long as the topic keeps it. The entry's format and
+``DeadLetter`` are ``hookstream.core.wire``'s; the topic is read with ``hookstream.core.reading``.
 
 A replay puts the delivery back on the ``deliveries`` topic (keyed by subscription id) with the
 same delivery id (so the same ``webhook-id``), a fresh attempt count and ``replay_of`` set. Every
@@ -21,29 +22,21 @@ unreadable record (it has no tenant to match), are "not found" for a tenant.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 
-import orjson
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    TopicPartition,
-)
 from sqlalchemy import DateTime, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hookstream.core.db import Base, open_database, session_factory
-from hookstream.core.errors import BrokerError, NotFoundError, ValidationError
+from hookstream.core.errors import NotFoundError, ValidationError
 from hookstream.core.kafka import make_producer, produce_one
-from hookstream.core.wire import DeliveryRecord
-from hookstream.core.redact import redact_urls
+from hookstream.core.reading import Offset, Time, read_range, watermarks
+from hookstream.core.wire import DeadLetter, decode_dead_letter
 from hookstream.core.settings import Settings
-from hookstream.core.time import format_unix
 from hookstream.core.topics import DEAD_LETTERS, DELIVERIES
 from hookstream.subscriptions.filters import matches
 from hookstream.subscriptions.store import validate_tenant
@@ -55,53 +48,6 @@ class ReplayRow(Base):
     entry_id: Mapped[str] = mapped_column(String(255), primary_key=True)  # "<topic>:<partition>-<offset>"
     delivery_id: Mapped[str] = mapped_column(String(64), index=True)
     replayed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-@dataclasses.dataclass(frozen=True)
-class DeadLetter:
-    id: str  # "<partition>-<offset>"
-    reason: str
-    dead_lettered_at: float | None
-    record: DeliveryRecord | None  # None for an unreadable record set aside
-    raw: dict
-    problem: str | None = None  # why ``record`` is None when the entry looked like a delivery
-
-    @property
-    def malformed(self) -> bool:
-        return self.record is None
-
-    @property
-    def last_error(self) -> str:
-        if not self.record or not self.record.attempts:
-            return self.reason
-        last = self.record.attempts[-1]
-        status = last.get("status") or last.get("http_status")
-        # masked again for records written before attempt errors were masked where they are made
-        return redact_urls(" ".join(str(x) for x in (status, last.get("error")) if x) or self.reason)
-
-    def field(self, name: str):
-        """A delivery field of the record, or of the reference a set-aside entry carries."""
-        if self.record is not None:
-            return getattr(self.record, name)
-        ref = self.raw.get("ref")
-        value = ref.get(name) if isinstance(ref, dict) else None
-        return value if isinstance(value, str) else None
-
-    def summary(self) -> dict:
-        r = self.record
-        return {
-            "id": self.id,
-            "reason": self.reason,
-            "dead_lettered_at": _iso(self.dead_lettered_at),
-            "delivery_id": self.field("delivery_id"),
-            "tenant_id": self.field("tenant_id"),
-            "subscription_id": self.field("subscription_id"),
-            "event_type": self.field("event_type"),
-            "event_id": self.field("event_id"),
-            # the history is bounded (first and last attempts): the count is the record's own
-            "attempts": max(r.attempt, len(r.attempts)) if r else 0,
-            "last_error": self.last_error,
-        }
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -140,88 +86,13 @@ class Filter:
         return True
 
 
-# dead_lettered_at is whatever the record says: only a Unix time from 1970 to ~5138 is kept
-# (datetime cannot hold much more, and one entry's odd number must not break a whole listing)
-_MAX_TIMESTAMP = 1e11
-
-
-def _timestamp(value) -> float | None:
-    if type(value) not in (int, float) or not 0 <= value <= _MAX_TIMESTAMP:  # also NaN: every comparison is false
-        return None
-    return float(value)
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    try:
-        return format_unix(ts)
-    except (OverflowError, OSError, ValueError):  # never in range after _timestamp; a listing must not fail on one
-        return None
-
-
-def decode(partition: int, offset: int, value: bytes | None) -> DeadLetter:
-    entry_id = f"{partition}-{offset}"
-    try:
-        raw = orjson.loads(value) if value is not None else {}
-        if not isinstance(raw, dict):
-            raise ValueError("not an object")
-    except (ValueError, orjson.JSONDecodeError):
-        return DeadLetter(entry_id, "unreadable dead-letter record", None, None, {})
-    from hookstream.delivery.worker import (  # the worker's own rules
-        MalformedRecord,
-        decode_record,
-    )
-
-    record = problem = None
-    if "delivery_id" in raw:
-        try:
-            record = decode_record(value)
-        except MalformedRecord as exc:
-            problem = str(exc)
-    return DeadLetter(entry_id, str(raw.get("reason") or "unknown")[:1000], _timestamp(raw.get("dead_lettered_at")), record, raw, problem)
-
-
 def read(settings: Settings, *, since: float | None = None, timeout: float = 10.0) -> Iterator[DeadLetter]:
     """Every dead letter on the topic up to its current end (from ``since`` when given, using
     the broker's time index to skip older segments)."""
     topic = settings.topic(DEAD_LETTERS)
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "hookstream-dlq-reader",
-                         "enable.auto.commit": False, "enable.partition.eof": True, "log_level": 3})
-    try:
-        md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-        if md is None or md.error is not None:
-            raise BrokerError(f"topic {topic} does not exist; run `hookstream topics ensure`")
-        ends = {}
-        for p in md.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
-            if high > low:
-                ends[p] = high
-        if not ends:
-            return
-        starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends]
-        if since is not None:
-            starts = consumer.offsets_for_times([TopicPartition(topic, p, int(max(since, 0.0) * 1000)) for p in ends], timeout=timeout)  # before 1970: -1 and -2 mean "latest" and "earliest"
-            starts = [tp if tp.offset >= 0 else TopicPartition(topic, tp.partition, ends[tp.partition]) for tp in starts]
-        remaining = {tp.partition for tp in starts if tp.offset < ends[tp.partition]}
-        consumer.assign([tp for tp in starts if tp.partition in remaining])
-        while remaining:
-            msg = consumer.poll(timeout)
-            if msg is None:
-                raise BrokerError(f"reading {topic} stalled (no answer within {timeout:g}s)")
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    remaining.discard(msg.partition())
-                    continue
-                raise BrokerError(f"reading {topic} failed: {msg.error().str()}")
-            if msg.offset() >= ends[msg.partition()]:
-                remaining.discard(msg.partition())
-                continue
-            yield decode(msg.partition(), msg.offset(), msg.value())
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                remaining.discard(msg.partition())
-    finally:
-        consumer.close()
+    start = Time(since) if since is not None else None
+    for msg in read_range(settings, topic, start=start, timeout=timeout, client_id="hookstream-dlq-reader"):
+        yield decode_dead_letter(msg.partition(), msg.offset(), msg.value())
 
 
 def find(settings: Settings, entry_id: str, *, tenant_id: str) -> DeadLetter:
@@ -247,21 +118,18 @@ def find_any_tenant(settings: Settings, entry_id: str) -> DeadLetter:
         raise ValidationError(f"{entry_id!r} is not a dead-letter id: a partition is at most {_MAX_PARTITION} "
                               f"and an offset at most {_MAX_OFFSET}")
     topic = settings.topic(DEAD_LETTERS)
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "hookstream-dlq-reader",
-                         "enable.auto.commit": False, "log_level": 3})
     try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-        if not low <= offset < high:
-            raise NotFoundError(f"no dead letter {entry_id} (partition {partition} holds offsets {low}..{high - 1})")
-        consumer.assign([TopicPartition(topic, partition, offset)])
-        msg = consumer.poll(10)
-        if msg is None or msg.error() or msg.offset() != offset:
-            raise NotFoundError(f"no dead letter {entry_id}")
-        return decode(partition, offset, msg.value())
-    except KafkaException:  # the partition does not exist
-        raise NotFoundError(f"no dead letter {entry_id}: {topic} has no partition {partition}") from None
-    finally:
-        consumer.close()
+        with contextlib.closing(read_range(settings, topic, start=Offset(offset), end=Offset(offset + 1),
+                                           partitions=[partition], client_id="hookstream-dlq-reader")) as records:
+            msg = next(records, None)
+        if msg is not None:
+            return decode_dead_letter(partition, offset, msg.value())
+        low, high = watermarks(settings, topic, partition)
+    except NotFoundError as exc:  # the partition does not exist
+        raise NotFoundError(f"no dead letter {entry_id}: {exc}") from None
+    if not low <= offset < high:
+        raise NotFoundError(f"no dead letter {entry_id} (partition {partition} holds offsets {low}..{high - 1})")
+    raise NotFoundError(f"no dead letter {entry_id}")
 
 
 @dataclasses.dataclass

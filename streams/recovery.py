@@ -4,7 +4,9 @@ For an endpoint that was down or disabled: the events of its tenant published be
 ``since`` and ``until`` (by the broker's record time) whose types its filters select are read
 back from the event topics and put on the deliveries topic for that subscription alone, with
 the same delivery ids the first fan-out gave them, so receivers see the same ``webhook-id``s
-and can drop what they already have.
+and can drop what they already have. Who gets a record is decided by the stream worker's own
+``fanout.deliveries_for`` (given only this subscription), so recovery follows the fan-out's rules
+whatever they become; the window is read with ``hookstream.core.reading.read_range``.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from collections.abc import Iterator
 
 from hookstream.core.errors import BrokerError, ValidationError
-from hookstream.core.kafka import produce_one, producer_config
-from hookstream.core.wire import DeliveryRecord, delivery_id
+from hookstream.core.kafka import make_producer, produce_one
+from hookstream.core.reading import Time, read_range
 from hookstream.core.settings import Settings
 from hookstream.core.topics import DELIVERIES, EVENT_TOPICS
+from hookstream.core.wire import DeliveryRecord
 from hookstream.schemas import InvalidEventError, parse_event
+from hookstream.streams.fanout import deliveries_for
 from hookstream.subscriptions.filters import matches
 from hookstream.subscriptions.models import Subscription
 
@@ -54,65 +57,44 @@ def recover(settings: Settings, sub: Subscription, *, since: float, until: float
     if until <= since:
         raise ValidationError("--until must be later than --since")
     report = RecoveryReport()
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "hookstream-recovery",
-                         "enable.auto.commit": False, "enable.partition.eof": True, "log_level": 3})
-    producer = None if dry_run else Producer(producer_config(settings, **{"client.id": "hookstream-recovery"}))
+    producer = None if dry_run else make_producer(settings, **{"client.id": "hookstream-recovery"})
     failures: list[str] = []
+    unsent = 0
     try:
-        for base in _topics_for(sub):
-            topic = settings.topic(base)
-            md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-            if md is None or md.error is not None:
+        for rec in _fanned_out(settings, sub, since, until, timeout, report):
+            report.queued += 1
+            if producer is None:
                 continue
-            starts = consumer.offsets_for_times([TopicPartition(topic, p, int(since * 1000)) for p in md.partitions], timeout=timeout)
-            ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1] for p in md.partitions}
-            live = [tp for tp in starts if 0 <= tp.offset < ends[tp.partition]]
-            if not live:
-                continue
-            consumer.assign(live)
-            remaining = {tp.partition for tp in live}
-            while remaining:
-                msg = consumer.poll(timeout)
-                if msg is None:
-                    raise BrokerError(f"reading {topic} stalled")
-                if msg.error():
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
-                        remaining.discard(msg.partition())
-                        continue
-                    raise BrokerError(f"reading {topic} failed: {msg.error().str()}")
-                p = msg.partition()
-                if msg.offset() >= ends[p] or msg.timestamp()[1] >= until * 1000:
-                    remaining.discard(p)
-                    consumer.pause([TopicPartition(topic, p)])
-                    continue
-                report.scanned += 1
-                try:
-                    event = parse_event(msg.value())
-                except InvalidEventError:  # the stream worker set it aside the first time
-                    report.skipped_invalid += 1
-                    continue
-                except Exception:  # a bug meeting one event must not abort the recovery of the rest
-                    log.exception("%s[%d]@%d: unexpected error reading the event; skipped", topic, msg.partition(), msg.offset())
-                    report.skipped_invalid += 1
-                    continue
-                if event.tenant_id != sub.tenant_id or not matches(sub.events, event.type):
-                    continue
-                report.queued += 1
-                if producer is not None:
-                    envelope = event.to_dict()
-                    rec = DeliveryRecord(
-                        delivery_id=delivery_id(event.id, sub.id), subscription_id=sub.id, tenant_id=event.tenant_id,
-                        event_id=event.id, event_type=event.type, occurred_at=envelope["occurred_at"], event=envelope,
-                        replay_of="recovery",
-                    )
-                    on_delivery = lambda err, _m, _id=event.id: err and failures.append(f"{_id}: {err.str()}")  # noqa: E731
-                    error = produce_one(producer, settings.topic(DELIVERIES), sub.id.encode(), rec.to_bytes(), on_delivery)
-                    if error is not None:  # this one record only (too large, say): go on with the others
-                        report.queued -= 1
-                        report.refused[event.id] = error
-            consumer.unassign()
-    finally:
-        consumer.close()
-    if producer is not None and (producer.flush(60) or failures):
+            rec = dataclasses.replace(rec, replay_of="recovery")
+            on_delivery = lambda err, _m, _id=rec.event_id: err and failures.append(f"{_id}: {err.str()}")  # noqa: E731
+            error = produce_one(producer, settings.topic(DELIVERIES), rec.subscription_id.encode(), rec.to_bytes(), on_delivery)
+            if error is not None:  # this one record only (too large, say): go on with the others
+                report.queued -= 1
+                report.refused[rec.event_id] = error
+    finally:  # what was queued goes out even when reading failed half-way
+        if producer is not None:
+            unsent = producer.flush(60)
+    if unsent or failures:
         raise BrokerError(f"the broker did not take every recovered delivery: {failures[:3]}; run it again (same webhook-ids)")
     return report
+
+
+def _fanned_out(settings: Settings, sub: Subscription, since: float, until: float, timeout: float,
+                report: RecoveryReport) -> Iterator[DeliveryRecord]:
+    """The records the stream worker's own fan-out gives ``sub`` (alone) for the events of the
+    window: same tenant, same filters, same delivery ids. Counts what was scanned and skipped."""
+    for base in _topics_for(sub):
+        topic = settings.topic(base)
+        for msg in read_range(settings, topic, start=Time(since), end=Time(until), timeout=timeout, missing_ok=True,
+                              client_id="hookstream-recovery"):
+            report.scanned += 1
+            try:
+                event = parse_event(msg.value())
+            except InvalidEventError:  # the stream worker set it aside the first time
+                report.skipped_invalid += 1
+                continue
+            except Exception:  # a bug meeting one event must not abort the recovery of the rest
+                log.exception("%s[%d]@%d: unexpected error reading the event; skipped", topic, msg.partition(), msg.offset())
+                report.skipped_invalid += 1
+                continue
+            yield from deliveries_for(event, event.to_dict(), (sub,))

@@ -532,36 +532,22 @@ def latency(pub: Publishing, receiver: ReceiverClient, tenants: list[str], rate:
 
 def delivery_record_times(settings, since: float, ids: set[str], timeout: float = 60.0) -> dict[str, float]:
     """Delivery id -> the time the stream worker produced its record (the Kafka record's
-    CreateTime, which librdkafka stamps at ``produce()``), for records written after ``since``."""
-    import uuid
-
-    from confluent_kafka import Consumer, TopicPartition
-
+    CreateTime, which librdkafka stamps at ``produce()``), for records written after ``since``.
+    Best effort: what was found within ``timeout`` seconds (the split is a diagnostic)."""
+    from hookstream.core.errors import BrokerError
+    from hookstream.core.reading import Time, read_range
     from hookstream.core.topics import DELIVERIES
 
-    topic = settings.topic(DELIVERIES)
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"bench-stages-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False, "log_level": 0})
+    found: dict[str, float] = {}
     try:
-        partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-        starts = consumer.offsets_for_times([TopicPartition(topic, p, int(since * 1000)) for p in partitions], timeout=10)
-        todo = {tp.partition for tp in starts if 0 <= tp.offset < ends[tp.partition]}
-        consumer.assign([tp for tp in starts if tp.partition in todo])
-        found: dict[str, float] = {}
-        deadline = time.monotonic() + timeout
-        while todo and time.monotonic() < deadline:
-            for msg in consumer.consume(2000, 0.5):
-                if msg.error():
-                    continue
-                if msg.offset() >= ends[msg.partition()] - 1:
-                    todo.discard(msg.partition())
-                delivery = orjson.loads(msg.value()).get("delivery_id")
-                if delivery in ids:
-                    found[delivery] = msg.timestamp()[1] / 1000
-        return found
-    finally:
-        consumer.close()
+        for msg in read_range(settings, settings.topic(DELIVERIES), start=Time(since), deadline=timeout,
+                              client_id="hookstream-bench"):
+            delivery = orjson.loads(msg.value()).get("delivery_id")
+            if delivery in ids:
+                found[delivery] = msg.timestamp()[1] / 1000
+    except BrokerError:
+        pass
+    return found
 
 
 def stages(settings, samples: list[tuple[str, float, float, str | None]]) -> dict[str, Any]:

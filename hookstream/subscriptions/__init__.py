@@ -9,7 +9,8 @@ applied to the address a delivery actually connects to (DNS rebinding).
 from hookstream.subscriptions.filters import KNOWN_EVENT_TYPES, matches, parse_filters, validate_filters
 from hookstream.subscriptions.models import Status, Subscription
 from hookstream.subscriptions.store import SubscriptionStore, open_engine
-from hookstream.subscriptions.topic import PublishReport, WireFormatError, decode, encode, publish_pending, sync, to_wire
+from hookstream.core.wire import WireFormatError
+from hookstream.subscriptions.topic import PublishReport, decode, encode, publish_pending, sync, to_wire
 from hookstream.subscriptions.urls import CheckedURL, Reason, UnsafeURLError, check_address, check_url
 from hookstream.subscriptions.view import FollowerThread, SubscriptionTable, follow, load_table
 

@@ -1,20 +1,15 @@
-"""The compacted subscriptions topic: its wire format, and publishing the store's changes to it.
+"""The compacted subscriptions topic: a ``Subscription`` to and from its record, and publishing
+the store's changes to it.
 
-Wire format (one record per change; key = subscription id, UTF-8)::
-
-    {"format": 2, "id": "sub_…", "tenant_id": "acme", "url": "https://…",
-     "events": ["payment.*", "invoice.created"], "status": "active" | "disabled",
-     "secrets": [{"secret": "hs1:<key id>:…", "expires_at": null | "2026-11-29T16:00:00.000000Z"}, …],
-     "headers": {"Authorization": "hs1:<key id>:…"}, "description": "…",
-     "created_at": "…Z", "updated_at": "…Z", "version": 7}
-
-A delete is a tombstone (value ``None``). ``version`` grows with every change of a subscription;
-readers keep the highest version per id. Secrets and header values travel sealed
-(``sealed.py``, the same sealed values as in the database): a reader opens them with its keyring,
-once per record, and a record it cannot open (a key id it lacks) is still read, with
-``sealed_error`` saying why and no secrets. Format 1, written by versions before sealing, had
-them in clear; it is still read, so an upgrade does not stop deliveries, until ``sync`` or
-``hookstream secrets rotate-key`` republishes every subscription sealed.
+The record's wire format (one record per change, key = subscription id; a delete is a
+tombstone) is ``hookstream.core.wire``'s, with every other record that crosses a topic.
+``version`` grows with every change of a subscription; readers keep the highest version per id.
+Secrets and header values travel sealed (``sealed.py``, the same sealed values as in the
+database): a reader opens them with its keyring, once per record, and a record it cannot open (a
+key id it lacks) is still read, with ``sealed_error`` saying why and no secrets. Format 1,
+written by versions before sealing, had them in clear; it is still read, so an upgrade does not
+stop deliveries, until ``sync`` or ``hookstream secrets rotate-key`` republishes every
+subscription sealed.
 
 Publishing is a repair loop, not a fire-and-forget side effect: ``publish_pending`` publishes
 every row whose ``published_version`` is behind its ``version`` and records what reached Kafka,
@@ -26,7 +21,6 @@ everything (rebuilding a lost topic) and tombstones ids the topic holds but the 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from typing import Any
 
@@ -35,12 +29,19 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from hookstream.core.db import bind_all_tenants
-from hookstream.core.errors import BrokerError, TopicError, ValidationError
+from hookstream.core.errors import BrokerError, TopicError
 from hookstream.core.kafka import make_producer
 from hookstream.core.crypto import Keyring
 from hookstream.core.secrets import InvalidSecretError
 from hookstream.core.time import format_time, parse_time
 from hookstream.core.settings import Settings
+from hookstream.core.wire import (
+    SUBSCRIPTION_CLEAR_WIRE_FORMAT,
+    SubscriptionRecord,
+    WireFormatError,
+    decode_subscription,
+    encode_subscription,
+)
 from hookstream.subscriptions import sealed
 from hookstream.subscriptions.models import (
     Status,
@@ -51,52 +52,47 @@ from hookstream.core.topics import SUBSCRIPTIONS
 
 log = logging.getLogger("hookstream.subscriptions")
 
-WIRE_FORMAT = 2
-CLEAR_WIRE_FORMAT = 1  # before sealing: read, never written
 DEFAULT_TIMEOUT = 10.0
 
 
-class WireFormatError(ValueError):
-    """A record on the subscriptions topic that cannot be read (the message never holds its value)."""
+# ---------------------------------------------------------------------------- Subscription <-> record
+# The record's format is core's (hookstream.core.wire); here a ``Subscription`` becomes a record
+# (its secrets and header values sealed) and back (opened with the keyring).
+def _record(sub: Subscription | SubscriptionRow, secrets: list, headers: dict) -> SubscriptionRecord:
+    return SubscriptionRecord(
+        id=sub.id,
+        tenant_id=sub.tenant_id,
+        url=sub.url,
+        events=tuple(sub.events),
+        status=str(Status(sub.status)),
+        secrets=tuple(secrets),
+        headers=headers,
+        description=sub.description or "",
+        created_at=format_time(sub.created_at),
+        updated_at=format_time(sub.updated_at),
+        version=sub.version,
+    )
 
 
-# ---------------------------------------------------------------------------- wire format
-def _doc(sub: Subscription | SubscriptionRow, secrets: list, headers: dict) -> dict[str, Any]:
-    return {
-        "format": WIRE_FORMAT,
-        "id": sub.id,
-        "tenant_id": sub.tenant_id,
-        "url": sub.url,
-        "events": list(sub.events),
-        "status": str(Status(sub.status)),
-        "secrets": secrets,
-        "headers": headers,
-        "description": sub.description or "",
-        "created_at": format_time(sub.created_at),
-        "updated_at": format_time(sub.updated_at),
-        "version": sub.version,
-    }
+def _sealed_record(sub: Subscription, keyring: Keyring) -> SubscriptionRecord:
+    if sub.sealed_error:
+        raise WireFormatError(f"cannot publish {sub.id}: {sub.sealed_error}")
+    return _record(sub, sealed.seal_secrets(sub.secrets, keyring, sub.id), sealed.seal_headers(sub.headers, keyring, sub.id))
 
 
 def to_wire(sub: Subscription, keyring: Keyring) -> dict[str, Any]:
     """The record's JSON document, with ``sub``'s secrets and header values sealed by ``keyring``."""
-    if sub.sealed_error:
-        raise WireFormatError(f"cannot publish {sub.id}: {sub.sealed_error}")
-    return _doc(sub, sealed.seal_secrets(sub.secrets, keyring, sub.id), sealed.seal_headers(sub.headers, keyring, sub.id))
-
-
-def _dumps(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    return _sealed_record(sub, keyring).to_doc()
 
 
 def encode(sub: Subscription, keyring: Keyring) -> tuple[bytes, bytes]:
     """(key, value) of the record carrying ``sub``'s current state."""
-    return sub.id.encode("utf-8"), _dumps(to_wire(sub, keyring))
+    return encode_subscription(_sealed_record(sub, keyring))
 
 
 def encode_row(row: SubscriptionRow) -> bytes:
     """The value of the record carrying a store row: its sealed values as they are (no key needed)."""
-    return _dumps(_doc(row, [dict(i) for i in row.secrets or []], dict(row.headers or {})))
+    return encode_subscription(_record(row, [dict(i) for i in row.secrets or []], dict(row.headers or {})))[1]
 
 
 def decode(key: bytes, value: bytes, keyring: Keyring) -> Subscription:
@@ -105,12 +101,11 @@ def decode(key: bytes, value: bytes, keyring: Keyring) -> Subscription:
     who can write to the topic wrote it) and a follower must skip it, not die on it. Secrets that
     do not open, or open to something that is not a signing secret, are not an error here: the
     subscription comes back with ``sealed_error`` set and no secrets or headers."""
+    record = decode_subscription(key, value)
     try:
-        return _decode(key, value, keyring)
-    except WireFormatError:
-        raise
-    except RecursionError:  # json.loads on a value nested ~1,000 levels deep
-        raise WireFormatError("the value is nested too deeply") from None
+        return _subscription(record, keyring)
+    except KeyError as exc:  # a secret without its "secret"
+        raise WireFormatError(f"field {str(exc.args[0])[:40]!r} is missing") from None
     except OverflowError:  # a time that is not a UTC time (0001-01-01T00:00:00+01:00)
         raise WireFormatError("a time is out of range") from None
     except Exception:
@@ -118,68 +113,31 @@ def decode(key: bytes, value: bytes, keyring: Keyring) -> Subscription:
         raise WireFormatError("a field has the wrong type or value") from None
 
 
-def _decode(key: bytes, value: bytes, keyring: Keyring) -> Subscription:
-    try:
-        sub_id = key.decode("utf-8")
-        doc = json.loads(value)
-    except (UnicodeDecodeError, ValueError, AttributeError, TypeError):
-        raise WireFormatError("the key or value is not UTF-8 JSON") from None
-    if not isinstance(doc, dict):
-        raise WireFormatError("the value is not a JSON object")
-    wire_format = doc.get("format", CLEAR_WIRE_FORMAT)
-    if type(wire_format) is not int or wire_format not in (WIRE_FORMAT, CLEAR_WIRE_FORMAT):
-        raise WireFormatError(f"wire format {str(wire_format)[:20]!r} is not {WIRE_FORMAT}")
-    try:
-        doc_id = _str(doc["id"])
-        headers = {_str(k): _str(v) for k, v in (doc.get("headers") or {}).items()}
-        if wire_format == CLEAR_WIRE_FORMAT:
-            try:
-                secrets, error = sealed.parse_secrets(_list(doc["secrets"]), doc_id), None
-            except InvalidSecretError as exc:
-                secrets, error = (), str(exc)
-        else:
-            secrets, headers, error = sealed.open_fields(_list(doc["secrets"]), headers, keyring, doc_id)
-        if error is not None:
-            secrets, headers = (), {}
-        sub = Subscription(
-            id=doc_id,
-            tenant_id=_str(doc["tenant_id"]),
-            url=_str(doc["url"]),
-            events=tuple(_str(e) for e in _list(doc["events"])),
-            status=Status(doc["status"]),
-            secrets=secrets,
-            headers=headers,
-            description=_str(doc.get("description") or ""),
-            created_at=parse_time(_str(doc["created_at"])),
-            updated_at=parse_time(_str(doc["updated_at"])),
-            version=_int(doc["version"]),
-            sealed_error=error,
-        )
-    except KeyError as exc:
-        raise WireFormatError(f"field {str(exc.args[0])[:40]!r} is missing") from None
-    if sub.id != sub_id:
-        raise WireFormatError("the key is not the id in the value")
-    if sub.status == Status.DELETED:
-        raise WireFormatError("status 'deleted' is never published (a delete is a tombstone)")
-    return sub
-
-
-def _list(v: Any) -> list:
-    if not isinstance(v, list):
-        raise TypeError("not a list")
-    return v
-
-
-def _str(v: Any) -> str:
-    if not isinstance(v, str):
-        raise TypeError("not a string")
-    return v
-
-
-def _int(v: Any) -> int:
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise TypeError("not an integer")
-    return v
+def _subscription(record: SubscriptionRecord, keyring: Keyring) -> Subscription:
+    headers = record.headers
+    if record.format == SUBSCRIPTION_CLEAR_WIRE_FORMAT:
+        try:
+            secrets, error = sealed.parse_secrets(list(record.secrets), record.id), None
+        except InvalidSecretError as exc:  # one is not a signing secret
+            secrets, error = (), str(exc)
+    else:
+        secrets, headers, error = sealed.open_fields(list(record.secrets), headers, keyring, record.id)
+    if error is not None:
+        secrets, headers = (), {}
+    return Subscription(
+        id=record.id,
+        tenant_id=record.tenant_id,
+        url=record.url,
+        events=record.events,
+        status=Status(record.status),
+        secrets=secrets,
+        headers=headers,
+        description=record.description,
+        created_at=parse_time(record.created_at),
+        updated_at=parse_time(record.updated_at),
+        version=record.version,
+        sealed_error=error,
+    )
 
 
 # ---------------------------------------------------------------------------- publishing

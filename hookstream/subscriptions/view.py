@@ -38,7 +38,8 @@ from hookstream.core.kafka import make_consumer
 from hookstream.core.settings import Settings
 from hookstream.subscriptions import filters
 from hookstream.subscriptions.models import Subscription
-from hookstream.subscriptions.topic import WireFormatError, decode
+from hookstream.core.wire import WireFormatError
+from hookstream.subscriptions.topic import decode
 from hookstream.core.topics import SUBSCRIPTIONS
 
 log = logging.getLogger("hookstream.subscriptions")

@@ -63,6 +63,7 @@ def test_quick_bench_reports_every_figure(tmp_path):
     assert report["warmup"]["events"] == 1000 and report["warmup"]["deliveries_per_s"] > 0
     assert report["throughput"]["complete"]
     assert set(report["latency_ms"]) >= {"p50", "p95", "p99"}
+    assert report["latency"]["stages"]["matched"] > 0  # the split found the stream worker's records (read_range)
     assert report["fanout"]["deliveries"] > 0 and report["fanout"]["endpoints"] == 50
     iso = report["isolation"]
     assert iso["with_hung"]["hung_requests"] > 0

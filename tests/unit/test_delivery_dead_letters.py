@@ -5,7 +5,8 @@ import pytest
 
 from hookstream.core.kafka import produce_one
 from hookstream.core.time import parse_since
-from hookstream.delivery.dead_letters import Filter, decode, find_any_tenant
+from hookstream.core.wire import decode_dead_letter as decode
+from hookstream.delivery.dead_letters import Filter, find_any_tenant
 from hookstream.core.errors import ValidationError
 from hookstream.core.wire import delivery_id
 from hookstream.core.settings import Settings

@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 import hookstream.delivery.dead_letters as dead_letters
+from hookstream.core.wire import decode_dead_letter
 from hookstream.shell.cli import main
 
 
@@ -48,7 +49,7 @@ def _raw_controls(text: str) -> list[str]:
 
 def test_show_prints_a_references_source_size_and_excerpt_escaped(monkeypatch, capsys):
     # the lookup's Kafka side is tested against the broker (tests/integration/test_dead_letters_hostile.py)
-    monkeypatch.setattr(dead_letters, "find_any_tenant", lambda settings, entry: dead_letters.decode(2, 3, orjson.dumps(REFERENCE)))
+    monkeypatch.setattr(dead_letters, "find_any_tenant", lambda settings, entry: decode_dead_letter(2, 3, orjson.dumps(REFERENCE)))
     assert main(["dlq", "show", "2-3"]) == 0
     out = capsys.readouterr().out
     assert _raw_controls(out) == []
@@ -62,7 +63,7 @@ def test_show_prints_a_references_source_size_and_excerpt_escaped(monkeypatch, c
 def test_show_of_an_unreadable_entry_prints_where_it_came_from(monkeypatch, capsys):
     malformed = {"reason": "malformed: not JSON", "topic": "t.deliveries", "partition": 0, "offset": 7, "key_b64": None,
                  "value_b64": "eA==", "dead_lettered_at": 1e300}
-    monkeypatch.setattr(dead_letters, "find_any_tenant", lambda settings, entry: dead_letters.decode(0, 1, orjson.dumps(malformed)))
+    monkeypatch.setattr(dead_letters, "find_any_tenant", lambda settings, entry: decode_dead_letter(0, 1, orjson.dumps(malformed)))
     assert main(["dlq", "show", "0-1"]) == 0
     out = capsys.readouterr().out
     assert "dead_lettered_at  None\n" in out  # out of range: unknown, and the rest still shown

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from hookstream.core.crypto import Keyring, new_key_entry
 from hookstream.subscriptions.models import Status, Subscription
 from hookstream.core.secrets import Secret
-from hookstream.subscriptions.topic import WireFormatError, decode, encode, to_wire
+from hookstream.core.wire import WireFormatError
+from hookstream.subscriptions.topic import decode, encode, to_wire
 
 KEYRING = Keyring.parse(new_key_entry("t1"))
 T0 = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)

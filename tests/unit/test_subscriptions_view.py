@@ -7,7 +7,8 @@ import pytest
 from hookstream.core.crypto import Keyring, new_key_entry
 from hookstream.subscriptions.models import Status, Subscription
 from hookstream.core.secrets import Secret
-from hookstream.subscriptions.topic import WireFormatError, encode
+from hookstream.core.wire import WireFormatError
+from hookstream.subscriptions.topic import encode
 from hookstream.subscriptions.view import SubscriptionTable
 
 KEYRING = Keyring.parse(new_key_entry("t1"))

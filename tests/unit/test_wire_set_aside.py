@@ -9,7 +9,7 @@ import orjson
 from hookstream.core.settings import Settings
 from hookstream.core.wire import MAX_CHARS, set_aside_record
 from hookstream.delivery.attempt_log import AttemptRow
-from hookstream.delivery.dead_letters import decode
+from hookstream.core.wire import decode_dead_letter as decode
 from hookstream.streams.fanout import invalid_record
 from tests.fakes import FakeMessage, FakeProducer
 
