@@ -163,6 +163,24 @@ def _whole(what: str, low: int, high: int):
     return check
 
 
+def _listen_host(value: Any) -> Any:  # HOOKSTREAM_API_HOST
+    if isinstance(value, str) and not re.fullmatch(r"[A-Za-z0-9.:_-]+", value.strip()):
+        raise ValueError(f"{value!r} is not an address to listen on (e.g. 127.0.0.1 or 0.0.0.0)")
+    return value.strip() if isinstance(value, str) else value
+
+
+def _rate(value: Any) -> Any:  # HOOKSTREAM_API_RATE_LIMIT: requests per second per key, 0 = off
+    if not isinstance(value, str):
+        return value
+    try:
+        rate = float(value.strip().removesuffix("/s"))
+    except ValueError:
+        rate = -1.0
+    if not 0 <= rate < float("inf"):
+        raise ValueError(f"{value!r} is not requests per second per key (e.g. 100; 0 turns the limit off)")
+    return rate
+
+
 def _path(value: Any) -> Any:
     return Path(value).expanduser() if isinstance(value, str) else value
 
@@ -259,6 +277,14 @@ class Settings(BaseSettings):
     delivery_concurrency: Concurrency = _var("HOOKSTREAM_DELIVERY_CONCURRENCY", 2000)
     endpoint_concurrency: Concurrency = _var("HOOKSTREAM_ENDPOINT_CONCURRENCY", 64)
     endpoint_backlog: Concurrency = _var("HOOKSTREAM_ENDPOINT_BACKLOG", 512)
+    # `hookstream api` (hookstream/shell/api): where it listens, and each API key's request rate
+    # (token bucket: `api_rate_limit` requests/s, 0 = off; up to `api_rate_burst` at once, 0 = a
+    # second's worth).
+    api_host: Annotated[str, BeforeValidator(_listen_host)] = _var("HOOKSTREAM_API_HOST", "127.0.0.1")
+    api_port: Annotated[int, BeforeValidator(_whole("a port number (0 picks a free one)", 0, 65535))] = _var("HOOKSTREAM_API_PORT", 8080)
+    api_rate_limit: Annotated[float, BeforeValidator(_rate)] = _var("HOOKSTREAM_API_RATE_LIMIT", 1000.0)
+    api_rate_burst: Annotated[int, BeforeValidator(_whole("a whole number of requests (0: a second's worth)", 0, 2**31 - 1))] = _var(
+        "HOOKSTREAM_API_RATE_BURST", 0)
 
     @field_validator("kafka_bootstrap")
     @classmethod

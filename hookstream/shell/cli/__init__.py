@@ -74,6 +74,9 @@ def _register() -> None:
 
     app.add_typer(delivery_app, name="delivery")
     app.add_typer(deliveries_app, name="deliveries")
+    from hookstream.shell.cli.api import register as register_api
+
+    register_api(app)
 
 
 _register()

@@ -1,0 +1,191 @@
+"""Ingest through the HTTP API: latency at a fixed rate, the most requests/s, batch events/s.
+
+    .venv/bin/hookstream kafka start                      # a broker on HOOKSTREAM_KAFKA_BOOTSTRAP
+    .venv/bin/python bench/api_ingest.py [--seconds 20] [--rate 500] [--concurrency 32]
+
+Starts its own `hookstream api` process (a free port, a temporary database, its own topic
+prefix, rate limit off) and one tenant key, then, from this process (uvloop, one aiohttp session
+with keep-alive connections):
+
+1. open loop: single events at ``--rate`` requests/s for ``--seconds``; each request's latency
+   is measured from the moment it was due (so a stall is not hidden by the requests it delays);
+   p50/p99/max and how many were late to start;
+2. closed loop: ``--concurrency`` clients posting single events back to back: requests/s;
+3. batches of ``--batch`` events from 4 clients back to back: events/s.
+
+Every request must answer 202 (else the run stops and says what came back). Client and server
+share the machine: the figures are per machine, not per API process alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import queue
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+from hookstream.schemas import example
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _event(i: int) -> dict:
+    data = {**example("payment.received"), "payment_id": f"pay_{i:012d}"}
+    return {"type": "payment.received", "data": data}
+
+
+def start_api(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen([sys.executable, "-m", "hookstream", "api"], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    lines: queue.Queue = queue.Queue()
+
+    def drain() -> None:  # the whole time: a full stderr pipe would stall the server
+        for line in process.stderr:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=drain, daemon=True).start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if line is None:
+            break
+        if line.startswith("listening on "):
+            return process, line.split()[-1]
+    process.kill()
+    raise SystemExit("hookstream api did not start")
+
+
+async def _post(session: aiohttp.ClientSession, url: str, body: bytes) -> None:
+    async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
+        text = await response.read()
+        if response.status != 202:
+            raise SystemExit(f"{url}: {response.status} {text[:300]!r}")
+
+
+async def open_loop(session, base: str, rate: float, seconds: float) -> dict:
+    url = f"{base}/v1/events"
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    late = 0
+    start = time.perf_counter() + 0.2
+
+    async def one(i: int, due: float) -> None:
+        await _post(session, url, json.dumps(_event(i)).encode())
+        latencies.append(time.perf_counter() - due)
+
+    tasks = []
+    for i in range(total):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif delay < -0.001:
+            late += 1
+        tasks.append(asyncio.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
+    latencies.sort()
+    ms = [x * 1000 for x in latencies]
+    return {"requests": total, "rate": rate, "p50_ms": round(statistics.median(ms), 2),
+            "p99_ms": round(ms[int(len(ms) * 0.99) - 1], 2), "max_ms": round(ms[-1], 2), "late_starts": late}
+
+
+async def closed_loop(session, base: str, concurrency: int, seconds: float) -> dict:
+    url = f"{base}/v1/events"
+    count = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(w: int) -> None:
+        nonlocal count
+        i = 0
+        while time.perf_counter() < stop:
+            await _post(session, url, json.dumps(_event(w * 10_000_000 + i)).encode())
+            i += 1
+            count += 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    return {"concurrency": concurrency, "requests_per_s": round(count / (time.perf_counter() - began))}
+
+
+async def batches(session, base: str, size: int, seconds: float, clients: int = 4) -> dict:
+    url = f"{base}/v1/events/batch"
+    events = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(w: int) -> None:
+        nonlocal events
+        n = 0
+        while time.perf_counter() < stop:
+            body = json.dumps({"events": [_event(w * 10_000_000 + n + k) for k in range(size)]}).encode()
+            await _post(session, url, body)
+            n += size
+            events += size
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(clients)))
+    return {"batch": size, "clients": clients, "events_per_s": round(events / (time.perf_counter() - began))}
+
+
+async def run(base: str, key: str, args) -> dict:
+    connector = aiohttp.TCPConnector(limit=max(args.concurrency, 64), keepalive_timeout=60)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        await open_loop(session, base, min(args.rate, 100), 2)  # warm up: connections, topics' metadata
+        return {
+            "open_loop": await open_loop(session, base, args.rate, args.seconds),
+            "closed_loop": await closed_loop(session, base, args.concurrency, args.seconds),
+            "batch": await batches(session, base, args.batch, args.seconds),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=1000)
+    args = parser.parse_args()
+
+    from hookstream.core.settings import Settings
+    from hookstream.core.topics import ensure_topics
+
+    with tempfile.TemporaryDirectory(prefix="hookstream-api-bench-") as tmp:
+        env = dict(os.environ, HOOKSTREAM_STATE_DIR=f"{tmp}/state", HOOKSTREAM_DATABASE_URL=f"sqlite:///{tmp}/bench.db",
+                   HOOKSTREAM_TOPIC_PREFIX=f"bench{uuid.uuid4().hex[:6]}.", HOOKSTREAM_API_PORT="0", HOOKSTREAM_API_RATE_LIMIT="0")
+        ensure_topics(Settings.from_env(env))
+        created = subprocess.run([sys.executable, "-m", "hookstream", "api-keys", "create", "--tenant", "bench", "--json"],
+                                 env=env, capture_output=True, text=True, check=True)
+        key = json.loads(created.stdout)["key"]
+        process, base = start_api(env)
+        try:
+            try:
+                import uvloop
+
+                uvloop.install()
+            except ImportError:
+                pass
+            result = asyncio.run(run(base, key, args))
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    result["machine"] = {"cpus": os.cpu_count(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2)}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""``hookstream api``: serve the HTTP API with uvicorn; ``hookstream api openapi``: print its
+OpenAPI document (``hookstream api openapi > docs/openapi.json`` regenerates the committed one).
+
+Listens on ``HOOKSTREAM_API_HOST`` (default 127.0.0.1) : ``HOOKSTREAM_API_PORT`` (default 8080;
+0 picks a free port). Once listening it prints ``listening on http://HOST:PORT`` on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+from hookstream.core.settings import Settings
+from hookstream.shell.cli._context import settings_of
+
+api_app = typer.Typer(help="The HTTP API: `hookstream api` serves it.", invoke_without_command=True)
+
+
+@api_app.callback()
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option(None, "--host", help="Address to listen on (default HOOKSTREAM_API_HOST or 127.0.0.1)."),
+    port: int = typer.Option(None, "--port", help="Port (default HOOKSTREAM_API_PORT or 8080; 0: a free one)."),
+) -> None:
+    """Serve the HTTP API until interrupted."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from hookstream.shell.api.app import create_app
+
+    settings = settings_of(ctx)
+    app = create_app(settings)
+    app.state.ctx.open()  # migrate the database now: a bad URL fails here, in one line
+    config = uvicorn.Config(
+        app,
+        host=host or settings.api_host,
+        port=settings.api_port if port is None else port,
+        log_level="info",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=15,
+        # idle keep-alive connections stay open longer than uvicorn's 5 s, so a client's pooled
+        # connection is rarely closed under a request it is sending (and most proxies use 60 s)
+        timeout_keep_alive=65,
+    )
+    server = _server_class()(config)
+    server.run()
+    if not server.started:
+        raise typer.Exit(1)
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started:  # the real port, also when 0 asked for a free one
+                for server in self.servers:
+                    for sock in server.sockets:
+                        host, port = sock.getsockname()[:2]
+                        host = f"[{host}]" if ":" in host else host
+                        print(f"listening on http://{host}:{port}", file=sys.stderr, flush=True)
+
+    return Server
+
+
+def openapi_document(settings: Settings | None = None) -> str:
+    """The OpenAPI document as committed in docs/openapi.json (stable key order, final newline)."""
+    from hookstream.shell.api.app import create_app
+
+    return json.dumps(create_app(settings or Settings()).openapi(), indent=2, ensure_ascii=False) + "\n"
+
+
+@api_app.command("openapi")
+def openapi() -> None:
+    """Print the OpenAPI 3.1 document (what /openapi.json serves)."""
+    sys.stdout.write(openapi_document())
+
+
+def register(app: typer.Typer) -> None:
+    """Mount ``hookstream api`` and ``hookstream api-keys`` on the CLI."""
+    from hookstream.shell.cli.api_keys import api_keys_app
+
+    app.add_typer(api_app, name="api")
+    app.add_typer(api_keys_app, name="api-keys")
