@@ -25,7 +25,7 @@ test: setup
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-# `make bench`: end to end, side by side with the seed's Celery design (docs/benchmarks.md).
+# `make bench`: end to end, side by side with the Celery + Redis design (one task per delivery; docs/benchmarks.md).
 # Installs the baseline's needs (the `bench` extra; Debian's redis-server, as root) when missing.
 BENCH_ARGS ?=
 bench: bench-deps

@@ -10,8 +10,9 @@ one HTTP attempt, classifies it (``delivery.outcome``), schedules the next one
                   ``report`` is None when no attempt was made (``skipped``): the breaker is open
                   or the endpoint already has its fill of records waiting. A skipped attempt is
                   not counted, so it never pushes a message towards the dead-letter topic.
-- ``DeadLetter``  give up: the retries ran out, a 4xx/3xx/410 answered, or the record cannot be
-                  delivered at all (``reason`` says which). The record keeps every attempt.
+- ``DeadLettered`` give up: the retries ran out, a 4xx/3xx/410 answered, or the record cannot be
+                  delivered at all (``reason`` says which): the worker writes it to the dead-letter
+                  topic (where ``dead_letters.DeadLetter`` reads it back). It keeps every attempt.
 - ``Dropped``     the subscription was deleted or disabled: nothing is sent (see below).
 
 Unknown (deleted) or disabled subscriptions, and why
@@ -71,7 +72,7 @@ from typing import Any
 
 from hookstream.delivery.breaker import BreakerState, EndpointBreakers
 from hookstream.delivery.envelope import payload
-from hookstream.delivery.errors import InvalidSecretError, NoValidSecretError, TransportFailure
+from hookstream.delivery.errors import NoValidSecretError, TransportFailure
 from hookstream.delivery.outcome import GiveUp, Outcome, RetryLater, RetryReason, Success, classify_response
 from hookstream.delivery.schedule import RetrySchedule
 from hookstream.delivery.signing import Secret, delivery_headers
@@ -86,7 +87,7 @@ from hookstream.subscriptions.urls import Reason, UnsafeURLError, check_url
 
 __all__ = [
     "AttemptReport",
-    "DeadLetter",
+    "DeadLettered",
     "Decision",
     "Delivered",
     "Deliverer",
@@ -152,7 +153,9 @@ class Retry:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class DeadLetter:
+class DeadLettered:
+    """The decision to give up on ``record``: it goes to the dead-letter topic."""
+
     record: DeliveryRecord
     reason: str  # for people: what happened, with the HTTP status or last failure
     report: AttemptReport | None
@@ -167,7 +170,7 @@ class Dropped:
     reason: str  # "subscription_deleted" | "subscription_disabled"
 
 
-Decision = Delivered | Retry | DeadLetter | Dropped
+Decision = Delivered | Retry | DeadLettered | Dropped
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -279,21 +282,21 @@ class Deliverer:
             return Dropped("subscription_deleted")
         if sub.tenant_id != record.tenant_id:
             # never name the other tenant: the dead letter is listed under the record's tenant
-            return DeadLetter(record, f"tenant_mismatch: subscription {sub.id} belongs to another tenant", None, code="tenant_mismatch")
+            return DeadLettered(record, f"tenant_mismatch: subscription {sub.id} belongs to another tenant", None, code="tenant_mismatch")
         if not sub.active:
             self._forget(sub.id)
             return Dropped("subscription_disabled")
         refusal = self._refusal(sub)
         if refusal is not None:
-            return DeadLetter(record, refusal[1], None, code=refusal[0])
+            return DeadLettered(record, refusal[1], None, code=refusal[0])
         secrets = self._signing_secrets(sub)
         if secrets is None:
-            return DeadLetter(record, f"invalid_secret: a signing secret of subscription {sub.id} cannot be decoded",
+            return DeadLettered(record, f"invalid_secret: a signing secret of subscription {sub.id} cannot be decoded",
                               None, code="invalid_secret")
         try:
             body = _body(record)
         except ValidationError as exc:
-            return DeadLetter(record, f"malformed: {exc}", None, code="malformed")
+            return DeadLettered(record, f"malformed: {exc}", None, code="malformed")
         now = self.clock()
         if now >= self._next_sweep:
             self._sweep(now, keep=sub.id)
@@ -318,7 +321,7 @@ class Deliverer:
         finally:
             gate.admitted -= 1
         if report is None:
-            return DeadLetter(record, "no_valid_secret: the subscription has no signing secret valid now", None, code="no_valid_secret")
+            return DeadLettered(record, "no_valid_secret: the subscription has no signing secret valid now", None, code="no_valid_secret")
         breaker.record(report.outcome, self.clock())
         return self._handle(record, report)
 
@@ -364,12 +367,12 @@ class Deliverer:
         )
         if isinstance(outcome, GiveUp):
             reason = f"{outcome.reason}" + (f" (HTTP {outcome.status})" if outcome.status else "")
-            return DeadLetter(done, reason, report, disable_endpoint=outcome.disable_endpoint, code=str(outcome.reason))
+            return DeadLettered(done, reason, report, disable_endpoint=outcome.disable_endpoint, code=str(outcome.reason))
         now = self.clock()
         due = self.schedule.next_attempt(report.attempt, now, outcome)
         if due is None:
             last = f"{outcome.reason}" + (f" (HTTP {outcome.status})" if outcome.status else "")
-            return DeadLetter(done, f"retries_exhausted after {report.attempt} attempts, last {last}", report)
+            return DeadLettered(done, f"retries_exhausted after {report.attempt} attempts, last {last}", report)
         tier = choose_tier(due - now, self.schedule.delays, jitter=self.schedule.jitter)
         return Retry(dataclasses.replace(done, due_at=round(due, 3)), tier, report)
 
@@ -421,18 +424,16 @@ class Deliverer:
             self._on_forget(endpoint)
 
     def _signing_secrets(self, sub) -> list[Secret] | None:
-        """The subscription's secrets as signing keys, decoded once per subscription version;
-        ``sign`` itself leaves out the ones expired at the attempt's timestamp. None when one
-        cannot be decoded (not base64, a key too short or long, not a string): the subscriptions
-        topic is written by others, so that is the subscription's fault, not a worker bug. One
-        warning per subscription version, naming the subscription and never the secret."""
+        """The subscription's signing keys, checked once per subscription version; ``sign`` itself
+        leaves out the ones expired at the attempt's timestamp. The topic reader decodes secrets
+        (``Secret.parse``) and marks a subscription whose secrets do not decode (``sealed_error``),
+        so this is a second guard: None when one is not a ``Secret`` at all, which is the
+        subscription's fault, not a worker bug. One warning per subscription version, naming the
+        subscription and never the secret."""
         cached = self._secrets.get(sub.id)
         if cached is None or cached[0] != sub.version:
-            try:
-                keys = [
-                    Secret(s.key, expires_at=s.expires_at.timestamp() if s.expires_at else None) for s in sub.secrets
-                ]
-            except (InvalidSecretError, ValueError, TypeError, AttributeError):  # binascii.Error is a ValueError
+            keys = list(sub.secrets)
+            if not all(isinstance(s, Secret) for s in keys):  # a subscription not built by the store or the topic reader
                 keys = None
                 log.warning("subscription %s (version %s) has a signing secret that cannot be decoded; "
                             "its deliveries are dead-lettered as invalid_secret", sub.id, sub.version)

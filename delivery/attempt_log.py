@@ -50,6 +50,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hookstream.delivery import metrics as m
+from hookstream.core.time import format_time
 from hookstream.core.db import Base, bind_all_tenants, bind_tenant
 from hookstream.core.errors import HookstreamError
 from hookstream.core.settings import default_of
@@ -479,6 +480,6 @@ def _mapping(row) -> dict[str, Any]:
     d = dict(row._mapping)
     at = d.get("attempted_at")
     if isinstance(at, datetime):
-        d["attempted_at"] = (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)).isoformat().replace("+00:00", "Z")
+        d["attempted_at"] = format_time(at, timespec="auto")
     return d
 

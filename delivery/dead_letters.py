@@ -26,7 +26,7 @@ import contextlib
 import dataclasses
 import re
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, String, select
 from sqlalchemy.orm import Mapped, mapped_column
@@ -38,6 +38,7 @@ from hookstream.core.reading import Offset, Time, read_range, watermarks
 from hookstream.core.wire import DeadLetter, decode_dead_letter
 from hookstream.core.settings import Settings
 from hookstream.core.topics import DEAD_LETTERS, DELIVERIES
+from hookstream.subscriptions.filters import matches
 from hookstream.subscriptions.store import validate_tenant
 
 
@@ -73,7 +74,7 @@ class Filter:
             return False
         if self.subscription_id and d.field("subscription_id") != self.subscription_id:
             return False
-        if self.event_type and not _type_matches(self.event_type, d.field("event_type") or ""):
+        if self.event_type and not matches((self.event_type,), d.field("event_type") or ""):
             return False
         when = d.dead_lettered_at
         if self.since is not None and (when is None or when < self.since):
@@ -83,41 +84,6 @@ class Filter:
         if self.reason and self.reason.lower() not in d.reason.lower():
             return False
         return True
-
-
-def _type_matches(pattern: str, event_type: str) -> bool:
-    return pattern == event_type or (pattern.endswith(".*") and event_type.startswith(pattern[:-1]))
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    except (OverflowError, OSError, ValueError):  # never in range after _timestamp; a listing must not fail on one
-        return None
-
-
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
-
-
-def parse_time(text: str, *, name: str, now: datetime | None = None) -> float:
-    """RFC 3339 (``2026-11-28T10:00:00Z``), a date, or a span back from now (``30m``, ``2h``, ``7d``)."""
-    now = now or datetime.now(UTC)
-    m = _RELATIVE.match(text.strip())
-    if m:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
-        try:
-            return (now - timedelta(**{unit: float(m.group(1))})).timestamp()
-        except OverflowError:  # before year 1 (or beyond what timedelta holds)
-            raise ValidationError(f"{name}: {text!r} reaches back before year 1; give a shorter span or a time") from None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(f"{name}: {text!r} is not a time (use RFC 3339 like 2026-11-28T10:00:00Z, or a span like 2h)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def read(settings: Settings, *, since: float | None = None, timeout: float = 10.0) -> Iterator[DeadLetter]:

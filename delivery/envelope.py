@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from hookstream.core.errors import ValidationError
+from hookstream.core.time import format_time
 
 __all__ = ["payload"]
 
@@ -24,7 +25,7 @@ def _rfc3339(occurred_at: dt.datetime) -> str:
         raise ValidationError("occurred_at must be a datetime")
     if occurred_at.tzinfo is None or occurred_at.utcoffset() is None:
         raise ValidationError("occurred_at must be timezone-aware (a naive datetime has no instant)")
-    return occurred_at.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return format_time(occurred_at, timespec="auto")  # no microseconds when they are zero: receivers see that form
 
 
 def payload(event_type: str, occurred_at: dt.datetime, data: Mapping[str, Any]) -> bytes:

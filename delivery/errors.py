@@ -6,7 +6,7 @@ message names *which* input is wrong, never its value when that value could be a
 
     HookstreamError
     └── SigningError                      anything about Standard Webhooks signatures
-        ├── InvalidSecretError            a secret is not ``whsec_`` + base64 of 24-64 bytes
+        ├── InvalidSecretError            (these two live in core.secrets, with Secret) a secret is not ``whsec_`` + base64 of 24-64 bytes
         │                                 (also a ``ValidationError``: it is bad user input)
         ├── NoValidSecretError            no secret given to ``sign``/``verify`` is still valid
         └── WebhookVerificationError      a received webhook failed ``verify`` (receivers catch this)
@@ -34,15 +34,9 @@ Their messages are one line without the URL (a URL may carry a token in its quer
 
 from __future__ import annotations
 
-from hookstream.core.errors import HookstreamError, ValidationError
-
-
-class SigningError(HookstreamError):
-    """Base of every signing and verification error."""
-
-
-class InvalidSecretError(SigningError, ValidationError):
-    """A webhook secret cannot be used. The message says why, never what the secret was."""
+from hookstream.core.errors import HookstreamError
+# Defined with the one secret type (hookstream.core.secrets), re-exported here with the rest of the tree.
+from hookstream.core.secrets import InvalidSecretError, SigningError  # noqa: F401
 
 
 class NoValidSecretError(SigningError):

@@ -50,7 +50,8 @@ from hookstream.delivery.outcome import RetryReason
 
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
 
-DELIVERIES = Counter(
+# One per attempt, by its result (the exposed name keeps "deliveries": dashboards and alerts use it).
+ATTEMPT_RESULTS = Counter(
     "webhook_deliveries_total", "Delivery attempts by result.", ["event", "tenant_id", "status"]
 )
 DURATION = Histogram(
@@ -101,9 +102,9 @@ class Series:
     __slots__ = ("succeeded", "failed", "dead", "duration", "retries")
 
     def __init__(self, event: str, tenant: str) -> None:
-        self.succeeded = DELIVERIES.labels(event, tenant, "succeeded")
-        self.failed = DELIVERIES.labels(event, tenant, "failed")
-        self.dead = DELIVERIES.labels(event, tenant, "dead")
+        self.succeeded = ATTEMPT_RESULTS.labels(event, tenant, "succeeded")
+        self.failed = ATTEMPT_RESULTS.labels(event, tenant, "failed")
+        self.dead = ATTEMPT_RESULTS.labels(event, tenant, "dead")
         self.duration = DURATION.labels(event, tenant)
         self.retries = {str(r): RETRIES.labels(event, tenant, str(r)) for r in RetryReason}
 

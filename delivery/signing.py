@@ -9,8 +9,8 @@ the exact bytes sent: signing a re-serialised copy is the classic way to break e
 ``verify`` is what a receiver runs (our tests, and anyone who wants a reference): it compares in
 constant time, rejects stale or future timestamps, and turns every malformed input into its own
 ``WebhookVerificationError`` subclass instead of a ``ValueError`` from somewhere inside.
-Secrets never reach a message, a ``repr`` or a log line: ``Secret`` hides its key everywhere
-except ``reveal()``.
+Secrets never reach a message, a ``repr`` or a log line: ``Secret`` (``hookstream.core.secrets``,
+the one secret type, re-exported here) hides its key everywhere except ``reveal()``.
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import hashlib
 import hmac
 import importlib.metadata
 import re
-import secrets as _random
 import time
 from collections.abc import Iterable, Mapping
 
+from hookstream.core.secrets import Secret
 from hookstream.delivery.errors import (
-    InvalidSecretError,
     InvalidTimestampError,
     MissingHeaderError,
     NoMatchingSignatureError,
@@ -46,9 +44,6 @@ __all__ = [
     "verify",
 ]
 
-SECRET_PREFIX = "whsec_"
-MIN_KEY_BYTES = 24
-MAX_KEY_BYTES = 64
 DEFAULT_TOLERANCE_SECONDS = 300.0
 
 # Visible ASCII only: the id goes into a header (no CR/LF injection) and is the receiver's
@@ -56,79 +51,6 @@ DEFAULT_TOLERANCE_SECONDS = 300.0
 _MSG_ID = re.compile(r"[\x21-\x7e]{1,255}")
 # Integer unix seconds, as the spec says; 15 digits is far beyond any real clock.
 _TIMESTAMP = re.compile(r"[0-9]{1,15}")
-
-
-class Secret:
-    """A webhook signing key. Its bytes are never shown: ``repr`` and ``str`` are redacted.
-
-    ``expires_at`` (unix seconds) marks a secret that was rotated out and is kept only for the
-    grace window: ``sign`` stops using it once a message's timestamp reaches that time.
-    """
-
-    __slots__ = ("_key", "_expires_at", "_keyed")
-
-    def __init__(self, key: bytes, *, expires_at: float | None = None) -> None:
-        if not isinstance(key, (bytes, bytearray)):
-            raise InvalidSecretError("a webhook secret key must be bytes")
-        if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
-            raise InvalidSecretError(
-                f"a webhook secret must hold {MIN_KEY_BYTES}-{MAX_KEY_BYTES} bytes of key, this one holds {len(key)}"
-            )
-        self._key = bytes(key)
-        self._expires_at = expires_at
-        self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)  # copied per message: no key set-up each time
-
-    @property
-    def expires_at(self) -> float | None:
-        return self._expires_at
-
-    @classmethod
-    def parse(cls, text: str, *, expires_at: float | None = None) -> Secret:
-        """``whsec_`` + base64 (padding optional, as Svix prints it) -> ``Secret``."""
-        if not isinstance(text, str):
-            raise InvalidSecretError("a webhook secret must be a string starting with 'whsec_'")
-        text = text.strip()
-        if not text.startswith(SECRET_PREFIX):
-            raise InvalidSecretError("a webhook secret must start with 'whsec_'")
-        return cls(_decode_key(text[len(SECRET_PREFIX) :]), expires_at=expires_at)
-
-    @classmethod
-    def generate(cls, nbytes: int = 32) -> Secret:
-        """A fresh random secret (32 bytes, as Svix issues them), for a new endpoint or a rotation."""
-        return cls(_random.token_bytes(nbytes))
-
-    def reveal(self) -> str:
-        """The ``whsec_...`` text: the one way out, for showing a new secret to its owner once."""
-        return SECRET_PREFIX + base64.b64encode(self._key).decode("ascii")
-
-    def valid_at(self, when: float) -> bool:
-        return self.expires_at is None or when < self.expires_at
-
-    def mac(self, content: bytes) -> bytes:
-        h = self._keyed.copy()
-        h.update(content)
-        return h.digest()
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Secret):
-            return NotImplemented
-        return hmac.compare_digest(self._key, other._key) and self.expires_at == other.expires_at
-
-    __hash__ = None  # type: ignore[assignment]  # secrets are values to compare, not dict keys
-
-    def __repr__(self) -> str:
-        expiry = "" if self.expires_at is None else f", expires_at={self.expires_at}"
-        return f"Secret(<redacted>{expiry})"
-
-    __str__ = __repr__
-
-
-def _decode_key(text: str) -> bytes:
-    """Strict standard-alphabet base64; ``from None`` so no decoder message travels with it."""
-    try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidSecretError("a webhook secret must be 'whsec_' followed by base64") from None
 
 
 def _as_secrets(secrets: Secret | str | Iterable[Secret | str]) -> list[Secret]:

@@ -13,18 +13,16 @@ and ``hookstream outbox relay`` publishes what the outbox holds.
 
 from hookstream.producers._async import AsyncPublisher
 from hookstream.producers._domain import Customers, DomainEvents, EventSink, Invoices, Payments, SalesOrders, to_json_value
-from hookstream.producers._errors import DeliveryError, EventTooLargeError
+from hookstream.producers._errors import EventTooLargeError, PublishError
 from hookstream.producers._outbox import (
     BatchResult, Outbox, OutboxRelay, OutboxRow, OutboxStatus, add_to_outbox, outbox_status,
 )
-from hookstream.producers._publisher import Delivery, OutgoingRecord, Publisher
+from hookstream.producers._publisher import OutgoingRecord, PublishAck, Publisher
 
 __all__ = [
     "AsyncPublisher",
     "BatchResult",
     "Customers",
-    "Delivery",
-    "DeliveryError",
     "DomainEvents",
     "EventSink",
     "EventTooLargeError",
@@ -35,6 +33,8 @@ __all__ = [
     "OutboxStatus",
     "OutgoingRecord",
     "Payments",
+    "PublishAck",
+    "PublishError",
     "Publisher",
     "SalesOrders",
     "add_to_outbox",

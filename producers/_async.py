@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from hookstream.core.settings import Settings
-from hookstream.producers._errors import DeliveryError
-from hookstream.producers._publisher import Delivery, OutgoingRecord, Publisher
+from hookstream.producers._errors import PublishError
+from hookstream.producers._publisher import PublishAck, OutgoingRecord, Publisher
 from hookstream.schemas import Event
 
 
@@ -34,29 +34,29 @@ class AsyncPublisher:
         while not self._stop.is_set():
             self._publisher.poll(0.1)
 
-    async def publish(self, event: Event, *, timeout: float = 30.0) -> Delivery:
+    async def publish(self, event: Event, *, timeout: float = 30.0) -> PublishAck:
         """Validate and send ``event``, and wait for the broker; raises ``InvalidEventError`` (nothing
-        sent) or ``DeliveryError``."""
+        sent) or ``PublishError``."""
         return (await self.publish_many([event], timeout=timeout))[0]
 
-    async def publish_many(self, events: Iterable[Event], *, timeout: float = 30.0) -> list[Delivery]:
+    async def publish_many(self, events: Iterable[Event], *, timeout: float = 30.0) -> list[PublishAck]:
         """Validate every event first (one invalid or over ``max_event_bytes``: none is sent), send
-        them in order, and wait for all; raises ``DeliveryError`` naming every event that failed."""
+        them in order, and wait for all; raises ``PublishError`` naming every event that failed."""
         records = [self._publisher.prepare(e) for e in events]  # invalid or too large: nothing sent
         loop = asyncio.get_running_loop()
         futures, refused = [], None
         for record in records:
             try:
                 futures.append(await self._enqueue(loop, record))
-            except DeliveryError as exc:  # produce() itself refused it: send nothing after it (order)
+            except PublishError as exc:  # produce() itself refused it: send nothing after it (order)
                 unsent = [r.event_id for r in records[len(futures) + 1:]]
-                refused = DeliveryError(f"{exc}; {len(unsent)} later event(s) not sent", event_ids=[*exc.event_ids, *unsent], code=exc.code)
+                refused = PublishError(f"{exc}; {len(unsent)} later event(s) not sent", event_ids=[*exc.event_ids, *unsent], code=exc.code)
                 break
         try:
             deliveries = await asyncio.wait_for(asyncio.gather(*(asyncio.shield(f) for f in futures)), timeout)
         except TimeoutError:
             late = [r.event_id for r, f in zip(records, futures) if not f.done()]
-            raise DeliveryError(
+            raise PublishError(
                 f"{len(late)} event(s) not acknowledged by the broker at {self._publisher.bootstrap} within {timeout:g}s "
                 f"(the first: {late[0]}); they are still queued, and flush() reports how they end",
                 event_ids=late, code="_TIMED_OUT",
@@ -65,18 +65,18 @@ class AsyncPublisher:
         for d in deliveries:
             try:
                 d.result(0)
-            except DeliveryError as exc:
+            except PublishError as exc:
                 failed.append(exc)
         if refused is not None:
             failed.append(refused)
         if failed:
-            raise DeliveryError.combine(failed)
+            raise PublishError.combine(failed)
         return deliveries
 
     async def _enqueue(self, loop: asyncio.AbstractEventLoop, record: OutgoingRecord) -> asyncio.Future:
         future = loop.create_future()
 
-        def settle(delivery: Delivery) -> None:  # on the report thread
+        def settle(delivery: PublishAck) -> None:  # on the report thread
             try:
                 loop.call_soon_threadsafe(_set_result, future, delivery)
             except RuntimeError:  # the loop is closed; flush() still reports a failure
@@ -110,10 +110,10 @@ class AsyncPublisher:
             return
         try:
             await self.close()
-        except DeliveryError as failure:
+        except PublishError as failure:
             exc.add_note(f"also: {failure}")
 
 
-def _set_result(future: asyncio.Future, delivery: Delivery) -> None:
+def _set_result(future: asyncio.Future, delivery: PublishAck) -> None:
     if not future.done():
         future.set_result(delivery)

@@ -8,7 +8,7 @@ Each method takes the service's own record of the entity (a mapping) and keeps o
 the event's schema has, dropping ``None`` (absent); what the event adds (a failure code, a
 reason, an authorization number) comes as keyword arguments. ``Decimal`` amounts become decimal
 strings, ``datetime`` RFC 3339 UTC, ``date`` YYYY-MM-DD. The event goes to the sink's
-``publish(event)``, and whatever that returns is returned (a ``Delivery``, a coroutine for the
+``publish(event)``, and whatever that returns is returned (a ``PublishAck``, a coroutine for the
 async publisher, the ``Event`` for the outbox).
 """
 

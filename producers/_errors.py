@@ -1,7 +1,7 @@
 """Errors of ``producers`` (invalid events raise ``schemas.InvalidEventError`` before anything is sent).
 
     hookstream.errors.BrokerError
-    └── DeliveryError     the broker did not take an event: .event_ids, .code (librdkafka's error name)
+    └── PublishError     the broker did not take an event: .event_ids, .code (librdkafka's error name)
         └── EventTooLargeError   (also a ValidationError) the serialised event is over
                                  ``Settings.max_event_bytes``: refused before anything is produced
 """
@@ -23,7 +23,7 @@ _HINTS = {
     "_MSG_SIZE_TOO_LARGE": "the event is larger than the producer accepts",
 }
 
-# Delivery errors that concern the record itself, so sending it again can never succeed (the
+# Publish errors that concern the record itself, so sending it again can never succeed (the
 # outbox relay sets such a row aside); every other error (timeouts, a missing topic, brokers
 # down) is about the broker and passes.
 PERMANENT_CODES = frozenset({
@@ -32,7 +32,7 @@ PERMANENT_CODES = frozenset({
 })
 
 
-class DeliveryError(BrokerError):
+class PublishError(BrokerError):
     """One or more events were not acknowledged by the broker. They were not (or not surely) written."""
 
     def __init__(self, message: str, *, event_ids: Sequence[str] = (), code: str | None = None) -> None:
@@ -41,13 +41,13 @@ class DeliveryError(BrokerError):
         self.code = code
 
     @classmethod
-    def from_kafka(cls, event_id: str, topic: str, error: KafkaError, bootstrap: str) -> "DeliveryError":
+    def from_kafka(cls, event_id: str, topic: str, error: KafkaError, bootstrap: str) -> "PublishError":
         name = error.name()
         why = _HINTS.get(name, "").format(bootstrap=bootstrap) or error.str()
         return cls(f"event {event_id} was not delivered to {topic}: {why} ({name})", event_ids=[event_id], code=name)
 
     @classmethod
-    def combine(cls, errors: Iterable["DeliveryError"]) -> "DeliveryError":
+    def combine(cls, errors: Iterable["PublishError"]) -> "PublishError":
         errors = list(errors)
         if len(errors) == 1:
             return errors[0]
@@ -55,10 +55,10 @@ class DeliveryError(BrokerError):
         return cls(f"{len(ids)} events were not delivered; the first: {errors[0]}", event_ids=ids, code=errors[0].code)
 
 
-class EventTooLargeError(DeliveryError, ValidationError):
+class EventTooLargeError(PublishError, ValidationError):
     """The serialised event is larger than ``HOOKSTREAM_MAX_EVENT_BYTES`` allows; nothing was sent.
 
-    A ``DeliveryError`` (callers that catch delivery failures catch it too, ``code`` is
+    A ``PublishError`` (callers that catch delivery failures catch it too, ``code`` is
     ``EVENT_TOO_LARGE``) and a ``ValidationError`` (the CLI exits 2: the input is at fault).
     """
 

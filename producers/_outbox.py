@@ -50,8 +50,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hookstream.core.db import Base
 from hookstream.core.settings import DEFAULT_MAX_EVENT_BYTES, Settings
-from hookstream.producers._errors import PERMANENT_CODES, DeliveryError, EventTooLargeError, check_size
-from hookstream.producers._publisher import Delivery, OutgoingRecord, Publisher
+from hookstream.producers._errors import PERMANENT_CODES, PublishError, EventTooLargeError, check_size
+from hookstream.producers._publisher import PublishAck, OutgoingRecord, Publisher
 from hookstream.schemas import ENTITY_FIELDS, Event, InvalidEventError, encode_event, parse_event
 
 log = logging.getLogger("hookstream.outbox")
@@ -151,7 +151,7 @@ class SetAside:
 @dataclasses.dataclass(frozen=True)
 class BatchResult:
     published: int  # rows published and marked sent
-    error: DeliveryError | None = None  # the delivery that stopped the batch, if one did
+    error: PublishError | None = None  # the delivery that stopped the batch, if one did
     waited: bool = False  # another relay had the turn
     set_aside: tuple[SetAside, ...] = ()  # rows set aside in this batch
 
@@ -206,18 +206,18 @@ class OutboxRelay:
                 self.on_set_aside(row)
             return BatchResult(len(sent), failure[1] if failure else None, set_aside=tuple(set_aside))
 
-    def _publish(self, rows: list[PendingRow]) -> tuple[list[int], list[SetAside], tuple[int, DeliveryError] | None]:
+    def _publish(self, rows: list[PendingRow]) -> tuple[list[int], list[SetAside], tuple[int, PublishError] | None]:
         """Send rows in order and wait for every report. Returns the seqs acknowledged and the rows
         set aside before the first failure that may pass (rows after it stay pending), and it."""
-        outcomes: list[tuple[PendingRow, Delivery | Exception]] = []  # in seq order
+        outcomes: list[tuple[PendingRow, PublishAck | Exception]] = []  # in seq order
         for row in rows:
             try:
                 outcomes.append((row, self.publisher.send_record(self._record(row))))
-            except (_Unpublishable, DeliveryError) as exc:  # refused before sending
+            except (_Unpublishable, PublishError) as exc:  # refused before sending
                 outcomes.append((row, exc))
                 if not _permanent(exc):
                     break  # e.g. a broker error: nothing after this row may overtake it
-        self.publisher.wait([d for _, d in outcomes if isinstance(d, Delivery)], self.ack_timeout)
+        self.publisher.wait([d for _, d in outcomes if isinstance(d, PublishAck)], self.ack_timeout)
         errors = [(row, _error_of(outcome)) for row, outcome in outcomes]  # every outcome collected first
         sent: list[int] = []
         set_aside: list[SetAside] = []
@@ -251,14 +251,14 @@ class OutboxRelay:
         return OutgoingRecord(row.event_id, self.publisher.topic_for(row.event_type), row.entity_id.encode(), value, row.event_type)
 
     def drain(self, stop: threading.Event | None = None) -> int:
-        """Publish until nothing is pending; raises ``DeliveryError`` if a delivery fails."""
+        """Publish until nothing is pending; raises ``PublishError`` if a delivery fails."""
         stop = stop or threading.Event()
         total = 0
         while not stop.is_set():
             result = self.relay_batch()
             total += result.published
             if result.error:
-                raise DeliveryError(f"{result.error} ({total} events published before it)",
+                raise PublishError(f"{result.error} ({total} events published before it)",
                                     event_ids=result.error.event_ids, code=result.error.code)
             if result.waited:  # another relay is publishing; our turn comes after its batch
                 stop.wait(0.2)
@@ -272,7 +272,7 @@ class OutboxRelay:
         while not stop.is_set():
             try:
                 result = self.relay_batch()
-            except (SQLAlchemyError, DeliveryError) as exc:
+            except (SQLAlchemyError, PublishError) as exc:
                 on_error(exc)
                 stop.wait(poll_interval)
                 continue
@@ -284,20 +284,20 @@ class OutboxRelay:
         return total
 
 
-def _error_of(outcome: Delivery | Exception) -> Exception | None:
-    if not isinstance(outcome, Delivery):
+def _error_of(outcome: PublishAck | Exception) -> Exception | None:
+    if not isinstance(outcome, PublishAck):
         return outcome
     try:
         outcome.result(timeout=0)  # collects the outcome, so flush() does not report it again
         return None
-    except DeliveryError as exc:
+    except PublishError as exc:
         return exc
 
 
 def _permanent(error: Exception) -> bool:
     """Whether no retry can publish the row (it is set aside) or a later attempt may."""
     return isinstance(error, (_Unpublishable, EventTooLargeError)) or (
-        isinstance(error, DeliveryError) and error.code in PERMANENT_CODES
+        isinstance(error, PublishError) and error.code in PERMANENT_CODES
     )
 
 

@@ -4,11 +4,11 @@
 serialised envelope is over ``Settings.max_event_bytes`` (``EventTooLargeError``: nothing is
 sent; the limit keeps every delivery record under the broker's message size), picks the topic of its
 aggregate and keys it by the entity id, and hands it to confluent-kafka's idempotent producer
-(``acks=all``). It returns a ``Delivery`` at once; ``publish`` also waits for the broker's
-acknowledgement. A failure is raised by ``Delivery.result()``, and any failure nobody collected
+(``acks=all``). It returns a ``PublishAck`` at once; ``publish`` also waits for the broker's
+acknowledgement. A failure is raised by ``PublishAck.result()``, and any failure nobody collected
 that way is raised by the next ``flush()`` or ``close()``: no event is dropped silently.
 
-Delivery reports are served by ``poll``/``flush`` on the calling thread (``send`` polls now and
+Delivery reports (librdkafka's name for the acknowledgements) are served by ``poll``/``flush`` on the calling thread (``send`` polls now and
 then so reports never pile up); ``AsyncPublisher`` polls on a thread of its own instead.
 """
 
@@ -25,7 +25,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from hookstream.core.kafka import producer_config
 from hookstream.core.settings import Settings
 from hookstream.core.topics import event_topic_for
-from hookstream.producers._errors import DeliveryError, check_size
+from hookstream.producers._errors import PublishError, check_size
 from hookstream.schemas import ENTITY_FIELDS, Event, encode_event
 
 _POLL_EVERY = 1024  # sends between two poll(0) calls that serve delivery reports
@@ -42,18 +42,19 @@ class OutgoingRecord:
     event_type: str | None = None  # named in errors
 
 
-class Delivery:
-    """What became of one sent event: ``partition``/``offset`` once acknowledged, or ``error``."""
+class PublishAck:
+    """The broker's acknowledgement of one sent event, pending until it comes: ``partition``/``offset``
+    once acknowledged, or ``error`` (a ``PublishError``)."""
 
     __slots__ = ("event_id", "topic", "key", "partition", "offset", "error", "_done", "_publisher", "_callback")
 
-    def __init__(self, publisher: "Publisher", event_id: str, topic: str, key: bytes, callback: Callable[["Delivery"], Any] | None) -> None:
+    def __init__(self, publisher: "Publisher", event_id: str, topic: str, key: bytes, callback: Callable[["PublishAck"], Any] | None) -> None:
         self.event_id = event_id
         self.topic = topic
         self.key = key
         self.partition: int | None = None
         self.offset: int | None = None
-        self.error: DeliveryError | None = None
+        self.error: PublishError | None = None
         self._done = False
         self._publisher = publisher
         self._callback = callback
@@ -62,12 +63,12 @@ class Delivery:
     def done(self) -> bool:
         return self._done
 
-    def result(self, timeout: float = 30.0) -> "Delivery":
-        """Wait up to ``timeout`` seconds for the broker; return self, or raise ``DeliveryError``."""
+    def result(self, timeout: float = 30.0) -> "PublishAck":
+        """Wait up to ``timeout`` seconds for the broker; return self, or raise ``PublishError``."""
         if not self._done:
             self._publisher.wait([self], timeout)
         if not self._done:
-            raise DeliveryError(
+            raise PublishError(
                 f"event {self.event_id} was not acknowledged by the broker at {self._publisher.bootstrap} within "
                 f"{timeout:g}s; it is still queued, and flush() reports how it ends",
                 event_ids=[self.event_id], code="_TIMED_OUT",
@@ -80,7 +81,7 @@ class Delivery:
 
     def _report(self, err: KafkaError | None, msg: Any) -> None:  # librdkafka's delivery report
         if err is not None:
-            self.error = DeliveryError.from_kafka(self.event_id, self.topic, err, self._publisher.bootstrap)
+            self.error = PublishError.from_kafka(self.event_id, self.topic, err, self._publisher.bootstrap)
             with self._publisher._lock:
                 self._publisher._unreported.add(self)
         else:
@@ -91,7 +92,7 @@ class Delivery:
 
     def __repr__(self) -> str:
         state = "pending" if not self._done else (f"failed: {self.error}" if self.error else f"{self.partition}@{self.offset}")
-        return f"<Delivery {self.event_id} {self.topic} {state}>"
+        return f"<PublishAck {self.event_id} {self.topic} {state}>"
 
 
 class Publisher:
@@ -109,7 +110,7 @@ class Publisher:
         self.config = producer_config(settings, **{"message.timeout.ms": int(delivery_timeout * 1000), **config})
         self._producer = producer if producer is not None else Producer(self.config)
         self._routes: dict[str, tuple[str, str]] = {}  # event type -> (full topic, entity id field)
-        self._unreported: set[Delivery] = set()  # failed deliveries no caller has seen yet
+        self._unreported: set[PublishAck] = set()  # failed deliveries no caller has seen yet
         self._sends = 0
         self._closed = False
         self._lock = threading.Lock()
@@ -134,18 +135,18 @@ class Publisher:
         topic, field = self._route(event.type)
         return OutgoingRecord(event.id, topic, event.data[field].encode(), value, event.type)
 
-    def send(self, event: Event, *, on_delivery: Callable[[Delivery], Any] | None = None) -> Delivery:
-        """Validate and enqueue ``event``; returns its ``Delivery`` without waiting for the broker."""
+    def send(self, event: Event, *, on_delivery: Callable[[PublishAck], Any] | None = None) -> PublishAck:
+        """Validate and enqueue ``event``; returns its ``PublishAck`` without waiting for the broker."""
         value = encode_event(event)  # first: an invalid event raises before anything is sent
         check_size(event.id, event.type, value, self.max_event_bytes)
         topic, field = self._route(event.type)
         return self._produce(event.id, topic, event.data[field].encode(), value, on_delivery, True)
 
-    def publish(self, event: Event, *, timeout: float = 30.0) -> Delivery:
-        """Send ``event`` and wait for the broker's acknowledgement; raises ``DeliveryError`` if it fails."""
+    def publish(self, event: Event, *, timeout: float = 30.0) -> PublishAck:
+        """Send ``event`` and wait for the broker's acknowledgement; raises ``PublishError`` if it fails."""
         return self.send(event).result(timeout)
 
-    def send_record(self, record: OutgoingRecord, *, on_delivery: Callable[[Delivery], Any] | None = None, block: bool = True) -> Delivery:
+    def send_record(self, record: OutgoingRecord, *, on_delivery: Callable[[PublishAck], Any] | None = None, block: bool = True) -> PublishAck:
         """Enqueue an already encoded record (the outbox relay sends stored events this way).
 
         When the producer's local queue is full this serves delivery reports until there is room
@@ -156,10 +157,10 @@ class Publisher:
         return self._produce(record.event_id, record.topic, record.key, record.value, on_delivery, block)
 
     def _produce(self, event_id: str, topic: str, key: bytes, value: bytes,
-                 on_delivery: Callable[[Delivery], Any] | None, block: bool) -> Delivery:
+                 on_delivery: Callable[[PublishAck], Any] | None, block: bool) -> PublishAck:
         if self._closed:
             raise RuntimeError("this Publisher is closed")
-        delivery = Delivery(self, event_id, topic, key, on_delivery)
+        delivery = PublishAck(self, event_id, topic, key, on_delivery)
         while True:
             try:
                 self._producer.produce(topic, value, key, on_delivery=delivery._report)
@@ -169,7 +170,7 @@ class Publisher:
                     raise
                 self._producer.poll(0.05)
             except KafkaException as exc:
-                raise DeliveryError.from_kafka(event_id, topic, exc.args[0], self.bootstrap) from None
+                raise PublishError.from_kafka(event_id, topic, exc.args[0], self.bootstrap) from None
         self._sends += 1
         if self._sends % _POLL_EVERY == 0:
             self._producer.poll(0)
@@ -180,7 +181,7 @@ class Publisher:
         """Serve delivery reports that have arrived (waiting up to ``timeout`` for one)."""
         self._producer.poll(timeout)
 
-    def wait(self, deliveries: Iterable[Delivery], timeout: float) -> bool:
+    def wait(self, deliveries: Iterable[PublishAck], timeout: float) -> bool:
         """Serve delivery reports until every one of ``deliveries`` is done or ``timeout`` passes."""
         pending = [d for d in deliveries if not d._done]
         deadline = time.monotonic() + timeout
@@ -193,22 +194,22 @@ class Publisher:
         return True
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Wait for every queued event. Raises ``DeliveryError`` for any failure not yet raised to a
+        """Wait for every queued event. Raises ``PublishError`` for any failure not yet raised to a
         caller, or if events are still unacknowledged after ``timeout`` seconds."""
         remaining = self._producer.flush(timeout)
         self.raise_unreported()
         if remaining:
-            raise DeliveryError(
+            raise PublishError(
                 f"{remaining} event(s) not acknowledged by the broker at {self.bootstrap} within {timeout:g}s",
                 code="_TIMED_OUT",
             )
 
     def raise_unreported(self) -> None:
-        """Raise ``DeliveryError`` for failed deliveries that no caller has seen yet (once)."""
+        """Raise ``PublishError`` for failed deliveries that no caller has seen yet (once)."""
         with self._lock:
             failed, self._unreported = self._unreported, set()
         if failed:
-            raise DeliveryError.combine(d.error for d in sorted(failed, key=lambda d: d.event_id))
+            raise PublishError.combine(d.error for d in sorted(failed, key=lambda d: d.event_id))
 
     def close(self, timeout: float = 30.0) -> None:
         """Flush, then refuse further sends. Raises like ``flush``."""
@@ -228,5 +229,5 @@ class Publisher:
             return
         try:
             self.close()
-        except DeliveryError as failure:  # keep the original error, and say what else went wrong
+        except PublishError as failure:  # keep the original error, and say what else went wrong
             exc.add_note(f"also: {failure}")

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from hookstream.core.time import format_time
 from hookstream.schemas._catalog import CURRENT_VERSIONS, get_schema
 from hookstream.schemas._errors import InvalidEventError
 
@@ -83,7 +84,7 @@ def format_timestamp(moment: datetime) -> str:
             moment = moment.astimezone(timezone.utc)
         except OverflowError:
             raise InvalidEventError("occurred_at is out of range in UTC", code="envelope", field="occurred_at") from None
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
+    return format_time(moment)
 
 
 def utc_now() -> datetime:

@@ -30,6 +30,8 @@ from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError, field
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hookstream.core.errors import ConfigError
+from hookstream.core.time import duration_seconds as _seconds  # the one duration parser
+from hookstream.core.time import parse_duration  # noqa: F401 (importable from here too)
 
 # The Kafka release the local broker runs (jars from Maven Central). Checked against
 # faust-streaming + aiokafka + confluent-kafka by the integration suite.
@@ -47,26 +49,8 @@ MAX_EVENT_BYTES_CEILING = 768 * 1024
 # The delivery worker's in-flight bounds (records per process, requests and records per endpoint).
 MAX_CONCURRENCY = 1_000_000
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
 # The mapping ``from_env`` reads (None: ``Settings(...)`` reads no environment at all).
 _ENV: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("hookstream_env", default=None)
-
-
-def _seconds(text: str) -> float:
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration (use e.g. 250ms, 5s, 5m, 2h, 1d)")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
-
-def parse_duration(text: str, *, name: str) -> float:
-    """``"5s"``, ``"5m"``, ``"2h"``, ``"250ms"``, ``"1d"`` or plain seconds -> seconds."""
-    try:
-        return _seconds(text)
-    except ValueError as exc:
-        raise ConfigError(f"{name}: {exc}") from None
 
 
 def parse_bootstrap(bootstrap: str) -> tuple[str, int]:

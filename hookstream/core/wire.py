@@ -15,12 +15,12 @@ import hashlib
 import json
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from hookstream.core.redact import redact_urls
+from hookstream.core.time import format_unix
 
 # Fixed namespace: delivery ids must be the same on every machine and in every release.
 _DELIVERY_NAMESPACE = uuid.UUID("0f6c7f0a-5d1e-4e0b-9a57-6f9b1c0d2e31")
@@ -449,6 +449,6 @@ def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return format_unix(ts)
     except (OverflowError, OSError, ValueError):  # never in range after _timestamp; a listing must not fail on one
         return None

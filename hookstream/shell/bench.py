@@ -1,4 +1,4 @@
-"""``hookstream bench``: end-to-end speed on this machine, side by side with the seed's Celery design.
+"""``hookstream bench``: end-to-end speed on this machine, side by side with the Celery + Redis design (one task per delivery).
 
 Everything runs here, each part in its own process: a FRESH local broker (own state dir and
 port), the real workers (``hookstream streams worker`` x N, ``hookstream delivery worker``), the
@@ -19,7 +19,7 @@ fanout      events of a tenant with 50 endpoints, as fast as the publisher goes;
 isolation   the latency scenario's rate over 10 healthy endpoints, first alone, then with an
             11th endpoint that never answers (its requests hang until the request timeout);
             healthy p99 with and without the hung one.
-baseline    the workers and the broker stopped; Redis + Celery (``bench/baselines/celery_seed``,
+baseline    the workers and the broker stopped; Redis + Celery (``bench/baselines/celery_redis``,
             one task per delivery, default prefork pool, concurrency = nproc), the same events,
             signing and receiver: throughput and latency as above.
 
@@ -678,18 +678,18 @@ def run_baseline(cfg: BenchConfig, receiver: ReceiverClient, stack: HookstreamSt
     workers: list[Proc] = []
     try:
         _wait_port(redis_port, 30, redis)
-        os.environ["CELERY_SEED_BROKER"] = f"redis://127.0.0.1:{redis_port}/0"
-        env = dict(os.environ, CELERY_SEED_TIMEOUT=str(cfg.request_timeout),
+        os.environ["CELERY_REDIS_BROKER"] = f"redis://127.0.0.1:{redis_port}/0"
+        env = dict(os.environ, CELERY_REDIS_TIMEOUT=str(cfg.request_timeout),
                    PYTHONPATH=os.pathsep.join([str(REPO), str(BASELINES)]))
         concurrency = os.cpu_count() or 1
-        workers.append(Proc("celery", [sys.executable, "-m", "celery", "-A", "celery_seed.tasks", "worker", "--pool", "prefork",
+        workers.append(Proc("celery", [sys.executable, "-m", "celery", "-A", "celery_redis.tasks", "worker", "--pool", "prefork",
                                        "--concurrency", str(concurrency), "--loglevel", "warning", "--without-gossip",
                                        "--without-mingle", "--without-heartbeat"], env, logs))
         if str(BASELINES) not in sys.path:
             sys.path.insert(0, str(BASELINES))
-        from celery_seed import tasks
+        from celery_redis import tasks
 
-        tasks.app.conf.broker_url = os.environ["CELERY_SEED_BROKER"]
+        tasks.app.conf.broker_url = os.environ["CELERY_REDIS_BROKER"]
         subs = stack.subs
 
         def send(event) -> None:
@@ -708,7 +708,7 @@ def run_baseline(cfg: BenchConfig, receiver: ReceiverClient, stack: HookstreamSt
         tp = throughput(pub, receiver, stack.tenants["single"], cfg.baseline_events, cfg, progress, pids, "baseline throughput")
         lat = latency(pub, receiver, stack.tenants["single"], cfg.rate, cfg.baseline_duration, cfg, progress, "baseline latency")
         return {
-            "name": f"celery-seed (Celery {_version('celery')} + Redis {_redis_version()}, prefork pool, concurrency {concurrency})",
+            "name": f"celery-redis (Celery {_version('celery')} + Redis {_redis_version()}, prefork pool, concurrency {concurrency})",
             "ready_s": round(ready, 1),
             "deliveries_per_s": tp["deliveries_per_s"],
             "latency_ms": lat["latency_ms"],

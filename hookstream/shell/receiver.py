@@ -24,7 +24,6 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -42,6 +41,7 @@ from hookstream.delivery.errors import (
 )
 from hookstream.delivery.signing import DEFAULT_TOLERANCE_SECONDS, Secret, verify
 from hookstream.core.errors import ConfigError, HookstreamError, ValidationError
+from hookstream.core.time import format_unix
 
 __all__ = ["RECEIVED", "Received", "create_app", "fixed_secrets", "run", "serve", "subscription_secrets"]
 
@@ -67,7 +67,7 @@ class Received:
         return self.reason is None or self.reason == "simulated_failure"
 
     def line(self) -> str:
-        when = datetime.fromtimestamp(self.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = format_unix(self.at, timespec="seconds")
         verdict = "valid" if self.valid else "invalid"
         tail = f"  {self.reason}: {self.detail}" if self.reason else ""
         return f"{when}  {self.webhook_id}  {self.event_type}  tenant={self.tenant}  {verdict} {self.status}{tail}"
@@ -108,10 +108,7 @@ def subscription_secrets(store: Any, subscription_id: str, *, tenant_id: str) ->
 
     def read() -> tuple[list[Secret], str | None]:
         sub = store.get(subscription_id, tenant_id=tenant_id)
-        secrets = [
-            Secret(s.key, expires_at=s.expires_at.timestamp() if s.expires_at else None) for s in sub.secrets
-        ]
-        return secrets, sub.tenant_id
+        return list(sub.secrets), sub.tenant_id
 
     async def source() -> tuple[list[Secret], str | None]:
         return await asyncio.to_thread(read)

@@ -2,13 +2,12 @@
 
 For the stream and delivery workers: ``SubscriptionTable`` (+ ``follow``/``FollowerThread``)
 holds the current table from the topic; ``matches`` selects by event type;
-``Subscription.signing_secrets()`` gives the secrets to sign with; ``check_address`` must be
+``Subscription.signing_secrets()`` gives the secrets to sign with (``hookstream.core.secrets.Secret``); ``check_address`` must be
 applied to the address a delivery actually connects to (DNS rebinding).
 """
 
 from hookstream.subscriptions.filters import KNOWN_EVENT_TYPES, matches, parse_filters, validate_filters
 from hookstream.subscriptions.models import Status, Subscription
-from hookstream.subscriptions.secrets import SigningSecret, generate_secret, mask, validate_secret
 from hookstream.subscriptions.store import SubscriptionStore, open_engine
 from hookstream.core.wire import WireFormatError
 from hookstream.subscriptions.topic import PublishReport, decode, encode, publish_pending, sync, to_wire
@@ -21,7 +20,6 @@ __all__ = [
     "FollowerThread",
     "PublishReport",
     "Reason",
-    "SigningSecret",
     "Status",
     "Subscription",
     "SubscriptionStore",
@@ -33,9 +31,7 @@ __all__ = [
     "decode",
     "encode",
     "follow",
-    "generate_secret",
     "load_table",
-    "mask",
     "matches",
     "open_engine",
     "parse_filters",
@@ -43,5 +39,4 @@ __all__ = [
     "sync",
     "to_wire",
     "validate_filters",
-    "validate_secret",
 ]

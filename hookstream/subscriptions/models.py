@@ -23,8 +23,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hookstream.core.crypto import Keyring
 from hookstream.core.db import Base
 from hookstream.core.redact import mask_headers, mask_url
+from hookstream.core.secrets import Secret
+from hookstream.core.time import format_time, utc
 from hookstream.subscriptions import sealed
-from hookstream.subscriptions.secrets import SigningSecret
 from hookstream.subscriptions.urls import canonical_url
 
 
@@ -56,29 +57,6 @@ class SubscriptionRow(Base):
         return f"SubscriptionRow(id={self.id!r}, tenant_id={self.tenant_id!r}, status={self.status!r}, version={self.version})"
 
 
-def utc(dt: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything here is UTC."""
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def format_time(dt: datetime) -> str:
-    return utc(dt).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> datetime:
-    return utc(datetime.fromisoformat(text))
-
-
-def secrets_to_json(secrets: tuple[SigningSecret, ...]) -> list[dict[str, Any]]:
-    return [{"secret": s.value, "expires_at": format_time(s.expires_at) if s.expires_at else None} for s in secrets]
-
-
-def secrets_from_json(items: list[Mapping[str, Any]]) -> tuple[SigningSecret, ...]:
-    return tuple(
-        SigningSecret(item["secret"], parse_time(item["expires_at"]) if item.get("expires_at") else None) for item in items
-    )
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Subscription:
     id: str
@@ -86,7 +64,7 @@ class Subscription:
     url: str
     events: tuple[str, ...]
     status: Status
-    secrets: tuple[SigningSecret, ...]  # newest first; older ones carry expires_at while rotated out
+    secrets: tuple[Secret, ...]  # newest first; older ones carry expires_at while rotated out
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
     description: str = ""
     created_at: datetime
@@ -111,7 +89,7 @@ class Subscription:
     def active(self) -> bool:
         return self.status == Status.ACTIVE
 
-    def signing_secrets(self, now: datetime | None = None) -> tuple[SigningSecret, ...]:
+    def signing_secrets(self, now: datetime | None = None) -> tuple[Secret, ...]:
         """The secrets to sign a delivery with at ``now``: the current one and any in its grace window."""
         now = now or datetime.now(UTC)
         return tuple(s for s in self.secrets if s.valid_at(now))

@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from hookstream.core.crypto import Keyring, SealedValueError, is_sealed
-from hookstream.subscriptions.secrets import SigningSecret
+from hookstream.core.secrets import InvalidSecretError, Secret
+from hookstream.core.time import format_time, parse_time
 
 
 def _secret_context(sub_id: str) -> str:
@@ -29,29 +30,41 @@ def _header_context(sub_id: str, name: str) -> str:
 
 
 def _time(dt: datetime | None) -> str | None:
-    from hookstream.subscriptions.models import format_time
-
     return format_time(dt) if dt else None
 
 
-def seal_secrets(secrets: Sequence[SigningSecret], keyring: Keyring, sub_id: str) -> list[dict[str, Any]]:
-    return [{"secret": keyring.seal(s.value, _secret_context(sub_id)), "expires_at": _time(s.expires_at)} for s in secrets]
+def seal_secrets(secrets: Sequence[Secret], keyring: Keyring, sub_id: str) -> list[dict[str, Any]]:
+    return [{"secret": keyring.seal(s.reveal(), _secret_context(sub_id)), "expires_at": _time(s.expires_at)} for s in secrets]
 
 
 def seal_headers(headers: Mapping[str, str], keyring: Keyring, sub_id: str) -> dict[str, str]:
     return {name: keyring.seal(value, _header_context(sub_id, name)) for name, value in headers.items()}
 
 
-def open_secrets(items: Sequence[Mapping[str, Any]], keyring: Keyring, sub_id: str) -> tuple[SigningSecret, ...]:
-    from hookstream.subscriptions.models import parse_time
+def open_secret_items(items: Sequence[Mapping[str, Any]], keyring: Keyring, sub_id: str) -> list[dict[str, Any]]:
+    """The items with each secret opened to its text, not parsed (``SealedValueError`` when one
+    does not open): for writing them back in clear (migration 0007's downgrade)."""
+    return [dict(item, secret=keyring.open(_sealed(item["secret"]), _secret_context(sub_id))) for item in items]
 
-    return tuple(
-        SigningSecret(
-            keyring.open(_sealed(item["secret"]), _secret_context(sub_id)),
-            parse_time(item["expires_at"]) if item.get("expires_at") else None,
-        )
-        for item in items
-    )
+
+def open_secrets(items: Sequence[Mapping[str, Any]], keyring: Keyring, sub_id: str) -> tuple[Secret, ...]:
+    """The secrets, opened and parsed: ``SealedValueError`` when one does not open,
+    ``InvalidSecretError`` when one opens to something that is not a signing secret."""
+    return parse_secrets(open_secret_items(items, keyring, sub_id), sub_id)
+
+
+def parse_secrets(items: Sequence[Mapping[str, Any]], sub_id: str) -> tuple[Secret, ...]:
+    """``[{"secret": "whsec_…", "expires_at": …}]`` in clear -> ``Secret``s. Every expiry is read
+    first (an unreadable time is the record's fault, raised as it is); then the first secret that
+    does not parse raises ``InvalidSecretError`` naming its position and the subscription."""
+    expiries = [parse_time(i["expires_at"]) if i.get("expires_at") else None for i in items]
+    out = []
+    for n, (item, expires_at) in enumerate(zip(items, expiries, strict=True), 1):
+        try:
+            out.append(Secret.parse(item["secret"], expires_at=expires_at))
+        except InvalidSecretError as exc:
+            raise InvalidSecretError(f"subscription {sub_id}: secret {n} cannot sign: {str(exc).removeprefix('secret: ')}") from None
+    return tuple(out)
 
 
 def open_headers(items: Mapping[str, str], keyring: Keyring, sub_id: str) -> dict[str, str]:
@@ -60,12 +73,15 @@ def open_headers(items: Mapping[str, str], keyring: Keyring, sub_id: str) -> dic
 
 def open_fields(
     secrets: Sequence[Mapping[str, Any]], headers: Mapping[str, str], keyring: Keyring, sub_id: str
-) -> tuple[tuple[SigningSecret, ...], dict[str, str], str | None]:
-    """(secrets, headers, None), or ((), {}, why) when a value does not open."""
+) -> tuple[tuple[Secret, ...], dict[str, str], str | None]:
+    """(secrets, headers, None), or ((), {}, why) when a value does not open or a secret opens to
+    something that cannot sign."""
     try:
         return open_secrets(secrets, keyring, sub_id), open_headers(headers, keyring, sub_id), None
     except SealedValueError as exc:
         return (), {}, f"subscription {sub_id}: its secrets or headers cannot be opened: {exc}"
+    except InvalidSecretError as exc:
+        return (), {}, str(exc)
 
 
 def reseal(secrets: list[dict[str, Any]], headers: Mapping[str, str], keyring: Keyring, sub_id: str):
@@ -92,8 +108,6 @@ def seal_clear(secrets: list[dict[str, Any]], headers: Mapping[str, str], keyrin
 
 def drop_expired(items: Sequence[Mapping[str, Any]], now: datetime) -> list[dict[str, Any]]:
     """The sealed secrets still valid at ``now`` (expiry times are in clear: nothing to open)."""
-    from hookstream.subscriptions.models import parse_time
-
     return [dict(i) for i in items if not i.get("expires_at") or now < parse_time(i["expires_at"])]
 
 

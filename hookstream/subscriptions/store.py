@@ -32,11 +32,11 @@ from hookstream.core.crypto import Keyring, SealedValueError, load_keyring
 from hookstream.core.db import bind_all_tenants, bind_tenant, open_database, session_factory
 from hookstream.core.errors import NotFoundError, ValidationError
 from hookstream.core.redact import mask_url
+from hookstream.core.secrets import InvalidSecretError, Secret
 from hookstream.core.settings import Settings
 from hookstream.subscriptions import filters, sealed, urls
 from hookstream.subscriptions.headers import validate_headers
 from hookstream.subscriptions.models import Status, Subscription, SubscriptionRow
-from hookstream.subscriptions.secrets import SigningSecret, generate_secret, mask, validate_secret
 
 log = logging.getLogger("hookstream.subscriptions")
 
@@ -134,7 +134,8 @@ class SubscriptionStore:
         validate_tenant(tenant_id)
         url = self._check_url(url)
         events = filters.validate_filters(events)
-        secret = validate_secret(secret) if secret is not None else generate_secret()
+        signing = Secret.parse(secret) if secret is not None else Secret.generate()
+        secret = signing.reveal()  # the canonical form (padded), whatever form it was given in
         now = self._clock()
         sub_id = new_id()
         row = SubscriptionRow(
@@ -145,7 +146,7 @@ class SubscriptionStore:
             status=Status.ACTIVE.value,
             description=validate_description(description),
             headers=sealed.seal_headers(validate_headers(headers or {}), self.keyring, sub_id),
-            secrets=sealed.seal_secrets((SigningSecret(secret),), self.keyring, sub_id),
+            secrets=sealed.seal_secrets((signing,), self.keyring, sub_id),
             created_at=now,
             updated_at=now,
             version=1,
@@ -157,7 +158,7 @@ class SubscriptionStore:
         sub = Subscription.from_row(row, self.keyring)
         log.info(
             "subscription %s created for tenant %s: url=%s events=%s secret=%s",
-            sub.id, tenant_id, mask_url(url), ",".join(events), mask(secret),
+            sub.id, tenant_id, mask_url(url), ",".join(events), signing.masked,
         )
         return sub, secret
 
@@ -222,7 +223,7 @@ class SubscriptionStore:
     ) -> tuple[Subscription, str]:
         """Issue a new secret; the current ones stay valid for the grace window (default from settings)."""
         validate_tenant(tenant_id)
-        new = validate_secret(secret) if secret is not None else generate_secret()
+        new = Secret.parse(secret) if secret is not None else Secret.generate()
         grace = self.settings.secret_grace_seconds if grace_seconds is None else grace_seconds
         if grace < 0:
             raise ValidationError("grace: the grace window cannot be negative")
@@ -231,24 +232,24 @@ class SubscriptionStore:
             until = now + timedelta(seconds=grace)
             kept = []
             for old in self._open_old_secrets(row):
-                if old.value == new:
+                if old.expiring(None) == new:
                     raise ValidationError("secret: the new secret must differ from the current ones")
                 expires = min(old.expires_at, until) if old.expires_at else until
                 if expires > now:
-                    kept.append(SigningSecret(old.value, expires))
-            row.secrets = sealed.seal_secrets((SigningSecret(new), *kept), self.keyring, row.id)
+                    kept.append(old.expiring(expires))
+            row.secrets = sealed.seal_secrets((new, *kept), self.keyring, row.id)
 
         sub = self._change(subscription_id, tenant_id, apply)
         log.info("subscription %s: secret rotated, new secret %s, %d older secret(s) valid for %gs",
-                 sub.id, mask(new), len(sub.secrets) - 1, grace)
-        return sub, new
+                 sub.id, new.masked, len(sub.secrets) - 1, grace)
+        return sub, new.reveal()
 
     # ------------------------------------------------------------------ helpers
-    def _open_old_secrets(self, row: SubscriptionRow) -> tuple[SigningSecret, ...]:
-        """The row's secrets in clear; none when they do not open (rotating is then the way out)."""
+    def _open_old_secrets(self, row: SubscriptionRow) -> tuple[Secret, ...]:
+        """The row's secrets in clear; none when they do not open or cannot sign (rotating is then the way out)."""
         try:
             return sealed.open_secrets(row.secrets or [], self.keyring, row.id)
-        except SealedValueError as exc:
+        except (SealedValueError, InvalidSecretError) as exc:
             log.warning("subscription %s: its old secrets are dropped, they cannot be opened: %s", row.id, exc)
             return ()
 

@@ -29,9 +29,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from hookstream.core.db import bind_all_tenants
-from hookstream.core.errors import BrokerError, TopicError, ValidationError
+from hookstream.core.errors import BrokerError, TopicError
 from hookstream.core.kafka import make_producer
 from hookstream.core.crypto import Keyring
+from hookstream.core.secrets import InvalidSecretError
+from hookstream.core.time import format_time, parse_time
 from hookstream.core.settings import Settings
 from hookstream.core.wire import (
     SUBSCRIPTION_CLEAR_WIRE_FORMAT,
@@ -45,11 +47,7 @@ from hookstream.subscriptions.models import (
     Status,
     Subscription,
     SubscriptionRow,
-    format_time,
-    parse_time,
-    secrets_from_json,
 )
-from hookstream.subscriptions.secrets import SigningSecret, validate_secret
 from hookstream.core.topics import SUBSCRIPTIONS
 
 log = logging.getLogger("hookstream.subscriptions")
@@ -118,11 +116,12 @@ def decode(key: bytes, value: bytes, keyring: Keyring) -> Subscription:
 def _subscription(record: SubscriptionRecord, keyring: Keyring) -> Subscription:
     headers = record.headers
     if record.format == SUBSCRIPTION_CLEAR_WIRE_FORMAT:
-        secrets, error = secrets_from_json(list(record.secrets)), None
+        try:
+            secrets, error = sealed.parse_secrets(list(record.secrets), record.id), None
+        except InvalidSecretError as exc:  # one is not a signing secret
+            secrets, error = (), str(exc)
     else:
         secrets, headers, error = sealed.open_fields(list(record.secrets), headers, keyring, record.id)
-    if error is None:
-        error = _secret_problem(record.id, secrets)
     if error is not None:
         secrets, headers = (), {}
     return Subscription(
@@ -139,16 +138,6 @@ def _subscription(record: SubscriptionRecord, keyring: Keyring) -> Subscription:
         version=record.version,
         sealed_error=error,
     )
-
-
-def _secret_problem(sub_id: str, secrets: tuple[SigningSecret, ...]) -> str | None:
-    """Why one of the opened secrets cannot sign (``validate_secret``'s rule, never the secret)."""
-    for n, secret in enumerate(secrets, 1):
-        try:
-            validate_secret(secret.value)
-        except ValidationError as exc:
-            return f"subscription {sub_id}: secret {n} cannot sign: {str(exc).removeprefix('secret: ')}"
-    return None
 
 
 # ---------------------------------------------------------------------------- publishing

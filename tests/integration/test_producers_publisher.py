@@ -5,7 +5,7 @@ import collections
 import pytest
 
 from hookstream.core.topics import EVENT_TOPICS, ensure_topics
-from hookstream.producers import AsyncPublisher, DeliveryError, DomainEvents, Publisher
+from hookstream.producers import AsyncPublisher, PublishError, DomainEvents, Publisher
 from hookstream.schemas import EVENT_TYPES, Event, InvalidEventError, entity_field, example, parse_event
 from tests.integration.consume import TopicReader
 
@@ -98,7 +98,7 @@ async def test_async_publisher_round_trips(topics):
 def test_a_failed_delivery_reaches_the_caller(settings):
     # no topics exist under this test's prefix and the broker does not create them
     with Publisher(settings, delivery_timeout=3) as publisher:
-        with pytest.raises(DeliveryError) as info:
+        with pytest.raises(PublishError) as info:
             publisher.publish(Event.new("invoice.sent", "tenant-a", example("invoice.sent")), timeout=20)
     assert info.value.code in {"_MSG_TIMED_OUT", "_UNKNOWN_TOPIC", "UNKNOWN_TOPIC_OR_PART"}
     assert settings.topic("events.invoice") in str(info.value)

@@ -19,7 +19,7 @@ import pytest
 
 from hookstream.delivery.signing import build_headers
 from hookstream.core.settings import Settings
-from hookstream.subscriptions.secrets import generate_secret
+from hookstream.core.secrets import Secret
 from hookstream.subscriptions.store import SubscriptionStore
 from tests.integration.subscriptions_helpers import public_dns
 
@@ -72,7 +72,7 @@ def env(tmp_path) -> dict[str, str]:
 
 
 def test_receive_with_a_secret_accepts_signed_and_refuses_the_rest(env, tmp_path):
-    secret = generate_secret()
+    secret = Secret.generate().reveal()
     with receiver(["--secret", secret], env, tmp_path) as (url, proc):
         now = int(time.time())
         ok = httpx.post(url, content=BODY, headers=build_headers("msg_ok", now, BODY, secret))
@@ -104,7 +104,7 @@ def test_receive_with_a_secret_accepts_signed_and_refuses_the_rest(env, tmp_path
 
 
 def test_receive_prints_what_a_stranger_sent_with_control_characters_escaped(env, tmp_path):
-    secret = generate_secret()
+    secret = Secret.generate().reveal()
     body = orjson.dumps({"type": "x\x1b]8;;https://evil.example/\x07CLICK\x1b[31m", "data": {"tenant_id": "t\u009b2J"}})
     with receiver(["--secret", secret], env, tmp_path) as (url, proc):
         answer = httpx.post(url, content=body, headers=build_headers("msg_hostile", int(time.time()), body, secret))
@@ -125,7 +125,7 @@ def test_receive_for_a_subscription_follows_a_secret_rotation(env, tmp_path):
         _sub, second = store.rotate_secret(sub.id, tenant_id="globex", grace_seconds=3600)  # while the receiver runs
         new = httpx.post(url, content=body, headers=build_headers("msg_b", int(time.time()), body, second))
         old_in_grace = httpx.post(url, content=body, headers=build_headers("msg_c", int(time.time()), body, first))
-        forged = httpx.post(url, content=body, headers=build_headers("msg_d", int(time.time()), body, generate_secret()))
+        forged = httpx.post(url, content=body, headers=build_headers("msg_d", int(time.time()), body, Secret.generate().reveal()))
         code, lines, stderr = stop(proc, tmp_path)
 
     assert [r.status_code for r in (before, new, old_in_grace, forged)] == [204, 204, 204, 401]
@@ -148,7 +148,7 @@ def test_receive_on_a_port_in_use_says_so(env):
         taken.listen()
         port = taken.getsockname()[1]
         r = subprocess.run(
-            [sys.executable, "-m", "hookstream", "receive", "--port", str(port), "--secret", generate_secret()],
+            [sys.executable, "-m", "hookstream", "receive", "--port", str(port), "--secret", Secret.generate().reveal()],
             env=env, capture_output=True, text=True, timeout=60,
         )
     assert r.returncode == 2

@@ -109,7 +109,7 @@ def test_nothing_secret_rests_or_prints_in_clear(hs, settings, tmp_path, caplog)
     # the values are really there, sealed: a reader with the keyring opens them
     sub = load_table(settings).get(sub_id)
     assert dict(sub.headers) == {"Authorization": HEADER_VALUE, "X-Api-Key": API_KEY}
-    assert [s.value for s in sub.secrets] == [SECRET_2, SECRET_1]
+    assert [s.reveal() for s in sub.secrets] == [SECRET_2, SECRET_1]
 
     secret_parts = [SECRET_1, SECRET_2, SECRET_1[6:26], SECRET_2[6:26]]
     at_rest = {"database file": db_bytes(settings), "subscriptions topic": topic_bytes(settings)}
@@ -212,10 +212,10 @@ def test_the_migration_seals_rows_written_in_clear_and_sync_republishes_them(dat
                  topic_prefix=settings.topic_prefix, secret_key=entry)
     store = SubscriptionStore(s, engine)
     sub = store.get("sub_old", tenant_id="acme")
-    assert dict(sub.headers) == {"Authorization": HEADER_VALUE} and sub.secrets[0].value == SECRET_1
+    assert dict(sub.headers) == {"Authorization": HEADER_VALUE} and sub.secrets[0].reveal() == SECRET_1
     assert sub.unpublished and sub.version == 3  # marked for republishing, nothing else changed
     migrate(engine, keyring=keyring)  # again: nothing to do, nothing changes
-    assert store.get("sub_old", tenant_id="acme").secrets[0].value == SECRET_1
+    assert store.get("sub_old", tenant_id="acme").secrets[0].reveal() == SECRET_1
 
     ensure_subscriptions_topic(s)
     report = sync(s, engine=engine)  # the republish that replaces the clear record

@@ -18,7 +18,7 @@ from standardwebhooks.webhooks import Webhook
 
 from hookstream.core.crypto import Keyring, new_key_entry
 from hookstream.subscriptions.models import Status, Subscription
-from hookstream.subscriptions.secrets import SigningSecret, generate_secret
+from hookstream.core.secrets import Secret
 from hookstream.subscriptions.topic import encode, publish_pending
 from hookstream.core.topics import DEAD_LETTERS, DELIVERIES
 from tests.integration.delivery_helpers import (  # noqa: F401  (cfg, env, receiver, store are fixtures)
@@ -52,7 +52,7 @@ def test_sealed_values_open_in_the_worker_and_never_show_in_its_output(cfg, env,
     t = datetime.now(UTC)
     lost = Subscription(
         id="sub_lostkey", tenant_id="acme", url=receiver.route("/lost", status(204)), events=("*",), status=Status.ACTIVE,
-        secrets=(SigningSecret(generate_secret()),), created_at=t, updated_at=t, version=1,
+        secrets=(Secret.generate(),), created_at=t, updated_at=t, version=1,
     )
     produce_raw(cfg, [encode(lost, Keyring.parse(new_key_entry("k-gone")))])
 

@@ -13,13 +13,12 @@ import re
 import pytest
 
 from hookstream.core.crypto import load_keyring
-from hookstream.subscriptions.secrets import SigningSecret
 from hookstream.core.topics import SUBSCRIPTIONS
 from hookstream.producers import Publisher
 from hookstream.schemas import Event, example
 from tests.integration.delivery_helpers import cfg, env, receiver, scrape, status, store, subscribe, wait_for  # noqa: F401
 from tests.integration.pipeline import produce, worker
-from tests.integration.test_subscriptions_view import make_sub
+from tests.integration.test_subscriptions_view import encode_cannot_sign, make_sub
 from hookstream.subscriptions.topic import encode
 
 pytestmark = pytest.mark.kafka
@@ -30,8 +29,8 @@ def _poison(cfg) -> list[tuple[bytes, bytes]]:
     key, value = encode(make_sub("sub_poison_time", tenant="mallory"), keyring)
     doc = json.loads(value)
     doc["created_at"] = "0001-01-01T00:00:00+01:00"
-    bad_secret = make_sub("sub_poison_secret", tenant="mallory", secrets=(SigningSecret("whsec_c2hvcnQ="),))
-    return [(key, json.dumps(doc).encode()), (b"sub_poison_deep", b"[" * 100_000), encode(bad_secret, keyring)]
+    bad_secret = encode_cannot_sign(make_sub("sub_poison_secret", tenant="mallory"), keyring)
+    return [(key, json.dumps(doc).encode()), (b"sub_poison_deep", b"[" * 100_000), bad_secret]
 
 
 def test_workers_skip_poisoned_subscription_records_and_deliver_to_everyone_else(cfg, env, store, receiver, tmp_path):

@@ -64,7 +64,7 @@ def test_add_then_get_returns_every_field(store, clock):
     assert got == sub
     assert (got.tenant_id, got.url, got.events, got.status) == ("acme", "https://hooks.acme.example/in", ("payment.*", "invoice.created"), Status.ACTIVE)
     assert got.description == "billing" and dict(got.headers) == {"X-Env": "prod"}
-    assert [s.value for s in got.secrets] == [secret] and got.secrets[0].expires_at is None
+    assert [s.reveal() for s in got.secrets] == [secret] and got.secrets[0].expires_at is None
     assert got.created_at == got.updated_at == clock.now
     assert got.version == 1 and got.unpublished
 
@@ -198,20 +198,20 @@ def test_rotate_secret_keeps_the_old_one_for_the_grace_window(store, clock):
     sub, first = store.add("acme", "https://a.example/1", ["*"])
     rotated, second = store.rotate_secret(sub.id, tenant_id="acme")
     assert second != first
-    assert [s.value for s in rotated.secrets] == [second, first]
+    assert [s.reveal() for s in rotated.secrets] == [second, first]
     assert rotated.secrets[0].expires_at is None
     assert rotated.secrets[1].expires_at == clock.now + timedelta(hours=24)
-    assert [s.value for s in rotated.signing_secrets(clock.now)] == [second, first]
+    assert [s.reveal() for s in rotated.signing_secrets(clock.now)] == [second, first]
     clock.advance(hours=25)
-    assert [s.value for s in rotated.signing_secrets(clock.now)] == [second]
+    assert [s.reveal() for s in rotated.signing_secrets(clock.now)] == [second]
     # the next change drops the expired secret from the row as well
-    assert [s.value for s in store.disable(sub.id, tenant_id="acme").secrets] == [second]
+    assert [s.reveal() for s in store.disable(sub.id, tenant_id="acme").secrets] == [second]
 
 
 def test_rotate_secret_with_zero_grace_drops_the_old_one(store):
     sub, _ = store.add("acme", "https://a.example/1", ["*"])
     rotated, new = store.rotate_secret(sub.id, tenant_id="acme", grace_seconds=0, secret=SECRET)
-    assert new == SECRET and [s.value for s in rotated.secrets] == [SECRET]
+    assert new == SECRET and [s.reveal() for s in rotated.secrets] == [SECRET]
 
 
 def test_rotating_twice_never_extends_an_older_secrets_window(store, clock):
@@ -219,7 +219,7 @@ def test_rotating_twice_never_extends_an_older_secrets_window(store, clock):
     store.rotate_secret(sub.id, tenant_id="acme", grace_seconds=3600)
     clock.advance(minutes=10)
     rotated, third = store.rotate_secret(sub.id, tenant_id="acme", grace_seconds=7200)
-    expiry = {s.value: s.expires_at for s in rotated.secrets}
+    expiry = {s.reveal(): s.expires_at for s in rotated.secrets}
     assert expiry[third] is None
     assert expiry[first] == clock.now - timedelta(minutes=10) + timedelta(hours=1)
 

@@ -132,7 +132,7 @@ def test_sync_rebuilds_a_lost_topic_and_tombstones_ids_the_store_does_not_know(s
     assert sorted(report.published) == sorted([a.id, g.id]) and report.strays == ["sub_stray"]
     assert load_table(fresh).snapshot() == {s.id: s for s in store.list_all_tenants()}
     assert (b"sub_stray", None) in read_records(fresh)
-    secret = store.get(a.id, tenant_id="acme").secrets[0].value
+    secret = store.get(a.id, tenant_id="acme").secrets[0].reveal()
     assert secret not in caplog.text
 
 

@@ -13,7 +13,7 @@ import pytest
 from hookstream.core.crypto import load_keyring
 from hookstream.core.errors import TopicError
 from hookstream.subscriptions.models import Status, Subscription
-from hookstream.subscriptions.secrets import SigningSecret, generate_secret
+from hookstream.core.secrets import Secret
 from hookstream.subscriptions.topic import encode
 from hookstream.subscriptions.view import FollowerThread, SubscriptionTable, follow
 from tests.integration.subscriptions_helpers import ensure_subscriptions_topic, produce_raw
@@ -26,10 +26,19 @@ T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 def make_sub(sub_id: str, version: int = 1, tenant: str = "acme", **kw) -> Subscription:
     fields = dict(
         id=sub_id, tenant_id=tenant, url=f"https://hooks.example.com/{sub_id}", events=("*",), status=Status.ACTIVE,
-        secrets=(SigningSecret(generate_secret()),), created_at=T0, updated_at=T0, version=version,
+        secrets=(Secret.generate(),), created_at=T0, updated_at=T0, version=version,
     )
     fields.update(kw)
     return Subscription(**fields)
+
+
+def encode_cannot_sign(sub: Subscription, keyring) -> tuple[bytes, bytes]:
+    """``sub``'s record with its secret sealed as ``whsec_`` + 5 bytes: it opens, but cannot sign
+    (``Secret`` refuses such a key, so a poisoned record is written by hand, as a stranger would)."""
+    key, value = encode(sub, keyring)
+    doc = json.loads(value)
+    doc["secrets"][0]["secret"] = keyring.seal("whsec_c2hvcnQ=", f"subscription/{sub.id}/secret")
+    return key, json.dumps(doc).encode()
 
 
 def eventually(predicate, timeout: float = 15.0) -> bool:
@@ -85,7 +94,7 @@ def test_changes_after_ready_reach_the_table(settings, follower):
 
 def test_unreadable_record_is_skipped_and_logged_without_its_value(settings, follower, caplog):
     ensure_subscriptions_topic(settings)
-    secret = generate_secret()
+    secret = Secret.generate().reveal()
     produce_raw(settings, [(b"sub_bad", b'{"id": "sub_bad", "secrets": "' + secret.encode() + b'"}'), encode(make_sub("sub_ok"), load_keyring(settings))])
     caplog.set_level(logging.ERROR, logger="hookstream.subscriptions")
     thread = follower()
@@ -141,8 +150,8 @@ def _poisoned_records(settings) -> list[tuple[bytes, bytes]]:
 def test_a_poisoned_record_is_skipped_and_the_follower_goes_on(settings, follower, caplog):
     ensure_subscriptions_topic(settings)
     keyring = load_keyring(settings)
-    bad_secret = make_sub("sub_bad_secret", secrets=(SigningSecret("whsec_c2hvcnQ="),))  # 5 bytes: cannot sign
-    produce_raw(settings, _poisoned_records(settings) + [encode(bad_secret, keyring)]
+    bad_secret = encode_cannot_sign(make_sub("sub_bad_secret"), keyring)
+    produce_raw(settings, _poisoned_records(settings) + [bad_secret]
                 + [encode(make_sub(f"sub_ok{i}"), keyring) for i in range(5)])
     caplog.set_level(logging.ERROR, logger="hookstream.subscriptions")
     thread = follower()

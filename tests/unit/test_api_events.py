@@ -8,13 +8,13 @@ import asyncio
 import orjson
 import pytest
 
-from hookstream.producers import DeliveryError
+from hookstream.producers import PublishError
 from hookstream.schemas import EVENT_TYPES, Event, encode_event, example, new_event_id
 from tests.unit.api_helpers import Api, assert_problem
 
 
 class FakePublisher:
-    """Records what is published; ``fail`` makes the broker refuse (DeliveryError)."""
+    """Records what is published; ``fail`` makes the broker refuse (PublishError)."""
 
     def __init__(self) -> None:
         self.published: list[Event] = []
@@ -27,8 +27,8 @@ class FakePublisher:
         failing = [e for e in events if self.fail is True or (self.fail and e.id in self.fail)]
         self.published.extend(e for e in events if e not in failing)
         if failing:
-            raise DeliveryError.combine(
-                DeliveryError(f"event {e.id} was not delivered to t: no broker at 10.9.9.9:9092", event_ids=[e.id], code="_MSG_TIMED_OUT")
+            raise PublishError.combine(
+                PublishError(f"event {e.id} was not delivered to t: no broker at 10.9.9.9:9092", event_ids=[e.id], code="_MSG_TIMED_OUT")
                 for e in failing)
 
     async def close(self, timeout: float = 30.0) -> None:
@@ -285,7 +285,7 @@ async def test_a_batch_says_which_events_the_broker_refused(api, publisher):
 async def test_after_a_timeout_no_event_of_the_batch_counts_as_accepted(api):
     class TimingOut(FakePublisher):
         async def publish_many(self, events, *, timeout: float = 30.0):
-            raise DeliveryError("1 event(s) not acknowledged within 30s", event_ids=[events[0].id], code="_TIMED_OUT")
+            raise PublishError("1 event(s) not acknowledged within 30s", event_ids=[events[0].id], code="_TIMED_OUT")
 
     api.app.state.ctx._publisher = TimingOut()
     async with api.client() as client:

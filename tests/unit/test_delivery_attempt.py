@@ -10,7 +10,7 @@ import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from hookstream.delivery.attempt import DeadLetter, Delivered, Deliverer, Dropped, Limits, Retry
+from hookstream.delivery.attempt import DeadLettered, Delivered, Deliverer, Dropped, Limits, Retry
 from hookstream.delivery.breaker import BreakerConfig, BreakerState, EndpointBreakers
 from hookstream.delivery.errors import EndpointUnreachable
 from hookstream.delivery.outcome import RetryReason
@@ -19,11 +19,11 @@ from hookstream.delivery.transport import HttpResponse, MockTransport
 from hookstream.core.wire import DeliveryRecord, delivery_id
 from hookstream.core.settings import Settings
 from hookstream.subscriptions.models import Status, Subscription
-from hookstream.subscriptions.secrets import SigningSecret, generate_secret
+from hookstream.core.secrets import Secret
 from hookstream.subscriptions.urls import Reason, UnsafeURLError
 
 NOW = 1_800_000_000.0
-SECRET = generate_secret()
+SECRET = Secret.generate().reveal()
 SETTINGS = Settings(retry_schedule=(5.0, 300.0, 1800.0))
 
 
@@ -39,7 +39,7 @@ def sub(sub_id="sub_1", *, status=Status.ACTIVE, secrets=None, headers=None) -> 
     t = datetime(2026, 11, 28, tzinfo=UTC)
     return Subscription(
         id=sub_id, tenant_id="acme", url=f"https://hooks.example.com/{sub_id}?token=abc", events=("*",), status=status,
-        secrets=secrets or (SigningSecret(SECRET),), headers=headers or {}, created_at=t, updated_at=t, version=1,
+        secrets=secrets or (Secret.parse(SECRET),), headers=headers or {}, created_at=t, updated_at=t, version=1,
     )
 
 
@@ -87,8 +87,8 @@ def test_the_signature_verifies_with_standardwebhooks():
 
 
 def test_during_a_rotation_every_valid_secret_signs():
-    old = generate_secret()
-    rotated = sub(secrets=(SigningSecret(SECRET), SigningSecret(old, datetime.fromtimestamp(NOW + 3600, UTC))))
+    old = Secret.generate().reveal()
+    rotated = sub(secrets=(Secret.parse(SECRET), Secret.parse(old, expires_at=datetime.fromtimestamp(NOW + 3600, UTC))))
     d, t = deliverer(lambda *_: HttpResponse(200), rotated)
     run(d.deliver(record()))
     assert len(t.requests[0][2]["webhook-signature"].split()) == 2
@@ -120,27 +120,27 @@ def test_after_the_last_attempt_it_is_dead_with_every_attempt():
     d, _ = deliverer(lambda *_: HttpResponse(500))
     history = tuple({"attempt": n, "status": 500} for n in (1, 2, 3))
     decision = run(d.deliver(record(attempt=3, attempts=history)))
-    assert isinstance(decision, DeadLetter) and decision.reason.startswith("retries_exhausted after 4 attempts")
+    assert isinstance(decision, DeadLettered) and decision.reason.startswith("retries_exhausted after 4 attempts")
     assert [a["attempt"] for a in decision.record.attempts] == [1, 2, 3, 4]
 
 
 def test_a_400_is_dead_after_one_attempt():
     d, _ = deliverer(lambda *_: HttpResponse(400))
     decision = run(d.deliver(record()))
-    assert isinstance(decision, DeadLetter) and decision.reason == "client_error (HTTP 400)"
+    assert isinstance(decision, DeadLettered) and decision.reason == "client_error (HTTP 400)"
     assert decision.record.attempt == 1
 
 
 def test_a_redirect_is_dead_and_not_followed():
     d, t = deliverer(lambda *_: HttpResponse(301))
     decision = run(d.deliver(record()))
-    assert isinstance(decision, DeadLetter) and decision.reason == "redirect (HTTP 301)" and len(t.requests) == 1
+    assert isinstance(decision, DeadLettered) and decision.reason == "redirect (HTTP 301)" and len(t.requests) == 1
 
 
 def test_410_gone_asks_to_disable_the_endpoint():
     d, _ = deliverer(lambda *_: HttpResponse(410))
     decision = run(d.deliver(record()))
-    assert isinstance(decision, DeadLetter) and decision.disable_endpoint
+    assert isinstance(decision, DeadLettered) and decision.disable_endpoint
 
 
 def test_a_transport_failure_is_retried_and_described_without_the_url():
@@ -197,7 +197,7 @@ def test_a_disabled_subscription_is_dropped_without_a_request():
 def test_a_record_with_an_unreadable_time_is_dead_without_an_attempt():
     d, t = deliverer(lambda *_: HttpResponse(200))
     decision = run(d.deliver(record(occurred_at="yesterday")))
-    assert isinstance(decision, DeadLetter) and decision.reason.startswith("malformed") and t.requests == []
+    assert isinstance(decision, DeadLettered) and decision.reason.startswith("malformed") and t.requests == []
 
 
 def test_an_open_breaker_skips_the_attempt_without_counting_it():
@@ -247,10 +247,10 @@ def test_a_busy_but_progressing_endpoint_is_not_deferred():
 
 
 def test_no_valid_secret_is_dead_without_an_attempt():
-    expired = sub(secrets=(SigningSecret(SECRET, datetime.fromtimestamp(NOW - 1, UTC)),))
+    expired = sub(secrets=(Secret.parse(SECRET, expires_at=datetime.fromtimestamp(NOW - 1, UTC)),))
     d, t = deliverer(lambda *_: HttpResponse(200), expired)
     decision = run(d.deliver(record()))
-    assert isinstance(decision, DeadLetter) and decision.reason.startswith("no_valid_secret") and t.requests == []
+    assert isinstance(decision, DeadLettered) and decision.reason.startswith("no_valid_secret") and t.requests == []
 
 
 def test_reports_and_decisions_never_hold_a_secret():
@@ -318,7 +318,7 @@ def test_a_subscription_whose_secrets_did_not_open_is_dead_lettered_naming_the_k
     )
     d, t = deliverer(lambda *_: HttpResponse(200), unreadable)
     decision = run(d.deliver(record()))
-    assert isinstance(decision, DeadLetter) and decision.code == "no_valid_secret"
+    assert isinstance(decision, DeadLettered) and decision.code == "no_valid_secret"
     assert "'k-old'" in decision.reason and t.requests == []
     # the worker goes on: the next subscription's record is delivered
     d2, _ = deliverer(lambda *_: HttpResponse(204), unreadable, sub("sub_2"))
@@ -415,7 +415,7 @@ def test_a_deleted_subscription_is_forgotten_and_the_worker_told():
 def test_another_tenants_subscription_is_dead_lettered_never_posted():
     d, t = deliverer(lambda *_: HttpResponse(200))
     decision = run(d.deliver(record(tenant_id="intruder")))
-    assert isinstance(decision, DeadLetter) and decision.code == "tenant_mismatch" and decision.report is None
+    assert isinstance(decision, DeadLettered) and decision.code == "tenant_mismatch" and decision.report is None
     assert "acme" not in decision.reason  # the other tenant is not named
     assert t.requests == []
 
@@ -441,7 +441,7 @@ def test_a_url_the_policy_refuses_is_dead_lettered_never_posted(url, settings, w
     s = dataclasses.replace(sub(), url=url)
     d, t = deliverer(lambda *_: HttpResponse(200), s)
     decision = run(d.deliver(record()))
-    assert isinstance(decision, DeadLetter) and decision.code == "url_refused", decision
+    assert isinstance(decision, DeadLettered) and decision.code == "url_refused", decision
     assert decision.reason.startswith("url_refused: ") and why in decision.reason
     assert t.requests == []
 
@@ -513,7 +513,7 @@ def test_a_header_the_client_would_refuse_is_dead_lettered_never_posted(headers,
     s = sub(headers=headers)
     d, t = deliverer(lambda *_: HttpResponse(200), s)
     decision = run(d.deliver(record()))
-    assert isinstance(decision, DeadLetter) and decision.code == "invalid_header", decision
+    assert isinstance(decision, DeadLettered) and decision.code == "invalid_header", decision
     assert why in decision.reason
     for value in headers.values():
         if len(value) > 2:
@@ -552,7 +552,7 @@ def test_a_record_after_1000_failed_attempts_stays_small():
     sizes = []
     for _ in range(1000):
         decision = run(d.deliver(rec))
-        assert isinstance(decision, (Retry, DeadLetter)), decision
+        assert isinstance(decision, (Retry, DeadLettered)), decision
         rec = dataclasses.replace(decision.record, due_at=None)
         sizes.append(len(orjson.dumps(rec)))
     assert rec.attempt == 1000
@@ -571,7 +571,7 @@ def test_a_record_after_1000_failed_attempts_stays_small():
 def test_a_saved_url_the_idn_and_address_rules_now_refuse_is_dead_lettered(url, why):
     d, t = deliverer(lambda *_: HttpResponse(200), dataclasses.replace(sub(), url=url))
     decision = run(d.deliver(record()))
-    assert isinstance(decision, DeadLetter) and decision.code == "url_refused", decision
+    assert isinstance(decision, DeadLettered) and decision.code == "url_refused", decision
     assert why in decision.reason and t.requests == []
 
 

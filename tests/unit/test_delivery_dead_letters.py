@@ -4,8 +4,9 @@ import orjson
 import pytest
 
 from hookstream.core.kafka import produce_one
+from hookstream.core.time import parse_since
 from hookstream.core.wire import decode_dead_letter as decode
-from hookstream.delivery.dead_letters import Filter, find_any_tenant, parse_time
+from hookstream.delivery.dead_letters import Filter, find_any_tenant
 from hookstream.core.errors import ValidationError
 from hookstream.core.wire import delivery_id
 from hookstream.core.settings import Settings
@@ -102,7 +103,7 @@ def test_a_dead_lettered_at_in_range_is_kept(when):
 @pytest.mark.parametrize("text", ["99999999999d", "9" * 400 + "h", "99999999999999999999s"])
 def test_a_span_reaching_before_year_one_is_a_clear_error(text):
     with pytest.raises(ValidationError, match=f"^--since: '{text[:20]}.*' reaches back before year 1"):
-        parse_time(text, name="--since")
+        parse_since(text, name="--since")
 
 
 @pytest.mark.parametrize("entry", ["2147483648-0", "99999999999-0", "1-9223372036854775808", "1-99999999999999999999", "1-" + "9" * 5000])

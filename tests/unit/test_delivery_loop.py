@@ -153,11 +153,11 @@ class Clock:
 
 def subscription(sub_id: str = "sub_1"):
     from hookstream.subscriptions.models import Status, Subscription
-    from hookstream.subscriptions.secrets import SigningSecret, generate_secret
+    from hookstream.core.secrets import Secret
 
     t = datetime(2026, 11, 28, tzinfo=UTC)
     return Subscription(id=sub_id, tenant_id="acme", url=f"https://hooks.example.com/{sub_id}", events=("*",),
-                        status=Status.ACTIVE, secrets=(SigningSecret(generate_secret()),), created_at=t, updated_at=t, version=1)
+                        status=Status.ACTIVE, secrets=(Secret.generate(),), created_at=t, updated_at=t, version=1)
 
 
 def record(event_id: str, sub_id: str = "sub_1", *, due_at: float | None = None, attempt: int = 0) -> bytes:

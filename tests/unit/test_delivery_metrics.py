@@ -10,7 +10,7 @@ def _families():
 
 
 def test_names_labels_and_buckets_are_exactly_the_contract():
-    m.DELIVERIES.labels("invoice.sent", "acme", "succeeded").inc()
+    m.ATTEMPT_RESULTS.labels("invoice.sent", "acme", "succeeded").inc()
     m.DURATION.labels("invoice.sent", "acme").observe(0.3)
     m.RETRIES.labels("invoice.sent", "acme", "timeout").inc()
     m.HTTP_STATUS.labels("invoice.sent", "200").inc()
@@ -21,7 +21,7 @@ def test_names_labels_and_buckets_are_exactly_the_contract():
     buckets = [line.split('le="')[1].split('"')[0] for line in text.splitlines()
                if line.startswith("webhook_delivery_duration_seconds_bucket") and 'tenant_id="acme"' in line]
     assert buckets == ["0.1", "0.5", "1.0", "2.0", "5.0", "10.0", "+Inf"]
-    assert m.DELIVERIES._labelnames == ("event", "tenant_id", "status")
+    assert m.ATTEMPT_RESULTS._labelnames == ("event", "tenant_id", "status")
     assert m.DURATION._labelnames == ("event", "tenant_id")
     assert m.RETRIES._labelnames == ("event", "tenant_id", "reason")
     assert m.HTTP_STATUS._labelnames == ("event", "status_code")
@@ -40,7 +40,7 @@ def test_every_series_matches_the_monitoring_contract():
     every delivery series there, with exactly its labels, and no other webhook_* series."""
     from tests.monitoring import METRICS
 
-    m.DELIVERIES.labels("e", "t", "dead").inc()
+    m.ATTEMPT_RESULTS.labels("e", "t", "dead").inc()
     m.DURATION.labels("e", "t").observe(1.0)
     m.RETRIES.labels("e", "t", "timeout").inc()
     m.HTTP_STATUS.labels("e", "500").inc()

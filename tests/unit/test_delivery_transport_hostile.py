@@ -29,7 +29,7 @@ from hookstream.delivery.transport import PyreqwestTransport, translate_error
 from hookstream.core.wire import DeliveryRecord, delivery_id
 from hookstream.core.settings import Settings
 from hookstream.subscriptions.models import Status, Subscription
-from hookstream.subscriptions.secrets import SigningSecret, generate_secret
+from hookstream.core.secrets import Secret
 from tests.hostile_endpoint import ANSWERS, EXPECTED, TLS_MODES, HostileEndpoint
 
 LOCAL = Settings.from_env({
@@ -39,7 +39,7 @@ LOCAL = Settings.from_env({
 # https only, as in production: the TLS modes must not need HOOKSTREAM_ALLOW_HTTP
 HTTPS_ONLY = Settings.from_env({"HOOKSTREAM_ALLOWED_NETWORKS": "127.0.0.0/8", "HOOKSTREAM_REQUEST_TIMEOUT": "3s"})
 
-SECRET = generate_secret()
+SECRET = Secret.generate().reveal()
 
 
 def test_every_mode_of_the_hostile_endpoint_has_an_expectation():
@@ -72,7 +72,7 @@ def subscription(url: str) -> Subscription:
     t = datetime(2026, 11, 28, tzinfo=UTC)
     return Subscription(
         id="sub_h", tenant_id="acme", url=url, events=("*",), status=Status.ACTIVE,
-        secrets=(SigningSecret(SECRET),), headers={}, created_at=t, updated_at=t, version=1,
+        secrets=(Secret.parse(SECRET),), headers={}, created_at=t, updated_at=t, version=1,
     )
 
 

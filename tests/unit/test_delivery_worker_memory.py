@@ -17,13 +17,13 @@ from hookstream.delivery.worker import SERIES_TTL, Worker
 from hookstream.core.wire import DeliveryRecord, delivery_id
 from hookstream.core.settings import Settings
 from hookstream.subscriptions.models import Status, Subscription
-from hookstream.subscriptions.secrets import SigningSecret, generate_secret
+from hookstream.core.secrets import Secret
 from tests.fakes import FakeProducer
 
 NOW = 1_800_000_000.0
 TEMPLATE = Subscription(
     id="wm_0", tenant_id="acme", url="https://hooks.example.com/in", events=("*",), status=Status.ACTIVE,
-    secrets=(SigningSecret(generate_secret()),), headers={}, created_at=datetime(2026, 11, 28, tzinfo=UTC),
+    secrets=(Secret.generate(),), headers={}, created_at=datetime(2026, 11, 28, tzinfo=UTC),
     updated_at=datetime(2026, 11, 28, tzinfo=UTC), version=1,
 )
 

@@ -149,11 +149,11 @@ def subscription(sub_id="sub_1", tenant="acme"):
     from datetime import UTC, datetime
 
     from hookstream.subscriptions.models import Status, Subscription
-    from hookstream.subscriptions.secrets import SigningSecret, generate_secret
+    from hookstream.core.secrets import Secret
 
     t = datetime(2026, 11, 28, tzinfo=UTC)
     return Subscription(id=sub_id, tenant_id=tenant, url=f"https://hooks.example.com/{sub_id}", events=("*",),
-                        status=Status.ACTIVE, secrets=(SigningSecret(generate_secret()),), created_at=t, updated_at=t, version=1)
+                        status=Status.ACTIVE, secrets=(Secret.generate(),), created_at=t, updated_at=t, version=1)
 
 
 def take(w: Worker, offset: int) -> PartitionOffsets:
@@ -467,9 +467,8 @@ def test_a_huge_key_never_stops_the_worker_with_a_real_producer():
 # ---------------------------------------------------------------------------- secrets from the topic
 @pytest.mark.parametrize("bad", ["whsec_AAAA", "whsec_not base64!", "12345", 12345, None])
 def test_a_secret_that_cannot_be_decoded_dead_letters_as_invalid_secret_without_a_post(bad, caplog):
-    from hookstream.subscriptions.secrets import SigningSecret
 
-    sub = dataclasses.replace(subscription(), secrets=(SigningSecret(bad),))
+    sub = dataclasses.replace(subscription(), secrets=(bad,))  # not Secrets: built by hand, not by the topic reader
     producer, posted = Broker(), []
     w = make_worker(producer, sub, handler=lambda *a: posted.append(a) or HttpResponse(200))
     before = sample("webhook_dead_letters_total", event="invoice.sent", tenant_id="acme", reason="invalid_secret")

@@ -3,7 +3,7 @@
 import pytest
 
 from hookstream.core.settings import Settings
-from hookstream.producers import AsyncPublisher, DeliveryError
+from hookstream.producers import AsyncPublisher, PublishError
 from hookstream.schemas import Event, InvalidEventError, example
 from tests.fakes import FakeProducer
 
@@ -27,7 +27,7 @@ async def test_publish_returns_once_the_broker_acknowledged(unit_settings):
 
 async def test_failed_delivery_is_raised_to_the_awaiting_caller(unit_settings):
     async with AsyncPublisher(unit_settings, producer=FakeProducer(fail_keys={b"inv_bad"})) as publisher:
-        with pytest.raises(DeliveryError, match="was not delivered"):
+        with pytest.raises(PublishError, match="was not delivered"):
             await publisher.publish(_event(invoice_id="inv_bad"))
 
 
@@ -43,7 +43,7 @@ async def test_publish_many_keeps_order_and_names_every_failure(unit_settings):
     producer = FakeProducer(fail_keys={b"inv_2", b"inv_4"})
     async with AsyncPublisher(unit_settings, producer=producer) as publisher:
         events = [_event(invoice_id=f"inv_{i}") for i in range(6)]
-        with pytest.raises(DeliveryError) as info:
+        with pytest.raises(PublishError) as info:
             await publisher.publish_many(events)
     assert [k for _, k, _ in producer.produced] == [f"inv_{i}".encode() for i in range(6)]
     assert info.value.event_ids == (events[2].id, events[4].id)
@@ -51,9 +51,9 @@ async def test_publish_many_keeps_order_and_names_every_failure(unit_settings):
 
 async def test_unacknowledged_event_times_out_and_close_reports_it(unit_settings):
     publisher = AsyncPublisher(unit_settings, producer=FakeProducer(hold=True))
-    with pytest.raises(DeliveryError, match="not acknowledged"):
+    with pytest.raises(PublishError, match="not acknowledged"):
         await publisher.publish(_event(), timeout=0.2)
-    with pytest.raises(DeliveryError, match="not acknowledged"):
+    with pytest.raises(PublishError, match="not acknowledged"):
         await publisher.close(timeout=0)
 
 
@@ -75,7 +75,7 @@ async def test_a_record_refused_by_produce_stops_the_batch_there_and_names_the_r
     producer = FakeProducer(refuse_keys={b"inv_1"})
     events = [_event(invoice_id=f"inv_{i}") for i in range(3)]
     async with AsyncPublisher(unit_settings, producer=producer) as publisher:
-        with pytest.raises(DeliveryError) as info:
+        with pytest.raises(PublishError) as info:
             await publisher.publish_many(events)
     assert [k for _, k, _ in producer.produced] == [b"inv_0"]  # nothing after the refused one: order kept
     assert info.value.event_ids == (events[1].id, events[2].id)

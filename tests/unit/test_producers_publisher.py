@@ -5,7 +5,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from hookstream.core.settings import Settings
-from hookstream.producers import DeliveryError, Publisher
+from hookstream.producers import PublishError, Publisher
 from hookstream.schemas import Event, InvalidEventError, example, parse_event
 from tests.fakes import FakeProducer
 
@@ -59,7 +59,7 @@ def test_publish_returns_where_the_broker_put_the_event(unit_settings):
 def test_failed_delivery_report_raises_from_publish(unit_settings):
     producer = FakeProducer(fail_keys={b"pay_bad"})
     publisher = Publisher(unit_settings, producer=producer)
-    with pytest.raises(DeliveryError) as info:
+    with pytest.raises(PublishError) as info:
         publisher.publish(_event(payment_id="pay_bad"))
     assert info.value.code == "_MSG_TIMED_OUT"
     assert "was not delivered to t1.events.payment" in str(info.value)
@@ -70,7 +70,7 @@ def test_failed_delivery_of_an_event_sent_without_waiting_is_raised_by_flush(uni
     publisher = Publisher(unit_settings, producer=FakeProducer(fail_keys={b"pay_bad"}))
     publisher.send(_event(payment_id="pay_ok"))
     bad = publisher.send(_event(payment_id="pay_bad"))
-    with pytest.raises(DeliveryError) as info:
+    with pytest.raises(PublishError) as info:
         publisher.flush()
     assert info.value.event_ids == (bad.event_id,)
     publisher.flush()  # reported once
@@ -79,23 +79,23 @@ def test_failed_delivery_of_an_event_sent_without_waiting_is_raised_by_flush(uni
 def test_several_failures_are_raised_together(unit_settings):
     publisher = Publisher(unit_settings, producer=FakeProducer(fail_keys={b"a", b"b"}))
     ids = {publisher.send(_event(payment_id=k)).event_id for k in ("a", "ok", "b")}
-    with pytest.raises(DeliveryError, match="^2 events were not delivered") as info:
+    with pytest.raises(PublishError, match="^2 events were not delivered") as info:
         publisher.close()
     assert set(info.value.event_ids) < ids
 
 
 def test_missing_topic_failure_says_how_to_create_topics(unit_settings):
     publisher = Publisher(unit_settings, producer=FakeProducer(fail_keys={b"pay_01JD8Z6M3Q"}, error=KafkaError.UNKNOWN_TOPIC_OR_PART))
-    with pytest.raises(DeliveryError, match="hookstream topics ensure"):
+    with pytest.raises(PublishError, match="hookstream topics ensure"):
         publisher.publish(_event())
 
 
 def test_unacknowledged_event_times_out_and_stays_reported_by_flush(unit_settings):
     producer = FakeProducer(hold=True)
     publisher = Publisher(unit_settings, producer=producer)
-    with pytest.raises(DeliveryError, match="not acknowledged .* within 0.2s; it is still queued"):
+    with pytest.raises(PublishError, match="not acknowledged .* within 0.2s; it is still queued"):
         publisher.publish(_event(), timeout=0.2)
-    with pytest.raises(DeliveryError, match=r"1 event\(s\) not acknowledged"):
+    with pytest.raises(PublishError, match=r"1 event\(s\) not acknowledged"):
         publisher.flush(timeout=0)
 
 
@@ -116,7 +116,7 @@ def test_on_delivery_callback_gets_each_delivery(unit_settings):
 
 def test_leaving_the_with_block_flushes(unit_settings):
     producer = FakeProducer(fail_keys={b"pay_bad"})
-    with pytest.raises(DeliveryError):
+    with pytest.raises(PublishError):
         with Publisher(unit_settings, producer=producer) as publisher:
             publisher.send(_event(payment_id="pay_bad"))
 
@@ -152,7 +152,7 @@ def test_event_over_the_size_limit_is_refused_naming_size_and_limit_and_nothing_
         assert (info.value.size, info.value.limit, info.value.event_ids) == (size, 2048, (big.id,))
         assert f"is {size} bytes serialised, over the limit of 2048 bytes" in str(info.value)
         assert "\n" not in str(info.value)
-    assert isinstance(info.value, DeliveryError) and info.value.exit_code == 2
+    assert isinstance(info.value, PublishError) and info.value.exit_code == 2
     assert producer.produced == []
     publisher.close()  # a refusal is the caller's at once, never reported again
 
@@ -183,7 +183,7 @@ def test_a_stored_record_over_a_since_lowered_limit_is_refused(unit_settings):
 def test_produce_refusing_a_record_raises_a_delivery_error_naming_it(unit_settings):
     producer = FakeProducer(refuse_keys={b"pay_big"})
     publisher = Publisher(unit_settings, producer=producer)
-    with pytest.raises(DeliveryError) as info:
+    with pytest.raises(PublishError) as info:
         publisher.send(_event(payment_id="pay_big"))
     assert info.value.code == "MSG_SIZE_TOO_LARGE"
     assert "larger than the broker accepts" in str(info.value)

@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 from hookstream.shell.receiver import RECEIVED, create_app, fixed_secrets, subscription_secrets
 from hookstream.delivery.signing import build_headers
 from hookstream.core.errors import NotFoundError, ValidationError
-from hookstream.subscriptions.secrets import SigningSecret, generate_secret
+from hookstream.core.secrets import Secret
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 BODY = orjson.dumps({"type": "payment.received", "timestamp": "2026-11-28T16:00:00Z", "data": {"tenant_id": "acme", "amount": 1200}})
@@ -80,7 +80,7 @@ async def test_tampered_body_is_refused_as_bad_signature(receiver):
 
 async def test_request_signed_with_another_secret_is_refused(receiver):
     client, _ = await receiver()
-    status, reply = await post(client, BODY, signed(secret=generate_secret()))
+    status, reply = await post(client, BODY, signed(secret=Secret.generate().reveal()))
     assert (status, reply["reason"]) == (401, "bad_signature")
 
 
@@ -134,7 +134,7 @@ async def test_fail_rate_one_answers_every_authentic_request_with_503(receiver):
     assert (status, reply) == (503, {"status": "valid", "reason": "simulated_failure", "message": "--fail-rate"})
     assert "valid 503  simulated_failure" in lines[0]
     # a forged request is still refused for what it is
-    assert (await post(client, BODY, signed(secret=generate_secret())))[0] == 401
+    assert (await post(client, BODY, signed(secret=Secret.generate().reveal())))[0] == 401
 
 
 async def test_fail_rate_fails_about_that_share(receiver):
@@ -153,7 +153,7 @@ def test_fail_rate_outside_0_to_1_is_refused():
 
 
 class FakeStore:
-    def __init__(self, *secrets: SigningSecret, tenant: str = "globex") -> None:
+    def __init__(self, *secrets: Secret, tenant: str = "globex") -> None:
         self.subscription = SimpleNamespace(secrets=secrets, tenant_id=tenant)
         self.deleted = False
 
@@ -165,9 +165,9 @@ class FakeStore:
 
 
 async def test_subscription_secrets_verify_during_rotation_and_name_the_tenant(receiver):
-    old, new = generate_secret(), generate_secret()
+    old, new = Secret.generate().reveal(), Secret.generate().reveal()
     grace_until = datetime.now(UTC) + timedelta(hours=1)
-    store = FakeStore(SigningSecret(new), SigningSecret(old, grace_until))
+    store = FakeStore(Secret.parse(new), Secret.parse(old, expires_at=grace_until))
     client, lines = await receiver(subscription_secrets(store, "sub_1", tenant_id="globex"))
     body = orjson.dumps({"type": "invoice.sent", "timestamp": "2026-11-28T16:00:00Z", "data": {}})
     assert (await post(client, body, signed(body, secret=old)))[0] == 204
@@ -176,14 +176,14 @@ async def test_subscription_secrets_verify_during_rotation_and_name_the_tenant(r
 
 
 async def test_expired_secret_of_a_subscription_is_refused(receiver):
-    old, new = generate_secret(), generate_secret()
-    store = FakeStore(SigningSecret(new), SigningSecret(old, datetime.now(UTC) - timedelta(seconds=1)))
+    old, new = Secret.generate().reveal(), Secret.generate().reveal()
+    store = FakeStore(Secret.parse(new), Secret.parse(old, expires_at=datetime.now(UTC) - timedelta(seconds=1)))
     client, _ = await receiver(subscription_secrets(store, "sub_1", tenant_id="globex"))
     assert (await post(client, BODY, signed(secret=old)))[1]["reason"] == "bad_signature"
 
 
 async def test_subscription_deleted_while_receiving_answers_500_with_the_reason(receiver):
-    store = FakeStore(SigningSecret(SECRET))
+    store = FakeStore(Secret.parse(SECRET))
     client, lines = await receiver(subscription_secrets(store, "sub_1", tenant_id="globex"))
     store.deleted = True
     status, reply = await post(client, BODY, signed())

@@ -4,8 +4,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from hookstream.subscriptions.models import Status, Subscription, format_time, parse_time
-from hookstream.subscriptions.secrets import SigningSecret, generate_secret
+from hookstream.core.time import format_time, parse_time
+from hookstream.subscriptions.models import Status, Subscription
+from hookstream.core.secrets import Secret
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -13,7 +14,7 @@ T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 def make_sub(**kw) -> Subscription:
     fields = dict(
         id="sub_1", tenant_id="acme", url="https://hooks.example.com/", events=("*",), status=Status.ACTIVE,
-        secrets=(SigningSecret(generate_secret()), SigningSecret(generate_secret(), T0 + timedelta(hours=1))),
+        secrets=(Secret.generate(), Secret.generate().expiring(T0 + timedelta(hours=1))),
         headers={"X-Env": "prod"}, created_at=T0, updated_at=T0, version=2,
     )
     fields.update(kw)
@@ -25,7 +26,7 @@ def test_public_form_masks_every_secret_and_keeps_the_rest():
     public = sub.to_public()
     assert [s["secret"] for s in public["secrets"]] == [s.masked for s in sub.secrets]
     assert public["secrets"][1]["expires_at"] == "2026-11-28T13:00:00.000000Z"
-    assert all(s.value not in str(public) and s.value not in repr(sub) for s in sub.secrets)
+    assert all(s.reveal() not in str(public) and s.reveal() not in repr(sub) for s in sub.secrets)
     assert (public["id"], public["status"], public["version"], public["published"]) == ("sub_1", "active", 2, True)
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from hookstream.core.crypto import Keyring, new_key_entry
 from hookstream.subscriptions.models import Status, Subscription
-from hookstream.subscriptions.secrets import SigningSecret, generate_secret
+from hookstream.core.secrets import Secret
 from hookstream.core.wire import WireFormatError
 from hookstream.subscriptions.topic import decode, encode, to_wire
 
@@ -21,7 +21,7 @@ T0 = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
 def make_sub(**kw) -> Subscription:
     fields = dict(
         id="sub_1", tenant_id="acme", url="https://hooks.example.com/in", events=("payment.*", "invoice.created"),
-        status=Status.ACTIVE, secrets=(SigningSecret(generate_secret()),), headers={"X-Env": "prod"},
+        status=Status.ACTIVE, secrets=(Secret.generate(),), headers={"X-Env": "prod"},
         description="billing", created_at=T0, updated_at=T0, version=1,
     )
     fields.update(kw)
@@ -29,8 +29,8 @@ def make_sub(**kw) -> Subscription:
 
 
 def test_encode_then_decode_gives_the_same_subscription():
-    old = SigningSecret(generate_secret(), T0 + timedelta(hours=24))
-    sub = make_sub(secrets=(SigningSecret(generate_secret()), old), status=Status.DISABLED, version=7)
+    old = Secret.generate().expiring(T0 + timedelta(hours=24))
+    sub = make_sub(secrets=(Secret.generate(), old), status=Status.DISABLED, version=7)
     key, value = encode(sub, KEYRING)
     assert key == b"sub_1"
     assert decode(key, value, KEYRING) == sub
@@ -81,7 +81,7 @@ def test_unreadable_record_is_rejected_naming_the_problem(mutate, why):
     with pytest.raises(WireFormatError) as caught:
         decode(key, json.dumps(doc).encode(), KEYRING)
     assert why in str(caught.value)
-    assert sub.secrets[0].value not in str(caught.value)
+    assert sub.secrets[0].reveal() not in str(caught.value)
 
 
 def test_non_json_value_is_rejected():
@@ -90,7 +90,7 @@ def test_non_json_value_is_rejected():
 
 
 def test_secret_in_a_wrong_typed_field_is_not_quoted_in_the_error():
-    secret = generate_secret()
+    secret = Secret.generate().reveal()
     key, value = encode(make_sub(), KEYRING)
     doc = json.loads(value)
     doc["secrets"] = [{"secret": secret, "expires_at": secret}]
@@ -102,8 +102,8 @@ def test_secret_in_a_wrong_typed_field_is_not_quoted_in_the_error():
 
 
 def test_secrets_and_header_values_never_travel_in_clear():
-    secret = generate_secret()
-    sub = make_sub(secrets=(SigningSecret(secret),), headers={"Authorization": "Bearer PLANTED-HEADER-VALUE"})
+    secret = Secret.generate().reveal()
+    sub = make_sub(secrets=(Secret.parse(secret),), headers={"Authorization": "Bearer PLANTED-HEADER-VALUE"})
     _, value = encode(sub, KEYRING)
     assert secret.encode() not in value and secret[6:20].encode() not in value
     assert b"PLANTED-HEADER-VALUE" not in value and b"Authorization" in value
@@ -137,8 +137,8 @@ def test_a_sealed_secret_copied_onto_another_subscription_does_not_open_there():
 
 
 def test_a_clear_format_1_record_from_before_sealing_is_still_read():
-    secret = generate_secret()
-    sub = make_sub(secrets=(SigningSecret(secret),))
+    secret = Secret.generate().reveal()
+    sub = make_sub(secrets=(Secret.parse(secret),))
     doc = json.loads(encode(sub, KEYRING)[1])
     doc.update(format=1, secrets=[{"secret": secret, "expires_at": None}], headers={"X-Env": "prod"})
     assert decode(b"sub_1", json.dumps(doc).encode(), KEYRING) == sub
@@ -154,7 +154,7 @@ def _doc(**changes) -> dict:
 
 
 def _clear_doc(**changes) -> dict:
-    return _doc(**{"format": 1, "secrets": [{"secret": generate_secret(), "expires_at": None}], "headers": {}, **changes})
+    return _doc(**{"format": 1, "secrets": [{"secret": Secret.generate().reveal(), "expires_at": None}], "headers": {}, **changes})
 
 
 @pytest.mark.parametrize(
@@ -162,7 +162,7 @@ def _clear_doc(**changes) -> dict:
     [
         (_doc(created_at="0001-01-01T00:00:00+01:00"), "time is out of range"),  # before year 1 in UTC
         (_doc(updated_at="9999-12-31T23:59:59-01:00"), "time is out of range"),  # after year 9999 in UTC
-        (_clear_doc(secrets=[{"secret": generate_secret(), "expires_at": "9999-12-31T23:59:59-01:00"}]), "time is out of range"),
+        (_clear_doc(secrets=[{"secret": Secret.generate().reveal(), "expires_at": "9999-12-31T23:59:59-01:00"}]), "time is out of range"),
         (_doc(events="payment.*"), "wrong type or value"),  # a string is not a list of filters
         (_doc(secrets={"secret": "x"}), "wrong type or value"),
         (_doc(format=[2]), "wire format"),

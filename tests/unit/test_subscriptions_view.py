@@ -6,7 +6,7 @@ import pytest
 
 from hookstream.core.crypto import Keyring, new_key_entry
 from hookstream.subscriptions.models import Status, Subscription
-from hookstream.subscriptions.secrets import SigningSecret, generate_secret
+from hookstream.core.secrets import Secret
 from hookstream.core.wire import WireFormatError
 from hookstream.subscriptions.topic import encode
 from hookstream.subscriptions.view import SubscriptionTable
@@ -18,7 +18,7 @@ T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 def make_sub(sub_id="sub_1", tenant="acme", version=1, **kw) -> Subscription:
     fields = dict(
         id=sub_id, tenant_id=tenant, url=f"https://hooks.example.com/{sub_id}", events=("payment.*",),
-        status=Status.ACTIVE, secrets=(SigningSecret(generate_secret()),), created_at=T0 + timedelta(seconds=version),
+        status=Status.ACTIVE, secrets=(Secret.generate(),), created_at=T0 + timedelta(seconds=version),
         updated_at=T0 + timedelta(seconds=version), version=version,
     )
     fields.update(kw)
@@ -96,7 +96,7 @@ def test_unreadable_record_raises_and_leaves_the_table_alone():
 
 
 def test_signing_secrets_include_the_old_one_only_during_its_grace_window():
-    new, old = SigningSecret(generate_secret()), SigningSecret(generate_secret(), T0 + timedelta(hours=24))
+    new, old = Secret.generate(), Secret.generate().expiring(T0 + timedelta(hours=24))
     sub = make_sub(secrets=(new, old))
     assert sub.signing_secrets(T0) == (new, old)
     assert sub.signing_secrets(T0 + timedelta(hours=25)) == (new,)

@@ -27,7 +27,7 @@ import orjson
 from fastapi.concurrency import run_in_threadpool
 
 from hookstream.core.errors import HookstreamError
-from hookstream.producers import DeliveryError, EventTooLargeError
+from hookstream.producers import PublishError, EventTooLargeError
 from hookstream.schemas import CURRENT_VERSIONS, Event, InvalidEventError, encode_event, event_from_dict, format_timestamp, new_event_id
 from hookstream.shell.api.context import ApiContext
 from hookstream.shell.api.idempotency import IdempotencyStore, Request
@@ -205,7 +205,7 @@ class Ingest:
             return [_problem(413, "too_large", str(exc))] * len(events)
         except InvalidEventError as exc:  # validated already: kept for safety
             return [_problem(422, "invalid_event", exc.reason, exc.field)] * len(events)
-        except DeliveryError as exc:
+        except PublishError as exc:
             failed = set(exc.event_ids)
             timed_out = exc.code == "_TIMED_OUT" or not failed
             log.warning("%d of %d event(s) not acknowledged by the broker: %s", len(events) if timed_out else len(failed), len(events), exc)

@@ -24,7 +24,7 @@ def bench_command(
     stream_workers: int = typer.Option(1, "--stream-workers", help="hookstream streams worker processes."),
     delivery_workers: int = typer.Option(None, "--delivery-workers", help="hookstream delivery worker processes (default: one per core)."),
     request_timeout: float = typer.Option(None, "--request-timeout", help="Seconds before a hung request is given up (default 5, quick 2)."),
-    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also run the seed's Celery + Redis design."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also run the Celery + Redis design (one task per delivery)."),
     baseline_events: int = typer.Option(None, "--baseline-events", help="Events in the baseline's throughput scenario."),
     scenario: list[str] = typer.Option(None, "--scenario", help="Only these hookstream scenarios (repeatable): throughput, latency, fanout, isolation."),
     profile: Path = typer.Option(None, "--profile", help="py-spy the workers during the throughput scenario; raw stacks into this dir."),

@@ -15,12 +15,13 @@ replay_app = typer.Typer(help="Re-deliver past events to one subscription.", no_
 
 
 def _filter(tenant, subscription, event_type, since, until, reason):
-    from hookstream.delivery.dead_letters import Filter, parse_time
+    from hookstream.core.time import parse_since
+    from hookstream.delivery.dead_letters import Filter
 
     return Filter(
         tenant_id=tenant, all_tenants=tenant is None, subscription_id=subscription, event_type=event_type, reason=reason,
-        since=parse_time(since, name="--since") if since else None,
-        until=parse_time(until, name="--until") if until else None,
+        since=parse_since(since, name="--since") if since else None,
+        until=parse_since(until, name="--until") if until else None,
     )
 
 
@@ -175,15 +176,15 @@ def replay_events(ctx: typer.Context, subscription: str = typer.Option(..., "--s
                   dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be re-delivered; send nothing."),
                   as_json: bool = JsonOption) -> None:
     """Re-fan the events of a time window to ONE subscription, with their original webhook-ids."""
-    from hookstream.delivery.dead_letters import parse_time
+    from hookstream.core.time import parse_since
     from hookstream.streams.recovery import recover
     from hookstream.subscriptions.store import SubscriptionStore
 
     settings = settings_of(ctx)
     store = SubscriptionStore.open(settings)
     sub = store.get_any_tenant(subscription) if tenant is None else store.get(subscription, tenant_id=tenant)
-    report = recover(settings, sub, since=parse_time(since, name="--since"),
-                     until=parse_time(until, name="--until") if until else None, dry_run=dry_run)
+    report = recover(settings, sub, since=parse_since(since, name="--since"),
+                     until=parse_since(until, name="--until") if until else None, dry_run=dry_run)
     if as_json:
         emit_json({"subscription": sub.id, "dry_run": dry_run, "scanned": report.scanned, "queued": report.queued,
                    "skipped_invalid": report.skipped_invalid, "refused": report.refused})

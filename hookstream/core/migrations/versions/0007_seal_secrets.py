@@ -65,18 +65,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    from hookstream.subscriptions.models import format_time
-    from hookstream.subscriptions.sealed import open_headers, open_secrets
+    from hookstream.subscriptions.sealed import open_headers, open_secret_items
 
     conn, rows = _rows()
     if not rows:
         return
     keyring = _keyring()
     for r in rows:
-        secrets = [
-            {"secret": s.value, "expires_at": format_time(s.expires_at) if s.expires_at else None}
-            for s in open_secrets(r.secrets or [], keyring, r.id)
-        ]
+        secrets = open_secret_items(r.secrets or [], keyring, r.id)
         conn.execute(
             _subscriptions.update().where(_subscriptions.c.id == r.id).values(
                 secrets=secrets, headers=open_headers(r.headers or {}, keyring, r.id),

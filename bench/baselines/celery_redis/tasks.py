@@ -1,8 +1,8 @@
 """The Celery app and its one task. Configured from the environment when imported (a worker
-imports it by name): ``CELERY_SEED_BROKER`` (``redis://127.0.0.1:6379/0``) and
-``CELERY_SEED_TIMEOUT`` (seconds per request, default 15).
+imports it by name): ``CELERY_REDIS_BROKER`` (``redis://127.0.0.1:6379/0``) and
+``CELERY_REDIS_TIMEOUT`` (seconds per request, default 15).
 
-    PYTHONPATH=<repo>:<repo>/bench/baselines celery -A celery_seed.tasks worker --pool prefork --concurrency $(nproc)
+    PYTHONPATH=<repo>:<repo>/bench/baselines celery -A celery_redis.tasks worker --pool prefork --concurrency $(nproc)
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from hookstream.delivery.signing import build_headers
 
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)  # hookstream's default schedule
 
-app = Celery("celery_seed", broker=os.environ.get("CELERY_SEED_BROKER", "redis://127.0.0.1:6379/0"))
+app = Celery("celery_redis", broker=os.environ.get("CELERY_REDIS_BROKER", "redis://127.0.0.1:6379/0"))
 app.conf.update(
-    task_ignore_result=True,  # the seed stored no results
+    task_ignore_result=True,  # the design it stands for stored no results
     task_serializer="json",
     accept_content=["json"],
     worker_hijack_root_logger=False,
@@ -36,11 +36,11 @@ def _http():
     if _client is None:
         import httpx
 
-        _client = httpx.Client(timeout=float(os.environ.get("CELERY_SEED_TIMEOUT", "15")), follow_redirects=False)
+        _client = httpx.Client(timeout=float(os.environ.get("CELERY_REDIS_TIMEOUT", "15")), follow_redirects=False)
     return _client
 
 
-@app.task(bind=True, name="celery_seed.deliver", max_retries=len(RETRY_DELAYS))
+@app.task(bind=True, name="celery_redis.deliver", max_retries=len(RETRY_DELAYS))
 def deliver(self, delivery_id: str, url: str, secret: str, event_type: str, occurred_at: str, data: dict) -> int:
     body = payload(event_type, dt.datetime.fromisoformat(occurred_at), data)
     headers = build_headers(delivery_id, int(time.time()), body, secret)

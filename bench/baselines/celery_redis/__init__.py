@@ -1,7 +1,7 @@
-"""The seed's delivery design, rebuilt minimally as a baseline: Celery on Redis, one task per delivery.
+"""The Celery + Redis design (one task per delivery) that hookstream replaces, rebuilt minimally as a baseline.
 
 The publishing side (``enqueue``) turns each event into one task per subscribed endpoint, the
-way the seed's API did; a Celery worker (default prefork pool) runs each task: build the body
+way that design's API did; a Celery worker (default prefork pool) runs each task: build the body
 (``delivery.envelope.payload``), sign it (``delivery.signing.build_headers``, the same Standard
 Webhooks headers hookstream sends), POST it with a pooled ``httpx.Client`` (one per worker
 process, keep-alive), and retry a failure with Celery's own ``retry`` on hookstream's schedule.
