@@ -153,7 +153,7 @@ def test_rotate_keeps_the_old_secret_for_the_grace_window(endpoints):
     made = endpoints.create(tenant_id="acme", url=URL, events=["*"])
     rotated = endpoints.rotate_secret(made.endpoint.id, tenant_id="acme", grace_seconds=3600)
     assert rotated.secret != made.secret and endpoints.secret(made.endpoint.id, tenant_id="acme") == rotated.secret
-    values = [s.value for s in rotated.endpoint.secrets]
+    values = [s.reveal() for s in rotated.endpoint.secrets]
     assert values == [rotated.secret, made.secret] and rotated.endpoint.secrets[1].expires_at is not None
 
 

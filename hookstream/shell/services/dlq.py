@@ -11,6 +11,7 @@ from collections.abc import Callable
 from hookstream.core.settings import Settings
 from hookstream.delivery import dead_letters as dl
 from hookstream.core.errors import ValidationError
+from hookstream.shell.services.times import moment
 from hookstream.shell.services.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
 
 
@@ -19,8 +20,8 @@ def make_filter(*, tenant_id: str | None, endpoint_id: str | None = None, event_
     """A ``Filter`` from the CLI's words: no tenant means every tenant's (operators)."""
     return dl.Filter(
         tenant_id=tenant_id, all_tenants=tenant_id is None, subscription_id=endpoint_id, event_type=event_type, reason=reason,
-        since=dl.parse_time(since, name="since") if since else None,
-        until=dl.parse_time(until, name="until") if until else None,
+        since=moment(since, name="since") if since else None,
+        until=moment(until, name="until") if until else None,
     )
 
 

@@ -23,7 +23,7 @@ from hookstream.delivery import messages as msgs
 from hookstream.schemas import EVENT_TYPES, Event, encode_event, example
 from hookstream.streams.recovery import RecoveryReport, recover
 from hookstream.subscriptions import Subscription, SubscriptionStore, matches, publish_pending
-from hookstream.subscriptions.models import format_time
+from hookstream.core.time import format_time
 from hookstream.shell.services.errors import ConflictError
 from hookstream.shell.services.ids import known
 from hookstream.shell.services.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
@@ -88,7 +88,7 @@ class EndpointService:
         sub = self.store.get(known(endpoint_id, "subscription"), tenant_id=tenant_id)
         if sub.sealed_error or not sub.secrets:
             raise ConflictError(f"endpoint {endpoint_id}: its secret cannot be read ({sub.sealed_error or 'none'}); rotate it")
-        return sub.secrets[0].value
+        return sub.secrets[0].reveal()
 
     def stats(self, endpoint_id: str, *, tenant_id: str) -> dict:
         self.store.get(known(endpoint_id, "subscription"), tenant_id=tenant_id)  # another tenant's: not found

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from hookstream.core.errors import ValidationError
-from hookstream.delivery.dead_letters import parse_time
+from hookstream.core.time import parse_since
 
 
 def moment(text: str | None, *, name: str) -> float | None:
     """Unix seconds of ``text`` (None stays None); ``ValidationError`` naming ``name`` otherwise."""
     if text is None:
         return None
-    at = parse_time(text, name=name)
+    at = parse_since(text, name=name)
     try:
         datetime.fromtimestamp(at, UTC)  # an offset can carry a valid local time past year 9999 (or before 1) in UTC
     except (OverflowError, ValueError, OSError):
