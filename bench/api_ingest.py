@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -104,41 +105,43 @@ async def open_loop(session, base: str, rate: float, seconds: float) -> dict:
             "p99_ms": round(ms[int(len(ms) * 0.99) - 1], 2), "max_ms": round(ms[-1], 2), "late_starts": late}
 
 
-async def closed_loop(session, base: str, concurrency: int, seconds: float) -> dict:
-    url = f"{base}/v1/events"
-    count = 0
+async def _back_to_back(clients: int, seconds: float, send: Callable[[int, int], Awaitable[int]]) -> float:
+    """``clients`` workers, each calling ``await send(worker, n)`` back to back for ``seconds``
+    (``n``: how many events it sent before; ``send`` returns how many it sends): events/s."""
+    total = 0
     stop = time.perf_counter() + seconds
 
     async def worker(w: int) -> None:
-        nonlocal count
-        i = 0
+        nonlocal total
+        n = 0
         while time.perf_counter() < stop:
-            await _post(session, url, json.dumps(_event(w * 10_000_000 + i)).encode())
-            i += 1
-            count += 1
+            sent = await send(w, n)
+            n += sent
+            total += sent
 
     began = time.perf_counter()
-    await asyncio.gather(*(worker(w) for w in range(concurrency)))
-    return {"concurrency": concurrency, "requests_per_s": round(count / (time.perf_counter() - began))}
+    await asyncio.gather(*(worker(w) for w in range(clients)))
+    return total / (time.perf_counter() - began)
+
+
+async def closed_loop(session, base: str, concurrency: int, seconds: float) -> dict:
+    url = f"{base}/v1/events"
+
+    async def one(w: int, n: int) -> int:
+        await _post(session, url, json.dumps(_event(w * 10_000_000 + n)).encode())
+        return 1
+
+    return {"concurrency": concurrency, "requests_per_s": round(await _back_to_back(concurrency, seconds, one))}
 
 
 async def batches(session, base: str, size: int, seconds: float, clients: int = 4) -> dict:
     url = f"{base}/v1/events/batch"
-    events = 0
-    stop = time.perf_counter() + seconds
 
-    async def worker(w: int) -> None:
-        nonlocal events
-        n = 0
-        while time.perf_counter() < stop:
-            body = json.dumps({"events": [_event(w * 10_000_000 + n + k) for k in range(size)]}).encode()
-            await _post(session, url, body)
-            n += size
-            events += size
+    async def batch(w: int, n: int) -> int:
+        await _post(session, url, json.dumps({"events": [_event(w * 10_000_000 + n + k) for k in range(size)]}).encode())
+        return size
 
-    began = time.perf_counter()
-    await asyncio.gather(*(worker(w) for w in range(clients)))
-    return {"batch": size, "clients": clients, "events_per_s": round(events / (time.perf_counter() - began))}
+    return {"batch": size, "clients": clients, "events_per_s": round(await _back_to_back(clients, seconds, batch))}
 
 
 async def run(base: str, key: str, args) -> dict:

@@ -27,53 +27,23 @@ import sys
 import tempfile
 import time
 import uuid
+
 from hookstream.shell.machine import cpu_model
-
-# bench/delivery.py would shadow the ``delivery`` package for scripts run as ``python bench/x.py``
-# (their own folder comes first on sys.path): take that folder off.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+from raw_receiver import RawReceiver
 
 
 # --- receiver (its own process) -----------------------------------------------------------------
-class _Receiver(asyncio.Protocol):
-    count = 0
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        self.buffer = bytearray()
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            length = 0
-            for line in bytes(self.buffer[:end]).split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            total = end + 4 + length
-            if len(self.buffer) < total:
-                return
-            del self.buffer[:total]
-            _Receiver.count += 1
-            self.transport.write(RESPONSE)
-
-
 async def _serve() -> None:
     import uvloop  # noqa: F401
 
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(_Receiver, "127.0.0.1", 0, backlog=4096)
+    server = await loop.create_server(RawReceiver, "127.0.0.1", 0, backlog=4096)
     print(server.sockets[0].getsockname()[1], flush=True)
     while True:  # answer "count" queries on stdin until it closes
         line = await loop.run_in_executor(None, sys.stdin.readline)
         if not line:
             break
-        print(_Receiver.count, flush=True)
+        print(RawReceiver.count, flush=True)
     server.close()
 
 
@@ -145,13 +115,12 @@ def _broker(tmp: str):
 
 
 def _fill(settings, subs: list[str], records: int) -> None:
-    from confluent_kafka import Producer
-
+    from hookstream.core.kafka import make_producer
     from hookstream.core.wire import DeliveryRecord, delivery_id
     from hookstream.core.topics import DELIVERIES
 
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
-                         "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
+    producer = make_producer(settings, **{"linger.ms": 50, "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000,
+                                          "client.id": "bench-delivery"})
     topic = settings.topic(DELIVERIES)
     occurred = "2027-01-15T08:00:00.000000Z"
     for i in range(records):

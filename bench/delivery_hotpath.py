@@ -26,14 +26,10 @@ import time
 
 import uvloop
 
-# bench/delivery.py would shadow the delivery package for scripts run from this folder (their
-# own folder comes first on sys.path): take that folder off.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-from hookstream.delivery.envelope import payload  # noqa: E402
-from hookstream.delivery.signing import Secret, build_headers  # noqa: E402
-from hookstream.delivery.transport import READ_BYTES, PyreqwestTransport, _target  # noqa: E402
-from hookstream.core.settings import Settings  # noqa: E402
+from hookstream.delivery.envelope import payload
+from hookstream.delivery.signing import Secret, build_headers
+from hookstream.delivery.transport import READ_BYTES, PyreqwestTransport, _target
+from hookstream.core.settings import Settings
 
 
 async def drive(post, n: int, concurrency: int) -> tuple[float, float]:

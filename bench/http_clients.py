@@ -30,16 +30,12 @@ from typing import NamedTuple
 
 import uvloop
 
-# bench/delivery.py would shadow the ``delivery`` package for scripts run as ``python bench/x.py``
-# (their own folder comes first on sys.path): take that folder off.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-from hookstream.delivery.envelope import payload  # noqa: E402
-from hookstream.delivery.signing import Secret, build_headers  # noqa: E402
+from hookstream.delivery.envelope import payload
+from hookstream.delivery.signing import Secret, build_headers
 from hookstream.shell.machine import cpu_model
+from raw_receiver import RawReceiver
 
 CONCURRENCIES = (1, 16, 64, 256)
-RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
 
 Post = Callable[[], Awaitable[int]]
 
@@ -53,38 +49,9 @@ class Run(NamedTuple):
 # --- receiver (its own process) -----------------------------------------------------------------
 
 
-class _Receiver(asyncio.Protocol):
-    """Parses just enough HTTP/1.1: headers, Content-Length, body; answers each request 200."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        self.buffer = bytearray()
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            length = _content_length(bytes(self.buffer[:end]))
-            total = end + 4 + length
-            if len(self.buffer) < total:
-                return
-            del self.buffer[:total]
-            self.transport.write(RESPONSE)
-
-
-def _content_length(head: bytes) -> int:
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return int(value)
-    return 0
-
-
 async def _serve() -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(_Receiver, "127.0.0.1", 0, backlog=1024)
+    server = await loop.create_server(RawReceiver, "127.0.0.1", 0, backlog=1024)
     print(server.sockets[0].getsockname()[1], flush=True)
     await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes our stdin
     server.close()

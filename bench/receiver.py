@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
 import signal
 import sys
 import time
@@ -264,9 +263,6 @@ def main() -> None:
     parser.add_argument("--verify-every", type=int, default=100, help="verify the signature of 1 request in N")
     parser.add_argument("--stdin-lifetime", action="store_true", help="stop when stdin closes")
     args = parser.parse_args()
-    # delivery.signing from this checkout; bench/delivery.py must not shadow the delivery package
-    here = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [os.path.dirname(here)] + [p for p in sys.path if os.path.abspath(p or ".") != here]
     import uvloop
 
     uvloop.run(serve(args.host, args.port, args.verify_every, args.stdin_lifetime))

@@ -21,9 +21,10 @@ import tempfile
 import time
 import uuid
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from hookstream.shell.broker import LocalBroker
+from hookstream.core.kafka import make_consumer, make_producer
 from hookstream.core.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
 from hookstream.subscriptions.topic import publish_pending
@@ -64,7 +65,7 @@ def main() -> None:
         store.add("bench", f"http://127.0.0.1:9/{i}", ["*"])
     publish_pending(settings)
 
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 20, "enable.idempotence": True})
+    producer = make_producer(settings, **{"linger.ms": 20, "client.id": "bench-streams"})
     for _ in range(args.events):
         ev = Event.new("payment.received", "bench", example("payment.received"))
         producer.produce(settings.topic(event_topic_for(ev.type)), key=ev.data["payment_id"].encode(), value=ev.to_bytes())
@@ -73,7 +74,7 @@ def main() -> None:
 
     want = args.events * args.fanout
     topic = settings.topic(DELIVERIES)
-    watcher = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "bench-watch", "log_level": 0})
+    watcher = make_consumer(settings, "bench-watch", **{"client.id": "bench-streams", "log_level": 0})
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "hookstream", "streams", "worker"], env=env,
                             stdout=subprocess.DEVNULL, stderr=open(f"{tmp}/worker.log", "wb"))

@@ -1,7 +1,7 @@
 """The delivery worker's Kafka loop: consume, pause and resume tier partitions, rebalance, commit.
 
 It takes an already-built confluent-kafka ``Consumer`` and ``Producer`` (the shell builds them
-from ``consumer_settings`` / ``producer_settings``, that is ``hookstream.core.kafka``'s configs;
+with ``hookstream.core.kafka``'s factories and ``consumer_overrides`` / ``producer_overrides``;
 unit tests hand it fakes). One consumer (manual commits, round-robin assignment) reads
 ``deliveries`` and every retry tier topic; it is polled without blocking (``consume(timeout=0)``)
 and the loop yields to the event loop in between: a few milliseconds when nothing came, at once
@@ -38,8 +38,6 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from hookstream.core.errors import BrokerError
-from hookstream.core.kafka import consumer_config, producer_config
-from hookstream.core.settings import Settings
 from hookstream.core.wire import MalformedRecord, decode_record
 from hookstream.delivery.attempt_log import AttemptLogUnavailable, AttemptLogWriter
 from hookstream.delivery.offsets import PartitionOffsets
@@ -68,9 +66,10 @@ class CommitRelay:
             self.target(err, partitions)
 
 
-def consumer_settings(settings: Settings, group: str, on_commit: Callable[[Any, Any], None]) -> dict[str, Any]:
-    """The delivery worker's consumer configuration (``hookstream.core.kafka.consumer_config``)."""
-    return consumer_config(settings, group, **{
+def consumer_overrides(on_commit: Callable[[Any, Any], None]) -> dict[str, Any]:
+    """What the delivery worker's consumer changes in ``hookstream.core.kafka.consumer_config``:
+    ``make_consumer(settings, group, **consumer_overrides(commits))``."""
+    return {
         "client.id": CLIENT_ID, "on_commit": on_commit,
         # round-robin, not cooperative-sticky: sticky balances the *count* of partitions
         # over all the topics, and with a second worker it moved only retry-tier
@@ -79,12 +78,13 @@ def consumer_settings(settings: Settings, group: str, on_commit: Callable[[Any, 
         # deals each topic's partitions out in turn. The price is an eager rebalance:
         # records in flight when one starts may be delivered again (same webhook-id).
         "partition.assignment.strategy": "roundrobin",
-    })
+    }
 
 
-def producer_settings(settings: Settings, **options: Any) -> dict[str, Any]:
-    """The delivery worker's producer configuration (``hookstream.core.kafka.producer_config``)."""
-    return producer_config(settings, **{"client.id": CLIENT_ID, **options})
+def producer_overrides(**options: Any) -> dict[str, Any]:
+    """What the delivery worker's producer changes in ``hookstream.core.kafka.producer_config``
+    (its ``client.id``, then ``options``): ``make_producer(settings, **producer_overrides())``."""
+    return {"client.id": CLIENT_ID, **options}
 
 
 class ConsumeLoop:

@@ -6,8 +6,8 @@ This module assembles the worker from its parts, each in its own module:
 
 - ``delivery.loop``: the Kafka loop (consume, pause and resume tier partitions, rebalance,
   commit, shutdown). It runs on a consumer and a producer it is *given*: the shell
-  (``hookstream.shell.cli.delivery``) builds them with ``loop.consumer_settings`` and
-  ``loop.producer_settings``; unit tests give fakes.
+  (``hookstream.shell.cli.delivery``) builds them with ``hookstream.core.kafka``'s
+  factories and ``loop.consumer_overrides`` / ``loop.producer_overrides``; unit tests give fakes.
 - ``delivery.handler``: a ``Decision`` -> attempt row, retry-tier forward, dead letter; producing,
   set-asides, references, the infrastructure-error stop.
 - ``delivery.metrics``: the metrics and the caches of their labelled children.
@@ -104,17 +104,15 @@ from hookstream.delivery import metrics as m
 from hookstream.delivery.attempt import Deliverer, Limits
 from hookstream.delivery.breaker import BreakerConfig, EndpointBreakers
 from hookstream.delivery.handler import PRODUCE_OVERHEAD, OutcomeHandler
-from hookstream.delivery.loop import CommitRelay, ConsumeLoop, consumer_settings, producer_settings
+from hookstream.core.kafka import producer_config
+from hookstream.delivery.loop import CommitRelay, ConsumeLoop, consumer_overrides, producer_overrides
 from hookstream.delivery.metrics import SERIES_TTL, MetricCaches
 from hookstream.delivery.transport import PyreqwestTransport, Transport
 
 __all__ = [
-    "SERIES_TTL", "CommitRelay", "MalformedRecord", "Worker", "consumer_settings", "dead_letter_value", "decode_record",
-    "group_id", "install_signal_handlers", "producer_settings",
+    "SERIES_TTL", "CommitRelay", "MalformedRecord", "Worker", "consumer_overrides", "dead_letter_value", "decode_record",
+    "group_id", "install_signal_handlers", "producer_overrides",
 ]
-
-DEFAULT_CONCURRENCY = 2000
-
 
 def group_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}hookstream-delivery"
@@ -122,8 +120,8 @@ def group_id(settings: Settings) -> str:
 
 class Worker(ConsumeLoop, OutcomeHandler, MetricCaches):
     """The delivery worker: ``consumer`` and ``producer`` are confluent-kafka clients built by the
-    caller (``consumer_settings(settings, group, commits)``, ``producer_settings(settings,
-    **producer_options)``); ``commits`` is the ``CommitRelay`` given to the consumer as its
+    caller (``make_consumer(settings, group, **consumer_overrides(commits))``,
+    ``make_producer(settings, **producer_overrides(**producer_options))``); ``commits`` is the ``CommitRelay`` given to the consumer as its
     ``on_commit``. ``producer_options`` must be the options the producer was built with (its
     ``message.max.bytes`` bounds what is produced as it is). ``writer`` (an attempt-log writer)
     is made from ``engine`` at ``run`` unless given."""
@@ -139,7 +137,7 @@ class Worker(ConsumeLoop, OutcomeHandler, MetricCaches):
         commits: CommitRelay | None = None,
         writer=None,
         transport: Transport | None = None,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: int | None = None,
         limits: Limits | None = None,
         breaker_config: BreakerConfig | None = None,
         group: str | None = None,
@@ -151,7 +149,7 @@ class Worker(ConsumeLoop, OutcomeHandler, MetricCaches):
         self.engine = engine
         self.limits = limits or Limits()
         self.transport = transport or PyreqwestTransport(settings, max_connections_per_host=self.limits.endpoint_concurrency)
-        self.concurrency = concurrency
+        self.concurrency = settings.delivery_concurrency if concurrency is None else concurrency
         self.group = group or group_id(settings)
         self.follower_check = follower_check or (lambda: None)
         self._init_metric_caches(time.monotonic())
@@ -173,7 +171,7 @@ class Worker(ConsumeLoop, OutcomeHandler, MetricCaches):
         if commits is not None:
             commits.target = self._on_commit
         self.writer = writer
-        self.producer_config = producer_settings(settings, **(producer_options or {}))
+        self.producer_config = producer_config(settings, **producer_overrides(**(producer_options or {})))
         # the largest key + value produced as it is (librdkafka counts both against
         # message.max.bytes); a larger one is set aside by reference
         self.max_value_bytes = int(self.producer_config.get("message.max.bytes", 1_000_000)) - PRODUCE_OVERHEAD

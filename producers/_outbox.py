@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import functools
 import logging
 import os
 import threading
@@ -49,7 +48,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hookstream.core.db import Base
-from hookstream.core.settings import DEFAULT_MAX_EVENT_BYTES, Settings
+from hookstream.core.settings import setting_from_env
 from hookstream.producers._errors import PERMANENT_CODES, PublishError, EventTooLargeError, check_size
 from hookstream.producers._publisher import PublishAck, OutgoingRecord, Publisher
 from hookstream.schemas import ENTITY_FIELDS, Event, InvalidEventError, encode_event, parse_event
@@ -93,7 +92,7 @@ def add_to_outbox(db: Session | Connection, event: Event, *, max_event_bytes: in
     either way it writes nothing. Commit is the caller's.
     """
     payload = encode_event(event)
-    check_size(event.id, event.type, payload, max_event_bytes or _env_max_event_bytes())
+    check_size(event.id, event.type, payload, max_event_bytes or setting_from_env("max_event_bytes"))
     db.execute(
         insert(_table).values(
             event_id=event.id,
@@ -105,17 +104,6 @@ def add_to_outbox(db: Session | Connection, event: Event, *, max_event_bytes: in
         )
     )
     return event
-
-
-def _env_max_event_bytes() -> int:
-    """``HOOKSTREAM_MAX_EVENT_BYTES`` as ``Settings`` reads it (read when called, never at import)."""
-    return _parse_limit(os.environ.get("HOOKSTREAM_MAX_EVENT_BYTES", ""))
-
-
-@functools.lru_cache(maxsize=8)
-def _parse_limit(text: str) -> int:
-    # only this variable: the outbox must not fail over settings it does not use
-    return Settings.from_env({"HOOKSTREAM_MAX_EVENT_BYTES": text}).max_event_bytes if text.strip() else DEFAULT_MAX_EVENT_BYTES
 
 
 class Outbox:

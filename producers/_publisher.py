@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException
 
-from hookstream.core.kafka import producer_config
+from hookstream.core.kafka import make_producer, producer_config
 from hookstream.core.settings import Settings
 from hookstream.core.topics import event_topic_for
 from hookstream.producers._errors import PublishError, check_size
@@ -107,8 +107,9 @@ class Publisher:
         self.settings = settings
         self.bootstrap = settings.kafka_bootstrap
         self.max_event_bytes = settings.max_event_bytes
-        self.config = producer_config(settings, **{"message.timeout.ms": int(delivery_timeout * 1000), **config})
-        self._producer = producer if producer is not None else Producer(self.config)
+        overrides = {"message.timeout.ms": int(delivery_timeout * 1000), **config}
+        self.config = producer_config(settings, **overrides)
+        self._producer = producer if producer is not None else make_producer(settings, **overrides)
         self._routes: dict[str, tuple[str, str]] = {}  # event type -> (full topic, entity id field)
         self._unreported: set[PublishAck] = set()  # failed deliveries no caller has seen yet
         self._sends = 0

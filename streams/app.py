@@ -71,7 +71,6 @@ from confluent_kafka import KafkaException, Producer
 from prometheus_client import Counter
 
 from hookstream.core.errors import BrokerError
-from hookstream.core.kafka import producer_config
 from hookstream.core.settings import Settings
 from hookstream.core.fsperm import private_dir
 from hookstream.subscriptions.view import FollowerThread, SubscriptionTable, table_for
@@ -208,8 +207,16 @@ class Batch:
                 self.durable.set_result(None)
 
 
+def producer_overrides() -> dict[str, object]:
+    """What the stream worker's producer changes in ``hookstream.core.kafka.producer_config``:
+    the shell builds it, ``make_producer(settings, **producer_overrides())``, and hands it to
+    ``create_app``."""
+    return {"linger.ms": 2, "client.id": "hookstream-streams"}
+
+
 class RecordSink:
-    """Where the agent's output goes: an idempotent confluent-kafka producer (librdkafka).
+    """Where the agent's output goes: an idempotent confluent-kafka producer (librdkafka), built by
+    the caller (``producer_overrides``).
 
     Faust's own ``Topic.send`` cost ~150 µs of Python per record; librdkafka's ``produce`` a few.
     Records are sent in ``Batch``es; a thread polls the producer, so acknowledgements arrive
@@ -217,8 +224,8 @@ class RecordSink:
     all its records are safe (the agent acks the batch's events only then).
     """
 
-    def __init__(self, settings: Settings, producer: Producer | None = None) -> None:
-        self.producer = producer or Producer(producer_config(settings, **{"linger.ms": 2, "client.id": "hookstream-streams"}))
+    def __init__(self, settings: Settings, producer: Producer) -> None:
+        self.producer = producer
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -368,7 +375,9 @@ async def _ack_durable(pending: asyncio.Queue, ack, stop: Callable[[Exception], 
             await ack(ev)
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings, *, producer: Producer) -> faust.App:
+    """The stream worker's Faust app for ``settings`` (the shell's, ``hookstream streams worker``),
+    writing its records with ``producer`` (``make_producer(settings, **producer_overrides())``)."""
     private_dir(settings.state_dir / "streams")
     app = faust.App(
         group_id(settings),
@@ -396,7 +405,7 @@ def create_app(settings: Settings) -> faust.App:
     lean.install(app)
     view = SubscriptionView(settings)
     events = app.topic(*(settings.topic(t) for t in EVENT_TOPICS.values()), schema=lean.RawBytes())
-    out = RecordSink(settings)
+    out = RecordSink(settings, producer)
     handler = EventHandler(settings, view.table)
 
     @app.service
@@ -437,12 +446,3 @@ def create_app(settings: Settings) -> faust.App:
     app.hookstream_stop = lambda: os.kill(os.getpid(), signal.SIGTERM)
     return app
 
-
-def __getattr__(name: str):
-    """``streams.app.app``: the app for the environment's settings, built on first access
-    (not at import), for ``faust -A streams.app worker``."""
-    if name == "app":
-        global app
-        app = create_app(Settings.from_env())
-        return app
-    raise AttributeError(name)

@@ -11,6 +11,8 @@ and fall back to it. Every variable is documented in the README.
   (tests, embedding): it never reads the environment. Settings are immutable (a pydantic model,
   not a dataclass): ``settings.model_copy(update={"topic_prefix": "x."})`` is a changed copy.
 - ``default_of(field)``: a setting's parsed default, for classes a stage builds on its own.
+- ``setting_from_env(field)``: one setting from the environment, for library code that has no
+  ``Settings`` handed to it (a service calling ``add_to_outbox``); other variables are not read.
 
 A value that does not parse is a ``ConfigError`` of one line naming the variable and what is
 wrong (pydantic's ``ValidationError`` never reaches the user).
@@ -19,6 +21,7 @@ wrong (pydantic's ``ValidationError`` never reaches the user).
 from __future__ import annotations
 
 import contextvars
+import functools
 import ipaddress
 import os
 import re
@@ -381,3 +384,14 @@ def default_of(field: str) -> Any:
     defaults are this one and never a second copy."""
     info = Settings.model_fields[field]
     return TypeAdapter(Annotated[(info.annotation, *info.metadata)]).validate_python(info.default)
+
+
+def setting_from_env(field: str, env: Mapping[str, str] | None = None) -> Any:
+    """One setting as ``Settings.from_env`` reads it, reading (and failing over) only its variable."""
+    env = os.environ if env is None else env
+    return _one_setting(field, env.get(Settings.variable(field)) or "")
+
+
+@functools.lru_cache(maxsize=32)
+def _one_setting(field: str, text: str) -> Any:
+    return getattr(Settings.from_env({Settings.variable(field): text}), field)

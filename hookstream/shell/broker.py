@@ -416,9 +416,9 @@ def _answers_metadata(bootstrap: str, timeout: float) -> bool:
     host, port = bootstrap.split(",")[0].rsplit(":", 1)
     if not _port_in_use(host.strip("[]"), int(port)):
         return False
-    from confluent_kafka.admin import AdminClient  # slow import; not needed for the port check
+    from hookstream.core.kafka import make_admin  # slow import (confluent-kafka); not needed for the port check
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 1000, "log_level": 0})
+    admin = make_admin(Settings(kafka_bootstrap=bootstrap), **{"socket.connection.setup.timeout.ms": 1000, "log_level": 0})
     try:
         md = admin.list_topics(timeout=timeout)
         return bool(md.brokers)

@@ -35,6 +35,7 @@ from prometheus_client import Counter
 from hookstream.core.crypto import Keyring, load_keyring
 from hookstream.core.errors import BrokerError, HookstreamError, TopicError
 from hookstream.core.kafka import make_consumer
+from hookstream.core.reading import read_range
 from hookstream.core.settings import Settings
 from hookstream.subscriptions import filters
 from hookstream.subscriptions.models import Subscription
@@ -245,14 +246,13 @@ def _skipped(msg, reason: str, why: str) -> None:
 
 
 def load_table(settings: Settings, *, timeout: float = 30.0) -> SubscriptionTable:
-    """A table read from the topic up to its current end (a one-off reader: tools, tests, sync)."""
-    thread = FollowerThread(settings).start()
-    try:
-        if not thread.wait_ready(timeout):
-            raise thread.error or BrokerError(f"could not read {settings.topic(SUBSCRIPTIONS)} to its end within {timeout:g}s")
-        return thread.table
-    finally:
-        thread.stop()
+    """A table read from the topic up to its current end (a one-off reader: tools, tests, sync),
+    within ``timeout`` seconds in all (``hookstream.core.reading.read_range``: ``BrokerError``)."""
+    table = table_for(settings)
+    for msg in read_range(settings, settings.topic(SUBSCRIPTIONS), timeout=min(timeout, 10.0), deadline=timeout,
+                          client_id="hookstream-subscriptions-view"):
+        _apply(table, msg)
+    return table
 
 
 class FollowerThread:

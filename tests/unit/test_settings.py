@@ -273,3 +273,13 @@ def test_nothing_but_settings_reads_hookstream_variables() -> None:
     sources = [p for p in (REPO / "hookstream" / "shell").rglob("*.py")]
     offenders = [str(p) for p in sources if "envvar=" in p.read_text()]
     assert offenders == []
+
+
+def test_one_setting_is_read_from_the_environment_without_the_others() -> None:
+    from hookstream.core.settings import setting_from_env
+
+    assert setting_from_env("max_event_bytes", {}) == 256 * 1024
+    # a bad variable it does not read is not its concern (the outbox must not fail over it)
+    assert setting_from_env("max_event_bytes", {"HOOKSTREAM_MAX_EVENT_BYTES": "2048", "HOOKSTREAM_KAFKA_BOOTSTRAP": "nope"}) == 2048
+    with pytest.raises(ConfigError, match=r"^HOOKSTREAM_MAX_EVENT_BYTES: 'x' is not a byte count"):
+        setting_from_env("max_event_bytes", {"HOOKSTREAM_MAX_EVENT_BYTES": "x"})

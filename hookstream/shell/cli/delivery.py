@@ -60,15 +60,14 @@ def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_por
     import prometheus_client
     import uvloop
 
-    from confluent_kafka import Consumer, Producer
-
+    from hookstream.core.kafka import make_consumer, make_producer
     from hookstream.delivery.worker import (
         CommitRelay,
         Worker,
-        consumer_settings,
+        consumer_overrides,
         group_id,
         install_signal_handlers,
-        producer_settings,
+        producer_overrides,
     )
     from hookstream.core.crypto import load_keyring
     from hookstream.core.db import open_database
@@ -103,8 +102,8 @@ def _run_worker(settings: Settings, *, concurrency, limits, breaker, metrics_por
         install_signal_handlers(stop)
         # the worker runs on Kafka clients built here, with hookstream.core.kafka's configs
         commits = CommitRelay()
-        consumer = Consumer(consumer_settings(settings, group_id(settings), commits))
-        producer = Producer(producer_settings(settings))
+        consumer = make_consumer(settings, group_id(settings), **consumer_overrides(commits))
+        producer = make_producer(settings, **producer_overrides())
         w = Worker(settings, table=table, engine=engine, consumer=consumer, producer=producer, commits=commits,
                    concurrency=concurrency, limits=limits, breaker_config=breaker, follower_check=check_follower)
         await w.run(stop, ready=lambda: typer.echo("delivery worker ready", err=True))

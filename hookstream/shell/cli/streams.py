@@ -18,16 +18,17 @@ def worker(
     """Join events with subscriptions and write one delivery record per matching endpoint."""
     from faust.worker import Worker
 
+    from hookstream.core.kafka import make_producer
     from hookstream.core.metrics import LagMonitor, serve_metrics
     from hookstream.core.topics import EVENT_TOPICS
-    from hookstream.streams.app import create_app, group_id
+    from hookstream.streams.app import create_app, group_id, producer_overrides
 
     if metrics_port is not None and not 0 <= metrics_port <= 65535:
         from hookstream.core.errors import ConfigError
 
         raise ConfigError(f"--metrics-port must be from 0 to 65535 (got {metrics_port})")
     settings = settings_of(ctx)
-    app = create_app(settings)
+    app = create_app(settings, producer=make_producer(settings, **producer_overrides()))
     port = settings.metrics_port if metrics_port is None else metrics_port
     if port is not None and (port or metrics_port == 0):
         bound = serve_metrics(port, settings.metrics_host)

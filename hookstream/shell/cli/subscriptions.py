@@ -46,9 +46,15 @@ HeaderOption = typer.Option(
 SecretOption = typer.Option(None, "--secret", help="Use this whsec_ secret instead of generating one; '@file' or '-' (stdin) reads it.")
 
 
-def _emit_with_secret(sub, plain: str, published: bool) -> None:
-    """The one JSON document that carries a secret in clear: after `add` and `rotate-secret`."""
-    emit_json({"subscription": sub.to_public() | {"published": published}, "secret": plain, "published": published})
+def _show_secret(sub, plain: str, published: bool, as_json: bool, *, headline: str, note: str) -> None:
+    """The one place a secret is printed in clear, once: after `add` and `rotate-secret` (one JSON
+    document, or the headline, the secret and a note on it)."""
+    if as_json:
+        emit_json({"subscription": sub.to_public() | {"published": published}, "secret": plain, "published": published})
+        return
+    typer.echo(headline)
+    typer.echo(f"secret: {plain}")
+    typer.echo(note)
 
 
 def _store(settings: Settings) -> tuple[Settings, SubscriptionStore]:
@@ -174,13 +180,8 @@ def add(
     secret, headers = reader.value(secret, "secret"), _headers(header, reader)
     settings, store = _store(settings_of(ctx))
     sub, plain = store.add(tenant, url, parse_filters(events), secret=secret, description=description, headers=headers)
-    published = _publish(settings, store)
-    if as_json:
-        _emit_with_secret(sub, plain, published)
-        return
-    typer.echo(f"created {sub.id} for tenant {sub.tenant_id}")
-    typer.echo(f"secret: {plain}")
-    typer.echo("(the secret is shown only now; store it where the receiver can verify signatures)")
+    _show_secret(sub, plain, _publish(settings, store), as_json, headline=f"created {sub.id} for tenant {sub.tenant_id}",
+                 note="(the secret is shown only now; store it where the receiver can verify signatures)")
 
 
 @subscriptions_app.command("list")
@@ -284,17 +285,10 @@ def rotate_secret(
     settings, store = _store(settings_of(ctx))
     grace_seconds = parse_duration(grace, name="--grace") if grace is not None else None
     sub, plain = store.rotate_secret(subscription_id, tenant_id=_owner(store, subscription_id, tenant), secret=secret, grace_seconds=grace_seconds)
-    published = _publish(settings, store)
-    if as_json:
-        _emit_with_secret(sub, plain, published)
-        return
-    typer.echo(f"rotated the secret of {sub.id}")
-    typer.echo(f"secret: {plain}")
     older = [s for s in sub.secrets[1:] if s.expires_at]
-    if older:
-        typer.echo(f"(shown only now; the previous secret stays valid until {min(s.expires_at for s in older):%Y-%m-%d %H:%M:%S}Z)")
-    else:
-        typer.echo("(shown only now; the previous secret is no longer valid)")
+    note = (f"(shown only now; the previous secret stays valid until {min(s.expires_at for s in older):%Y-%m-%d %H:%M:%S}Z)"
+            if older else "(shown only now; the previous secret is no longer valid)")
+    _show_secret(sub, plain, _publish(settings, store), as_json, headline=f"rotated the secret of {sub.id}", note=note)
 
 
 @subscriptions_app.command("sync")
