@@ -11,7 +11,8 @@ sent. Published with the ``AsyncPublisher`` (validated again, keyed by entity), 
 
 Idempotency (``idempotency.py``): by the ``Idempotency-Key`` header, else by the event's own
 ``id`` when the client gave one; without either, every request is a new event. In a batch the
-header ``K`` keys event ``i`` as ``K:i``.
+header ``K`` keys event ``i`` apart from any single request's key (a single request under the key
+``K:0`` is not the batch's first event).
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ class Ingest:
                           first.get("field"), extra={"errors": errors})
         items, seen = [], set()
         for i, ((event, client_id), doc) in enumerate(zip(built, docs)):
-            key = f"key:{idempotency_key}:{i}" if idempotency_key else (f"id:{event.id}" if client_id else None)
+            key = f"batch:{idempotency_key}:{i}" if idempotency_key else (f"id:{event.id}" if client_id else None)
             if key is not None and key in seen:
                 raise Problem(422, "duplicate_event_id", f"events.{i}: id {event.id} appears twice in the batch", f"events.{i}.id")
             seen.add(key)

@@ -25,7 +25,7 @@ from hookstream.streams.recovery import RecoveryReport, recover
 from hookstream.subscriptions import Subscription, SubscriptionStore, matches, publish_pending
 from hookstream.core.time import format_time
 from hookstream.shell.services.errors import ConflictError
-from hookstream.shell.services.ids import known
+from hookstream.shell.services.ids import known, word
 from hookstream.shell.services.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
 
 log = logging.getLogger("hookstream.api")
@@ -69,6 +69,7 @@ class EndpointService:
         (endpoints whose filters select it) narrow the list."""
         check_limit(limit)
         after = decode_cursor("endpoints", iterator)
+        word(event_type, "event_type")  # names nothing otherwise: refused, as the message listing does
         if status is not None and status not in STATUS_FILTERS:
             raise ValidationError(f"status: {status!r} is not one of {', '.join(STATUS_FILTERS)}")
         subs = sorted(self.store.list(tenant_id=tenant_id), key=_key, reverse=True)

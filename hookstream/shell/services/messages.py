@@ -18,6 +18,8 @@ from hookstream.shell.services.errors import ConflictError
 from hookstream.shell.services.ids import known, word
 from hookstream.shell.services.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
 
+_MIN_ID, _MAX_ID = -(2**63), 2**63 - 1  # the range of a BIGINT (PostgreSQL) and an INTEGER (SQLite)
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MessageFilter:
@@ -50,7 +52,8 @@ class MessageService:
         to the front, so a listing in progress may show it twice)."""
         check_limit(limit)
         before = decode_cursor("messages", iterator)
-        if before is not None and (isinstance(before, bool) or not isinstance(before, int)):
+        # a row id: a forged one past the databases' 64-bit integers would fail the query (a 500)
+        if before is not None and (isinstance(before, bool) or not isinstance(before, int) or not _MIN_ID <= before <= _MAX_ID):
             raise ValidationError("iterator: not an iterator this listing returned")
         if filters.since is not None and filters.until is not None and filters.until <= filters.since:
             raise ValidationError("until: must be later than since")
