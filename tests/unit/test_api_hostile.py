@@ -72,3 +72,38 @@ async def test_the_same_idempotency_key_in_two_tenants_makes_two_events(api, pub
     assert "idempotent-replayed" not in g.headers
     assert a.json()["id"] != g.json()["id"] and g.json()["tenant_id"] == "globex"
     assert [e.tenant_id for e in publisher.published] == ["acme", "globex"]
+
+
+async def test_a_client_that_leaves_mid_body_is_not_logged_as_an_unexpected_error(api, publisher, caplog):
+    """A slowloris-like client sends half a body and hangs up: nothing to answer, nothing published,
+    and no 'unexpected error' traceback a stranger could print into the log at will."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/events", "raw_path": b"/v1/events", "root_path": "", "query_string": b"",
+             "headers": [(b"host", b"api.test"), (b"authorization", f"Bearer {api.acme}".encode()),
+                         (b"content-type", b"application/json"), (b"content-length", b"1000")],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80), "state": {}, "app": api.app}
+    messages = iter([{"type": "http.request", "body": b'{"type":', "more_body": True}, {"type": "http.disconnect"}])
+    sent = []
+
+    async def receive():
+        return next(messages, {"type": "http.disconnect"})
+
+    async def send(message):
+        sent.append(message)
+
+    with caplog.at_level("DEBUG", logger="hookstream.api"):
+        await api.app(scope, receive, send)
+    assert not [r for r in caplog.records if r.levelno >= 30], [r.getMessage() for r in caplog.records]
+    assert all(m.get("status", 0) < 500 for m in sent if m["type"] == "http.response.start"), sent
+    assert publisher.published == []
+
+
+@pytest.mark.parametrize("header", ["Hookstream-Tenant", "Authorization"])
+async def test_a_request_with_two_tenant_or_authorization_headers_is_refused(api, header):
+    """Two values of one header: a proxy may check one and the app use the other; refused (400)."""
+    values = {"Hookstream-Tenant": ["acme", "globex"], "Authorization": [f"Bearer {api.admin}", f"Bearer {api.acme}"]}[header]
+    headers = [("Authorization", f"Bearer {api.admin}")] if header != "Authorization" else []
+    headers += [(header, v) for v in values]
+    async with api.client() as client:
+        response = await client.get("/v1/endpoints", headers=headers)
+    assert_problem(response, 400, "duplicate_header", header)

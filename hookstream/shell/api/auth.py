@@ -3,6 +3,7 @@
 - ``caller``: the ``Authorization: Bearer hsk_...`` key as a ``Caller`` (401 ``unauthorized``
   without a key, with a malformed, unknown or revoked one), then the key's rate limit (429
   ``rate_limited`` with ``Retry-After``).
+  Either header (``Authorization``, ``Hookstream-Tenant``) given twice: 400 ``duplicate_header``.
 - ``tenant_of``: the tenant the request acts for. A tenant key acts for its own tenant (a
   ``Hookstream-Tenant`` header naming another is 403 ``tenant_mismatch``); an admin key names
   the tenant in the ``Hookstream-Tenant`` header (400 ``tenant_required`` without it).
@@ -28,6 +29,7 @@ from hookstream.shell.api.problems import Problem
 TENANT_HEADER = "Hookstream-Tenant"
 TENANT_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"  # as hookstream.subscriptions.store.validate_tenant checks
 
+_SINGLE_HEADERS = ("Authorization", TENANT_HEADER)  # each at most once in a request
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer hsk_...` (`hookstream api-keys create`).")
 
 
@@ -48,6 +50,9 @@ async def caller(
     ctx: Annotated[ApiContext, Depends(context)],
 ) -> Caller:
     """The authenticated caller, within its rate limit."""
+    for name in _SINGLE_HEADERS:  # a proxy may check one value and the app read the other
+        if len(request.headers.getlist(name)) > 1:
+            raise Problem(400, "duplicate_header", f"{name}: given more than once; send it once", name)
     if credentials is None:
         if request.headers.get("authorization"):
             raise _unauthorized("the Authorization header is not 'Bearer <API key>'")

@@ -16,6 +16,7 @@ line for a person, ``field`` names the input at fault when there is one. Routes 
   (``InvalidEventError``: ``invalid_event`` with its field), ``EventTooLargeError`` 413,
   ``BrokerError`` 503 with ``Retry-After`` (the broker's address stays out of the answer);
 - a body over the limit: 413 ``too_large`` (``BodyGuard``, before the route reads it);
+- a client that hangs up mid-body (``ClientDisconnect``): no answer, a debug line only;
 - anything else: 500 ``internal_error`` with no internals in the answer (the traceback is logged).
   Bad input never gets here: every route checks what it reads.
 """
@@ -31,6 +32,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -207,6 +209,9 @@ class BodyGuard:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
+        except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing went wrong here
+            log.debug("client left during %s %s", scope.get("method"), scope.get("path"))
+            return
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             if isinstance(exc, Problem):
                 response = exc.response()
