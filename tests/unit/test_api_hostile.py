@@ -107,3 +107,16 @@ async def test_a_request_with_two_tenant_or_authorization_headers_is_refused(api
     async with api.client() as client:
         response = await client.get("/v1/endpoints", headers=headers)
     assert_problem(response, 400, "duplicate_header", header)
+
+
+def test_strangers_unknown_keys_never_push_a_real_key_out_of_the_key_cache():
+    """A stranger sending thousands of made-up, well-formed keys must not flush the cache of real
+    keys (each flush makes every busy key read the database again)."""
+    from hookstream.shell.api.keys import KeyCache
+
+    cache = KeyCache(ttl=60.0, size=100, clock=lambda: 0.0)
+    real = object()
+    cache.put("real", real)  # type: ignore[arg-type]
+    for i in range(1000):
+        cache.put(f"unknown-{i}", None)
+    assert cache.get("real") == (True, real)

@@ -152,7 +152,8 @@ def _key(row) -> ApiKey:
 class KeyCache:
     """What ``authenticate`` answered for a key hash, for ``ttl`` seconds, so a busy key costs no
     database read per request. A revoked key is refused everywhere within ``ttl``. Bounded: when
-    full, it starts afresh (a miss only costs a read)."""
+    full, it starts afresh (a miss only costs a read), but only for a real key: unknown keys are
+    not remembered then, so made-up keys cannot flush the real ones."""
 
     def __init__(self, ttl: float = 5.0, size: int = 10_000, clock: Callable[[], float] | None = None) -> None:
         import time
@@ -171,5 +172,7 @@ class KeyCache:
 
     def put(self, digest: str, key: ApiKey | None) -> None:
         if len(self._entries) >= self.size:
+            if key is None:  # an unknown key (anyone can make them up) never flushes the known ones
+                return
             self._entries.clear()
         self._entries[digest] = (key, self._clock() + self.ttl)
