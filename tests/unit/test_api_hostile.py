@@ -120,3 +120,38 @@ def test_strangers_unknown_keys_never_push_a_real_key_out_of_the_key_cache():
     for i in range(1000):
         cache.put(f"unknown-{i}", None)
     assert cache.get("real") == (True, real)
+
+
+async def test_a_body_that_stops_coming_is_408_after_the_read_timeout():
+    """Slowloris: a client that sends part of a body and then nothing holds its connection only
+    until the read timeout, then gets a 408 problem (here 0.05 s instead of 30 s)."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from hookstream.shell.api.problems import BodyGuard
+
+    async def app(scope, receive, send):
+        await Request(scope, receive).body()
+        raise AssertionError("the body never completes")
+
+    guard = BodyGuard(app, max_body_bytes=1000, read_timeout=0.05)
+    stalled = asyncio.Event()  # never set: the rest of the body never arrives
+    first = True
+
+    async def receive():
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b'{"a":', "more_body": True}
+        await stalled.wait()
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/events", "headers": [(b"content-length", b"100")]}
+    await asyncio.wait_for(guard(scope, receive, send), 10)
+    assert sent[0]["status"] == 408
+    assert json.loads(sent[1]["body"])["code"] == "request_timeout"

@@ -23,6 +23,7 @@ line for a person, ``field`` names the input at fault when there is one. Routes 
 
 from __future__ import annotations
 
+import asyncio
 import http
 import logging
 from typing import Any
@@ -42,12 +43,13 @@ log = logging.getLogger("hookstream.api")
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:hookstream:problem:"
+BODY_READ_TIMEOUT = 30.0  # seconds a request body may pause before 408 (a client that stops sending)
 BROKER_RETRY_AFTER = 5  # seconds a client should wait after a 503 from the broker
 
 # The code of a bare HTTP status (an HTTPException without one of ours).
 CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    406: "not_acceptable", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+    406: "not_acceptable", 408: "request_timeout", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
     422: "validation_error", 429: "rate_limited", 500: "internal_error", 503: "unavailable",
 }
 
@@ -172,13 +174,16 @@ class BodyGuard:
 
     - refuses a body over ``max_body_bytes`` with 413: at once when ``Content-Length`` says so,
       else when the bytes read pass it (the route's read raises ``Problem``);
+    - answers 408 ``request_timeout`` when a body pauses for ``read_timeout`` seconds (a client that
+      sends part of a body and then nothing would hold its connection and task for ever);
     - turns any exception that escaped every handler into a 500 problem without internals,
       logging the traceback (Starlette would answer ``text/plain`` and re-raise).
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, read_timeout: float = BODY_READ_TIMEOUT) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -191,14 +196,21 @@ class BodyGuard:
             return
         seen = 0
         started = False
+        body_done = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done:  # after the body only a disconnect comes, whenever it does: no timeout
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout)
+            except TimeoutError:
+                raise Problem(408, "request_timeout", f"the request body stopped arriving for {self.read_timeout:g}s") from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise body_too_large(limit)
+                body_done = not message.get("more_body", False)
             return message
 
         async def tracking_send(message: Message) -> None:
