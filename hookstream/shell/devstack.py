@@ -1,4 +1,5 @@
-"""The local stack behind ``hookstream dev up``: broker, topics, stream worker, delivery worker.
+"""The local stack behind ``hookstream dev up``: broker, topics, stream worker, delivery worker,
+the HTTP API.
 
 Each part runs as its own process (its own metrics port, its own log file) started in order and
 stopped in reverse order. What runs is written to ``<state dir>/dev/stack.json`` (names, pids,
@@ -41,6 +42,11 @@ class StackProcess:
     @property
     def metrics_url(self) -> str | None:
         return f"http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else None
+
+    @property
+    def url(self) -> str | None:
+        """Where it serves (the API, the receiver), or its metrics."""
+        return f"http://127.0.0.1:{self.port}/" if self.port else self.metrics_url
 
     @property
     def alive(self) -> bool:
@@ -101,7 +107,8 @@ class DevStack:
         self.state_file.write_text(state.to_json())
 
     # ------------------------------------------------------------------ up
-    def up(self, *, streams_metrics_port: int, delivery_metrics_port: int, before_workers=None) -> StackState:
+    def up(self, *, streams_metrics_port: int, delivery_metrics_port: int, api_port: int | None = None,
+           before_workers=None) -> StackState:
         """Start everything in order; return once every process is ready. Raises (after
         stopping what it started) when a part cannot start."""
         existing = self.load()
@@ -110,6 +117,8 @@ class DevStack:
         for port in (streams_metrics_port, delivery_metrics_port):
             if not port_free(port):
                 raise HookstreamError(f"metrics port {port} is taken; choose others with --streams-metrics-port/--delivery-metrics-port")
+        if api_port is not None and not port_free(api_port):
+            raise HookstreamError(f"the API's port {api_port} is taken; choose another with --api-port")
         broker = LocalBroker(self.settings)
         before = broker.status(timeout=2.0)
         broker.start()
@@ -125,6 +134,9 @@ class DevStack:
             self._save(state)
             state.processes.append(self._spawn("delivery", ["delivery", "worker", "--metrics-port", str(delivery_metrics_port)], metrics_port=delivery_metrics_port))
             self._save(state)
+            if api_port is not None:
+                state.processes.append(self._spawn("api", ["api", "--host", "127.0.0.1", "--port", str(api_port)], port=api_port))
+                self._save(state)
             self._wait_ready(state)
         except BaseException:
             self.down(state)
@@ -175,7 +187,7 @@ class DevStack:
 
 
 def _answers(p: StackProcess) -> bool:
-    url = p.metrics_url or (f"http://127.0.0.1:{p.port}/" if p.port else None)
+    url = p.metrics_url or (f"http://127.0.0.1:{p.port}/{'healthz' if p.name == 'api' else ''}" if p.port else None)
     if url is None:
         return True
     try:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from tests.integration.test_streams_worker import free_port
@@ -21,7 +22,7 @@ def _env(hs_env):
 
 def _ports():
     return ["--streams-metrics-port", str(free_port()), "--delivery-metrics-port", str(free_port()),
-            "--receiver-port", str(free_port())]
+            "--receiver-port", str(free_port()), "--api-port", str(free_port())]
 
 
 def _valid_lines(log: Path) -> set[str]:
@@ -56,9 +57,19 @@ def test_detached_demo_delivers_all_12_events_and_down_stops_everything(hs_env):
     doc = json.loads(status.stdout)
     assert doc["bootstrap"] == env["HOOKSTREAM_KAFKA_BOOTSTRAP"]
     names = [p["name"] for p in doc["processes"]]
-    assert names == ["receiver", "streams", "delivery"]
+    assert names == ["receiver", "streams", "delivery", "api"]
     assert all(p["alive"] for p in doc["processes"])
-    assert all(p["metrics_url"] for p in doc["processes"] if p["name"] != "receiver")
+    assert all(p["metrics_url"] for p in doc["processes"] if p["name"] not in ("receiver", "api"))
+    # the API answers, and the demo's key (printed once) sees the demo tenant's endpoint
+    (api_url,) = [p["url"] for p in doc["processes"] if p["name"] == "api"]
+    assert f"API at {api_url}" in up.stdout
+    (key,) = re.findall(r"API key for tenant 'demo' \(shown only now\): (hsk_\S+)", up.stdout)
+    with urllib.request.urlopen(api_url + "healthz", timeout=10) as r:
+        assert r.status == 200
+    request = urllib.request.Request(api_url + "v1/endpoints", headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        endpoints = json.loads(r.read())["data"]
+    assert [e["tenant_id"] for e in endpoints] == ["demo"] and endpoints[0]["url"].endswith("/webhooks")
     pids = [p["pid"] for p in doc["processes"]]
     receiver_log = Path(env["HOOKSTREAM_STATE_DIR"]) / "dev" / "receiver.log"
     try:

@@ -53,7 +53,7 @@ def test_kafka_service_runs_the_pinned_release_in_kraft_mode():
 
 
 def test_the_whole_pipeline_is_there():
-    assert set(SERVICES) == {"kafka", "postgres", "topics", "streams", "delivery", "prometheus", "grafana"}
+    assert set(SERVICES) == {"kafka", "postgres", "topics", "streams", "delivery", "api", "prometheus", "grafana"}
 
 
 def test_every_named_volume_is_declared():
@@ -99,6 +99,7 @@ def test_host_ports_are_the_documented_ones_and_unique():
     assert published["postgres"] == [5432]
     assert published["prometheus"] == [9090]
     assert published["grafana"] == [3000]
+    assert published["api"] == [8080]
     every = [port for ports in published.values() for port in ports]
     assert len(every) == len(set(every))
 
@@ -142,6 +143,19 @@ def test_service_commands_are_hookstream_commands(service):
     if args == ["delivery", "worker"] and not _command_exists(["delivery"]):
         pytest.skip("`hookstream delivery worker` is not merged yet (issue 7, delivery worker)")
     assert _command_exists(args), f"hookstream {' '.join(args)} is not a command"
+
+
+def test_api_serves_on_all_interfaces_after_topics_and_database_with_a_healthcheck():
+    api = SERVICES["api"]
+    assert api["build"] == "."
+    assert api["command"][:1] == ["api"] and api["command"][api["command"].index("--host") + 1] == "0.0.0.0"
+    assert _command_exists(["api"])
+    port = env("api")["HOOKSTREAM_API_PORT"]
+    assert f"{port}:{port}" in api["ports"]
+    assert depends_on("api") == {"topics": "service_completed_successfully", "postgres": "service_healthy"}
+    assert env("api")["HOOKSTREAM_DATABASE_URL"] == env("delivery")["HOOKSTREAM_DATABASE_URL"]
+    check = " ".join(api["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/healthz" in check
 
 
 # ------------------------------------------------------------------ monitoring
@@ -202,7 +216,7 @@ def test_dockerfile_copies_every_package_the_project_installs():
     assert re.search(r'^ENTRYPOINT \["hookstream"\]$', text, re.M)
 
 
-HOOKSTREAM_SERVICES = ("topics", "streams", "delivery")
+HOOKSTREAM_SERVICES = ("topics", "streams", "delivery", "api")
 
 
 @pytest.mark.parametrize("service", HOOKSTREAM_SERVICES)

@@ -12,7 +12,7 @@ from hookstream.shell.cli._output import Column, JsonOption, emit_json, printabl
 from hookstream.core.settings import Settings
 from hookstream.shell.cli._context import settings_of
 
-dev_app = typer.Typer(help="Run the whole pipeline locally: broker, topics, stream and delivery workers.", no_args_is_help=True)
+dev_app = typer.Typer(help="Run the whole pipeline locally: broker, topics, stream and delivery workers, the HTTP API.", no_args_is_help=True)
 
 DEMO_TENANT = "demo"
 DEMO_DESCRIPTION = "hookstream demo receiver"
@@ -56,6 +56,14 @@ def _publish_demo_events(settings: Settings) -> list[str]:
     return [e.id for e in events]
 
 
+def _demo_api_key(settings: Settings) -> str:
+    """A new key for the demo tenant (printed once, like `hookstream api-keys create`)."""
+    from hookstream.shell.api.keys import ApiKeyStore
+
+    _key, plain = ApiKeyStore.open(settings).create(tenant_id=DEMO_TENANT, name="dev up --demo")
+    return plain
+
+
 def _interrupt(*_args) -> None:
     raise KeyboardInterrupt
 
@@ -68,8 +76,9 @@ def up(
     streams_metrics_port: int = typer.Option(9464, "--streams-metrics-port"),
     delivery_metrics_port: int = typer.Option(9465, "--delivery-metrics-port"),
     receiver_port: int = typer.Option(8765, "--receiver-port", help="Port of the demo receiver."),
+    api_port: int = typer.Option(None, "--api-port", help="Port of the HTTP API (default HOOKSTREAM_API_PORT or 8080)."),
 ) -> None:
-    """Start broker, topics, stream worker and delivery worker; stream every delivery outcome."""
+    """Start broker, topics, stream worker, delivery worker and the HTTP API; stream every delivery outcome."""
     from hookstream.shell.devstack import DevStack, follow_outcomes, format_outcome, port_free
 
     env = _demo_env() if demo else dict(os.environ)
@@ -93,15 +102,19 @@ def up(
     try:
         state = stack.up(
             streams_metrics_port=streams_metrics_port, delivery_metrics_port=delivery_metrics_port,
-            before_workers=demo_parts if demo else None,
+            api_port=settings.api_port if api_port is None else api_port, before_workers=demo_parts if demo else None,
         )
     except KeyboardInterrupt:
         typer.echo("stopped", err=True)
         raise typer.Exit(130)
     typer.echo(f"kafka at {settings.kafka_bootstrap}")
     table(["NAME", Column("PID", "right"), "URL", "LOG"],
-          [(p.name, p.pid, p.metrics_url or (f"http://127.0.0.1:{p.port}/" if p.port else None), p.log) for p in state.processes])
+          [(p.name, p.pid, p.url, p.log) for p in state.processes])
+    api = next((p for p in state.processes if p.name == "api"), None)
+    if api is not None:
+        typer.echo(f"API at {api.url} (docs/api.md; keys: `hookstream api-keys create`)")
     if demo:
+        typer.echo(f"API key for tenant {DEMO_TENANT!r} (shown only now): {_demo_api_key(settings)}")
         ids = _publish_demo_events(settings)
         typer.echo(f"published {len(ids)} demo events (one of each type) for tenant {DEMO_TENANT!r}; "
                    f"the receiver prints them in {stack.dir / 'receiver.log'}")
@@ -144,7 +157,7 @@ def down(ctx: typer.Context) -> None:
 
 @dev_app.command("status")
 def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
-    """Each process of the stack: name, pid, alive, metrics URL; exit 1 if any died."""
+    """Each process of the stack: name, pid, alive, URL (metrics, or what it serves); exit 1 if any died."""
     from hookstream.shell.devstack import DevStack
 
     stack = DevStack(settings_of(ctx))
@@ -155,11 +168,12 @@ def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
         else:
             typer.echo("no dev stack is running")
         raise typer.Exit(1)
-    rows = [{"name": p.name, "pid": p.pid, "alive": p.alive, "metrics_url": p.metrics_url, "log": p.log} for p in state.processes]
+    rows = [{"name": p.name, "pid": p.pid, "alive": p.alive, "metrics_url": p.metrics_url, "url": p.url, "log": p.log}
+            for p in state.processes]
     if as_json:
         emit_json({"running": True, "bootstrap": state.bootstrap, "processes": rows})
     else:
         typer.echo(f"kafka at {state.bootstrap}")
-        table(["NAME", Column("PID", "right"), "STATE", "METRICS", "LOG"],
-              [(r["name"], r["pid"], "alive" if r["alive"] else "DEAD", r["metrics_url"], r["log"]) for r in rows])
+        table(["NAME", Column("PID", "right"), "STATE", "URL", "LOG"],
+              [(r["name"], r["pid"], "alive" if r["alive"] else "DEAD", r["url"], r["log"]) for r in rows])
     raise typer.Exit(0 if all(r["alive"] for r in rows) else 1)

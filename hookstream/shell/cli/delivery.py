@@ -9,7 +9,7 @@ import logging
 import typer
 
 from hookstream.shell.cli._output import Column, JsonOption, emit_json, printable, table
-from hookstream.core.errors import BrokerError, NotFoundError, ValidationError
+from hookstream.core.errors import BrokerError
 from hookstream.core.settings import MAX_CONCURRENCY, Settings
 from hookstream.shell.cli._context import setting_help, settings_of
 
@@ -19,7 +19,7 @@ deliveries_app = typer.Typer(help="Inspect delivery attempts (the attempt log)."
 log = logging.getLogger("hookstream.delivery")
 
 ALL_TENANTS = "all tenants (no --tenant given)"
-MAX_LIST_LIMIT = 10_000
+MAX_LIST_LIMIT = 10_000  # deliveries list --limit (checked by services.messages.MAX_DELIVERIES, the same)
 
 
 @delivery_app.command("worker")
@@ -135,16 +135,7 @@ def deliveries_list(
     as_json: bool = JsonOption,
 ) -> None:
     """Deliveries with their latest attempt, newest first."""
-    from hookstream.delivery.attempt_log import STATUSES, list_deliveries, list_deliveries_all_tenants
-
-    if status is not None and status not in STATUSES:
-        raise ValidationError(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
-    if not 1 <= limit <= MAX_LIST_LIMIT:  # the database's integers end somewhere; a screen much sooner
-        raise ValidationError(f"--limit must be from 1 to {MAX_LIST_LIMIT} (got {limit})")
-    if tenant is None:
-        rows = list_deliveries_all_tenants(_engine(settings_of(ctx)), subscription_id=subscription, status=status, limit=limit)
-    else:
-        rows = list_deliveries(_engine(settings_of(ctx)), tenant_id=tenant, subscription_id=subscription, status=status, limit=limit)
+    rows = _messages(ctx).deliveries(tenant_id=_tenant(tenant), endpoint_id=subscription, status=status, limit=limit, flag="--")
     if as_json:
         if tenant is None:
             typer.echo(ALL_TENANTS, err=True)  # stdout stays one JSON document
@@ -170,15 +161,7 @@ def deliveries_show(
     as_json: bool = JsonOption,
 ) -> None:
     """Every attempt of one delivery."""
-    from hookstream.delivery.attempt_log import attempts_of, attempts_of_any_tenant
-
-    if tenant is None:
-        rows = attempts_of_any_tenant(_engine(settings_of(ctx)), delivery_id)
-    else:
-        rows = attempts_of(_engine(settings_of(ctx)), delivery_id, tenant_id=tenant)
-    if not rows:
-        whose = f" for tenant {tenant}" if tenant is not None else ""
-        raise NotFoundError(f"no attempts recorded for delivery {delivery_id!r}{whose}")
+    rows = _messages(ctx).delivery_attempts(delivery_id, tenant_id=_tenant(tenant))
     if tenant is None:
         typer.echo(f"looked up across {ALL_TENANTS}", err=True)
     if as_json:
@@ -201,6 +184,20 @@ def _engine(settings: Settings):
     from hookstream.core.db import open_database
 
     return open_database(settings)
+
+
+def _messages(ctx: typer.Context):
+    """The API's message service, for reading the attempt log (no store: nothing is resent)."""
+    from hookstream.shell.services.messages import MessageService
+
+    settings = settings_of(ctx)
+    return MessageService(settings, None, engine=_engine(settings))
+
+
+def _tenant(tenant: str | None):
+    from hookstream.shell.services.endpoints import ANY_TENANT
+
+    return ANY_TENANT if tenant is None else tenant
 
 
 __all__ = ["deliveries_app", "delivery_app"]

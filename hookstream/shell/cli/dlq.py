@@ -1,4 +1,8 @@
-"""``hookstream dlq list|show|replay`` and ``hookstream replay events``: what operators touch."""
+"""``hookstream dlq list|show|replay`` and ``hookstream replay events``: what operators touch.
+
+``dlq list|replay`` and ``replay events`` go through the service layer the HTTP API uses
+(``DeadLetterService``, ``EndpointService.recover``); the commands parse flags, ask, and print.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +19,16 @@ replay_app = typer.Typer(help="Re-deliver past events to one subscription.", no_
 
 
 def _filter(tenant, subscription, event_type, since, until, reason):
-    from hookstream.core.time import parse_since
-    from hookstream.delivery.dead_letters import Filter
+    from hookstream.shell.services.dlq import make_filter
 
-    return Filter(
-        tenant_id=tenant, all_tenants=tenant is None, subscription_id=subscription, event_type=event_type, reason=reason,
-        since=parse_since(since, name="--since") if since else None,
-        until=parse_since(until, name="--until") if until else None,
-    )
+    return make_filter(tenant_id=tenant, endpoint_id=subscription, event_type=event_type, since=since, until=until,
+                       reason=reason, flag="--")
+
+
+def _dead_letters(ctx: typer.Context):
+    from hookstream.shell.services.dlq import DeadLetterService
+
+    return DeadLetterService(settings_of(ctx))
 
 
 _tenant = typer.Option(None, "--tenant", help="Only this tenant's (without it: every tenant's, and it says so).")
@@ -39,11 +45,8 @@ def dlq_list(ctx: typer.Context, tenant: Optional[str] = _tenant, subscription: 
              since: Optional[str] = _since, until: Optional[str] = _until, reason: Optional[str] = _reason,
              as_json: bool = JsonOption) -> None:
     """Dead letters with subscription, event type, attempts and last error."""
-    from hookstream.delivery.dead_letters import read
-
-    settings = settings_of(ctx)
     flt = _filter(tenant, subscription, event_type, since, until, reason)
-    rows = [d.summary() for d in read(settings, since=flt.since) if flt(d)]
+    rows = [d.summary() for d in _dead_letters(ctx).matching(flt)]
     if as_json:
         if flt.all_tenants:
             typer.echo(ALL_TENANTS, err=True)  # stdout stays one JSON document
@@ -118,11 +121,9 @@ def dlq_replay(ctx: typer.Context, tenant: Optional[str] = _tenant, subscription
                force: bool = typer.Option(False, "--force", help="Replay entries that were replayed before, again."),
                as_json: bool = JsonOption) -> None:
     """Put matching dead letters back on the delivery path (same webhook-id, fresh attempts)."""
-    from hookstream.delivery.dead_letters import read, replay
-
-    settings = settings_of(ctx)
     flt = _filter(tenant, subscription, event_type, since, until, reason)
-    entries = [d for d in read(settings, since=flt.since) if flt(d)]
+    service = _dead_letters(ctx)
+    entries = service.matching(flt)
     if flt.all_tenants:
         typer.echo(ALL_TENANTS, err=as_json)  # stdout stays one JSON document
     if not entries:
@@ -134,10 +135,10 @@ def dlq_replay(ctx: typer.Context, tenant: Optional[str] = _tenant, subscription
             raise typer.Exit(2)
         typer.confirm(f"Replay {len(entries)} dead letter(s)?", abort=True)
     if dry_run or len(entries) < 200:
-        report = replay(settings, entries, dry_run=dry_run, force=force)
+        report = service.replay_entries(entries, dry_run=dry_run, force=force)
     else:
         with progress() as report_progress:
-            report = replay(settings, entries, force=force, progress=lambda n: report_progress("replaying", n, len(entries)))
+            report = service.replay_entries(entries, force=force, progress=lambda n: report_progress("replaying", n, len(entries)))
     if as_json:
         emit_json({"dry_run": dry_run, "replayed": report.replayed, "already_replayed": report.already,
                    "not_replayable": report.not_replayable, "failed": report.failed})
@@ -177,19 +178,19 @@ def replay_events(ctx: typer.Context, subscription: str = typer.Option(..., "--s
                   as_json: bool = JsonOption) -> None:
     """Re-fan the events of a time window to ONE subscription, with their original webhook-ids."""
     from hookstream.core.time import parse_since
-    from hookstream.streams.recovery import recover
+    from hookstream.shell.services.endpoints import ANY_TENANT, EndpointService
     from hookstream.subscriptions.store import SubscriptionStore
 
     settings = settings_of(ctx)
-    store = SubscriptionStore.open(settings)
-    sub = store.get_any_tenant(subscription) if tenant is None else store.get(subscription, tenant_id=tenant)
-    report = recover(settings, sub, since=parse_since(since, name="--since"),
-                     until=parse_since(until, name="--until") if until else None, dry_run=dry_run)
+    service = EndpointService(settings, SubscriptionStore.open(settings))
+    report = service.recover(subscription, tenant_id=ANY_TENANT if tenant is None else tenant,
+                             since=parse_since(since, name="--since"),
+                             until=parse_since(until, name="--until") if until else None, dry_run=dry_run)
     if as_json:
-        emit_json({"subscription": sub.id, "dry_run": dry_run, "scanned": report.scanned, "queued": report.queued,
+        emit_json({"subscription": subscription, "dry_run": dry_run, "scanned": report.scanned, "queued": report.queued,
                    "skipped_invalid": report.skipped_invalid, "refused": report.refused})
     else:
-        typer.echo(f"{'would re-deliver' if dry_run else 're-delivering'} {report.queued} event(s) to {sub.id} "
+        typer.echo(f"{'would re-deliver' if dry_run else 're-delivering'} {report.queued} event(s) to {subscription} "
                    f"(scanned {report.scanned}, {report.skipped_invalid} unreadable skipped)")
         for event_id, why in report.refused.items():
             typer.echo(f"refused event {printable(event_id)}: {printable(why)}")

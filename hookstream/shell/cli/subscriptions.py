@@ -7,10 +7,13 @@ the change stays saved and pending: the command says so on stderr (``"published"
 change publishes it. Secrets are printed by ``add`` and ``rotate-secret`` only, once; header
 values never (names only, values ``***``), URLs with their query and user-info masked.
 
+Each command parses its flags, calls one function of the service layer the HTTP API uses too
+(``hookstream.shell.services.EndpointService``) and prints the result.
+
 Tenancy: ``--tenant`` scopes every command to one tenant (another tenant's id is "not found").
 These are operators' commands, so it may be left out: ``list`` then shows every tenant and says
-so, and a command naming an id acts on it whichever tenant owns it (looked up with the store's
-cross-tenant ``get_any_tenant``, then changed as that tenant).
+so, and a command naming an id acts on it whichever tenant owns it (the service's
+``ANY_TENANT``: looked up across tenants, then changed as that tenant).
 
 ``--secret`` and a ``--header`` value may be ``@path`` (read from that file) or ``-`` (read from
 standard input), so a credential stays out of shell history and process listings.
@@ -31,10 +34,9 @@ from hookstream.core.settings import Settings, parse_duration
 from hookstream.subscriptions.filters import parse_filters
 from hookstream.subscriptions.models import Subscription
 from hookstream.subscriptions.store import SubscriptionStore
-from hookstream.subscriptions.topic import publish_pending, sync
+from hookstream.subscriptions.topic import sync
 from hookstream.shell.cli._context import setting_help, settings_of
-
-PUBLISH_TIMEOUT = 10.0  # seconds to reach Kafka before a saved change is left pending
+from hookstream.shell.services.endpoints import ANY_TENANT, PUBLISH_TIMEOUT, Changed, EndpointService
 
 subscriptions_app = typer.Typer(help="Manage webhook subscriptions (endpoints, event filters, secrets).", no_args_is_help=True)
 
@@ -61,22 +63,22 @@ def _store(settings: Settings) -> tuple[Settings, SubscriptionStore]:
     return settings, SubscriptionStore.open(settings)
 
 
-def _publish(settings: Settings, store: SubscriptionStore) -> bool:
-    try:
-        publish_pending(settings, engine=store.engine, timeout=PUBLISH_TIMEOUT)
-        return True
-    except HookstreamError as exc:
-        typer.echo(
-            f"warning: saved, but not published to Kafka yet ({exc}); it stays pending until "
-            "`hookstream subscriptions sync` or the next change publishes it",
-            err=True,
-        )
-        return False
+def _unpublished(exc: HookstreamError) -> None:
+    typer.echo(
+        f"warning: saved, but not published to Kafka yet ({exc}); it stays pending until "
+        "`hookstream subscriptions sync` or the next change publishes it",
+        err=True,
+    )
 
 
-def _owner(store: SubscriptionStore, subscription_id: str, tenant: str | None) -> str:
-    """The tenant to act as: --tenant, or else the subscription's owner, found across tenants."""
-    return tenant if tenant is not None else store.get_any_tenant(subscription_id).tenant_id
+def _service(ctx: typer.Context) -> EndpointService:
+    settings = settings_of(ctx)
+    return EndpointService(settings, SubscriptionStore.open(settings), on_unpublished=_unpublished)
+
+
+def _tenant(tenant: str | None):
+    """--tenant, or without it: whichever tenant owns the subscription."""
+    return ANY_TENANT if tenant is None else tenant
 
 
 class _Reader:
@@ -155,13 +157,11 @@ def _show(sub: Subscription) -> None:
         typer.echo(f"{name + ':':<13}{printable(value)}")  # a description may hold anything
 
 
-def _changed(settings: Settings, store: SubscriptionStore, sub: Subscription, verb: str, as_json: bool, extra: dict[str, Any] | None = None) -> None:
-    published = _publish(settings, store)
-    sub = store.get(sub.id, tenant_id=sub.tenant_id) if published else sub
+def _changed(changed: Changed, verb: str, as_json: bool, extra: dict[str, Any] | None = None) -> None:
     if as_json:
-        emit_json({"subscription": sub.to_public(), "published": published, **(extra or {})})
+        emit_json({"subscription": changed.endpoint.to_public(), "published": changed.published, **(extra or {})})
     else:
-        typer.echo(f"{verb} {sub.id}")
+        typer.echo(f"{verb} {changed.endpoint.id}")
 
 
 @subscriptions_app.command("add")
@@ -178,9 +178,9 @@ def add(
     """Create a subscription; prints its id and, this once, its secret."""
     reader = _Reader()
     secret, headers = reader.value(secret, "secret"), _headers(header, reader)
-    settings, store = _store(settings_of(ctx))
-    sub, plain = store.add(tenant, url, parse_filters(events), secret=secret, description=description, headers=headers)
-    _show_secret(sub, plain, _publish(settings, store), as_json, headline=f"created {sub.id} for tenant {sub.tenant_id}",
+    made = _service(ctx).create(tenant_id=tenant, url=url, events=parse_filters(events), secret=secret, description=description, headers=headers)
+    sub = made.endpoint
+    _show_secret(sub, made.secret, made.published, as_json, headline=f"created {sub.id} for tenant {sub.tenant_id}",
                  note="(the secret is shown only now; store it where the receiver can verify signatures)")
 
 
@@ -191,8 +191,7 @@ def list_(
     as_json: bool = JsonOption,
 ) -> None:
     """List subscriptions (all tenants unless --tenant, and it says so); secrets masked."""
-    _, store = _store(settings_of(ctx))
-    subs = store.list_all_tenants() if tenant is None else store.list(tenant_id=tenant)
+    subs = _service(ctx).every(tenant_id=_tenant(tenant))
     if as_json:
         if tenant is None:
             typer.echo(ALL_TENANTS, err=True)  # stdout stays one JSON document
@@ -209,12 +208,9 @@ def list_(
 @subscriptions_app.command("show")
 def show(ctx: typer.Context, subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
     """Show one subscription; secrets masked."""
-    _, store = _store(settings_of(ctx))
+    sub = _service(ctx).get(subscription_id, tenant_id=_tenant(tenant))
     if tenant is None:
-        sub = store.get_any_tenant(subscription_id)
         typer.echo(f"looked up across {ALL_TENANTS}", err=True)
-    else:
-        sub = store.get(subscription_id, tenant_id=tenant)
     if as_json:
         emit_json(sub.to_public())
     else:
@@ -236,37 +232,34 @@ def update(
     """Change the URL, event filters, description or headers (--header replaces them all)."""
     if clear_headers and header:
         raise ValidationError("update: give --header or --clear-headers, not both")
-    settings, store = _store(settings_of(ctx))
+    service = _service(ctx)
     headers = {} if clear_headers else _headers(header)
-    sub = store.update(
-        subscription_id, tenant_id=_owner(store, subscription_id, tenant), url=url, events=parse_filters(events) if events is not None else None,
+    changed = service.update(
+        subscription_id, tenant_id=_tenant(tenant), url=url, events=parse_filters(events) if events is not None else None,
         description=description, headers=headers,
     )
-    _changed(settings, store, sub, "updated", as_json)
+    _changed(changed, "updated", as_json)
 
 
 @subscriptions_app.command("disable")
 def disable(ctx: typer.Context, subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
     """Stop deliveries to the endpoint (kept, can be enabled again)."""
-    settings, store = _store(settings_of(ctx))
-    _changed(settings, store, store.disable(subscription_id, tenant_id=_owner(store, subscription_id, tenant)), "disabled", as_json)
+    _changed(_service(ctx).disable(subscription_id, tenant_id=_tenant(tenant)), "disabled", as_json)
 
 
 @subscriptions_app.command("enable")
 def enable(ctx: typer.Context, subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
     """Resume deliveries to a disabled endpoint."""
-    settings, store = _store(settings_of(ctx))
-    _changed(settings, store, store.enable(subscription_id, tenant_id=_owner(store, subscription_id, tenant)), "enabled", as_json)
+    _changed(_service(ctx).enable(subscription_id, tenant_id=_tenant(tenant)), "enabled", as_json)
 
 
 @subscriptions_app.command("rm")
 def rm(ctx: typer.Context, subscription_id: str = typer.Argument(..., metavar="ID"), tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
     """Delete a subscription (a tombstone on the topic)."""
-    settings, store = _store(settings_of(ctx))
-    sub = store.delete(subscription_id, tenant_id=_owner(store, subscription_id, tenant))
-    published = _publish(settings, store)
+    deleted = _service(ctx).delete(subscription_id, tenant_id=_tenant(tenant))
+    sub = deleted.endpoint
     if as_json:
-        emit_json({"deleted": sub.id, "tenant_id": sub.tenant_id, "published": published})
+        emit_json({"deleted": sub.id, "tenant_id": sub.tenant_id, "published": deleted.published})
     else:
         typer.echo(f"deleted {sub.id}")
 
@@ -282,13 +275,14 @@ def rotate_secret(
 ) -> None:
     """Issue a new secret (printed once); older ones keep signing for the grace window."""
     secret = _Reader().value(secret, "secret")
-    settings, store = _store(settings_of(ctx))
+    service = _service(ctx)
     grace_seconds = parse_duration(grace, name="--grace") if grace is not None else None
-    sub, plain = store.rotate_secret(subscription_id, tenant_id=_owner(store, subscription_id, tenant), secret=secret, grace_seconds=grace_seconds)
+    rotated = service.rotate_secret(subscription_id, tenant_id=_tenant(tenant), secret=secret, grace_seconds=grace_seconds)
+    sub, plain = rotated.endpoint, rotated.secret
     older = [s for s in sub.secrets[1:] if s.expires_at]
     note = (f"(shown only now; the previous secret stays valid until {min(s.expires_at for s in older):%Y-%m-%d %H:%M:%S}Z)"
             if older else "(shown only now; the previous secret is no longer valid)")
-    _show_secret(sub, plain, _publish(settings, store), as_json, headline=f"rotated the secret of {sub.id}", note=note)
+    _show_secret(sub, plain, rotated.published, as_json, headline=f"rotated the secret of {sub.id}", note=note)
 
 
 @subscriptions_app.command("sync")

@@ -16,12 +16,13 @@ from hookstream.shell.services.pages import DEFAULT_LIMIT, Page, check_limit, de
 
 
 def make_filter(*, tenant_id: str | None, endpoint_id: str | None = None, event_type: str | None = None,
-                since: str | None = None, until: str | None = None, reason: str | None = None) -> dl.Filter:
-    """A ``Filter`` from the CLI's words: no tenant means every tenant's (operators)."""
+                since: str | None = None, until: str | None = None, reason: str | None = None, flag: str = "") -> dl.Filter:
+    """A ``Filter`` from the CLI's words: no tenant means every tenant's (operators). ``flag``
+    prefixes the names in errors (the CLI's ``--since``, the API's ``since``)."""
     return dl.Filter(
         tenant_id=tenant_id, all_tenants=tenant_id is None, subscription_id=endpoint_id, event_type=event_type, reason=reason,
-        since=moment(since, name="since") if since else None,
-        until=moment(until, name="until") if until else None,
+        since=moment(since, name=f"{flag}since") if since else None,
+        until=moment(until, name=f"{flag}until") if until else None,
     )
 
 
@@ -55,6 +56,13 @@ class DeadLetterService:
     def replay(self, flt: dl.Filter, *, dry_run: bool = False, force: bool = False) -> tuple[list[dl.DeadLetter], dl.ReplayReport]:
         """Replay every matching entry (``dry_run``: say what would be); as ``hookstream dlq replay``."""
         entries = self.matching(flt)
+        return entries, self.replay_entries(entries, dry_run=dry_run, force=force)
+
+    def replay_entries(self, entries: list[dl.DeadLetter], *, dry_run: bool = False, force: bool = False,
+                       progress: Callable[[int], None] | None = None) -> dl.ReplayReport:
+        """Replay these entries (``matching``'s, once confirmed: the CLI asks in between)."""
         if not entries:
-            return entries, dl.ReplayReport()
-        return entries, self._replay(self.settings, entries, dry_run=dry_run, force=force)
+            return dl.ReplayReport()
+        if progress is None:
+            return self._replay(self.settings, entries, dry_run=dry_run, force=force)
+        return self._replay(self.settings, entries, dry_run=dry_run, force=force, progress=progress)

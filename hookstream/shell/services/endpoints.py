@@ -8,6 +8,10 @@ when Kafka cannot be reached the change stays saved and pending (``published`` i
 The secret is returned in clear by ``create`` and ``rotate_secret`` (once, to whoever made the
 change) and by ``secret`` (the API serves that to admin keys only); everything else carries it
 masked.
+
+Operators (the CLI) may act without naming the tenant: ``tenant_id=ANY_TENANT`` finds the
+endpoint whichever tenant owns it (the store's cross-tenant ``get_any_tenant``) and then acts as
+that tenant. The API never passes it: its tenant always comes from the key.
 """
 
 from __future__ import annotations
@@ -34,6 +38,29 @@ PUBLISH_TIMEOUT = 10.0  # seconds to reach Kafka before a saved change is left p
 STATUS_FILTERS = ("active", "disabled")
 
 
+class DisabledError(ConflictError):
+    """Recovery asked of a disabled endpoint: 409 in the API; exit 2 in the CLI, as ``replay
+    events`` always answered (``recover`` itself refuses it as invalid input)."""
+
+    exit_code = 2
+
+
+class _AnyTenant:
+    """The marker for "whichever tenant owns it" (operators only; never a tenant id)."""
+
+    def __repr__(self) -> str:
+        return "ANY_TENANT"
+
+
+ANY_TENANT = _AnyTenant()
+Tenant = str | _AnyTenant
+
+
+def _warn_unpublished(exc: HookstreamError) -> None:
+    log.warning("saved, but not published to Kafka yet (%s); it stays pending until the next change or "
+                "`hookstream subscriptions sync`", exc)
+
+
 @dataclasses.dataclass(frozen=True)
 class Changed:
     endpoint: Subscription
@@ -50,16 +77,32 @@ class EndpointService:
         publish: Callable[[], object] | None = None,
         requeue: Callable[[Settings, DeliveryRecord], None] = msgs.requeue,
         recover_fn: Callable[..., RecoveryReport] = recover,
+        on_unpublished: Callable[[HookstreamError], None] = _warn_unpublished,
     ) -> None:
         self.settings = settings
         self.store = store
         self._publish_fn = publish or (lambda: publish_pending(settings, engine=store.engine, timeout=PUBLISH_TIMEOUT))
         self._requeue = requeue
         self._recover = recover_fn
+        self._on_unpublished = on_unpublished  # a saved change Kafka did not take (it stays pending)
+
+    def owner(self, endpoint_id: str, *, tenant_id: Tenant) -> str:
+        """The tenant to act as: ``tenant_id``, or for ``ANY_TENANT`` the endpoint's owner."""
+        if isinstance(tenant_id, _AnyTenant):
+            return self.store.get_any_tenant(known(endpoint_id, "subscription")).tenant_id
+        return tenant_id
 
     # ------------------------------------------------------------------ reads
-    def get(self, endpoint_id: str, *, tenant_id: str) -> Subscription:
+    def get(self, endpoint_id: str, *, tenant_id: Tenant) -> Subscription:
+        if isinstance(tenant_id, _AnyTenant):
+            return self.store.get_any_tenant(known(endpoint_id, "subscription"))
         return self.store.get(known(endpoint_id, "subscription"), tenant_id=tenant_id)
+
+    def every(self, *, tenant_id: Tenant) -> list[Subscription]:
+        """Every endpoint of the tenant (``ANY_TENANT``: of every tenant, by tenant), unpaginated."""
+        if isinstance(tenant_id, _AnyTenant):
+            return self.store.list_all_tenants()
+        return self.store.list(tenant_id=tenant_id)
 
     def list(
         self, *, tenant_id: str, limit: int = DEFAULT_LIMIT, iterator: str | None = None,
@@ -104,27 +147,30 @@ class EndpointService:
         return self._changed(sub, secret=plain)
 
     def update(
-        self, endpoint_id: str, *, tenant_id: str, url: str | None = None, events: Iterable[str] | None = None,
+        self, endpoint_id: str, *, tenant_id: Tenant, url: str | None = None, events: Iterable[str] | None = None,
         description: str | None = None, headers: Mapping[str, str] | None = None,
     ) -> Changed:
-        sub = self.store.update(known(endpoint_id, "subscription"), tenant_id=tenant_id, url=url, events=events, description=description, headers=headers)
+        sub = self.store.update(known(endpoint_id, "subscription"), tenant_id=self.owner(endpoint_id, tenant_id=tenant_id), url=url, events=events, description=description, headers=headers)
         return self._changed(sub)
 
-    def enable(self, endpoint_id: str, *, tenant_id: str) -> Changed:
-        return self._changed(self.store.enable(known(endpoint_id, "subscription"), tenant_id=tenant_id))
+    def enable(self, endpoint_id: str, *, tenant_id: Tenant) -> Changed:
+        return self._changed(self.store.enable(known(endpoint_id, "subscription"), tenant_id=self.owner(endpoint_id, tenant_id=tenant_id)))
 
-    def disable(self, endpoint_id: str, *, tenant_id: str) -> Changed:
-        return self._changed(self.store.disable(known(endpoint_id, "subscription"), tenant_id=tenant_id))
+    def disable(self, endpoint_id: str, *, tenant_id: Tenant) -> Changed:
+        return self._changed(self.store.disable(known(endpoint_id, "subscription"), tenant_id=self.owner(endpoint_id, tenant_id=tenant_id)))
 
-    def delete(self, endpoint_id: str, *, tenant_id: str) -> bool:
-        """Delete; True once the tombstone is on the topic (else it stays pending)."""
-        self.store.delete(known(endpoint_id, "subscription"), tenant_id=tenant_id)
-        return self._publish()
+    def delete(self, endpoint_id: str, *, tenant_id: Tenant) -> Changed:
+        """Delete; ``published`` once the tombstone is on the topic (else it stays pending).
+        ``endpoint`` is the deleted endpoint as the store last had it."""
+        sub = self.store.delete(known(endpoint_id, "subscription"), tenant_id=self.owner(endpoint_id, tenant_id=tenant_id))
+        return Changed(sub, self._publish())
 
-    def rotate_secret(self, endpoint_id: str, *, tenant_id: str, grace_seconds: float | None = None) -> Changed:
-        """A new secret (returned this once); the older ones keep signing for the grace window
-        (default ``HOOKSTREAM_SECRET_GRACE``)."""
-        sub, plain = self.store.rotate_secret(known(endpoint_id, "subscription"), tenant_id=tenant_id, grace_seconds=grace_seconds)
+    def rotate_secret(self, endpoint_id: str, *, tenant_id: Tenant, grace_seconds: float | None = None,
+                      secret: str | None = None) -> Changed:
+        """A new secret (``secret``, or a generated one; returned this once); the older ones keep
+        signing for the grace window (default ``HOOKSTREAM_SECRET_GRACE``)."""
+        sub, plain = self.store.rotate_secret(known(endpoint_id, "subscription"), tenant_id=self.owner(endpoint_id, tenant_id=tenant_id),
+                                              secret=secret, grace_seconds=grace_seconds)
         return self._changed(sub, secret=plain)
 
     # ------------------------------------------------------------------ the pipeline
@@ -148,13 +194,13 @@ class EndpointService:
         self._requeue(self.settings, record)
         return record.delivery_id
 
-    def recover(self, endpoint_id: str, *, tenant_id: str, since: float, until: float | None = None,
+    def recover(self, endpoint_id: str, *, tenant_id: Tenant, since: float, until: float | None = None,
                 dry_run: bool = False) -> RecoveryReport:
-        """Re-send this endpoint's events of a time window (as ``hookstream replay events``), with
-        the webhook-ids of the first time."""
-        sub = self.store.get(known(endpoint_id, "subscription"), tenant_id=tenant_id)
+        """Re-send this endpoint's events of a time window (``hookstream replay events`` and the
+        API's recover), with the webhook-ids of the first time."""
+        sub = self.get(endpoint_id, tenant_id=tenant_id)
         if not sub.active:
-            raise ConflictError(f"endpoint {sub.id} is disabled; enable it first")
+            raise DisabledError(f"endpoint {sub.id} is disabled; enable it first")
         # the broker's time index starts at 1970 (and reads -1 and -2 as "latest" and "earliest")
         return self._recover(self.settings, sub, since=max(since, 0.0), until=until, dry_run=dry_run)
 
@@ -170,8 +216,7 @@ class EndpointService:
             self._publish_fn()
             return True
         except HookstreamError as exc:
-            log.warning("saved, but not published to Kafka yet (%s); it stays pending until the next change or "
-                        "`hookstream subscriptions sync`", exc)
+            self._on_unpublished(exc)
             return False
 
 
@@ -184,4 +229,4 @@ def public(sub: Subscription) -> dict:
     return sub.to_public()
 
 
-__all__ = ["Changed", "EndpointService", "STATUS_FILTERS", "public"]
+__all__ = ["ANY_TENANT", "Changed", "EndpointService", "STATUS_FILTERS", "public"]

@@ -1,4 +1,6 @@
-"""Messages (one event to one endpoint: the webhook-id), their attempts, and resend."""
+"""Messages (one event to one endpoint: the webhook-id), their attempts, and resend; and the
+attempt log as operators read it (``hookstream deliveries list|show``, across tenants when no
+tenant is named)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,15 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
-from hookstream.core.errors import ValidationError
+from hookstream.core.errors import NotFoundError, ValidationError
 from hookstream.core.settings import Settings
 from hookstream.core.wire import DeliveryRecord
+from hookstream.delivery import attempt_log
 from hookstream.delivery import messages as msgs
 from hookstream.delivery.messages import Message
 from hookstream.schemas import Event
 from hookstream.subscriptions import SubscriptionStore
+from hookstream.shell.services.endpoints import Tenant, _AnyTenant
 from hookstream.shell.services.errors import ConflictError
 from hookstream.shell.services.ids import known, word
 from hookstream.shell.services.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
@@ -30,11 +34,14 @@ class MessageFilter:
     until: float | None = None
 
 
+MAX_DELIVERIES = 10_000  # the database's integers end somewhere; a screen much sooner
+
+
 class MessageService:
     def __init__(
         self,
         settings: Settings,
-        store: SubscriptionStore,
+        store: SubscriptionStore | None,  # None: reads only (no resend)
         *,
         engine: Engine | None = None,
         find_event: Callable[[Settings, Message], Event] = msgs.find_event,
@@ -85,3 +92,27 @@ class MessageService:
         )
         self._requeue(self.settings, record)
         return message
+
+    # ------------------------------------------------------------------ the attempt log (operators)
+    def deliveries(self, *, tenant_id: Tenant, endpoint_id: str | None = None, status: str | None = None,
+                   limit: int = 50, flag: str = "") -> list[dict]:
+        """One row per delivery (its latest attempt, the attempt count), newest first; ``ANY_TENANT``:
+        every tenant's. ``flag`` prefixes the names in errors (the CLI's ``--status``)."""
+        if status is not None and status not in attempt_log.STATUSES:
+            raise ValidationError(f"{flag}status: {status!r} is not one of {', '.join(attempt_log.STATUSES)}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_DELIVERIES:
+            raise ValidationError(f"{flag}limit must be from 1 to {MAX_DELIVERIES} (got {limit})")
+        if isinstance(tenant_id, _AnyTenant):
+            return attempt_log.list_deliveries_all_tenants(self.engine, subscription_id=endpoint_id, status=status, limit=limit)
+        return attempt_log.list_deliveries(self.engine, tenant_id=tenant_id, subscription_id=endpoint_id, status=status, limit=limit)
+
+    def delivery_attempts(self, delivery_id: str, *, tenant_id: Tenant) -> list[dict]:
+        """Every attempt of one delivery, as the attempt log has it; ``NotFoundError`` when none."""
+        if isinstance(tenant_id, _AnyTenant):
+            rows = attempt_log.attempts_of_any_tenant(self.engine, delivery_id)
+        else:
+            rows = attempt_log.attempts_of(self.engine, delivery_id, tenant_id=tenant_id)
+        if not rows:
+            whose = "" if isinstance(tenant_id, _AnyTenant) else f" for tenant {tenant_id}"
+            raise NotFoundError(f"no attempts recorded for delivery {delivery_id!r}{whose}")
+        return rows
