@@ -9,6 +9,7 @@ prefix and group ids, so tests never see each other's records.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import uuid
 from pathlib import Path
@@ -20,13 +21,16 @@ from hookstream.core.settings import Settings
 
 
 def _free_port_pair() -> int:
-    """A port p such that p and p+1 (the controller) are both free."""
-    for _ in range(50):
+    """A port p such that p and p+1 (the controller) are both free. Drawn below the kernel's
+    ephemeral range (32768+ on Linux): a port the kernel hands out would be free now, yet p+1 could
+    be taken by any outgoing connection before the broker binds it (a CI run lost a test to that)."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port >= 65535:
-            continue
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
         with socket.socket() as s2:
             try:
                 s2.bind(("127.0.0.1", port + 1))
