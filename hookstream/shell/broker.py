@@ -438,7 +438,7 @@ class LocalCluster:
                 to_start.append(node)
         if to_start:
             try:
-                self._check_layout()
+                self.check_layout()
                 for node in to_start:
                     node.check_ports_free()
             except _ForeignBroker:
@@ -466,7 +466,7 @@ class LocalCluster:
             raise
         return ClusterStatus(self.bootstrap, [NodeStatus(i, n.port, running[i], True) for i, n in self.nodes.items()])
 
-    def _check_layout(self) -> None:
+    def check_layout(self) -> None:
         """Refuse to mix a single node's data with a cluster's (or clusters of different sizes) at one port."""
         single = BrokerPaths(self.root)
         recorded = recorded_brokers(self.settings)
