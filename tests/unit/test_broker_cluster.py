@@ -159,3 +159,11 @@ def test_quorum_state_gives_epoch_and_leader_and_nothing_while_electing(tmp_path
 def test_an_unknown_node_is_named(settings):
     with pytest.raises(BrokerError, match="no node 4 in this cluster"):
         LocalCluster(settings, 3).node(4)
+
+
+def test_jvm_options_reach_every_nodes_broker_process_but_not_the_storage_tool(settings, tmp_path):
+    cluster = LocalCluster(settings, 3, jvm_options=("-XX:TieredStopAtLevel=1",))
+    for node in cluster.nodes.values():
+        assert "-XX:TieredStopAtLevel=1" in node.java_cmd("java", tmp_path, "kafka.Kafka", heap=True)
+        assert "-XX:TieredStopAtLevel=1" not in node.java_cmd("java", tmp_path, "kafka.tools.StorageTool")
+    assert "-XX:TieredStopAtLevel=1" not in LocalCluster(settings, 3).nodes[1].java_cmd("java", tmp_path, "kafka.Kafka", heap=True)
