@@ -321,6 +321,7 @@ class HookstreamStack:
         self.settings = Settings.from_env(env)
         self.workers: list[Proc] = []
         self.broker_pids: dict[str, int] = {}  # "kafka", or "kafka-<node id>" per node of a cluster
+        self.replication: dict[str, int] = {"replication_factor": 1, "min_insync_replicas": 1}
         self.tenants: dict[str, list[str]] = {}  # scenario -> tenants
         self.endpoint_secrets: dict[str, str] = {}  # receiver path -> whsec (for the baseline too)
         self.subs: dict[str, list[tuple[str, str, str]]] = {}  # tenant -> (sub id, url, secret)
@@ -347,7 +348,10 @@ class HookstreamStack:
             self.broker_pids = {"kafka": status.pid} if status.pid else {}
         else:
             self.broker_pids = {f"kafka-{node.node_id}": node.pid for node in status.brokers if node.pid}
+            _create_replicated_topics(self.settings)
         ensure_topics(self.settings)
+        if self.cfg.brokers > 1:
+            self.replication = _check_replication(self.settings, min(3, self.cfg.brokers))
 
     def stop_broker(self) -> None:
         self._broker().stop()
@@ -401,6 +405,45 @@ class HookstreamStack:
         procs = dict(self.broker_pids)
         procs.update({w.name: w.pid for w in self.workers})
         return procs
+
+
+def _create_replicated_topics(settings) -> None:
+    """The pipeline's topics with the cluster's default replication (a LocalCluster of N nodes
+    sets ``default.replication.factor`` min(3, N) and ``min.insync.replicas`` one less), created
+    before ``ensure_topics``, which until issue #16 part 1 lands creates them with one replica;
+    ``ensure_topics`` then finds them as declared."""
+    from confluent_kafka.admin import NewTopic
+
+    from hookstream.core.kafka import make_admin
+    from hookstream.core.topics import _wait_until_served, topic_specs
+
+    admin = make_admin(settings)
+    existing = admin.list_topics(timeout=30).topics
+    new = [NewTopic(settings.topic(s.name), num_partitions=s.partitions, replication_factor=-1, config=s.config)
+           for s in topic_specs(settings) if settings.topic(s.name) not in existing]
+    if not new:
+        return
+    for fut in admin.create_topics(new, operation_timeout=30, request_timeout=30).values():
+        fut.result()
+    _wait_until_served(admin, [t.topic for t in new], 60.0)
+
+
+def _check_replication(settings, want: int) -> dict[str, int]:
+    """The replication the pipeline's topics got: every partition on ``want`` brokers, or an error."""
+    from confluent_kafka.admin import ConfigResource
+
+    from hookstream.core.kafka import make_admin
+    from hookstream.core.topics import DELIVERIES, topic_specs
+
+    admin = make_admin(settings)
+    topics = admin.list_topics(timeout=30).topics
+    short = sorted(settings.topic(s.name) for s in topic_specs(settings)
+                   if any(len(p.replicas) < want for p in topics[settings.topic(s.name)].partitions.values()))
+    if short:
+        raise HookstreamError(f"topics with fewer than {want} replicas on the {want}-broker bench cluster: {', '.join(short)}")
+    resource = ConfigResource(ConfigResource.Type.TOPIC, settings.topic(DELIVERIES))
+    config = admin.describe_configs([resource], request_timeout=30)[resource].result()
+    return {"replication_factor": want, "min_insync_replicas": int(config["min.insync.replicas"].value)}
 
 
 _TREES = ("celery",)  # processes whose children work for them (the prefork pool)
@@ -766,6 +809,7 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, Any]:
         stack.subscribe(receiver)
         stack.start_workers()
         results = run_hookstream(cfg, receiver, stack, progress)
+        results["topics"] = stack.replication
         stack.stop_workers()
         stack.stop_broker()  # the baseline gets the machine to itself, as hookstream had
         baseline = None
@@ -800,6 +844,7 @@ def _summary(cfg: BenchConfig, r: dict[str, Any], baseline: dict[str, Any] | Non
         "latency": lat,
         "ready_s": r.get("ready_s"),
         "warmup": r.get("warmup"),
+        "topics": r.get("topics"),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()},
     }
     return out
@@ -824,6 +869,9 @@ def report_rows(report: dict[str, Any]) -> tuple[str, list[tuple[str, str, str]]
     if c:
         heading += (f"; {c.get('brokers', 1)} broker(s), {c.get('stream_workers')} stream worker(s), "
                     f"{c.get('delivery_workers')} delivery worker(s)")
+    t = report.get("topics") or {}
+    if t.get("replication_factor", 1) > 1:
+        heading += f"; topics replicated {t['replication_factor']}x, min.insync.replicas {t['min_insync_replicas']}"
     rows: list[tuple[str, str, str]] = []
     lines: list[str] = []  # the notes after the table
 
