@@ -72,6 +72,9 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> str:
         broker.stop()
 
 
+QUICK_JVM = ("-XX:TieredStopAtLevel=1",)
+
+
 def start_local_cluster(state_dir: Path, brokers: int = 3) -> LocalCluster:
     """A running ``LocalCluster`` of ``brokers`` nodes on 2N free consecutive ports, its state under
     ``state_dir``, stopped when this process ends however it ends (``owner_pid``)."""
@@ -81,7 +84,8 @@ def start_local_cluster(state_dir: Path, brokers: int = 3) -> LocalCluster:
         port = _free_ports(2 * brokers)
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKSTREAM_") or k == "HOOKSTREAM_CACHE_DIR"}
         env.update(HOOKSTREAM_KAFKA_BOOTSTRAP=f"127.0.0.1:{port}", HOOKSTREAM_STATE_DIR=str(state_dir / f"try-{attempt}"))
-        cluster = LocalCluster(Settings.from_env(env), brokers)
+        # C1 only: half the CPU to start three JVMs beside the suite (unit test: test_broker_cluster.py)
+        cluster = LocalCluster(Settings.from_env(env), brokers, jvm_options=QUICK_JVM)
         try:
             cluster.start(owner_pid=os.getpid())
             return cluster

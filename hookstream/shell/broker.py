@@ -47,7 +47,7 @@ from hookstream.core.errors import BrokerError
 from hookstream.core.fsperm import private_dir
 from hookstream.core.settings import Settings
 
-READY_TIMEOUT = 90.0
+READY_TIMEOUT = 90.0  # one node; a cluster's nodes start together and get twice as long
 STOP_TIMEOUT = 30.0
 MAX_BROKERS = 5  # every node is also a controller (a voter); more voters only slow elections down
 # JVM heaps: one node as before; a cluster's nodes smaller (three of them share a laptop or CI box)
@@ -188,8 +188,9 @@ class _Node:
     """One Kafka process (broker + controller) of a local cluster: its config, storage and pid."""
 
     def __init__(self, settings: Settings, node_id: int, root: Path, host: str, port: int, controller_port: int,
-                 voters: str, brokers: int) -> None:
+                 voters: str, brokers: int, jvm_options: tuple[str, ...] = ()) -> None:
         self.settings = settings
+        self.jvm_options = jvm_options
         self.node_id = node_id
         self.host = host
         self.port = port
@@ -292,7 +293,8 @@ class _Node:
     def java_cmd(self, java: str, lib: Path, main: str, *args: str, heap: bool = False) -> list[str]:
         cmd = [java]
         if heap:
-            cmd += [*(SINGLE_HEAP if self.brokers == 1 else CLUSTER_HEAP), "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20"]
+            cmd += [*(SINGLE_HEAP if self.brokers == 1 else CLUSTER_HEAP), "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+                    *self.jvm_options]
         cmd += [
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.paths.log4j}",
@@ -377,7 +379,10 @@ class LocalCluster:
     ``LocalCluster.discover(settings)`` is whichever of the two the state dir holds at that port.
     """
 
-    def __init__(self, settings: Settings, brokers: int = 3) -> None:
+    def __init__(self, settings: Settings, brokers: int = 3, *, jvm_options: tuple[str, ...] = ()) -> None:
+        """``jvm_options``: extra flags for every node's JVM (the test suite's cluster passes
+        ``-XX:TieredStopAtLevel=1``: half the CPU to start, on a machine where three JVMs start at
+        once beside the suite, for slower steady-state code it does not need)."""
         if not 1 <= brokers <= MAX_BROKERS:
             raise BrokerError(f"a local cluster has 1 to {MAX_BROKERS} brokers, not {brokers}")
         self.settings = settings
@@ -387,11 +392,13 @@ class LocalCluster:
         layout = cluster_ports(self.port, brokers)
         voters = ",".join(f"{i}@{_address(self.host, c)}" for i, _p, c in layout)
         self.nodes: dict[int, _Node] = {
-            i: _Node(settings, i, self.root if brokers == 1 else self.root / f"node-{i}", self.host, p, c, voters, brokers)
+            i: _Node(settings, i, self.root if brokers == 1 else self.root / f"node-{i}", self.host, p, c, voters, brokers,
+                     tuple(jvm_options))
             for i, p, c in layout
         }
         self.bootstrap = ",".join(n.address for n in self.nodes.values())
         self._owner_pid: int | None = None
+        self.ready_timeout = READY_TIMEOUT if brokers == 1 else 2 * READY_TIMEOUT
 
     @classmethod
     def discover(cls, settings: Settings) -> "LocalCluster":
@@ -438,7 +445,7 @@ class LocalCluster:
                 to_start.append(node)
         if to_start:
             try:
-                self._check_layout()
+                self.check_layout()
                 for node in to_start:
                     node.check_ports_free()
             except _ForeignBroker:
@@ -457,7 +464,7 @@ class LocalCluster:
         else:
             spawned = {}
         try:
-            self._wait_ready(running, set(spawned), READY_TIMEOUT)
+            self._wait_ready(running, set(spawned), self.ready_timeout)
         except BrokerError:
             for node_id, pid in spawned.items():
                 if pid_alive(pid):
@@ -466,7 +473,7 @@ class LocalCluster:
             raise
         return ClusterStatus(self.bootstrap, [NodeStatus(i, n.port, running[i], True) for i, n in self.nodes.items()])
 
-    def _check_layout(self) -> None:
+    def check_layout(self) -> None:
         """Refuse to mix a single node's data with a cluster's (or clusters of different sizes) at one port."""
         single = BrokerPaths(self.root)
         recorded = recorded_brokers(self.settings)
