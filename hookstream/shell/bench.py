@@ -348,8 +348,7 @@ class HookstreamStack:
             self.broker_pids = {"kafka": status.pid} if status.pid else {}
         else:
             self.broker_pids = {f"kafka-{node.node_id}": node.pid for node in status.brokers if node.pid}
-            _create_replicated_topics(self.settings)
-        ensure_topics(self.settings)
+        ensure_topics(self.settings)  # replicated min(3, live brokers) times, min.insync.replicas one less
         if self.cfg.brokers > 1:
             self.replication = _check_replication(self.settings, min(3, self.cfg.brokers))
 
@@ -405,27 +404,6 @@ class HookstreamStack:
         procs = dict(self.broker_pids)
         procs.update({w.name: w.pid for w in self.workers})
         return procs
-
-
-def _create_replicated_topics(settings) -> None:
-    """The pipeline's topics with the cluster's default replication (a LocalCluster of N nodes
-    sets ``default.replication.factor`` min(3, N) and ``min.insync.replicas`` one less), created
-    before ``ensure_topics``, which until issue #16 part 1 lands creates them with one replica;
-    ``ensure_topics`` then finds them as declared."""
-    from confluent_kafka.admin import NewTopic
-
-    from hookstream.core.kafka import make_admin
-    from hookstream.core.topics import _wait_until_served, topic_specs
-
-    admin = make_admin(settings)
-    existing = admin.list_topics(timeout=30).topics
-    new = [NewTopic(settings.topic(s.name), num_partitions=s.partitions, replication_factor=-1, config=s.config)
-           for s in topic_specs(settings) if settings.topic(s.name) not in existing]
-    if not new:
-        return
-    for fut in admin.create_topics(new, operation_timeout=30, request_timeout=30).values():
-        fut.result()
-    _wait_until_served(admin, [t.topic for t in new], 60.0)
 
 
 def _check_replication(settings, want: int) -> dict[str, int]:
