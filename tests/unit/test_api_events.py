@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from hookstream.producers import PublishError
-from hookstream.schemas import EVENT_TYPES, Event, encode_event, example, new_event_id
+from hookstream.schemas import EVENT_TYPES, Event, encode_event, example, new_event_id, parse_event
 from tests.unit.api_helpers import Api, assert_problem
 
 
@@ -20,8 +20,10 @@ class FakePublisher:
         self.published: list[Event] = []
         self.fail = False
 
-    async def publish_many(self, events, *, timeout: float = 30.0):
-        for event in events:
+    async def publish_many(self, events, *, timeout: float = 30.0, encoded=None):
+        for i, event in enumerate(events):
+            # what is sent: the bytes the API encoded (which must be the valid event), else the event
+            assert encoded is None or parse_event(encoded[i]) == event
             encode_event(event)  # validates, as the real one does
         await asyncio.sleep(0)
         failing = [e for e in events if self.fail is True or (self.fail and e.id in self.fail)]
@@ -284,7 +286,7 @@ async def test_a_batch_says_which_events_the_broker_refused(api, publisher):
 
 async def test_after_a_timeout_no_event_of_the_batch_counts_as_accepted(api):
     class TimingOut(FakePublisher):
-        async def publish_many(self, events, *, timeout: float = 30.0):
+        async def publish_many(self, events, *, timeout: float = 30.0, encoded=None):
             raise PublishError("1 event(s) not acknowledged within 30s", event_ids=[events[0].id], code="_TIMED_OUT")
 
     api.app.state.ctx._publisher = TimingOut()

@@ -20,6 +20,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from hookstream.core.errors import ValidationError
 from hookstream.shell.api.context import ApiContext, context
@@ -50,14 +51,21 @@ async def caller(
     ctx: Annotated[ApiContext, Depends(context)],
 ) -> Caller:
     """The authenticated caller, within its rate limit."""
+    return await authenticate(request, ctx, credentials.credentials if credentials is not None else None)
+
+
+async def authenticate(request: Request, ctx: ApiContext, plain: str | None) -> Caller:
+    """What ``caller`` does, as a plain call (the ingest routes use it directly: FastAPI's
+    dependency solving cost them more than the rest of the route). ``plain``: the bearer token,
+    None when there is none (``bearer_token`` reads it as ``HTTPBearer`` does)."""
+    headers = request.headers
     for name in _SINGLE_HEADERS:  # a proxy may check one value and the app read the other
-        if len(request.headers.getlist(name)) > 1:
+        if len(headers.getlist(name)) > 1:
             raise Problem(400, "duplicate_header", f"{name}: given more than once; send it once", name)
-    if credentials is None:
-        if request.headers.get("authorization"):
+    if plain is None:
+        if headers.get("authorization"):
             raise _unauthorized("the Authorization header is not 'Bearer <API key>'")
         raise _unauthorized("no API key: send 'Authorization: Bearer hsk_...'")
-    plain = credentials.credentials
     if not looks_like_key(plain):
         raise _unauthorized("the API key is malformed (keys look like hsk_ and 43 more characters)")
     digest = hash_key(plain)
@@ -74,6 +82,14 @@ async def caller(
     return Caller(key.id, key.tenant_id, key.admin)
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of ``Authorization: Bearer <token>``, or None (as FastAPI's ``HTTPBearer`` reads it)."""
+    scheme, token = get_authorization_scheme_param(authorization)
+    if not (authorization and scheme and token) or scheme.lower() != "bearer":
+        return None
+    return token
+
+
 async def tenant_of(
     who: Annotated[Caller, Depends(caller)],
     tenant: Annotated[str | None, Header(
@@ -81,6 +97,11 @@ async def tenant_of(
         json_schema_extra={"pattern": TENANT_PATTERN})] = None,
 ) -> str:
     """The tenant this request acts for."""
+    return tenant_for(who, tenant)
+
+
+def tenant_for(who: Caller, tenant: str | None) -> str:
+    """What ``tenant_of`` answers, as a plain call: ``tenant`` is the ``Hookstream-Tenant`` header."""
     if tenant is not None:
         from hookstream.subscriptions.store import validate_tenant
 
