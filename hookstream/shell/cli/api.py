@@ -59,6 +59,8 @@ def _server_class():
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets)
+            if self.started:
+                _settle_heap()
             if self.started:  # the real port, also when 0 asked for a free one
                 for server in self.servers:
                     for sock in server.sockets:
@@ -67,6 +69,22 @@ def _server_class():
                         print(f"listening on http://{host}:{port}", file=sys.stderr, flush=True)
 
     return Server
+
+
+def _settle_heap() -> None:
+    """Once serving: move everything made so far (FastAPI's routes and models, SQLAlchemy's
+    tables, the schemas) out of the collector's sight, and collect the young generation less
+    often. A full collection otherwise walks that whole heap, a pause every request waiting at
+    that moment pays for (it set the ingest p99); what a request makes is mostly freed by
+    reference counting, the collector only finds cycles."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 20, 20)
+
+
+GC_THRESHOLD = 20_000  # allocations between two young-generation collections (CPython's default: 700)
 
 
 def openapi_document(settings: Settings | None = None) -> str:
