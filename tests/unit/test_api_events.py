@@ -152,6 +152,29 @@ async def test_the_same_idempotency_key_publishes_once_and_answers_the_same(api,
     assert len(publisher.published) == 2
 
 
+async def test_two_tenants_using_one_idempotency_key_never_see_each_others_event(api, publisher):
+    key = {"Idempotency-Key": "shared-key"}
+    acme, globex = api.auth(api.acme, **key), api.auth(api.globex, **key)
+    for_globex = api.auth(api.admin, **key, **{"Hookstream-Tenant": "globex"})  # an admin acting for globex: globex's scope
+    async with api.client() as client:
+        a1 = await client.post("/v1/events", json=payment(), headers=acme)
+        g1 = await client.post("/v1/events", json=payment(), headers=globex)  # the same body under the same key
+        a2 = await client.post("/v1/events", json=payment(), headers=acme)
+        g2 = await client.post("/v1/events", json=payment(), headers=for_globex)
+        g3 = await client.post("/v1/events", json=payment(correlation_id="other"), headers=globex)  # reused within globex only
+        batch_a = await client.post("/v1/events/batch", json={"events": [payment()]}, headers=acme)
+        batch_g = await client.post("/v1/events/batch", json={"events": [payment()]}, headers=globex)
+    assert [r.status_code for r in (a1, g1, a2, g2)] == [202] * 4
+    assert a1.json()["tenant_id"] == "acme" and g1.json()["tenant_id"] == "globex" and a1.json()["id"] != g1.json()["id"]
+    assert a2.json() == a1.json() and g2.json() == g1.json()  # each replays its own tenant's event, never the other's
+    assert "idempotent-replayed" not in g1.headers
+    assert_problem(g3, 409, "idempotency_key_reused", "Idempotency-Key")
+    [ra], [rg] = batch_a.json()["results"], batch_g.json()["results"]
+    assert ra["event"]["tenant_id"] == "acme" and rg["event"]["tenant_id"] == "globex" and not ra["replayed"] and not rg["replayed"]
+    assert sorted((e.tenant_id, e.id) for e in publisher.published) == sorted(
+        [("acme", a1.json()["id"]), ("globex", g1.json()["id"]), ("acme", ra["event"]["id"]), ("globex", rg["event"]["id"])])
+
+
 async def test_the_idempotency_key_survives_a_restart_of_the_api(tmp_path, publisher):
     api = Api(tmp_path, publisher=publisher)
     async with api.client() as client:

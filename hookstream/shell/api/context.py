@@ -32,6 +32,9 @@ class ApiContext:
         self.settings = settings
         self.limiter = limiter or RateLimiter(settings.api_rate_limit, settings.api_rate_burst)
         self.key_cache = KeyCache()
+        # failed authentications per client address: a minute's worth of the limit at once, then the limit per minute
+        failures = settings.api_auth_failure_limit
+        self.auth_failures = RateLimiter(failures / 60.0, failures) if failures else RateLimiter(0)
         self.extra = extra
         self._engine = engine
         self._publisher = publisher
