@@ -10,7 +10,8 @@ serves with:
 
 - a new connection, and each request once its first byte arrives, has ``header_timeout`` seconds
   to finish its headers; else 408 and the connection is closed;
-- once a request's line and headers pass ``max_header_bytes`` (still unfinished), 431 and closed.
+- once a request's line and headers pass ``max_header_bytes``, 431 and the connection is closed
+  (at once while they are still arriving; once parsed, when they came whole in one read).
 
 The body's bounds are the app's (``problems.BodyGuard``: size, pauses, total time).
 """
@@ -40,7 +41,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     _header_timer: asyncio.TimerHandle | None = None
     _in_headers = False  # between a request's first byte (or the connection) and its headers' end
-    _header_bytes = 0
+    _header_bytes = 0  # bytes received while the headers were unfinished
+    _header_size = 0  # the request line's and headers' size, as parsed
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -59,12 +61,29 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._header_size = 0
         if not self._in_headers:
             self._start_headers()
 
+    def on_url(self, url: bytes) -> None:
+        self._header_size += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_size += len(name) + len(value)
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
         self._stop_headers()
-        super().on_headers_complete()
+        if self._header_size <= self.max_header_bytes:
+            super().on_headers_complete()
+            return
+        # headers that came whole in one read: answered by a tiny app instead of ours (431, closed)
+        app, self.app = self.app, _headers_too_large(self.max_header_bytes)
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
 
     def _start_headers(self) -> None:
         self._in_headers = True
@@ -84,6 +103,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(408, "Request Timeout", f"no complete request headers within {self.header_timeout:g}s")
 
     def _refuse(self, status: int, reason: str, why: str) -> None:
+        """Answer ``status`` and close, mid-request (no app runs: there is no complete request)."""
         self._stop_headers()
         if self.transport.is_closing():
             return
@@ -93,3 +113,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             f"HTTP/1.1 {status} {reason}\r\n".encode(), f"content-type: {MEDIA_TYPE}\r\n".encode(),
             f"content-length: {len(body)}\r\n".encode(), b"connection: close\r\n\r\n", body]))
         self.transport.close()
+
+
+def _headers_too_large(limit: int):
+    async def app(scope, receive, send) -> None:
+        response = Problem(431, "headers_too_large", f"request line and headers over {limit} bytes", headers={"Connection": "close"}).response()
+        await send({"type": "http.response.start", "status": 431, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    return app
