@@ -106,14 +106,14 @@ def test_forged_iterators_and_duplicate_credentials_are_4xx(live):  # noqa: F811
 # ----------------------------------------------------------------------------- the server's own bounds
 # A server of its own with tight bounds (the defaults: 10 s, 60 s, 1000, 64 KiB), so each test
 # takes seconds; what it shows holds for any value.
-HEADER_TIMEOUT, BODY_TIMEOUT, MAX_HEADER_BYTES = 1.0, 2.0, 8192
+HEADER_TIMEOUT, BODY_TIMEOUT, MAX_HEADER_BYTES, LIMIT_CONCURRENCY = 1.0, 2.0, 8192, 100
 
 
 @pytest.fixture(scope="module")
 def guarded(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):
     with serve_api(kafka_bootstrap, tmp_path_factory.mktemp("api-guarded"), HOOKSTREAM_API_HEADER_TIMEOUT=f"{HEADER_TIMEOUT}s",
                    HOOKSTREAM_API_BODY_TIMEOUT=f"{BODY_TIMEOUT}s", HOOKSTREAM_API_MAX_HEADER_BYTES=str(MAX_HEADER_BYTES),
-                   HOOKSTREAM_API_LIMIT_CONCURRENCY="100") as api:
+                   HOOKSTREAM_API_LIMIT_CONCURRENCY=str(LIMIT_CONCURRENCY)) as api:
         yield api
 
 
@@ -151,6 +151,20 @@ def test_idle_connections_are_closed_after_the_header_timeout_while_others_are_a
         for sock in idle:
             answer = _read_until_closed(sock)
             assert _statuses(answer) == [408] and b"request_timeout" in answer, answer[:300]
+    finally:
+        for sock in idle:
+            sock.close()
+    _answers(guarded)
+
+
+def test_past_the_concurrency_limit_requests_get_a_503_problem_until_connections_close(guarded):
+    idle = [_connect(guarded.url) for _ in range(LIMIT_CONCURRENCY)]
+    try:
+        answer = _exchange(guarded.url, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", half_close=False)
+        assert _statuses(answer) == [503], answer[:300]
+        assert b"application/problem+json" in answer and b"over_capacity" in answer and b"retry-after: 1" in answer.lower()
+        for sock in idle:  # the idle ones are closed by the header timeout: nothing stays held
+            _read_until_closed(sock)
     finally:
         for sock in idle:
             sock.close()

@@ -13,7 +13,9 @@ serves with:
 - once a request's line and headers pass ``max_header_bytes``, 431 and the connection is closed
   (at once while they are still arriving; once parsed, when they came whole in one read).
 
-The body's bounds are the app's (``problems.BodyGuard``: size, pauses, total time).
+Past ``limit_concurrency`` connections or requests, uvicorn's 503 comes as a problem document
+(``over_capacity``, ``Retry-After: 1``) like every other error. The body's bounds are the app's
+(``problems.BodyGuard``: size, pauses, total time).
 """
 
 from __future__ import annotations
@@ -75,15 +77,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._stop_headers()
-        if self._header_size <= self.max_header_bytes:
+        if self._header_size > self.max_header_bytes:  # headers that came whole in one read
+            self._answer_instead(_refusal(431, "headers_too_large", f"request line and headers over {self.max_header_bytes} bytes"))
+        elif self.limit_concurrency is not None and max(len(self.connections), len(self.tasks)) >= self.limit_concurrency:
+            # what uvicorn does here, as a problem document rather than its text/plain 503
+            self._answer_instead(_refusal(503, "over_capacity", "the server holds as many connections and requests as it may; retry shortly",
+                                          {"Retry-After": "1"}))
+        else:
             super().on_headers_complete()
-            return
-        # headers that came whole in one read: answered by a tiny app instead of ours (431, closed)
-        app, self.app = self.app, _headers_too_large(self.max_header_bytes)
+
+    def _answer_instead(self, app) -> None:
+        """Let uvicorn run this request with ``app`` (which answers it) instead of ours."""
+        ours, limit = self.app, self.limit_concurrency
+        self.app, self.limit_concurrency = app, None
         try:
             super().on_headers_complete()
         finally:
-            self.app = app
+            self.app, self.limit_concurrency = ours, limit
 
     def _start_headers(self) -> None:
         self._in_headers = True
@@ -115,10 +125,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def _headers_too_large(limit: int):
+def _refusal(status: int, code: str, detail: str, headers: dict[str, str] | None = None):
+    """An ASGI app answering every request with this problem, and closing the connection."""
+    response = Problem(status, code, detail, headers={**(headers or {}), "Connection": "close"}).response()
+
     async def app(scope, receive, send) -> None:
-        response = Problem(431, "headers_too_large", f"request line and headers over {limit} bytes", headers={"Connection": "close"}).response()
-        await send({"type": "http.response.start", "status": 431, "headers": response.raw_headers})
+        await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
         await send({"type": "http.response.body", "body": response.body})
 
     return app
