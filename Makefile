@@ -18,9 +18,13 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup
 	$(BIN)/hookstream dev up --demo
 
+# Two pytest processes (pytest-xdist): most integration tests wait on a broker or a worker, not a
+# core. Each process has its own session broker; a test file stays in one process, and every test
+# on the three-node cluster runs in the same one (tests/conftest.py). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: setup
 	bash ops/system-deps.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

@@ -45,6 +45,15 @@ def _free_port_pair() -> int:
     return _free_ports(2)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`: ``-n 2 --dist loadgroup``), a test file runs in one process
+    (its module fixtures are made once), and every test on the three-node cluster runs in the same
+    process (one cluster per session, not one per process)."""
+    for item in items:
+        on_cluster = item.get_closest_marker("cluster") is not None or "kafka_cluster" in getattr(item, "fixturenames", ())
+        item.add_marker(pytest.mark.xdist_group("kafka-cluster" if on_cluster else item.nodeid.split("::", 1)[0]))
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The bootstrap address of a real, running Kafka broker for this test session."""
