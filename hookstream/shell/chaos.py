@@ -107,8 +107,8 @@ class Size:
 
 
 SIZES = {
-    # `make test` runs this one: a few hundred events per scenario
-    "short": Size(rate=100, lead=3, gap=1, tail=2, outage=10, retry_schedule="1s,2s,4s", settle_timeout=150, flowing_timeout=90),
+    # `make test` runs this one: the load is light (the restarts, not the events, take the time)
+    "short": Size(rate=50, lead=3, gap=1, tail=2, outage=10, retry_schedule="1s,2s,4s", settle_timeout=150, flowing_timeout=90),
     "long": Size(rate=200, lead=20, gap=15, tail=15, outage=60, retry_schedule="1s,5s,15s,30s", settle_timeout=600, flowing_timeout=180),
 }
 
@@ -136,6 +136,8 @@ class ScenarioResult:
     brokers: int
     events: int = 0
     pairs: int = 0
+    missing: int = 0  # pairs neither delivered nor dead-lettered
+    stuck_retries: int = 0  # of those, pairs whose last attempt failed and whose retry never came
     delivered: int = 0
     dead_lettered: int = 0
     duplicates: int = 0
@@ -145,6 +147,7 @@ class ScenarioResult:
     total_s: float = 0.0
     faults: list[Fault] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
+    timeline: list[str] = dataclasses.field(default_factory=list)  # what happened when, seconds into the run
     logs: str = ""
 
     @property
@@ -380,11 +383,12 @@ class Load(threading.Thread):
 class Pipeline:
     """Everything a scenario runs on: settings, receivers, workers, the load, the faults."""
 
-    def __init__(self, scenario: str, size: Size, state_dir: Path, bootstrap: str) -> None:
+    def __init__(self, scenario: str, size: Size, state_dir: Path, bootstrap: str, brokers: int = 1) -> None:
         from hookstream.core.settings import Settings
 
-        self.scenario, self.size = scenario, size
+        self.scenario, self.size, self.brokers = scenario, size, brokers
         self.prefix = ""  # "<scenario>: " before each fault's label when a run holds several
+        self.say: Callable[[str], None] = lambda _msg: None
         self.dir = state_dir
         shutil.rmtree(state_dir, ignore_errors=True)
         state_dir.mkdir(parents=True)
@@ -421,6 +425,8 @@ class Pipeline:
         from hookstream.subscriptions.store import SubscriptionStore
         from hookstream.subscriptions.topic import publish_pending
 
+        if self.brokers > 1:
+            create_replicated_topics(self.settings, self.brokers)
         ensure_topics(self.settings)
         store = SubscriptionStore.open(self.settings)
         for r in self.receivers.values():
@@ -461,6 +467,7 @@ class Pipeline:
     def fault(self, label: str, endpoints: tuple[str, ...] | None = None, via: str | None = None) -> Fault:
         f = Fault(f"{self.prefix}{label}", time.time(), endpoints or tuple(self.receivers), via)
         self.faults.append(f)
+        self.say(f"fault: {f.label}")
         return f
 
     def flowing(self, fault: Fault) -> float | None:
@@ -531,6 +538,25 @@ class Pipeline:
         delivered = {req[1] for req in self.receivers[name].requests if req[3] == 204}
         return set(want) - delivered - set(dlq)
 
+    def retries_never_made(self, delivery_ids: set[str]) -> set[str]:
+        """Those of ``delivery_ids`` whose last attempt in the attempt log failed (so a retry was
+        due) and that were not attempted since: what a retry tier left paused looks like."""
+        from sqlalchemy import bindparam, text
+
+        from hookstream.core.db import make_engine
+
+        engine = make_engine(self.settings.database_url, all_tenants=True)
+        query = text("select delivery_id, status from delivery_attempts where delivery_id in :ids order by id").bindparams(
+            bindparam("ids", expanding=True))
+        last: dict[str, str] = {}
+        try:
+            with engine.connect() as conn:
+                for delivery, status in conn.execute(query, {"ids": sorted(delivery_ids)}):
+                    last[delivery] = status
+        finally:
+            engine.dispose()
+        return {d for d, status in last.items() if status == "failed"}
+
     def tear_down(self) -> None:
         if self.load is not None and self.load.is_alive():
             self.load.stop(abort=True)
@@ -540,6 +566,24 @@ class Pipeline:
                 r.proc.stop()
         if self.outbox_engine is not None:
             self.outbox_engine.dispose()
+
+
+def create_replicated_topics(settings, brokers: int) -> None:
+    """The pipeline's topics replicated over ``brokers`` nodes (replication factor min(3, brokers),
+    ``min.insync.replicas`` one less, at least 1; no unclean leader election), created before
+    ``ensure_topics``, which makes them with one replica."""
+    from confluent_kafka.admin import NewTopic
+
+    from hookstream.core.kafka import make_admin
+    from hookstream.core.topics import topic_specs
+
+    rf = min(3, brokers)
+    admin = make_admin(settings)
+    extra = {"min.insync.replicas": str(max(1, rf - 1)), "unclean.leader.election.enable": "false"}
+    futures = admin.create_topics([NewTopic(settings.topic(s.name), num_partitions=s.partitions, replication_factor=rf,
+                                            config={**s.config, **extra}) for s in topic_specs(settings)])
+    for future in futures.values():
+        future.result(60)
 
 
 def judge(pipe: Pipeline, result: ScenarioResult, expected: dict[str, dict[str, str]], dlq: dict[str, str]) -> None:
@@ -576,8 +620,12 @@ def judge(pipe: Pipeline, result: ScenarioResult, expected: dict[str, dict[str, 
         mine = {d for d, sub in dlq.items() if sub == r.sub_id}
         missing = set(want) - set(first_ok) - mine
         if missing:
+            stuck = pipe.retries_never_made(missing)
+            result.missing += len(missing)
+            result.stuck_retries += len(stuck)
             sample = ", ".join(f"{d} (entity {want[d]})" for d in sorted(missing)[:5])
-            problems.append(f"{name}: {len(missing)} of {len(want)} pairs neither delivered nor dead-lettered, e.g. {sample}")
+            problems.append(f"{name}: {len(missing)} of {len(want)} pairs neither delivered nor dead-lettered ({len(stuck)} of them "
+                            f"attempted, failed, and never retried), e.g. {sample}")
         if r.spec.fail_rate == 1.0:
             if set(want) - mine:
                 problems.append(f"{name} (always failing): {len(set(want) - mine)} of {len(want)} pairs not dead-lettered")
@@ -653,6 +701,13 @@ def _listening(port: int) -> bool:
 
 
 def _worker_kill(pipe: Pipeline, ctx: "RunContext") -> None:
+    missing = [n for n in ("delivery-1", "delivery-2") if n not in pipe.workers.procs]
+    if missing:  # after rolling-restart's scale-in, in a combined run: two delivery workers again
+        for name in missing:
+            pipe.workers.start(name)
+        f = pipe.fault("scale out to 2 delivery workers")
+        pipe.wait_flowing(f)
+        pipe.pause(pipe.size.gap)
     for name, via in (("streams", None), ("relay", "outbox"), ("delivery-1", None), ("delivery-2", None)):
         f = pipe.fault(f"SIGKILL {name}, restart it", via=via)
         pipe.workers.signal(name, signal.SIGKILL)
@@ -746,13 +801,18 @@ def run_scenarios(names: list[str], size_name: str, ctx: RunContext, state_dir: 
     if unknown or not names:
         raise HookstreamError(f"unknown scenario {', '.join(unknown) or '(none)'}; one of {', '.join(SCENARIOS)}")
     size = SIZES[size_name]
-    say = progress or (lambda _msg: None)
     label = "+".join(names)
     started = time.monotonic()
     result = ScenarioResult(label, size_name, ctx.brokers)
-    pipe = Pipeline(label, size, state_dir, ctx.bootstrap)
+
+    def say(msg: str) -> None:
+        result.timeline.append(f"{time.monotonic() - started:6.1f}s {msg}")
+        if progress:
+            progress(msg)
+    pipe = Pipeline(label, size, state_dir, ctx.bootstrap, ctx.brokers)
     result.logs = str(pipe.logs)
     result.faults = pipe.faults
+    pipe.say = say
     try:
         say(f"{label}: starting the pipeline")
         pipe.set_up()
@@ -768,6 +828,7 @@ def run_scenarios(names: list[str], size_name: str, ctx: RunContext, state_dir: 
             raise HookstreamError(f"the load stopped: {pipe.load.error}")
         say(f"{label}: {len(pipe.load.published)} events published; waiting for every delivery")
         expected, dlq, result.settle_s = pipe.settle()
+        say(f"{label}: settled" if result.settle_s is not None else f"{label}: gave up waiting")
         judge(pipe, result, expected, dlq)
     finally:
         pipe.tear_down()

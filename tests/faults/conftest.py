@@ -17,7 +17,7 @@ def chaos_report(tmp_path_factory: pytest.TempPathFactory):
         lines = [result.line()] + [f"  {p}" for p in result.problems[:20]]
         _LINES.extend(lines)
         with open(path, "a") as out:
-            out.write("\n".join(lines) + "\n")
+            out.write("\n".join(lines + [f"    {t}" for t in result.timeline]) + "\n")
 
     return report
 

@@ -46,8 +46,17 @@ def own_broker(tmp_path):
         broker.stop()
 
 
+KNOWN_STUCK_RETRIES = ("a retry tier partition left paused by a rebalance (delivery/loop.py; "
+                       "tests/integration/test_delivery_tier_pause_rebalance.py, docs/operations.md)")
+
+
 def _check(result) -> None:
-    assert result.ok, f"{result.line()}\n" + "\n".join(result.problems) + f"\nlogs: {result.logs}"
+    only_missing = all("neither delivered nor dead-lettered" in p or "pairs not dead-lettered" in p for p in result.problems)
+    if not result.ok and only_missing and result.missing == result.stuck_retries:
+        # every missing pair was attempted, failed, and its retry never came: the known bug, not a new one
+        pytest.xfail(f"{result.stuck_retries} retries never made: {KNOWN_STUCK_RETRIES}")
+    assert result.ok, (f"{result.line()}\n" + "\n".join(result.problems) + "\ntimeline:\n" + "\n".join(result.timeline)
+                       + f"\nlogs: {result.logs}")
     assert len(result.faults) >= 1 and result.delivered > 0 and result.dead_lettered > 0, result.line()
 
 
@@ -56,5 +65,16 @@ def test_single_broker_faults_lose_nothing(own_broker, tmp_path, chaos_report):
     workers; a receiver away 10 s; SIGKILL of the stream worker, the relay and each delivery worker."""
     ctx = RunContext(own_broker.settings.kafka_bootstrap, 1, broker=own_broker)
     result = run_scenarios(SINGLE_BROKER, "short", ctx, tmp_path / "run")
+    chaos_report(result)
+    _check(result)
+
+
+@pytest.mark.cluster
+def test_three_broker_leader_and_controller_kills_lose_nothing(kafka_cluster, tmp_path, chaos_report):
+    """On the session's three-node cluster (topics replicated three times): SIGKILL the leader of
+    ``deliveries``, then of an event topic, then the active controller, each brought back."""
+    kafka_cluster.start()  # every node up, whatever an earlier test did
+    ctx = RunContext(kafka_cluster.bootstrap, 3, cluster=kafka_cluster)
+    result = run_scenarios(["cluster-leaders"], "short", ctx, tmp_path / "run")
     chaos_report(result)
     _check(result)

@@ -23,6 +23,7 @@ def pipe(tmp_path, monkeypatch):
     events = {f"ent{t}": (SimpleNamespace(id=f"ev{t}", tenant_id=tenant), 1000.0 + t, "publisher")
               for t, tenant in enumerate(("acme", "globex", "initech"))}
     p.load = SimpleNamespace(published=events, failed={})
+    p.retries_never_made = lambda ids: set()  # the attempt log: none here
     return p
 
 
@@ -69,6 +70,7 @@ def test_a_pair_neither_delivered_nor_dead_lettered_is_reported(pipe):
     result = _judge(pipe, dlq)
     assert not result.ok
     assert any("globex-ok: 1 of 1 pairs neither delivered nor dead-lettered" in p for p in result.problems), result.problems
+    assert (result.missing, result.stuck_retries) == (1, 0)
 
 
 def test_a_delivery_under_another_webhook_id_is_reported(pipe):
