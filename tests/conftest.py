@@ -16,28 +16,33 @@ from pathlib import Path
 
 import pytest
 
-from hookstream.shell.broker import LocalBroker, _answers_metadata
+from hookstream.shell.broker import LocalBroker, LocalCluster, _answers_metadata
 from hookstream.core.settings import Settings
 
 
-def _free_port_pair() -> int:
-    """A port p such that p and p+1 (the controller) are both free. Drawn below the kernel's
-    ephemeral range (32768+ on Linux): a port the kernel hands out would be free now, yet p+1 could
-    be taken by any outgoing connection before the broker binds it (a CI run lost a test to that)."""
+def _free_ports(count: int) -> int:
+    """A port p such that p .. p+count-1 are all free. Drawn below the kernel's ephemeral range
+    (32768+ on Linux): a port the kernel hands out would be free now, yet p+1 could be taken by any
+    outgoing connection before the broker binds it (a CI run lost a test to that)."""
     for _ in range(200):
-        port = random.randrange(20000, 32000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair found")
+        port = random.randrange(20000, 32000 - count)
+        if all(_bindable(port + i) for i in range(count)):
+            return port
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port_pair() -> int:
+    """A port p such that p and p+1 (the controller) are both free."""
+    return _free_ports(2)
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +70,63 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> str:
         yield broker.settings.kafka_bootstrap
     finally:
         broker.stop()
+
+
+QUICK_JVM = ("-XX:TieredStopAtLevel=1",)
+
+
+def start_local_cluster(state_dir: Path, brokers: int = 3) -> LocalCluster:
+    """A running ``LocalCluster`` of ``brokers`` nodes on 2N free consecutive ports, its state under
+    ``state_dir``, stopped when this process ends however it ends (``owner_pid``)."""
+    from hookstream.core.errors import BrokerError
+
+    for attempt in range(3):  # a free port can be taken by someone else before a node binds it
+        port = _free_ports(2 * brokers)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKSTREAM_") or k == "HOOKSTREAM_CACHE_DIR"}
+        env.update(HOOKSTREAM_KAFKA_BOOTSTRAP=f"127.0.0.1:{port}", HOOKSTREAM_STATE_DIR=str(state_dir / f"try-{attempt}"))
+        # C1 only: half the CPU to start three JVMs beside the suite (unit test: test_broker_cluster.py)
+        cluster = LocalCluster(Settings.from_env(env), brokers, jvm_options=QUICK_JVM)
+        try:
+            cluster.start(owner_pid=os.getpid())
+            return cluster
+        except BrokerError as exc:
+            cluster.stop()
+            if "address in use" not in str(exc) and "is taken" not in str(exc) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> LocalCluster:
+    """A real three-node Kafka cluster (KRaft, every node broker + controller) for this session,
+    started the first time a test asks for it (~20-40 s) and stopped at the end. Its
+    ``.bootstrap`` lists all three nodes. A test that kills a node brings it back
+    (``start_node``), or calls ``start()``, which restarts whichever nodes are down."""
+    cluster = start_local_cluster(tmp_path_factory.mktemp("kafka-cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster_env(kafka_cluster: LocalCluster, topic_prefix: str, tmp_path: Path) -> dict[str, str]:
+    """``hs_env`` for the session's cluster: its three nodes, this test's prefix and state. Every
+    node runs when the test starts (a node an earlier test killed is started again)."""
+    kafka_cluster.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKSTREAM_")}
+    env.update(
+        HOOKSTREAM_KAFKA_BOOTSTRAP=kafka_cluster.bootstrap,
+        HOOKSTREAM_TOPIC_PREFIX=topic_prefix,
+        HOOKSTREAM_STATE_DIR=str(tmp_path / "state"),
+        HOOKSTREAM_DATABASE_URL=f"sqlite:///{tmp_path / 'hookstream.db'}",
+    )
+    return env
+
+
+@pytest.fixture
+def cluster_settings(cluster_env: dict[str, str]) -> Settings:
+    return Settings.from_env(cluster_env)
 
 
 @pytest.fixture

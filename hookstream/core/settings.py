@@ -241,6 +241,11 @@ class Settings(BaseSettings):
                              default_factory=lambda data: f"sqlite:///{data['state_dir'] / 'hookstream.db'}")
     topic_prefix: str = _var("HOOKSTREAM_TOPIC_PREFIX", "")
     kafka_version: str = _var("HOOKSTREAM_KAFKA_VERSION", KAFKA_VERSION)
+    # Replicas of each topic `topics ensure` creates; 0: min(3, the brokers live when it runs).
+    # min.insync.replicas is one less (at least 1), so one broker may be down with acks=all.
+    replication_factor: Annotated[int, BeforeValidator(_whole(
+        "a replication factor from 1 to 32767, or 0 for min(3, live brokers)", 0, 32767))] = _var(
+        "HOOKSTREAM_REPLICATION_FACTOR", 0)
     allow_http: Flag = _var("HOOKSTREAM_ALLOW_HTTP", False)
     allowed_networks: Annotated[tuple[Network, ...], BeforeValidator(_networks)] = _var("HOOKSTREAM_ALLOWED_NETWORKS", ())
     # Ports an endpoint URL may use, as inclusive (low, high) ranges; empty allows every port.

@@ -4,6 +4,14 @@ Names are base names; ``Settings.topic()`` adds ``HOOKSTREAM_TOPIC_PREFIX``. ``e
 idempotent: it creates what is missing and reports any existing topic whose partition count or
 configuration differs from what is declared here (it never silently alters a live topic:
 repartitioning would break per-key ordering).
+
+Replication is decided when ``ensure`` runs, from the cluster it finds: ``replication_factor``
+(``HOOKSTREAM_REPLICATION_FACTOR``, or min(3, live brokers) when 0) replicas per partition,
+``min.insync.replicas`` one less (at least 1: with ``acks=all`` a write then survives one broker
+down, and is refused rather than kept on a single copy when two are), and no unclean leader
+election (an out-of-sync replica never becomes leader and drops acknowledged records). A topic
+with fewer replicas, another ``min.insync.replicas`` or unclean election on is reported like any
+other difference.
 """
 
 from __future__ import annotations
@@ -122,21 +130,69 @@ def _admin(settings: Settings) -> AdminClient:
     return make_admin(settings)
 
 
+def replication_factor(settings: Settings, live_brokers: int) -> int:
+    """The replicas each new topic gets: ``HOOKSTREAM_REPLICATION_FACTOR``, or min(3, live brokers)."""
+    if live_brokers < 1:
+        raise TopicError(f"no live Kafka broker at {settings.kafka_bootstrap}")
+    return settings.replication_factor or min(3, live_brokers)
+
+
+def replication_config(replicas: int) -> dict[str, str]:
+    """The topic configuration that goes with ``replicas`` replicas (see the module docstring)."""
+    return {"min.insync.replicas": str(max(1, replicas - 1)), "unclean.leader.election.enable": "false"}
+
+
+def replication_drift(replicas: int, config: dict[str, str], wanted: int) -> list[str]:
+    """How an existing topic with ``replicas`` replicas (the fewest of any partition) and
+    ``config`` differs from ``wanted`` replicas. More replicas than wanted is no difference (a
+    cluster with a broker down wants fewer for new topics), and min.insync.replicas is then judged
+    against the replicas the topic has."""
+    diffs = []
+    if replicas < wanted:
+        diffs.append(f"replication factor {replicas} (wanted {wanted})")
+    for key, want in replication_config(max(replicas, wanted)).items():
+        have = config.get(key)
+        if have != want:
+            diffs.append(f"{key}={have} (wanted {want})")
+    return diffs
+
+
+def replicas(settings: Settings, base_names: Iterable[str], *, timeout: float = 30.0) -> dict[str, int]:
+    """Full topic name -> the fewest replicas of any of its partitions, for existing topics."""
+    topics = _admin(settings).list_topics(timeout=timeout).topics
+    return {settings.topic(n): replicas_of(topics[settings.topic(n)]) for n in base_names if settings.topic(n) in topics}
+
+
+def replicas_of(topic_metadata) -> int:
+    """The fewest replicas of any partition of a topic (confluent-kafka ``TopicMetadata``)."""
+    return min((len(p.replicas) for p in topic_metadata.partitions.values()), default=0)
+
+
 def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] | None = None, *, timeout: float = 30.0) -> EnsureReport:
     specs = list(specs if specs is not None else topic_specs(settings))
     admin = _admin(settings)
     report = EnsureReport()
     try:
-        existing = admin.list_topics(timeout=timeout).topics
+        cluster = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
         raise TopicError(f"cannot list topics at {settings.kafka_bootstrap}: {exc.args[0].str()}") from None
+    existing = cluster.topics
+    live = len(cluster.brokers)
+    wanted = replication_factor(settings, live)
     missing = [s for s in specs if settings.topic(s.name) not in existing]
     if missing:
+        if wanted > live:
+            raise TopicError(
+                f"replication factor {wanted} ({Settings.variable('replication_factor')}) is more than the "
+                f"{live} live broker(s) at {settings.kafka_bootstrap}; start more brokers or lower it"
+            )
         futures = admin.create_topics(
-            [NewTopic(settings.topic(s.name), num_partitions=s.partitions, replication_factor=1, config=s.config) for s in missing],
+            [NewTopic(settings.topic(s.name), num_partitions=s.partitions, replication_factor=wanted,
+                      config={**s.config, **replication_config(wanted)}) for s in missing],
             operation_timeout=timeout,
             request_timeout=timeout,
         )
+        raced = []
         for name, fut in futures.items():
             try:
                 fut.result()
@@ -144,11 +200,13 @@ def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] | None = None, 
             except KafkaException as exc:
                 err = exc.args[0]
                 if err.name() == "TOPIC_ALREADY_EXISTS":  # another process won the race
-                    report.unchanged.append(name)
+                    raced.append(name)
                 else:
                     raise TopicError(f"cannot create topic {name}: {err.str()}") from None
-        _wait_until_served(admin, report.created, timeout)
-    present = [s for s in specs if settings.topic(s.name) in existing]
+        _wait_until_served(admin, report.created + raced, timeout)
+        if raced:  # made elsewhere, or by now known to the broker our metadata came from: check it too
+            existing = admin.list_topics(timeout=timeout).topics
+    present = [s for s in specs if settings.topic(s.name) in existing and settings.topic(s.name) not in report.created]
     if present:
         actual = describe(settings, [s.name for s in present], admin=admin, metadata=existing, timeout=timeout)
         for spec in present:
@@ -161,6 +219,7 @@ def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] | None = None, 
                 have = config.get(key)
                 if have != want:
                     diffs.append(f"{key}={have} (declared {want})")
+            diffs += replication_drift(replicas_of(existing[full]), config, wanted)
             if diffs:
                 report.differences[full] = diffs
             else:

@@ -1,5 +1,6 @@
 """docker-compose.yml cannot be run here (no Docker engine); check its structure instead."""
 
+import base64
 import re
 from pathlib import Path
 
@@ -52,8 +53,20 @@ def test_kafka_service_runs_the_pinned_release_in_kraft_mode():
     assert int(env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"]) == 1
 
 
+def profile(service: str) -> set[str]:
+    return set(SERVICES[service].get("profiles", []))
+
+
+DEFAULT = {name for name in SERVICES if not profile(name)}  # what `docker compose up` starts
+CLUSTER = {name for name in SERVICES if "cluster" in profile(name)}
+BROKERS = ["kafka-1", "kafka-2", "kafka-3"]
+CLUSTER_WORKERS = {"streams-cluster": 9464, "delivery-cluster": 9465}
+
+
 def test_the_whole_pipeline_is_there():
-    assert set(SERVICES) == {"kafka", "postgres", "topics", "streams", "delivery", "api", "prometheus", "grafana"}
+    assert DEFAULT == {"kafka", "postgres", "topics", "streams", "delivery", "api", "prometheus", "grafana"}
+    assert CLUSTER == {*BROKERS, "topics-cluster", *CLUSTER_WORKERS, "api-cluster"}
+    assert set(SERVICES) == DEFAULT | CLUSTER
 
 
 def test_every_named_volume_is_declared():
@@ -100,6 +113,8 @@ def test_host_ports_are_the_documented_ones_and_unique():
     assert published["prometheus"] == [9090]
     assert published["grafana"] == [3000]
     assert published["api"] == [8080]
+    assert [published[b] for b in BROKERS] == [[29092], [29093], [29094]]
+    assert published["api-cluster"] == [8081]
     every = [port for ports in published.values() for port in ports]
     assert len(every) == len(set(every))
 
@@ -137,7 +152,7 @@ def _command_exists(args: list[str]) -> bool:
     return True
 
 
-@pytest.mark.parametrize("service", ["topics", *WORKERS])
+@pytest.mark.parametrize("service", ["topics", *WORKERS, "topics-cluster", *CLUSTER_WORKERS])
 def test_service_commands_are_hookstream_commands(service):
     args = SERVICES[service]["command"]
     if args == ["delivery", "worker"] and not _command_exists(["delivery"]):
@@ -216,7 +231,7 @@ def test_dockerfile_copies_every_package_the_project_installs():
     assert re.search(r'^ENTRYPOINT \["hookstream"\]$', text, re.M)
 
 
-HOOKSTREAM_SERVICES = ("topics", "streams", "delivery", "api")
+HOOKSTREAM_SERVICES = ("topics", "streams", "delivery", "api", "topics-cluster", *CLUSTER_WORKERS, "api-cluster")
 
 
 @pytest.mark.parametrize("service", HOOKSTREAM_SERVICES)
@@ -233,3 +248,92 @@ def test_the_compose_secret_is_declared_from_the_hosts_key_variable():
     for name, svc in SERVICES.items():
         for secret in svc.get("secrets", []):
             assert (secret if isinstance(secret, str) else secret["source"]) in declared, name
+
+
+# ------------------------------------------------------------------ profile `cluster`
+
+
+def listener(spec: str, name: str) -> tuple[str, int]:
+    """(host, port) of the listener called ``name`` in a KAFKA_*LISTENERS value."""
+    (hostport,) = [item.split("://", 1)[1] for item in spec.split(",") if item.startswith(f"{name}://")]
+    host, port = hostport.rsplit(":", 1)
+    return host, int(port)
+
+
+def test_the_cluster_profile_runs_three_kraft_nodes_of_the_pinned_release_with_distinct_ids():
+    ids = []
+    for name in BROKERS:
+        broker = SERVICES[name]
+        assert broker["image"] == SERVICES["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
+        assert profile(name) == {"cluster"}
+        e = broker["environment"]
+        assert e["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        ids.append(int(e["KAFKA_NODE_ID"]))
+        assert broker["hostname"] == name
+    assert sorted(ids) == [1, 2, 3]
+    # one cluster id (a base64 UUID, as kafka-storage format wants), the same on every node
+    (cluster_id,) = {SERVICES[b]["environment"]["CLUSTER_ID"] for b in BROKERS}
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+
+
+def test_every_node_lists_the_same_voters_each_at_its_own_controller_listener():
+    voters = {SERVICES[b]["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"] for b in BROKERS}
+    assert len(voters) == 1
+    expected = set()
+    for name in BROKERS:
+        e = SERVICES[name]["environment"]
+        _host, port = listener(e["KAFKA_LISTENERS"], "CONTROLLER")
+        expected.add(f"{e['KAFKA_NODE_ID']}@{SERVICES[name]['hostname']}:{port}")
+    assert set(voters.pop().split(",")) == expected
+
+
+def test_each_node_advertises_itself_inside_and_its_published_port_outside():
+    for name in BROKERS:
+        e = SERVICES[name]["environment"]
+        assert listener(e["KAFKA_ADVERTISED_LISTENERS"], "PLAINTEXT")[0] == name
+        outside = listener(e["KAFKA_ADVERTISED_LISTENERS"], "EXTERNAL")
+        assert outside[0] == "localhost" and listener(e["KAFKA_LISTENERS"], "EXTERNAL")[1] == outside[1]
+        assert f"{outside[1]}:{outside[1]}" in SERVICES[name]["ports"]
+
+
+def test_the_cluster_replicates_internal_and_new_topics_and_never_elects_an_unclean_leader():
+    for name in BROKERS:
+        e = {k: str(v) for k, v in SERVICES[name]["environment"].items()}
+        assert e["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == e["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "3"
+        assert e["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == e["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+        assert e["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
+        assert e["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
+
+
+def test_each_node_has_a_healthcheck_on_its_own_internal_listener():
+    for name in BROKERS:
+        check = " ".join(SERVICES[name]["healthcheck"]["test"])
+        host, port = listener(SERVICES[name]["environment"]["KAFKA_ADVERTISED_LISTENERS"], "PLAINTEXT")
+        assert f"--bootstrap-server {host}:{port}" in check
+
+
+def test_the_clusters_topics_job_and_workers_list_all_three_brokers():
+    internal = sorted(
+        "%s:%d" % listener(SERVICES[b]["environment"]["KAFKA_ADVERTISED_LISTENERS"], "PLAINTEXT") for b in BROKERS
+    )
+    for name in ("topics-cluster", *CLUSTER_WORKERS, "api-cluster"):
+        assert profile(name) == {"cluster"}
+        assert SERVICES[name]["build"] == "."
+        assert sorted(env(name)["HOOKSTREAM_KAFKA_BOOTSTRAP"].split(",")) == internal
+    assert SERVICES["topics-cluster"]["command"] == ["topics", "ensure"]
+    assert env("topics-cluster")["HOOKSTREAM_REPLICATION_FACTOR"] == "3"
+    assert depends_on("topics-cluster") == {b: "service_healthy" for b in BROKERS}
+    for name in (*CLUSTER_WORKERS, "api-cluster"):
+        assert depends_on(name)["topics-cluster"] == "service_completed_successfully"
+    for name, port in CLUSTER_WORKERS.items():
+        assert env(name)["HOOKSTREAM_METRICS_PORT"] == str(port) and str(port) in SERVICES[name]["expose"]
+    api = SERVICES["api-cluster"]
+    assert api["command"] == SERVICES["api"]["command"]
+    port = env("api-cluster")["HOOKSTREAM_API_PORT"]
+    assert f"{port}:{port}" in api["ports"] and f"http://127.0.0.1:{port}/healthz" in " ".join(api["healthcheck"]["test"])
+
+
+def test_the_default_stack_never_needs_the_cluster_profile():
+    for name in DEFAULT:
+        assert set(depends_on(name)) <= DEFAULT, name
+        assert "kafka-1" not in env(name).get("HOOKSTREAM_KAFKA_BOOTSTRAP", "")
