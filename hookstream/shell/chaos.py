@@ -8,9 +8,9 @@ worker, two delivery workers, the outbox relay, and one local receiver process p
 endpoints over three tenants:
 
     acme-ok      acme     always 204
-    acme-flaky   acme     503 for a random 20% of requests
+    acme-flaky   acme     500 for a random 20% of requests
     globex-ok    globex   always 204
-    globex-dead  globex   always 503: every delivery runs out of the (short) retry schedule
+    globex-dead  globex   always 500: every delivery runs out of the (short) retry schedule
     initech-ok   initech  always 204 (the one that disappears in ``receiver-outage``)
 
 This process publishes events at a steady rate, round-robin over the tenants, half through the
@@ -38,7 +38,7 @@ The breaker (``HOOKSTREAM_BREAKER_WINDOW``) is set to an hour so it never opens 
 open breaker holds an endpoint's records for its pause (30 s), which would only lengthen the
 settling without testing anything these scenarios are about.
 
-Run ``python -m hookstream.shell.chaos receive ...`` is the receiver process (see ``_receiver_main``).
+The receiver process is ``python -m hookstream.shell.chaos receive ...`` (``_receiver_main``).
 """
 
 from __future__ import annotations
@@ -238,12 +238,20 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hooks/{self.spec.name}"
 
     def start(self) -> None:
-        from hookstream.shell.bench import Proc, _wait_port
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self) -> None:
+        from hookstream.shell.bench import Proc
 
         cmd = [sys.executable, "-m", "hookstream.shell.chaos", "receive", "--port", str(self.port),
                "--secret", self.secret, "--fail-rate", str(self.spec.fail_rate), "--fail-status", str(FAIL_STATUS)]
         self.proc = Proc(f"receiver-{self.spec.name}", cmd, self.env, self.logs, stdout=subprocess.PIPE)
         threading.Thread(target=self._read, args=(self.proc.popen.stdout,), daemon=True).start()
+
+    def wait_ready(self) -> None:
+        from hookstream.shell.bench import _wait_port
+
         _wait_port(self.port, 60, self.proc)
         if self.away and self.away[-1][1] is None:
             self.away[-1] = (self.away[-1][0], time.time())
@@ -434,12 +442,15 @@ class Pipeline:
             r.sub_id, r.secret = sub.id, secret
         publish_pending(self.settings)
         self.outbox_engine = open_database(self.settings.model_copy(update={"database_url": self.relay_env["HOOKSTREAM_DATABASE_URL"]}))
-        for r in self.receivers.values():
-            r.start()
+        # every process at once (each takes seconds to import on a busy machine); then the receivers' ports
         self.workers.start("streams")
         for i in range(delivery_workers):
             self.workers.start(f"delivery-{i + 1}")
         self.workers.start("relay")
+        for r in self.receivers.values():
+            r.spawn()
+        for r in self.receivers.values():
+            r.wait_ready()
 
     def start_load(self, ready_timeout: float = 180.0) -> None:
         """Start the load, and return once deliveries flow at every always-204 endpoint (the

@@ -117,3 +117,15 @@ def test_the_always_failing_endpoint_must_have_every_pair_dead_lettered(pipe):
 def test_every_endpoint_kind_is_in_the_suite():
     assert {e.fail_rate for e in ENDPOINTS} == {0.0, 0.2, 1.0}
     assert len({e.tenant for e in ENDPOINTS}) >= 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["chaos", "nope"], "error: scenario nope is not one of broker-restart, worker-kill"),
+    (["chaos", "--size", "huge"], "error: --size: 'huge' is not one of short, long"),
+])
+def test_the_command_refuses_an_unknown_scenario_or_size_in_one_line(argv, message, capsys):
+    from hookstream.shell.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err

@@ -11,7 +11,7 @@ from hookstream.shell.cli._output import Column, JsonOption, emit_json, table
 
 
 def chaos_command(
-    scenarios: list[str] = typer.Argument(None, metavar="[SCENARIO]...",
+    scenarios: list[str] = typer.Argument(None, metavar="SCENARIO",
                                           help="broker-restart, worker-kill, rolling-restart, receiver-outage, cluster-leaders (default: all)."),
     size: str = typer.Option("short", "--size", help="short (a few hundred events a scenario, ~100/s) or long (~200/s, minute-long outages)."),
     as_json: bool = JsonOption,
