@@ -264,6 +264,13 @@ class ConsumeLoop:
     def _on_assign(self, consumer, partitions) -> None:
         for p in partitions:
             self.parts[(p.topic, p.partition)] = PartitionOffsets()
+        # librdkafka keeps a partition's pause across a rebalance that hands it back to this
+        # consumer, while the resume timer went with the revoke: start every assigned partition
+        # unpaused (a head not due yet pauses it again, with a new timer)
+        try:
+            consumer.resume(partitions)
+        except KafkaException as exc:
+            self._fail(exc, "kafka", f"resuming assigned partitions failed: {exc.args[0].str()}")
         log.info("assigned %d partition(s)", len(partitions))
 
     def _on_revoke(self, consumer, partitions) -> None:

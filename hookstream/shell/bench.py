@@ -1,7 +1,8 @@
 """``hookstream bench``: end-to-end speed on this machine, side by side with the Celery + Redis design (one task per delivery).
 
 Everything runs here, each part in its own process: a FRESH local broker (own state dir and
-port), the real workers (``hookstream streams worker`` x N, ``hookstream delivery worker``), the
+port; with ``brokers`` > 1 a fresh ``LocalCluster`` of that many nodes, topics replicated on
+``min(3, brokers)``), the real workers (``hookstream streams worker`` x M, ``hookstream delivery worker`` x N), the
 loopback receiver (``bench/receiver.py``), and this process publishing with
 ``producers.Publisher``. Latency is publish -> acknowledged POST: the event's ``occurred_at``
 (stamped by ``Event.new`` right before it is sent) to the time the receiver wrote its 204.
@@ -48,7 +49,7 @@ from typing import Any
 import orjson
 
 from hookstream.core.errors import HookstreamError
-from hookstream.shell.machine import cpu_model
+from hookstream.shell.machine import cpu_model, usable_cores
 
 REPO = Path(__file__).resolve().parents[2]
 RECEIVER = REPO / "bench" / "receiver.py"
@@ -60,7 +61,8 @@ Progress = Callable[[str, int, int], None]
 
 @dataclasses.dataclass
 class BenchConfig:
-    port: int = 19592
+    port: int = 19592  # the first broker's; N brokers take ports port .. port + 2N - 1 (listeners, then controllers)
+    brokers: int = 1  # 1: one KRaft node (broker + controller); more: a LocalCluster
     state_dir: Path = Path("/tmp/hs-bench")
     events: int = 60_000  # throughput scenario
     endpoints: int = 100  # fan-out 1 tenants (one endpoint each) for throughput and latency
@@ -78,7 +80,7 @@ class BenchConfig:
     stream_workers: int = 1
     # one per core, like the baseline's Celery pool: a delivery worker's Python runs under one
     # GIL and tops out near one core (main loop + attempt-log thread + the HTTP client's callbacks)
-    delivery_workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    delivery_workers: int = dataclasses.field(default_factory=usable_cores)
     request_timeout: float = 5.0
     baseline: bool = True
     baseline_events: int = 20_000
@@ -306,7 +308,7 @@ class HookstreamStack:
         self.logs = cfg.state_dir / "logs"
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKSTREAM_")}
         env.update(
-            HOOKSTREAM_KAFKA_BOOTSTRAP=f"127.0.0.1:{cfg.port}",
+            HOOKSTREAM_KAFKA_BOOTSTRAP=",".join(f"127.0.0.1:{cfg.port + i}" for i in range(cfg.brokers)),
             HOOKSTREAM_STATE_DIR=str(cfg.state_dir),
             HOOKSTREAM_DATABASE_URL=f"sqlite:///{cfg.state_dir / 'hookstream.db'}",
             HOOKSTREAM_TOPIC_PREFIX="bench.",
@@ -318,28 +320,40 @@ class HookstreamStack:
         self.env = env
         self.settings = Settings.from_env(env)
         self.workers: list[Proc] = []
-        self.broker_pid: int | None = None
+        self.broker_pids: dict[str, int] = {}  # "kafka", or "kafka-<node id>" per node of a cluster
+        self.replication: dict[str, int] = {"replication_factor": 1, "min_insync_replicas": 1}
         self.tenants: dict[str, list[str]] = {}  # scenario -> tenants
         self.endpoint_secrets: dict[str, str] = {}  # receiver path -> whsec (for the baseline too)
         self.subs: dict[str, list[tuple[str, str, str]]] = {}  # tenant -> (sub id, url, secret)
 
     # -- set-up
+    def _broker(self):
+        if self.cfg.brokers == 1:
+            from hookstream.shell.broker import LocalBroker
+
+            return LocalBroker(self.settings)
+        from hookstream.shell.broker import LocalCluster
+
+        return LocalCluster(self.settings, brokers=self.cfg.brokers)
+
     def start_broker(self) -> None:
-        from hookstream.shell.broker import LocalBroker
         from hookstream.core.topics import ensure_topics
 
-        broker = LocalBroker(self.settings)
+        broker = self._broker()
         broker.stop()
         shutil.rmtree(self.cfg.state_dir, ignore_errors=True)  # FRESH: no topics or offsets from before
         self.cfg.state_dir.mkdir(parents=True)
         status = broker.start(owner_pid=os.getpid())
-        self.broker_pid = status.pid
-        ensure_topics(self.settings)
+        if self.cfg.brokers == 1:
+            self.broker_pids = {"kafka": status.pid} if status.pid else {}
+        else:
+            self.broker_pids = {f"kafka-{node.node_id}": node.pid for node in status.brokers if node.pid}
+        ensure_topics(self.settings)  # replicated min(3, live brokers) times, min.insync.replicas one less
+        if self.cfg.brokers > 1:
+            self.replication = _check_replication(self.settings, min(3, self.cfg.brokers))
 
     def stop_broker(self) -> None:
-        from hookstream.shell.broker import LocalBroker
-
-        LocalBroker(self.settings).stop()
+        self._broker().stop()
 
     def subscribe(self, receiver: ReceiverClient) -> None:
         from hookstream.subscriptions.store import SubscriptionStore
@@ -387,9 +401,27 @@ class HookstreamStack:
                 raise HookstreamError(f"the {w.name} worker exited (code {w.popen.returncode}); see {w.log}")
 
     def processes(self) -> dict[str, int]:
-        procs = {"kafka": self.broker_pid} if self.broker_pid else {}
+        procs = dict(self.broker_pids)
         procs.update({w.name: w.pid for w in self.workers})
         return procs
+
+
+def _check_replication(settings, want: int) -> dict[str, int]:
+    """The replication the pipeline's topics got: every partition on ``want`` brokers, or an error."""
+    from confluent_kafka.admin import ConfigResource
+
+    from hookstream.core.kafka import make_admin
+    from hookstream.core.topics import DELIVERIES, topic_specs
+
+    admin = make_admin(settings)
+    topics = admin.list_topics(timeout=30).topics
+    short = sorted(settings.topic(s.name) for s in topic_specs(settings)
+                   if any(len(p.replicas) < want for p in topics[settings.topic(s.name)].partitions.values()))
+    if short:
+        raise HookstreamError(f"topics with fewer than {want} replicas on the {want}-broker bench cluster: {', '.join(short)}")
+    resource = ConfigResource(ConfigResource.Type.TOPIC, settings.topic(DELIVERIES))
+    config = admin.describe_configs([resource], request_timeout=30)[resource].result()
+    return {"replication_factor": want, "min_insync_replicas": int(config["min.insync.replicas"].value)}
 
 
 _TREES = ("celery",)  # processes whose children work for them (the prefork pool)
@@ -417,7 +449,7 @@ class _Profiler:
             return
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, pid in pids.items():
-            if name == "kafka":
+            if name.startswith("kafka"):
                 continue
             path = out_dir / f"{name}.txt"
             self.files[name] = str(path)
@@ -755,6 +787,7 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, Any]:
         stack.subscribe(receiver)
         stack.start_workers()
         results = run_hookstream(cfg, receiver, stack, progress)
+        results["topics"] = stack.replication
         stack.stop_workers()
         stack.stop_broker()  # the baseline gets the machine to itself, as hookstream had
         baseline = None
@@ -789,6 +822,7 @@ def _summary(cfg: BenchConfig, r: dict[str, Any], baseline: dict[str, Any] | Non
         "latency": lat,
         "ready_s": r.get("ready_s"),
         "warmup": r.get("warmup"),
+        "topics": r.get("topics"),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()},
     }
     return out
@@ -807,8 +841,15 @@ def report_rows(report: dict[str, Any]) -> tuple[str, list[tuple[str, str, str]]
     """The report for reading: a heading, (scenario, figure, target) rows with the issue's
     targets beside the figures, and closing notes. ``hookstream bench`` prints them as a table."""
     m = report["machine"]
+    c = report.get("config") or {}
     heading = (f"hookstream bench, {report['date']}: {m['nproc']} cores ({m['cpu']}), Python {m['python']}, "
                f"load average {m['loadavg_start'][0]:.2f} -> {m['loadavg_end'][0]:.2f}")
+    if c:
+        heading += (f"; {c.get('brokers', 1)} broker(s), {c.get('stream_workers')} stream worker(s), "
+                    f"{c.get('delivery_workers')} delivery worker(s)")
+    t = report.get("topics") or {}
+    if t.get("replication_factor", 1) > 1:
+        heading += f"; topics replicated {t['replication_factor']}x, min.insync.replicas {t['min_insync_replicas']}"
     rows: list[tuple[str, str, str]] = []
     lines: list[str] = []  # the notes after the table
 

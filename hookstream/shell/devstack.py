@@ -1,10 +1,12 @@
-"""The local stack behind ``hookstream dev up``: broker, topics, stream worker, delivery worker,
+"""The local stack behind ``hookstream dev up``: broker, topics, stream workers, delivery workers,
 the HTTP API.
 
 Each part runs as its own process (its own metrics port, its own log file) started in order and
-stopped in reverse order. What runs is written to ``<state dir>/dev/stack.json`` (names, pids,
-ports, log paths) so ``dev status`` and ``dev down`` work from another terminal, and so a
-process that died is reported rather than hidden.
+stopped in reverse order. Workers of one kind are numbered (``streams-1``, ``delivery-1``,
+``delivery-2`` ...) and take consecutive metrics ports from their kind's first port. What runs
+is written to ``<state dir>/dev/stack.json`` (names, pids, ports, log paths) so ``dev status``
+and ``dev down`` work from another terminal, and so a process that died is reported rather than
+hidden; ``<state dir>/dev/prometheus.yml`` is a Prometheus config scraping every worker started.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import urllib.request
 from pathlib import Path
 
 from hookstream.shell.broker import LocalBroker, pid_alive
-from hookstream.core.errors import HookstreamError
+from hookstream.core.errors import HookstreamError, ValidationError
 from hookstream.core.fsperm import private_dir
 from hookstream.core.settings import Settings
-from hookstream.core.topics import ensure_topics
+from hookstream.core.topics import DELIVERIES, EVENT_TOPICS, ensure_topics, topic_specs
 
 STOP_TIMEOUT = 8.0  # per process; Ctrl-C must stop the whole stack within 30 s
 READY_TIMEOUT = 90.0
+ALERTS = Path(__file__).resolve().parents[2] / "ops" / "prometheus" / "alerts.yml"  # in a source checkout
 
 
 @dataclasses.dataclass
@@ -108,13 +111,16 @@ class DevStack:
 
     # ------------------------------------------------------------------ up
     def up(self, *, streams_metrics_port: int, delivery_metrics_port: int, api_port: int | None = None,
-           before_workers=None) -> StackState:
+           before_workers=None, stream_workers: int = 1, delivery_workers: int = 1) -> StackState:
         """Start everything in order; return once every process is ready. Raises (after
-        stopping what it started) when a part cannot start."""
+        stopping what it started) when a part cannot start. ``stream_workers`` and
+        ``delivery_workers`` processes take consecutive metrics ports from the given ones."""
         existing = self.load()
         if existing and any(p.alive for p in existing.processes):
             raise HookstreamError(f"a dev stack is already running (see `hookstream dev status`); stop it with `hookstream dev down`")
-        for port in (streams_metrics_port, delivery_metrics_port):
+        streams_ports, delivery_ports = plan_metrics_ports(streams_metrics_port, stream_workers, delivery_metrics_port,
+                                                           delivery_workers, api_port=api_port)
+        for port in (*streams_ports, *delivery_ports):
             if not port_free(port):
                 raise HookstreamError(f"metrics port {port} is taken; choose others with --streams-metrics-port/--delivery-metrics-port")
         if api_port is not None and not port_free(api_port):
@@ -130,10 +136,11 @@ class DevStack:
             for name, args, port in (before_workers(self.settings) if before_workers else ()):
                 state.processes.append(self._spawn(name, args, port=port))
                 self._save(state)
-            state.processes.append(self._spawn("streams", ["streams", "worker", "--metrics-port", str(streams_metrics_port)], metrics_port=streams_metrics_port))
-            self._save(state)
-            state.processes.append(self._spawn("delivery", ["delivery", "worker", "--metrics-port", str(delivery_metrics_port)], metrics_port=delivery_metrics_port))
-            self._save(state)
+            for kind, ports in (("streams", streams_ports), ("delivery", delivery_ports)):
+                for i, port in enumerate(ports, 1):
+                    state.processes.append(self._spawn(f"{kind}-{i}", [kind, "worker", "--metrics-port", str(port)], metrics_port=port))
+                    self._save(state)
+            self.write_prometheus_config(state)
             if api_port is not None:
                 state.processes.append(self._spawn("api", ["api", "--host", "127.0.0.1", "--port", str(api_port)], port=api_port))
                 self._save(state)
@@ -180,10 +187,74 @@ class DevStack:
             if LocalBroker(self.settings).stop():
                 stopped.append("kafka")
         self.state_file.unlink(missing_ok=True)
+        self.prometheus_config.unlink(missing_ok=True)
         return stopped
+
+    # ------------------------------------------------------------------ monitoring
+    @property
+    def prometheus_config(self) -> Path:
+        return self.dir / "prometheus.yml"
+
+    def write_prometheus_config(self, state: StackState) -> Path:
+        """A Prometheus config with one target per worker of the stack, the jobs of
+        ops/prometheus/prometheus.yml (``prometheus --config.file=<this file>``). JSON is YAML."""
+        jobs: dict[str, list[str]] = {}
+        for p in state.processes:
+            kind = p.name.split("-", 1)[0]
+            if p.metrics_port and kind in ("streams", "delivery"):
+                jobs.setdefault(f"hookstream-{kind}", []).append(f"127.0.0.1:{p.metrics_port}")
+        doc: dict = {"global": {"scrape_interval": "15s", "evaluation_interval": "15s"}}
+        if ALERTS.is_file():
+            doc["rule_files"] = [str(ALERTS)]
+        doc["scrape_configs"] = [{"job_name": job, "static_configs": [{"targets": targets}]} for job, targets in jobs.items()]
+        private_dir(self.dir)
+        self.prometheus_config.write_text(json.dumps(doc, indent=2) + "\n")
+        return self.prometheus_config
 
     def dead(self, state: StackState) -> list[StackProcess]:
         return [p for p in state.processes if not p.alive]
+
+
+def plan_metrics_ports(streams_first: int, stream_workers: int, delivery_first: int, delivery_workers: int,
+                       *, api_port: int | None = None) -> tuple[list[int], list[int]]:
+    """The metrics ports of the stream and delivery workers: consecutive from each kind's first.
+    Raises ``ValidationError`` (one line) for a count below 1, a port out of range, or ranges
+    that overlap each other or the API's port."""
+    for option, count in (("--stream-workers", stream_workers), ("--delivery-workers", delivery_workers)):
+        if count < 1:
+            raise ValidationError(f"{option} must be at least 1, not {count}")
+    ranges = {}
+    for option, first, count in (("--streams-metrics-port", streams_first, stream_workers),
+                                 ("--delivery-metrics-port", delivery_first, delivery_workers)):
+        if not 1 <= first or first + count - 1 > 65535:
+            raise ValidationError(f"{option} {first} with {count} worker(s) needs ports {first}-{first + count - 1}, outside 1-65535")
+        ranges[option] = list(range(first, first + count))
+    streams, delivery = ranges.values()
+    if set(streams) & set(delivery):
+        raise ValidationError(f"the stream workers' metrics ports {_span(streams)} overlap the delivery workers' {_span(delivery)}; "
+                              f"move one with --streams-metrics-port or --delivery-metrics-port")
+    if api_port is not None and api_port in (*streams, *delivery):
+        raise ValidationError(f"the API's port {api_port} is one of the workers' metrics ports ({_span(streams)}, {_span(delivery)}); choose another with --api-port")
+    return streams, delivery
+
+
+def _span(ports: list[int]) -> str:
+    return str(ports[0]) if len(ports) == 1 else f"{ports[0]}-{ports[-1]}"
+
+
+def idle_workers(settings: Settings, *, stream_workers: int, delivery_workers: int) -> list[str]:
+    """One line per kind of worker whose count exceeds its topics' partitions: a consumer group
+    gives each partition to one member, so the members past that count get none and idle."""
+    partitions = {spec.name: spec.partitions for spec in topic_specs(settings)}
+    event_partitions = min(partitions[name] for name in EVENT_TOPICS.values())
+    out = []
+    if stream_workers > event_partitions:
+        out.append(f"warning: {stream_workers} stream workers but {event_partitions} partitions per event topic: "
+                   f"{stream_workers - event_partitions} will idle")
+    if delivery_workers > partitions[DELIVERIES]:
+        out.append(f"warning: {delivery_workers} delivery workers but {partitions[DELIVERIES]} partitions of {DELIVERIES}: "
+                   f"{delivery_workers - partitions[DELIVERIES]} will idle")
+    return out
 
 
 def _answers(p: StackProcess) -> bool:

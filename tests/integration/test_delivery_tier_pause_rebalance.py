@@ -5,9 +5,8 @@ Found by the fault suite (tests/faults): after a rolling restart or a scale-out,
 failing endpoints were never retried again. librdkafka keeps a partition's *pause* across a
 rebalance that assigns it back to the same consumer (confluentinc/librdkafka#1849,
 confluent-kafka-go#193), while ``delivery.loop.ConsumeLoop._release`` forgets the partition's
-resume timer on revoke and ``_on_assign`` does not resume what it is given: the partition stays
-paused for as long as the worker runs, and its records (every retry of the subscriptions keyed to
-it) wait until the worker restarts.
+resume timer on revoke: the partition stayed paused for as long as the worker ran. ``_on_assign``
+now resumes every partition it is given (a head not yet due pauses it again).
 
 The rebalance here is made by a second member of the delivery group that subscribes only to an
 unrelated topic: the (eager, round-robin) rebalance revokes and re-assigns every partition, and
@@ -51,8 +50,6 @@ def _rebalance(cfg) -> None:
         other.close()
 
 
-@pytest.mark.xfail(strict=True, reason="delivery.loop: a tier partition paused until due stays paused in librdkafka "
-                                       "after a rebalance gives it back (not resumed on assign); see the module docstring")
 def test_a_retry_paused_until_due_is_still_retried_after_a_rebalance(tier_env, cfg, store, receiver, tmp_path):
     from hookstream.core.settings import Settings
 

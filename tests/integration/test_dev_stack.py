@@ -20,8 +20,29 @@ def _env(hs_env):
     return dict(hs_env)
 
 
-def _ports():
-    return ["--streams-metrics-port", str(free_port()), "--delivery-metrics-port", str(free_port()),
+def _port_block(size: int) -> int:
+    """A port p with p .. p+size-1 free (the delivery workers' consecutive metrics ports)."""
+    for _ in range(100):
+        port = free_port()
+        if port + size <= 65535 and all(_bindable(p) for p in range(port, port + size)):
+            return port
+    raise RuntimeError("no free block of ports")
+
+
+def _bindable(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _ports(delivery_workers: int = 1):
+    return ["--delivery-workers", str(delivery_workers),
+            "--streams-metrics-port", str(free_port()), "--delivery-metrics-port", str(_port_block(delivery_workers)),
             "--receiver-port", str(free_port()), "--api-port", str(free_port())]
 
 
@@ -50,16 +71,25 @@ def hs(env, *args, timeout=120):
 
 def test_detached_demo_delivers_all_12_events_and_down_stops_everything(hs_env):
     env = _env(hs_env)
-    up = hs(env, "dev", "up", "--demo", "--detach", *_ports(), timeout=180)
+    up = hs(env, "dev", "up", "--demo", "--detach", *_ports(delivery_workers=2), timeout=180)
     assert up.returncode == 0, up.stdout + up.stderr
     status = hs(env, "dev", "status", "--json")
     assert status.returncode == 0, status.stdout
     doc = json.loads(status.stdout)
     assert doc["bootstrap"] == env["HOOKSTREAM_KAFKA_BOOTSTRAP"]
     names = [p["name"] for p in doc["processes"]]
-    assert names == ["receiver", "streams", "delivery", "api"]
+    assert names == ["receiver", "streams-1", "delivery-1", "delivery-2", "api"]
     assert all(p["alive"] for p in doc["processes"])
     assert all(p["metrics_url"] for p in doc["processes"] if p["name"] not in ("receiver", "api"))
+    # two delivery workers, each its own process on the next metrics port, both answering, both scraped
+    d1, d2 = [p for p in doc["processes"] if p["name"].startswith("delivery-")]
+    assert d2["port"] == d1["port"] + 1 and d1["pid"] != d2["pid"]
+    for p in (d1, d2):
+        with urllib.request.urlopen(p["metrics_url"], timeout=10) as r:
+            assert b"webhook_inflight_requests" in r.read()
+    prometheus = json.loads(Path(doc["prometheus_config"]).read_text())  # JSON is YAML
+    delivery_job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "hookstream-delivery")
+    assert delivery_job["static_configs"][0]["targets"] == [f"127.0.0.1:{d1['port']}", f"127.0.0.1:{d2['port']}"]
     # the API answers, and the demo's key (printed once) sees the demo tenant's endpoint
     (api_url,) = [p["url"] for p in doc["processes"] if p["name"] == "api"]
     assert f"API at {api_url}" in up.stdout
@@ -79,7 +109,7 @@ def test_detached_demo_delivers_all_12_events_and_down_stops_everything(hs_env):
         assert len(_valid_lines(receiver_log)) == 12, receiver_log.read_text()[-3000:]
     finally:
         down = hs(env, "dev", "down")
-    assert down.returncode == 0 and "delivery" in down.stdout
+    assert down.returncode == 0 and "delivery-1" in down.stdout and "delivery-2" in down.stdout
     assert _pids_alive(pids) == []
     assert hs(env, "dev", "status").returncode == 1
 
@@ -87,7 +117,7 @@ def test_detached_demo_delivers_all_12_events_and_down_stops_everything(hs_env):
 def test_foreground_streams_outcomes_and_ctrl_c_stops_within_30s(hs_env, tmp_path):
     env = _env(hs_env)
     out = open(tmp_path / "up.out", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "hookstream", "dev", "up", "--demo", *_ports()],
+    proc = subprocess.Popen([sys.executable, "-m", "hookstream", "dev", "up", "--demo", *_ports(delivery_workers=1)],
                             env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120

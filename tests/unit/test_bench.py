@@ -135,3 +135,29 @@ def test_the_report_prints_as_a_plain_table_off_a_terminal(monkeypatch, capsys):
         "",
         "CPU seconds per 1,000 deliveries (throughput scenario): streams 0.1, delivery 0.2",
     ]
+
+
+def test_brokers_reach_the_config_and_workers_past_the_partitions_are_warned_about(monkeypatch, capsys):
+    import hookstream.shell.bench as bench
+    from hookstream.shell.cli import main
+
+    seen = []
+
+    def fake_run(cfg, progress=None):
+        seen.append(cfg)
+        return {"config": {"brokers": cfg.brokers}}
+
+    monkeypatch.setattr(bench, "run", fake_run)
+    assert main(["bench", "--json", "--brokers", "3", "--stream-workers", "7", "--delivery-workers", "2"]) == 0
+    out, err = capsys.readouterr()
+    (cfg,) = seen
+    assert (cfg.brokers, cfg.stream_workers, cfg.delivery_workers) == (3, 7, 2)
+    assert err.splitlines() == ["warning: 7 stream workers but 6 partitions per event topic: 1 will idle"]
+
+
+def test_a_cluster_bench_gives_the_workers_every_broker_in_the_bootstrap_list(tmp_path):
+    from hookstream.shell.bench import BenchConfig, HookstreamStack
+
+    stack = HookstreamStack(BenchConfig(port=21000, brokers=3, state_dir=tmp_path), None)
+    assert stack.env["HOOKSTREAM_KAFKA_BOOTSTRAP"] == "127.0.0.1:21000,127.0.0.1:21001,127.0.0.1:21002"
+    assert HookstreamStack(BenchConfig(port=21000, state_dir=tmp_path), None).env["HOOKSTREAM_KAFKA_BOOTSTRAP"] == "127.0.0.1:21000"

@@ -177,22 +177,50 @@ def test_api_serves_on_all_interfaces_after_topics_and_database_with_a_healthche
 
 
 def scrape_targets(config: Path) -> dict[str, list[str]]:
+    """Job -> its targets as host:port: static ones, and DNS-discovered ones as name:port."""
     doc = yaml.safe_load(config.read_text())
-    return {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]] for job in doc["scrape_configs"]}
+    out = {}
+    for job in doc["scrape_configs"]:
+        targets = [t for sc in job.get("static_configs", []) for t in sc["targets"]]
+        for sd in job.get("dns_sd_configs", []):
+            assert sd["type"] == "A", "compose's DNS answers A records (no SRV)"
+            targets += [f"{name}:{sd['port']}" for name in sd["names"]]
+        out[job["job_name"]] = targets
+    return out
 
 
-def test_prometheus_scrapes_each_worker_where_it_serves_metrics():
+def compose_prometheus_config() -> Path:
     prom = SERVICES["prometheus"]
     (config_flag,) = [a for a in prom["command"] if a.startswith("--config.file=")]
     container_path = config_flag.split("=", 1)[1]
     (source, target) = [(s, t) for s, t in bind_mounts("prometheus") if container_path.startswith(t + "/")][0]
-    config = ROOT / source / container_path.removeprefix(target + "/")
-    targets = scrape_targets(config)
+    return ROOT / source / container_path.removeprefix(target + "/")
+
+
+def test_prometheus_scrapes_each_worker_where_it_serves_metrics():
+    targets = scrape_targets(compose_prometheus_config())
     assert targets == {f"hookstream-{name}": [f"{name}:{port}"] for name, port in WORKERS.items()}
     for name, port in WORKERS.items():
         assert env(name)["HOOKSTREAM_METRICS_PORT"] == str(port)
         assert env(name)["HOOKSTREAM_METRICS_HOST"] == "0.0.0.0", "loopback is unreachable from another container"
         assert str(port) in SERVICES[name]["expose"]
+
+
+def test_the_delivery_worker_scales_to_two_replicas_by_default_and_every_replica_is_scraped():
+    delivery = SERVICES["delivery"]
+    replicas = str(delivery["deploy"]["replicas"])
+    # a compose variable with a default of 2 (compose casts it to an int after interpolation)
+    (variable, default) = re.fullmatch(r"\$\{(\w+):-(\d+)\}", replicas).groups()
+    assert int(default) == 2
+    assert not variable.startswith("HOOKSTREAM_"), "a compose variable, not a hookstream setting"
+    assert variable in COMPOSE.read_text().split("services:")[0], "documented in the file's header"
+    # replicas cannot share a host port or a container name
+    assert "ports" not in delivery and "container_name" not in delivery
+    # every replica answers the service's DNS name: Prometheus discovers them all, none named
+    doc = yaml.safe_load(compose_prometheus_config().read_text())
+    for job in doc["scrape_configs"]:
+        assert "static_configs" not in job, f"{job['job_name']} names one container; replicas would go unscraped"
+        assert [sd["names"] for sd in job["dns_sd_configs"]] == [[job["job_name"].removeprefix("hookstream-")]]
 
 
 def test_local_prometheus_config_has_the_same_jobs_on_loopback():

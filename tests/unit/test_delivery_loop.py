@@ -314,6 +314,28 @@ async def test_a_reassigned_partition_starts_afresh(clock):
     assert w.parts[MAIN] is not old and len(transport.requests) == 2 and consumer.committed_for(MAIN)[-1] == 2
 
 
+async def test_a_tier_partition_paused_until_due_is_retried_after_a_rebalance_hands_it_back(clock):
+    """librdkafka keeps a pause across revoke and re-assign (the fake does too); the resume timer
+    goes with the revoke, so the new assignment must not inherit the pause (found by the fault suite)."""
+    w, consumer, transport = make_worker()
+    head = consumer.append(TIER, record("ev_tier", due_at=clock.now + 100, attempt=1))
+    await start(w, clock, TIER)
+    await step(w, clock)
+    assert TIER in consumer.paused and TIER in w.due_paused and transport.requests == []
+    consumer.rebalance("revoke", TIER)
+    consumer.rebalance("assign", TIER)
+    consumer.pos[TIER] = head  # the group's committed position: never past the head not taken
+    await step(w, clock)
+    assert TIER in consumer.paused and TIER in w.due_paused  # paused again, by the new owner's timer
+    clock.now += 100
+    handle = w.due_paused[TIER]
+    handle.cancel()
+    w._resume_due(TIER, w.parts[TIER])
+    await step(w, clock)
+    await step(w, clock)
+    assert len(transport.requests) == 1 and consumer.committed_for(TIER)[-1] == head + 1
+
+
 async def test_the_loop_stops_taking_records_at_the_in_flight_bound(clock):
     w, consumer, transport = make_worker(hold=True)
     w.concurrency = 2

@@ -15,7 +15,8 @@ _SCENARIOS = ("throughput", "latency", "fanout", "isolation")
 def bench_command(
     quick: bool = typer.Option(False, "--quick", help="Small counts and short runs (under 2 minutes in all)."),
     as_json: bool = JsonOption,
-    port: int = typer.Option(19592, "--port", help="Port of the fresh broker (its controller takes the next one)."),
+    port: int = typer.Option(19592, "--port", help="Port of the fresh broker (its controller takes the next one); with --brokers N, of the first: N brokers take this port and the 2N-1 after it."),
+    brokers: int = typer.Option(1, "--brokers", help="1: a fresh single-node broker; 3: a fresh three-node cluster (topics replicated 3 times, min.insync.replicas 2)."),
     state_dir: Path = typer.Option(Path("/tmp/hs-bench"), "--state-dir", help="Deleted and made anew: broker data, database, logs."),
     events: int = typer.Option(None, "--events", help="Events in the throughput scenario (fan-out 1)."),
     warmup_events: int = typer.Option(None, "--warmup-events", help="Events pushed through the pipeline before the scenarios, not measured (default 100,000, quick 1,000; 0: none)."),
@@ -33,7 +34,7 @@ def bench_command(
     from hookstream.shell.bench import BenchConfig, report_rows, run
 
     overrides = {k: v for k, v in dict(
-        port=port, state_dir=state_dir, events=events, warmup_events=warmup_events, rate=rate, duration=duration, stream_workers=stream_workers,
+        port=port, brokers=brokers, state_dir=state_dir, events=events, warmup_events=warmup_events, rate=rate, duration=duration, stream_workers=stream_workers,
         delivery_workers=delivery_workers, request_timeout=request_timeout, baseline=baseline,
         baseline_events=baseline_events, profile_dir=profile,
     ).items() if v is not None}
@@ -44,10 +45,18 @@ def bench_command(
         overrides["scenarios"] = tuple(scenario)
     if overrides.get("warmup_events", 0) < 0:
         raise ValidationError("--warmup-events must be 0 or more")
-    for name in ("events", "rate", "stream_workers", "delivery_workers"):
+    for name in ("events", "rate", "stream_workers", "delivery_workers", "brokers"):
         if name in overrides and overrides[name] < 1:
             raise ValidationError(f"--{name.replace('_', '-')} must be at least 1")
+    if not 1 <= port <= 65535 - 2 * brokers + 1:
+        raise ValidationError(f"--port {port} with {brokers} broker(s) needs ports {port}-{port + 2 * brokers - 1}, outside 1-65535")
     cfg = BenchConfig.quick(**overrides) if quick else BenchConfig(**overrides)
+    from hookstream.core.settings import Settings
+    from hookstream.shell.devstack import idle_workers
+
+    for line in idle_workers(Settings.from_env({"HOOKSTREAM_STATE_DIR": str(state_dir)}),
+                             stream_workers=cfg.stream_workers, delivery_workers=cfg.delivery_workers):
+        typer.echo(line, err=True)
     if as_json:
         emit_json(run(cfg, progress=None))
         return

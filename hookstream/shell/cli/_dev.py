@@ -73,17 +73,29 @@ def up(
     ctx: typer.Context,
     detach: bool = typer.Option(False, "--detach", help="Return once everything is ready; stop later with `hookstream dev down`."),
     demo: bool = typer.Option(False, "--demo", help="Also start a local receiver, subscribe it to every event type and publish one event of each of the 12 types."),
-    streams_metrics_port: int = typer.Option(9464, "--streams-metrics-port"),
-    delivery_metrics_port: int = typer.Option(9465, "--delivery-metrics-port"),
+    delivery_workers: int = typer.Option(None, "--delivery-workers", help="Delivery worker processes (default: one per usable core, os.sched_getaffinity).", show_default=False),
+    stream_workers: int = typer.Option(1, "--stream-workers", help="Stream worker processes (one keeps up with the delivery workers on a few cores; docs/operations.md)."),
+    streams_metrics_port: int = typer.Option(9464, "--streams-metrics-port", help="Metrics port of the first stream worker; the others take the next ones."),
+    delivery_metrics_port: int = typer.Option(None, "--delivery-metrics-port", help="Metrics port of the first delivery worker; the others take the next ones (default: right after the stream workers', 9465 with one).", show_default=False),
     receiver_port: int = typer.Option(8765, "--receiver-port", help="Port of the demo receiver."),
     api_port: int = typer.Option(None, "--api-port", help="Port of the HTTP API (default HOOKSTREAM_API_PORT or 8080)."),
 ) -> None:
-    """Start broker, topics, stream worker, delivery worker and the HTTP API; stream every delivery outcome."""
-    from hookstream.shell.devstack import DevStack, follow_outcomes, format_outcome, port_free
+    """Start broker, topics, stream workers, delivery workers and the HTTP API; stream every delivery outcome."""
+    from hookstream.shell.devstack import DevStack, follow_outcomes, format_outcome, idle_workers, plan_metrics_ports, port_free
+    from hookstream.shell.machine import usable_cores
 
+    if delivery_workers is None:
+        delivery_workers = usable_cores()
+    if delivery_metrics_port is None:
+        delivery_metrics_port = streams_metrics_port + max(stream_workers, 1)
     env = _demo_env() if demo else dict(os.environ)
     # the demo's settings are its own environment's (which its processes inherit); else the command's
     settings = Settings.from_env(env) if demo else settings_of(ctx)
+    api_port = settings.api_port if api_port is None else api_port
+    # bad counts and clashing ports: one line before anything starts
+    plan_metrics_ports(streams_metrics_port, stream_workers, delivery_metrics_port, delivery_workers, api_port=api_port)
+    for line in idle_workers(settings, stream_workers=stream_workers, delivery_workers=delivery_workers):
+        typer.echo(line, err=True)
     stack = DevStack(settings, env)
 
     def demo_parts(cfg: Settings):
@@ -102,14 +114,16 @@ def up(
     try:
         state = stack.up(
             streams_metrics_port=streams_metrics_port, delivery_metrics_port=delivery_metrics_port,
-            api_port=settings.api_port if api_port is None else api_port, before_workers=demo_parts if demo else None,
+            api_port=api_port, before_workers=demo_parts if demo else None,
+            stream_workers=stream_workers, delivery_workers=delivery_workers,
         )
     except KeyboardInterrupt:
         typer.echo("stopped", err=True)
         raise typer.Exit(130)
     typer.echo(f"kafka at {settings.kafka_bootstrap}")
-    table(["NAME", Column("PID", "right"), "URL", "LOG"],
-          [(p.name, p.pid, p.url, p.log) for p in state.processes])
+    table(["NAME", Column("PID", "right"), Column("PORT", "right"), "URL", "LOG"],
+          [(p.name, p.pid, p.metrics_port or p.port or "-", p.url, p.log) for p in state.processes])
+    typer.echo(f"Prometheus config for these workers: {stack.prometheus_config}")
     api = next((p for p in state.processes if p.name == "api"), None)
     if api is not None:
         typer.echo(f"API at {api.url} (docs/api.md; keys: `hookstream api-keys create`)")
@@ -157,7 +171,7 @@ def down(ctx: typer.Context) -> None:
 
 @dev_app.command("status")
 def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
-    """Each process of the stack: name, pid, alive, URL (metrics, or what it serves); exit 1 if any died."""
+    """Each process of the stack: name, pid, port, alive, URL (metrics, or what it serves); exit 1 if any died."""
     from hookstream.shell.devstack import DevStack
 
     stack = DevStack(settings_of(ctx))
@@ -168,12 +182,16 @@ def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
         else:
             typer.echo("no dev stack is running")
         raise typer.Exit(1)
-    rows = [{"name": p.name, "pid": p.pid, "alive": p.alive, "metrics_url": p.metrics_url, "url": p.url, "log": p.log}
-            for p in state.processes]
+    rows = [{"name": p.name, "pid": p.pid, "alive": p.alive, "port": p.metrics_port or p.port, "metrics_url": p.metrics_url,
+             "url": p.url, "log": p.log} for p in state.processes]
+    prometheus = stack.prometheus_config if stack.prometheus_config.exists() else None
     if as_json:
-        emit_json({"running": True, "bootstrap": state.bootstrap, "processes": rows})
+        emit_json({"running": True, "bootstrap": state.bootstrap, "processes": rows,
+                   "prometheus_config": str(prometheus) if prometheus else None})
     else:
         typer.echo(f"kafka at {state.bootstrap}")
-        table(["NAME", Column("PID", "right"), "STATE", "URL", "LOG"],
-              [(r["name"], r["pid"], "alive" if r["alive"] else "DEAD", r["url"], r["log"]) for r in rows])
+        table(["NAME", Column("PID", "right"), Column("PORT", "right"), "STATE", "URL", "LOG"],
+              [(r["name"], r["pid"], r["port"] or "-", "alive" if r["alive"] else "DEAD", r["url"], r["log"]) for r in rows])
+        if prometheus:
+            typer.echo(f"Prometheus config for these workers: {prometheus}")
     raise typer.Exit(0 if all(r["alive"] for r in rows) else 1)
