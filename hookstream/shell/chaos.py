@@ -433,9 +433,7 @@ class Pipeline:
         from hookstream.subscriptions.store import SubscriptionStore
         from hookstream.subscriptions.topic import publish_pending
 
-        if self.brokers > 1:
-            create_replicated_topics(self.settings, self.brokers)
-        ensure_topics(self.settings)
+        ensure_topics(self.settings)  # replicated min(3, brokers) times on a cluster
         store = SubscriptionStore.open(self.settings)
         for r in self.receivers.values():
             sub, secret = store.add(r.spec.tenant, r.url, ["*"])
@@ -577,24 +575,6 @@ class Pipeline:
                 r.proc.stop()
         if self.outbox_engine is not None:
             self.outbox_engine.dispose()
-
-
-def create_replicated_topics(settings, brokers: int) -> None:
-    """The pipeline's topics replicated over ``brokers`` nodes (replication factor min(3, brokers),
-    ``min.insync.replicas`` one less, at least 1; no unclean leader election), created before
-    ``ensure_topics``, which makes them with one replica."""
-    from confluent_kafka.admin import NewTopic
-
-    from hookstream.core.kafka import make_admin
-    from hookstream.core.topics import topic_specs
-
-    rf = min(3, brokers)
-    admin = make_admin(settings)
-    extra = {"min.insync.replicas": str(max(1, rf - 1)), "unclean.leader.election.enable": "false"}
-    futures = admin.create_topics([NewTopic(settings.topic(s.name), num_partitions=s.partitions, replication_factor=rf,
-                                            config={**s.config, **extra}) for s in topic_specs(settings)])
-    for future in futures.values():
-        future.result(60)
 
 
 def judge(pipe: Pipeline, result: ScenarioResult, expected: dict[str, dict[str, str]], dlq: dict[str, str]) -> None:
