@@ -297,13 +297,13 @@ class AttemptLogWriter:
     def _outage(self, exc: BaseException, backoff: float, began: float) -> float:
         """Account for one failed try during an outage; wait before the next. Returns the next backoff."""
         now = time.monotonic()
-        self.failures += 1
         m.ATTEMPT_LOG_WRITE_ERRORS.inc()
         if self._outage_since is None:
             self._outage_since, self._reminded = began, now
             log.warning("attempt log unwritable (retrying for up to %.0fs): %s", self.max_outage, _reason(exc))
         down = now - self._outage_since
         m.ATTEMPT_LOG_OUTAGE.set(down)
+        self.failures += 1  # after the gauge: whoever sees the failure counted sees the outage too
         if down >= self.max_outage:
             raise AttemptLogUnavailable(
                 f"the attempt log stayed unwritable for {down:.0f}s (HOOKSTREAM_ATTEMPT_LOG_MAX_OUTAGE is "

@@ -131,7 +131,12 @@ class Publisher:
     def prepare(self, event: Event) -> OutgoingRecord:
         """Validate and encode ``event``; raises ``InvalidEventError`` naming the type and field, or
         ``EventTooLargeError`` naming the size and the limit."""
-        value = encode_event(event)
+        return self.record_of(event, encode_event(event))
+
+    def record_of(self, event: Event, value: bytes) -> OutgoingRecord:
+        """The record of an event its caller already validated and encoded (``value``: ``event.to_bytes()``
+        of an event from ``event_from_dict``/``parse_event``), so nothing is validated twice: routed,
+        and its size checked (``EventTooLargeError``)."""
         check_size(event.id, event.type, value, self.max_event_bytes)
         topic, field = self._route(event.type)
         return OutgoingRecord(event.id, topic, event.data[field].encode(), value, event.type)

@@ -293,6 +293,24 @@ class Settings(BaseSettings):
     api_rate_limit: Annotated[float, BeforeValidator(_rate)] = _var("HOOKSTREAM_API_RATE_LIMIT", 1000.0)
     api_rate_burst: Annotated[int, BeforeValidator(_whole("a whole number of requests (0: a second's worth)", 0, 2**31 - 1))] = _var(
         "HOOKSTREAM_API_RATE_BURST", 0)
+    # Failed authentications (no, malformed, unknown or revoked key) one client address may make
+    # per minute, at most that many at once, before its requests without a known key get 429.
+    api_auth_failure_limit: Annotated[int, BeforeValidator(_whole("a whole number of failures per minute (0: no limit)", 0, 2**31 - 1))] = _var(
+        "HOOKSTREAM_API_AUTH_FAILURE_LIMIT", 60)
+    # The HTTP server's own bounds (uvicorn, hookstream/shell/cli/api.py): connections and requests
+    # at once (more: 503), the listen backlog, how long an idle keep-alive connection stays open,
+    # how long a client may take to send a request's headers (a new connection: from connecting),
+    # and how large the request line and headers may be (431 above).
+    api_limit_concurrency: Annotated[int, BeforeValidator(_whole("a whole number of connections (at least 1)", 1, 2**31 - 1))] = _var(
+        "HOOKSTREAM_API_LIMIT_CONCURRENCY", 1000)
+    api_backlog: Annotated[int, BeforeValidator(_whole("a whole number of connections (at least 1)", 1, 65535))] = _var(
+        "HOOKSTREAM_API_BACKLOG", 2048)
+    api_keep_alive_seconds: PositiveDuration = _var("HOOKSTREAM_API_KEEP_ALIVE", "65s")
+    api_header_timeout_seconds: PositiveDuration = _var("HOOKSTREAM_API_HEADER_TIMEOUT", "10s")
+    # ... and its body, from the end of the headers to the last byte (a trickling client: 408)
+    api_body_timeout_seconds: PositiveDuration = _var("HOOKSTREAM_API_BODY_TIMEOUT", "60s")
+    api_max_header_bytes: Annotated[int, BeforeValidator(_whole("a byte count between 1024 and 1048576", 1024, 1024 * 1024))] = _var(
+        "HOOKSTREAM_API_MAX_HEADER_BYTES", 65536)
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -9,12 +9,13 @@ import base64
 import json
 import re
 import socket
+import time
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.integration.test_api_live import live  # noqa: F401 - the module-scoped fixture
+from tests.integration.test_api_live import live, serve_api  # noqa: F401 - the module-scoped fixture
 
 pytestmark = pytest.mark.kafka
 
@@ -99,3 +100,132 @@ def test_forged_iterators_and_duplicate_credentials_are_4xx(live):  # noqa: F811
         response = client.get("/v1/endpoints", headers=[("Authorization", f"Bearer {live.admin}"), ("Hookstream-Tenant", "acme"),
                                                         ("Hookstream-Tenant", "globex")])
         assert response.status_code == 400 and response.json()["code"] == "duplicate_header", response.text
+
+
+
+# ----------------------------------------------------------------------------- the server's own bounds
+# A server of its own with tight bounds (the defaults: 10 s, 60 s, 1000, 64 KiB), so each test
+# takes seconds; what it shows holds for any value.
+HEADER_TIMEOUT, BODY_TIMEOUT, MAX_HEADER_BYTES, LIMIT_CONCURRENCY = 1.0, 2.0, 8192, 100
+
+
+@pytest.fixture(scope="module")
+def guarded(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):
+    with serve_api(kafka_bootstrap, tmp_path_factory.mktemp("api-guarded"), HOOKSTREAM_API_HEADER_TIMEOUT=f"{HEADER_TIMEOUT}s",
+                   HOOKSTREAM_API_BODY_TIMEOUT=f"{BODY_TIMEOUT}s", HOOKSTREAM_API_MAX_HEADER_BYTES=str(MAX_HEADER_BYTES),
+                   HOOKSTREAM_API_LIMIT_CONCURRENCY=str(LIMIT_CONCURRENCY)) as api:
+        yield api
+
+
+def _connect(url: str) -> socket.socket:
+    parts = urlsplit(url)
+    return socket.create_connection((parts.hostname, parts.port), timeout=READ_TIMEOUT)
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (bounded: READ_TIMEOUT per read)."""
+    out = b""
+    for _ in range(1000):
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, ConnectionResetError):
+            break
+        if not chunk:
+            return out
+        out += chunk
+    raise AssertionError(f"the server did not close the connection: {out[:200]!r}")
+
+
+def _answers(api) -> None:
+    """The server is up and answers another client, with and without a key."""
+    assert api.process.poll() is None
+    with httpx.Client(base_url=api.url, timeout=30.0) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/v1/endpoints", headers=api.auth(api.acme)).status_code == 200
+
+
+def test_idle_connections_are_closed_after_the_header_timeout_while_others_are_answered(guarded):
+    idle = [_connect(guarded.url) for _ in range(50)]  # connect, then say nothing
+    try:
+        _answers(guarded)  # while they are open
+        for sock in idle:
+            answer = _read_until_closed(sock)
+            assert _statuses(answer) == [408] and b"request_timeout" in answer, answer[:300]
+    finally:
+        for sock in idle:
+            sock.close()
+    _answers(guarded)
+
+
+def test_past_the_concurrency_limit_requests_get_a_503_problem_until_connections_close(guarded):
+    idle = [_connect(guarded.url) for _ in range(LIMIT_CONCURRENCY)]
+    try:
+        answer = _exchange(guarded.url, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", half_close=False)
+        assert _statuses(answer) == [503], answer[:300]
+        assert b"application/problem+json" in answer and b"over_capacity" in answer and b"retry-after: 1" in answer.lower()
+        for sock in idle:  # the idle ones are closed by the header timeout: nothing stays held
+            _read_until_closed(sock)
+    finally:
+        for sock in idle:
+            sock.close()
+    _answers(guarded)
+
+
+def _trickle(sock: socket.socket, data: bytes, every: float, within: float) -> tuple[bytes, bool]:
+    """Send ``data`` every ``every`` seconds until the server closes the connection or ``within``
+    seconds pass: (what it answered, whether it closed)."""
+    sock.settimeout(every)
+    answer = b""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            sock.sendall(data)
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            return answer, True
+        if not chunk:
+            return answer, True
+        answer += chunk
+    return answer, False
+
+
+def test_headers_sent_a_line_at_a_time_are_408_after_the_header_timeout(guarded):
+    with _connect(guarded.url) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        answer, closed = _trickle(sock, b"X-Slow: y\r\n", HEADER_TIMEOUT / 5, 10 * HEADER_TIMEOUT)  # never the blank line
+    assert closed, "the server kept a connection whose headers never ended"
+    assert _statuses(answer) in ([408], []), answer[:300]  # [] when a reset beat the answer to us
+    _answers(guarded)
+
+
+def test_a_huge_header_is_431_and_the_connection_closed(guarded):
+    with _connect(guarded.url) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        try:
+            for _ in range(64):  # 4 MiB, unless the server hangs up first
+                sock.sendall(b"a" * 65536)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            answer = _read_until_closed(sock)
+        except ConnectionResetError:
+            answer = b""
+    assert _statuses(answer) in ([431], []), answer[:300]  # [] when the reset beat the answer to us
+    # whole, in one read: parsed, then refused the same way (and the app never sees it)
+    answer = _exchange(guarded.url, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (2 * MAX_HEADER_BYTES) + b"\r\n\r\n",
+                       half_close=False)
+    assert _statuses(answer) == [431] and b"headers_too_large" in answer, answer[:300]
+    _answers(guarded)
+
+
+def test_a_body_sent_a_byte_at_a_time_is_408_after_the_body_timeout_while_others_are_answered(guarded):
+    with _connect(guarded.url) as sock:
+        sock.sendall(f"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {guarded.acme}\r\n".encode()
+                     + b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+        # a byte at a time, never pausing long: only the bound on the whole body stops it
+        answer, closed = _trickle(sock, b" ", BODY_TIMEOUT / 8, 10 * BODY_TIMEOUT)
+        _answers(guarded)  # answered beside it
+    assert closed, "the server kept a connection whose body never ended"
+    assert _statuses(answer) == [408] and b"did not all arrive" in answer, answer[:300]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from hookstream.core.errors import NotFoundError, ValidationError
 from hookstream.shell.api.auth import Caller, admin_only, caller, tenant_of
-from hookstream.shell.api.keys import ApiKeyStore, hash_key
+from hookstream.shell.api.keys import REVOCATION_SECONDS, ApiKeyStore, KeyCache, hash_key
 from hookstream.shell.api.ratelimit import RateLimiter
 from tests.unit.api_helpers import Api, assert_problem
 
@@ -92,14 +92,19 @@ async def test_no_or_a_bad_key_is_401_with_a_bearer_challenge(api, headers, deta
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
-async def test_a_revoked_key_is_refused_once_its_cached_check_expires(api):
+async def test_a_revoked_key_is_refused_once_its_cached_check_expires_within_a_second(api):
+    now = [100.0]
     key_id = api.keys.authenticate(api.acme).id
     ctx = api.app.state.ctx
+    ctx.key_cache = KeyCache(clock=lambda: now[0])  # the default bound, on a clock the test moves
     async with api.client() as client:
         assert (await client.get("/v1/probe/caller", headers=api.auth(api.acme))).status_code == 200
         api.keys.revoke(key_id)
-        ctx.key_cache._entries.clear()  # as after its 5 s
+        now[0] += 0.5  # still the cached check: what a busy key costs is one read a second
+        assert (await client.get("/v1/probe/caller", headers=api.auth(api.acme))).status_code == 200
+        now[0] += REVOCATION_SECONDS  # past the bound docs/api.md states
         assert_problem(await client.get("/v1/probe/caller", headers=api.auth(api.acme)), 401, "unauthorized")
+    assert REVOCATION_SECONDS <= 1.0
 
 
 async def test_a_tenant_key_acts_for_its_tenant_only(api):
@@ -150,3 +155,44 @@ async def test_over_the_rate_limit_is_429_with_retry_after(tmp_path):
     assert_problem(refused, 429, "rate_limited")
     assert refused.headers["retry-after"] == "1"
     assert other_key.status_code == 200
+
+
+# ----------------------------------------------------------------------------- failed authentications
+def _client_from(api: Api, address: str):
+    import httpx
+
+    transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://api.test")
+
+
+async def test_failed_authentications_from_one_address_get_429_without_locking_out_valid_keys(tmp_path):
+    api = Api(tmp_path, settings_kw={"api_auth_failure_limit": 3})
+    _probe_routes(api)
+    ctx = api.app.state.ctx
+    ctx.auth_failures._clock = lambda: 0.0  # the buckets do not refill during the test
+    unknown = {"Authorization": "Bearer hsk_" + "B" * 43}
+    async with _client_from(api, "10.0.0.1") as attacker, _client_from(api, "10.0.0.2") as other:
+        assert (await attacker.get("/v1/probe/caller", headers=api.auth(api.acme))).status_code == 200  # known good, cached
+        kinds = [unknown, {"Authorization": "Bearer short"}, {}]  # unknown, malformed, none: each a failure
+        assert [(await attacker.get("/v1/probe/caller", headers=h)).status_code for h in kinds] == [401, 401, 401]
+        refused = await attacker.get("/v1/probe/caller", headers=unknown)
+        assert_problem(refused, 429, "too_many_auth_failures")
+        assert int(refused.headers["retry-after"]) >= 1
+        assert_problem(await attacker.post("/v1/events", json={}), 429, "too_many_auth_failures")  # the ingest routes too, with no key at all
+        # the address's failures never refuse a valid key: not its own cached one, not another address's
+        assert (await attacker.get("/v1/probe/caller", headers=api.auth(api.acme))).status_code == 200
+        assert (await other.get("/v1/probe/caller", headers=api.auth(api.globex))).status_code == 200
+        assert_problem(await other.get("/v1/probe/caller", headers=unknown), 401, "unauthorized")  # its own count
+    lookups = []
+    ctx.key_store.authenticate = lambda plain: lookups.append(plain)  # type: ignore[method-assign]
+    async with _client_from(api, "10.0.0.1") as attacker:
+        assert_problem(await attacker.get("/v1/probe/caller", headers={"Authorization": "Bearer hsk_" + "C" * 43}), 429, "too_many_auth_failures")
+    assert lookups == []  # refused before the database is asked
+
+
+async def test_no_failure_limit_when_it_is_zero(tmp_path):
+    api = Api(tmp_path, settings_kw={"api_auth_failure_limit": 0})
+    _probe_routes(api)
+    async with api.client() as client:
+        statuses = {(await client.get("/v1/probe/caller", headers={"Authorization": "Bearer hsk_" + "B" * 43})).status_code for _ in range(80)}
+    assert statuses == {401}

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from hookstream.producers import PublishError
-from hookstream.schemas import EVENT_TYPES, Event, encode_event, example, new_event_id
+from hookstream.schemas import EVENT_TYPES, Event, encode_event, example, new_event_id, parse_event
 from tests.unit.api_helpers import Api, assert_problem
 
 
@@ -20,8 +20,10 @@ class FakePublisher:
         self.published: list[Event] = []
         self.fail = False
 
-    async def publish_many(self, events, *, timeout: float = 30.0):
-        for event in events:
+    async def publish_many(self, events, *, timeout: float = 30.0, encoded=None):
+        for i, event in enumerate(events):
+            # what is sent: the bytes the API encoded (which must be the valid event), else the event
+            assert encoded is None or parse_event(encoded[i]) == event
             encode_event(event)  # validates, as the real one does
         await asyncio.sleep(0)
         failing = [e for e in events if self.fail is True or (self.fail and e.id in self.fail)]
@@ -148,6 +150,29 @@ async def test_the_same_idempotency_key_publishes_once_and_answers_the_same(api,
     assert_problem(other_body, 409, "idempotency_key_reused", "Idempotency-Key")
     assert other_tenant.status_code == 202 and other_tenant.json()["id"] != first.json()["id"]  # keys are per tenant
     assert len(publisher.published) == 2
+
+
+async def test_two_tenants_using_one_idempotency_key_never_see_each_others_event(api, publisher):
+    key = {"Idempotency-Key": "shared-key"}
+    acme, globex = api.auth(api.acme, **key), api.auth(api.globex, **key)
+    for_globex = api.auth(api.admin, **key, **{"Hookstream-Tenant": "globex"})  # an admin acting for globex: globex's scope
+    async with api.client() as client:
+        a1 = await client.post("/v1/events", json=payment(), headers=acme)
+        g1 = await client.post("/v1/events", json=payment(), headers=globex)  # the same body under the same key
+        a2 = await client.post("/v1/events", json=payment(), headers=acme)
+        g2 = await client.post("/v1/events", json=payment(), headers=for_globex)
+        g3 = await client.post("/v1/events", json=payment(correlation_id="other"), headers=globex)  # reused within globex only
+        batch_a = await client.post("/v1/events/batch", json={"events": [payment()]}, headers=acme)
+        batch_g = await client.post("/v1/events/batch", json={"events": [payment()]}, headers=globex)
+    assert [r.status_code for r in (a1, g1, a2, g2)] == [202] * 4
+    assert a1.json()["tenant_id"] == "acme" and g1.json()["tenant_id"] == "globex" and a1.json()["id"] != g1.json()["id"]
+    assert a2.json() == a1.json() and g2.json() == g1.json()  # each replays its own tenant's event, never the other's
+    assert "idempotent-replayed" not in g1.headers
+    assert_problem(g3, 409, "idempotency_key_reused", "Idempotency-Key")
+    [ra], [rg] = batch_a.json()["results"], batch_g.json()["results"]
+    assert ra["event"]["tenant_id"] == "acme" and rg["event"]["tenant_id"] == "globex" and not ra["replayed"] and not rg["replayed"]
+    assert sorted((e.tenant_id, e.id) for e in publisher.published) == sorted(
+        [("acme", a1.json()["id"]), ("globex", g1.json()["id"]), ("acme", ra["event"]["id"]), ("globex", rg["event"]["id"])])
 
 
 async def test_the_idempotency_key_survives_a_restart_of_the_api(tmp_path, publisher):
@@ -284,7 +309,7 @@ async def test_a_batch_says_which_events_the_broker_refused(api, publisher):
 
 async def test_after_a_timeout_no_event_of_the_batch_counts_as_accepted(api):
     class TimingOut(FakePublisher):
-        async def publish_many(self, events, *, timeout: float = 30.0):
+        async def publish_many(self, events, *, timeout: float = 30.0, encoded=None):
             raise PublishError("1 event(s) not acknowledged within 30s", event_ids=[events[0].id], code="_TIMED_OUT")
 
     api.app.state.ctx._publisher = TimingOut()

@@ -155,3 +155,37 @@ async def test_a_body_that_stops_coming_is_408_after_the_read_timeout():
     await asyncio.wait_for(guard(scope, receive, send), 10)
     assert sent[0]["status"] == 408
     assert json.loads(sent[1]["body"])["code"] == "request_timeout"
+
+
+async def test_a_body_that_trickles_in_is_408_after_the_body_timeout():
+    """Slowloris, patient: a byte now and then, never pausing as long as the read timeout, still
+    gets a 408 once the whole body has taken longer than the body timeout (here 0.2 s)."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from hookstream.shell.api.problems import BodyGuard
+
+    async def app(scope, receive, send):
+        await Request(scope, receive).body()
+        raise AssertionError("the body never completes")
+
+    guard = BodyGuard(app, max_body_bytes=10_000, read_timeout=5.0, body_timeout=0.2)
+    chunks = 0
+
+    async def receive():
+        nonlocal chunks
+        chunks += 1
+        await asyncio.sleep(0.01)  # well within the read timeout, every time
+        return {"type": "http.request", "body": b" ", "more_body": True}
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/events", "headers": [(b"content-length", b"10000")]}
+    await asyncio.wait_for(guard(scope, receive, send), 10)
+    assert sent[0]["status"] == 408 and chunks < 1000
+    assert json.loads(sent[1]["body"])["code"] == "request_timeout"
+    assert "did not all arrive within 0.2s" in json.loads(sent[1]["body"])["detail"]

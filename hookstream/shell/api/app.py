@@ -56,7 +56,7 @@ def create_app(settings: Settings, **injected: Any) -> FastAPI:
     )
     app.state.ctx = ctx
     problems.install(app)
-    app.add_middleware(problems.BodyGuard, max_body_bytes=MAX_BODY_BYTES)
+    app.add_middleware(problems.BodyGuard, max_body_bytes=MAX_BODY_BYTES, body_timeout=settings.api_body_timeout_seconds)
     app.include_router(health.router)
     schemas: dict[str, Any] = {}
     for name in RESOURCE_MODULES:

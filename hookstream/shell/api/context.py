@@ -20,12 +20,21 @@ from hookstream.shell.api.keys import ApiKeyStore, KeyCache
 from hookstream.shell.api.ratelimit import RateLimiter
 
 
+# The API's producer waits at most 1 ms for more records to fill a batch (the pipeline's default
+# is 5 ms): each single-event request waits for its acknowledgement, so the linger is paid on
+# every answer, while a batch request enqueues its events at once and fills batches anyway.
+PRODUCER_OVERRIDES = {"linger.ms": 1}
+
+
 class ApiContext:
     def __init__(self, settings: Settings, *, engine: Engine | None = None, publisher: Any = None,
                  key_store: ApiKeyStore | None = None, limiter: RateLimiter | None = None, **extra: Any) -> None:
         self.settings = settings
         self.limiter = limiter or RateLimiter(settings.api_rate_limit, settings.api_rate_burst)
         self.key_cache = KeyCache()
+        # failed authentications per client address: a minute's worth of the limit at once, then the limit per minute
+        failures = settings.api_auth_failure_limit
+        self.auth_failures = RateLimiter(failures / 60.0, failures) if failures else RateLimiter(0)
         self.extra = extra
         self._engine = engine
         self._publisher = publisher
@@ -70,7 +79,7 @@ class ApiContext:
         if self._publisher is None:
             from hookstream.producers import AsyncPublisher
 
-            self._publisher = AsyncPublisher(self.settings)
+            self._publisher = AsyncPublisher(self.settings, **PRODUCER_OVERRIDES)
             self._owned.append(self._publisher)
         return self._publisher
 

@@ -7,16 +7,16 @@ and the JSON are checked the same way for every request, and the event is valida
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from hookstream.schemas import EVENT_TYPES, example, json_schema
-from hookstream.shell.api.auth import tenant_of
-from hookstream.shell.api.context import ApiContext, context
+from hookstream.shell.api.auth import TENANT_HEADER, TENANT_PATTERN, authenticate, bearer_token, tenant_for
+from hookstream.shell.api.context import ApiContext
 from hookstream.shell.api.ingest import MAX_BATCH, Ingest, check_idempotency_key
 from hookstream.shell.api.problems import Problem, body_too_large, problem_responses
 
@@ -122,9 +122,34 @@ def _answer(status: int, body: dict[str, Any], replayed: bool) -> JSONResponse:
 
 
 _COMMON = (400, 401, 403, 409, 413, 415, 422, 429, 503)
-IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", description="Makes the request idempotent for 24 h: the same key and body get the same answer and publish once.",
-    json_schema_extra={"pattern": "^[\\x21-\\x7e]{1,255}$"})]
+
+
+def _header(name: str, description: str, pattern: str) -> dict[str, Any]:
+    """An optional header parameter, as FastAPI would describe ``Header(alias=name)``."""
+    return {"name": name, "in": "header", "required": False, "description": description,
+            "schema": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": description, "pattern": pattern, "title": name}}
+
+
+# The ingest routes take the request alone and read their headers themselves (``_caller``):
+# FastAPI's dependency solving cost them more than the rest of the route. Their document says
+# what they read, as the dependencies would have.
+_INGEST_OPENAPI = {
+    "security": [{"HTTPBearer": []}],
+    "parameters": [
+        _header("Idempotency-Key", "Makes the request idempotent for 24 h: the same key and body get the same answer and publish once.",
+                "^[\\x21-\\x7e]{1,255}$"),
+        _header(TENANT_HEADER, "The tenant an admin key acts for (tenant keys may leave it out).", TENANT_PATTERN),
+    ],
+}
+
+
+async def _caller(request: Request) -> tuple[ApiContext, str, str | None]:
+    """(context, tenant, idempotency key) of an ingest request: what ``tenant_of`` and a header
+    parameter would give, checked in the same order (key, rate limit, tenant, idempotency key)."""
+    ctx: ApiContext = request.app.state.ctx
+    who = await authenticate(request, ctx, bearer_token(request.headers.get("authorization")))
+    tenant = tenant_for(who, request.headers.get(TENANT_HEADER))
+    return ctx, tenant, check_idempotency_key(request.headers.get("idempotency-key"))
 
 
 @router.post(
@@ -133,18 +158,13 @@ IdempotencyKey = Annotated[str | None, Header(
     summary="Ingest one event",
     response_model=EventAccepted,
     responses=problem_responses(*_COMMON),
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventIn"}}}}},
+    openapi_extra={**_INGEST_OPENAPI, "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventIn"}}}}},
 )
-async def ingest_event(
-    request: Request,
-    tenant: Annotated[str, Depends(tenant_of)],
-    ctx: Annotated[ApiContext, Depends(context)],
-    idempotency_key: IdempotencyKey = None,
-) -> Any:
+async def ingest_event(request: Request) -> Any:
     """Validate the event and publish it; 202 once the broker acknowledged it. With an
     `Idempotency-Key` (or the event's own `id`) a repeated request gets the first answer
     (header `Idempotent-Replayed: true`) and publishes nothing."""
-    key = check_idempotency_key(idempotency_key)
+    ctx, tenant, key = await _caller(request)
     # twice the event limit: room for whitespace; the serialised event itself is checked exactly
     doc = await read_json(request, 2 * ctx.settings.max_event_bytes)
     outcome = await Ingest.of(ctx).one(tenant, doc, key)
@@ -157,21 +177,16 @@ async def ingest_event(
     summary=f"Ingest up to {MAX_BATCH} events",
     response_model=BatchAccepted,
     responses=problem_responses(*_COMMON),
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    openapi_extra={**_INGEST_OPENAPI, "requestBody": {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "title": "EventBatchIn", "required": ["events"],
         "properties": {"events": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": {"$ref": "#/components/schemas/EventIn"}}},
     }}}}},
 )
-async def ingest_batch(
-    request: Request,
-    tenant: Annotated[str, Depends(tenant_of)],
-    ctx: Annotated[ApiContext, Depends(context)],
-    idempotency_key: IdempotencyKey = None,
-) -> Any:
+async def ingest_batch(request: Request) -> Any:
     """Validate every event first (any invalid: 422 with `errors`, one per invalid event, and
     nothing is sent), then publish them; one result per event, in order. 202 unless the broker
     took none of them (503)."""
-    key = check_idempotency_key(idempotency_key)
+    ctx, tenant, key = await _caller(request)
     from hookstream.shell.api.app import MAX_BODY_BYTES
 
     doc = await read_json(request, MAX_BODY_BYTES)

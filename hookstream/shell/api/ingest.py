@@ -6,7 +6,8 @@ UUIDv7), ``occurred_at`` (now), ``schema_version`` (the type's current one) and 
 (the tenant the request acts for; when given it must be that tenant: 403 ``tenant_mismatch``).
 Then it is validated with ``hookstream.schemas`` (422 ``invalid_event`` naming the field) and
 its serialised size checked against ``HOOKSTREAM_MAX_EVENT_BYTES`` (413), before anything is
-sent. Published with the ``AsyncPublisher`` (validated again, keyed by entity), it is answered
+sent. Published with the ``AsyncPublisher`` (as the bytes checked here: validated once, keyed
+by entity), it is answered
 202 once the broker acknowledged it; a broker that does not is 503 with ``Retry-After``.
 
 Idempotency (``idempotency.py``): by the ``Idempotency-Key`` header, else by the event's own
@@ -29,7 +30,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from hookstream.core.errors import HookstreamError
 from hookstream.producers import PublishError, EventTooLargeError
-from hookstream.schemas import CURRENT_VERSIONS, Event, InvalidEventError, encode_event, event_from_dict, format_timestamp, new_event_id
+from hookstream.schemas import CURRENT_VERSIONS, Event, InvalidEventError, event_from_dict, format_timestamp, new_event_id
 from hookstream.shell.api.context import ApiContext
 from hookstream.shell.api.idempotency import IdempotencyStore, Request
 from hookstream.shell.api.problems import BROKER_RETRY_AFTER, Problem
@@ -68,9 +69,10 @@ def check_idempotency_key(key: str | None) -> str | None:
     return key
 
 
-def build_event(doc: Any, tenant_id: str, max_event_bytes: int, *, where: str = "") -> tuple[Event, bool]:
+def build_event(doc: Any, tenant_id: str, max_event_bytes: int, *, where: str = "") -> tuple[Event, bool, bytes]:
     """The event a request body describes, filled in and validated: (event, whether the client
-    gave its id). Raises ``Problem`` (403/413/422) for anything wrong, naming the field."""
+    gave its id, its wire bytes). Raises ``Problem`` (403/413/422) for anything wrong, naming the
+    field. Validated once: the bytes are what the publisher sends (``publish_many(encoded=...)``)."""
     if not isinstance(doc, dict):
         raise Problem(422, "invalid_event", f"{where}an event is a JSON object (got {_json_type(doc)})", where.rstrip(": ") or None)
     doc = dict(doc)
@@ -90,13 +92,15 @@ def build_event(doc: Any, tenant_id: str, max_event_bytes: int, *, where: str = 
         doc["schema_version"] = CURRENT_VERSIONS[doc["type"]]
     try:
         event = event_from_dict(doc)
-        size = len(encode_event(event))
+        value = event.to_bytes()  # valid: event_from_dict checked every field it holds
     except InvalidEventError as exc:
         field = f"{where.rstrip(': ')}.{exc.field}" if where and exc.field else (exc.field or None)
         raise Problem(422, "invalid_event", f"{where}{exc.reason}", field) from None
-    if size > max_event_bytes:
-        raise Problem(413, "too_large", f"{where}{EventTooLargeError(event.id, event.type, size, max_event_bytes)}")
-    return event, client_id
+    except TypeError as exc:  # a value orjson refuses (cannot come from a JSON body; kept for safety)
+        raise Problem(422, "invalid_event", f"{where}not serializable as JSON: {exc}") from None
+    if len(value) > max_event_bytes:
+        raise Problem(413, "too_large", f"{where}{EventTooLargeError(event.id, event.type, len(value), max_event_bytes)}")
+    return event, client_id, value
 
 
 def fingerprint(doc: Any) -> str:
@@ -125,9 +129,9 @@ class Ingest:
 
     async def one(self, tenant_id: str, doc: Any, idempotency_key: str | None) -> Outcome:
         """Validate, claim the key, publish, record: one event."""
-        event, client_id = build_event(doc, tenant_id, self.ctx.settings.max_event_bytes)
+        event, client_id, value = build_event(doc, tenant_id, self.ctx.settings.max_event_bytes)
         key = f"key:{idempotency_key}" if idempotency_key else (f"id:{event.id}" if client_id else None)
-        outcomes = await self._publish(tenant_id, [(event, key, doc)])
+        outcomes = await self._publish(tenant_id, [(event, value, key, doc)])
         outcome = outcomes[0]
         if outcome.status >= 400:
             raise Problem(outcome.status, outcome.body["code"], outcome.body["detail"], outcome.body.get("field"),
@@ -151,41 +155,43 @@ class Ingest:
                           f"{len(errors)} of {len(docs)} events are invalid; nothing was sent. The first: {first['detail']}",
                           first.get("field"), extra={"errors": errors})
         items, seen = [], set()
-        for i, ((event, client_id), doc) in enumerate(zip(built, docs)):
+        for i, ((event, client_id, value), doc) in enumerate(zip(built, docs)):
             key = f"batch:{idempotency_key}:{i}" if idempotency_key else (f"id:{event.id}" if client_id else None)
-            if key is not None and key in seen:
-                raise Problem(422, "duplicate_event_id", f"events.{i}: id {event.id} appears twice in the batch", f"events.{i}.id")
-            seen.add(key)
-            items.append((event, key, doc))
+            if key is not None:
+                if key in seen:
+                    raise Problem(422, "duplicate_event_id", f"events.{i}: id {event.id} appears twice in the batch", f"events.{i}.id")
+                seen.add(key)
+            items.append((event, value, key, doc))
         return await self._publish(tenant_id, items)
 
-    async def _publish(self, tenant_id: str, items: list[tuple[Event, str | None, Any]]) -> list[Outcome]:
-        keyed = [(i, event, key, doc) for i, (event, key, doc) in enumerate(items) if key is not None]
+    async def _publish(self, tenant_id: str, items: list[tuple[Event, bytes, str | None, Any]]) -> list[Outcome]:
+        keyed = [(i, event, key, doc) for i, (event, _, key, doc) in enumerate(items) if key is not None]
         claims = {}
         if keyed:
             requests = [Request(key, fingerprint(doc), event.id, format_timestamp(event.occurred_at)) for _, event, key, doc in keyed]
             for (i, _, _, _), claim in zip(keyed, await run_in_threadpool(self.store.claim, tenant_id, requests)):
                 claims[i] = claim
         outcomes: list[Outcome | None] = [None] * len(items)
-        to_send: list[tuple[int, Event]] = []
-        for i, (event, key, _doc) in enumerate(items):
+        to_send: list[tuple[int, Event, bytes]] = []
+        for i, (event, value, key, _doc) in enumerate(items):
             claim = claims.get(i)
             if claim is None or claim.kind == "new":
                 if claim is not None and (claim.event_id, claim.occurred_at) != (event.id, format_timestamp(event.occurred_at)):
                     # a retry of a failed or abandoned request: publish the event it first made
                     event = dataclasses.replace(event, id=claim.event_id, occurred_at=datetime.fromisoformat(claim.occurred_at))
-                to_send.append((i, event))
+                    value = event.to_bytes()  # the same (valid) event under its first id and time
+                to_send.append((i, event, value))
             elif claim.kind == "replay":
                 outcomes[i] = Outcome(202, claim.response or {}, replayed=True)
             elif claim.kind == "in_flight":
                 outcomes[i] = _problem(409, "idempotency_in_flight", "a request with this idempotency key is being published; retry shortly", "Idempotency-Key")
             else:
                 outcomes[i] = _problem(409, "idempotency_key_reused", "this idempotency key was used for another request in the last 24 h", "Idempotency-Key")
-        results = await self._send([e for _, e in to_send]) if to_send else []
+        results = await self._send([e for _, e, _ in to_send], [v for _, _, v in to_send]) if to_send else []
         done, failed = {}, []
-        for (i, event), result in zip(to_send, results):
+        for (i, _, _), result in zip(to_send, results):
             outcomes[i] = result
-            key = items[i][1]
+            key = items[i][2]
             if key is not None:
                 if result.status == 202:
                     done[key] = result.body
@@ -196,12 +202,12 @@ class Ingest:
         await self._maybe_prune()
         return [o for o in outcomes if o is not None]
 
-    async def _send(self, events: list[Event]) -> list[Outcome]:
+    async def _send(self, events: list[Event], encoded: list[bytes]) -> list[Outcome]:
         """Publish ``events`` (in order, one ``publish_many``) and say what became of each. After a
         timeout, which events were acknowledged is not known: all count as failed (503), so a
         retry publishes them again with the same ids (at least once, never lost)."""
         try:
-            await self.ctx.publisher.publish_many(events, timeout=PUBLISH_TIMEOUT)
+            await self.ctx.publisher.publish_many(events, timeout=PUBLISH_TIMEOUT, encoded=encoded)
         except EventTooLargeError as exc:  # checked already: kept for safety
             return [_problem(413, "too_large", str(exc))] * len(events)
         except InvalidEventError as exc:  # validated already: kept for safety

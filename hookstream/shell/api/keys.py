@@ -149,13 +149,16 @@ def _key(row) -> ApiKey:
     return ApiKey(row.id, row.prefix, row.tenant_id, bool(row.admin), row.name or "", row.created_at, row.revoked_at)
 
 
-class KeyCache:
-    """What ``authenticate`` answered for a key hash, for ``ttl`` seconds, so a busy key costs no
-    database read per request. A revoked key is refused everywhere within ``ttl``. Bounded: when
-    full, it starts afresh (a miss only costs a read), but only for a real key: unknown keys are
-    not remembered then, so made-up keys cannot flush the real ones."""
+REVOCATION_SECONDS = 1.0  # the longest a revoked key is still accepted (docs/api.md)
 
-    def __init__(self, ttl: float = 5.0, size: int = 10_000, clock: Callable[[], float] | None = None) -> None:
+
+class KeyCache:
+    """What ``authenticate`` answered for a key hash, for ``ttl`` seconds, so a busy key costs one
+    database read per second, not one per request. A revoked key is refused everywhere within
+    ``ttl``. Bounded: when full, it starts afresh (a miss only costs a read), but only for a real
+    key: unknown keys are not remembered then, so made-up keys cannot flush the real ones."""
+
+    def __init__(self, ttl: float = REVOCATION_SECONDS, size: int = 10_000, clock: Callable[[], float] | None = None) -> None:
         import time
 
         self.ttl = ttl

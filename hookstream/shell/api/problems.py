@@ -175,15 +175,18 @@ class BodyGuard:
     - refuses a body over ``max_body_bytes`` with 413: at once when ``Content-Length`` says so,
       else when the bytes read pass it (the route's read raises ``Problem``);
     - answers 408 ``request_timeout`` when a body pauses for ``read_timeout`` seconds (a client that
-      sends part of a body and then nothing would hold its connection and task for ever);
+      sends part of a body and then nothing would hold its connection and task for ever), or has
+      not all arrived ``body_timeout`` seconds after the first read (one that trickles it);
     - turns any exception that escaped every handler into a 500 problem without internals,
       logging the traceback (Starlette would answer ``text/plain`` and re-raise).
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, read_timeout: float = BODY_READ_TIMEOUT) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, read_timeout: float = BODY_READ_TIMEOUT,
+                 body_timeout: float = float("inf")) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.read_timeout = read_timeout
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -197,15 +200,24 @@ class BodyGuard:
         seen = 0
         started = False
         body_done = False
+        deadline: float | None = None
 
         async def limited_receive() -> Message:
-            nonlocal seen, body_done
+            nonlocal seen, body_done, deadline
             if body_done:  # after the body only a disconnect comes, whenever it does: no timeout
                 return await receive()
+            now = asyncio.get_running_loop().time()
+            if deadline is None:
+                deadline = now + self.body_timeout
+            wait = min(self.read_timeout, deadline - now)
             try:
-                message = await asyncio.wait_for(receive(), self.read_timeout)
+                message = await asyncio.wait_for(receive(), max(0.0, wait))
             except TimeoutError:
-                raise Problem(408, "request_timeout", f"the request body stopped arriving for {self.read_timeout:g}s") from None
+                # and the connection is closed after the answer: the rest of that body is not awaited
+                close = {"Connection": "close"}
+                if wait < self.read_timeout:
+                    raise Problem(408, "request_timeout", f"the request body did not all arrive within {self.body_timeout:g}s", headers=close) from None
+                raise Problem(408, "request_timeout", f"the request body stopped arriving for {self.read_timeout:g}s", headers=close) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:

@@ -1,4 +1,5 @@
-"""Per-key request rate limit: a token bucket per API key, in this process.
+"""Per-key request rate limit: a token bucket per API key, in this process (also used, keyed by
+client address, for failed authentications: ``ApiContext.auth_failures``).
 
 Each key's bucket holds up to ``burst`` tokens and refills at ``rate`` tokens per second; a
 request takes one, and when none is left it is refused with the seconds until one is back (the
@@ -40,6 +41,16 @@ class RateLimiter:
             return None
         self._buckets[key_id] = (tokens, now)
         return (1.0 - tokens) / self.rate
+
+    def wait(self, key_id: str) -> float | None:
+        """Like ``take`` without taking: None when a token is there, else the seconds until one is."""
+        if self.rate <= 0:
+            return None
+        entry = self._buckets.get(key_id)
+        if entry is None:
+            return None
+        tokens = min(self.burst, entry[0] + (self._clock() - entry[1]) * self.rate)
+        return None if tokens >= 1.0 else (1.0 - tokens) / self.rate
 
     def _prune(self, now: float) -> None:
         """Drop the buckets that are full again (their keys have been quiet): nothing is lost."""

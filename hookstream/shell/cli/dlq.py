@@ -69,18 +69,9 @@ def dlq_show(ctx: typer.Context, entry_id: str = typer.Argument(..., help="The i
              tenant: Optional[str] = typer.Option(None, "--tenant", help="Only when it is this tenant's (without it: any tenant's)."),
              as_json: bool = JsonOption) -> None:
     """One dead letter in full: the event, every attempt, the reason."""
-    from hookstream.delivery.dead_letters import find, find_any_tenant
-
+    doc = _dead_letters(ctx).show(entry_id, tenant_id=tenant)
     if tenant is None:
-        d = find_any_tenant(settings_of(ctx), entry_id)
         typer.echo(f"looked up across {ALL_TENANTS}", err=True)
-    else:
-        d = find(settings_of(ctx), entry_id, tenant_id=tenant)
-    doc = {**d.summary(), "attempt_history": list(d.record.attempts) if d.record else [], "event": d.record.event if d.record else None}
-    if d.malformed:
-        doc["original"] = {k: d.raw.get(k) for k in ("topic", "partition", "offset", "key_b64", "value_b64") if k in d.raw}
-        # a record too large to keep whole: where it was, its size and an excerpt
-        doc["original"].update({k: d.raw[k] for k in ("ref", "value_bytes", "excerpt", "value_excerpt_b64") if k in d.raw})
     if as_json:
         emit_json(doc)
         return

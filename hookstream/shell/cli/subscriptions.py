@@ -30,11 +30,10 @@ import typer
 from hookstream.shell.cli._output import JsonOption, emit_json, printable, table
 from hookstream.core.errors import HookstreamError, ValidationError
 from hookstream.core.redact import MASK, mask_url
-from hookstream.core.settings import Settings, parse_duration
+from hookstream.core.settings import parse_duration
 from hookstream.subscriptions.filters import parse_filters
 from hookstream.subscriptions.models import Subscription
 from hookstream.subscriptions.store import SubscriptionStore
-from hookstream.subscriptions.topic import sync
 from hookstream.shell.cli._context import setting_help, settings_of
 from hookstream.shell.services.endpoints import ANY_TENANT, PUBLISH_TIMEOUT, Changed, EndpointService
 
@@ -57,10 +56,6 @@ def _show_secret(sub, plain: str, published: bool, as_json: bool, *, headline: s
     typer.echo(headline)
     typer.echo(f"secret: {plain}")
     typer.echo(note)
-
-
-def _store(settings: Settings) -> tuple[Settings, SubscriptionStore]:
-    return settings, SubscriptionStore.open(settings)
 
 
 def _unpublished(exc: HookstreamError) -> None:
@@ -288,8 +283,9 @@ def rotate_secret(
 @subscriptions_app.command("sync")
 def sync_(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Republish every subscription to the compacted topic and tombstone ids the store no longer has."""
-    settings, store = _store(settings_of(ctx))
-    report = sync(settings, engine=store.engine, timeout=PUBLISH_TIMEOUT)
+    service = _service(ctx)
+    report = service.sync(timeout=PUBLISH_TIMEOUT)
+    settings = service.settings
     if as_json:
         emit_json(report.as_dict())
     else:

@@ -1,7 +1,7 @@
 """The service layer: what the HTTP API and the CLI do, with no HTTP or terminal in it.
 
 A route handler (``hookstream.shell.api``) or a CLI command (``hookstream subscriptions``,
-``dlq list|replay``, ``replay events``, ``deliveries list|show``) parses its input, calls one
+``dlq list|show|replay``, ``replay events``, ``deliveries list|show``) parses its input, calls one
 function here and formats the result. Every function takes the tenant it acts for (keyword
 ``tenant_id``) and reaches data only through the stages' tenant-scoped functions, so another
 tenant's id is "not found" (404 in the API), never "forbidden". Operators' CLI commands may

@@ -1,7 +1,7 @@
-"""Dead letters for operators (admin keys): list with the CLI's filters, and replay.
+"""Dead letters for operators (admin keys): list with the CLI's filters, show one, and replay.
 
-Both go through ``hookstream.delivery.dead_letters``' public functions (``read``, ``Filter``,
-``replay``), so a replay is recorded and not doubled, exactly as ``hookstream dlq replay``.
+All go through ``hookstream.delivery.dead_letters``' public functions (``read``, ``find``,
+``Filter``, ``replay``), so a replay is recorded and not doubled, exactly as ``hookstream dlq replay``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,18 @@ class DeadLetterService:
         self.settings = settings
         self._read = read
         self._replay = replay
+
+    def show(self, entry_id: str, *, tenant_id: str | None) -> dict:
+        """One dead letter in full (what ``hookstream dlq show`` prints): its summary, every attempt,
+        the event, and for an unreadable or too large record where it came from, its size and an
+        excerpt. ``tenant_id`` None: whichever tenant's it is (operators)."""
+        d = dl.find_any_tenant(self.settings, entry_id) if tenant_id is None else dl.find(self.settings, entry_id, tenant_id=tenant_id)
+        doc = {**d.summary(), "attempt_history": list(d.record.attempts) if d.record else [], "event": d.record.event if d.record else None}
+        if d.malformed:
+            doc["original"] = {k: d.raw.get(k) for k in ("topic", "partition", "offset", "key_b64", "value_b64") if k in d.raw}
+            # a record too large to keep whole: where it was, its size and an excerpt
+            doc["original"].update({k: d.raw[k] for k in ("ref", "value_bytes", "excerpt", "value_excerpt_b64") if k in d.raw})
+        return doc
 
     def matching(self, flt: dl.Filter) -> list[dl.DeadLetter]:
         return [d for d in self._read(self.settings, since=flt.since) if flt(d)]

@@ -27,6 +27,7 @@ from hookstream.delivery import messages as msgs
 from hookstream.schemas import EVENT_TYPES, Event, encode_event, example
 from hookstream.streams.recovery import RecoveryReport, recover
 from hookstream.subscriptions import Subscription, SubscriptionStore, matches, publish_pending
+from hookstream.subscriptions.topic import PublishReport, sync
 from hookstream.core.time import format_time
 from hookstream.shell.services.errors import ConflictError
 from hookstream.shell.services.ids import known, word
@@ -139,6 +140,11 @@ class EndpointService:
         return msgs.endpoint_stats(self.store.engine, endpoint_id, tenant_id=tenant_id)
 
     # ------------------------------------------------------------------ writes
+    def sync(self, *, timeout: float = PUBLISH_TIMEOUT) -> PublishReport:
+        """Operators: republish every tenant's endpoints to the compacted topic and tombstone the
+        ids it holds that the store no longer has (``hookstream subscriptions sync``)."""
+        return sync(self.settings, engine=self.store.engine, timeout=timeout)
+
     def create(
         self, *, tenant_id: str, url: str, events: Iterable[str], description: str = "",
         headers: Mapping[str, str] | None = None, secret: str | None = None,
