@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test unit bench bench-quick bench-deps bench-http clean kafka-start kafka-stop
+.PHONY: setup run test unit bench bench-quick bench-deps bench-http faults clean kafka-start kafka-stop
 
 setup: $(STAMP)
 	@$(BIN)/hookstream kafka fetch
@@ -44,6 +44,12 @@ bench-deps: $(STAMP)
 	@command -v redis-server >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
 	  else echo "bench: redis-server is missing (apt-get install redis-server); the Celery baseline will be skipped" >&2; fi; }
+
+# `make faults`: every fault scenario at the long size, each on fresh brokers of its own (docs/operations.md, "Faults").
+# `make test` runs the short form (tests/faults).
+FAULTS_ARGS ?=
+faults: setup
+	$(BIN)/hookstream chaos --size long $(FAULTS_ARGS)
 
 bench-http: $(STAMP)
 	$(BIN)/python bench/http_clients.py

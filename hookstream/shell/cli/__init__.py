@@ -70,6 +70,9 @@ def _register() -> None:
     from hookstream.shell.cli._bench import bench_command
 
     app.command("bench")(bench_command)
+    from hookstream.shell.cli._chaos import chaos_command
+
+    app.command("chaos")(chaos_command)
     from hookstream.shell.cli.delivery import deliveries_app, delivery_app
 
     app.add_typer(delivery_app, name="delivery")
