@@ -221,3 +221,19 @@ def promtool() -> str:
     if path is None:
         pytest.skip(f"promtool is not installed ({PROMETHEUS_PACKAGE})")
     return path
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The fault suite's figures (tests/faults/conftest.py ``chaos_report``), one line per scenario."""
+    lines = [
+        value
+        for outcome in ("passed", "failed", "xfailed", "xpassed")
+        for report in terminalreporter.stats.get(outcome, [])
+        if getattr(report, "when", None) == "call"
+        for key, value in getattr(report, "user_properties", ())
+        if key == "chaos_figures"  # tests/faults/conftest.py
+    ]
+    if lines:
+        terminalreporter.section("fault suite figures (hookstream chaos --size short)")
+        for line in lines:
+            terminalreporter.write_line(line)
