@@ -3,7 +3,10 @@
 Names are base names; ``Settings.topic()`` adds ``HOOKSTREAM_TOPIC_PREFIX``. ``ensure`` is
 idempotent: it creates what is missing and reports any existing topic whose partition count or
 configuration differs from what is declared here (it never silently alters a live topic:
-repartitioning would break per-key ordering).
+repartitioning would break per-key ordering). A topic with *more* partitions than declared is not
+a difference: an operator raised it to scale out (docs/operations.md, "Adding partitions"); it is
+kept, and listed in ``EnsureReport.raised``. Fewer is a difference (Kafka cannot shrink a topic,
+so fewer means it was made by something else).
 
 Replication is decided when ``ensure`` runs, from the cluster it finds: ``replication_factor``
 (``HOOKSTREAM_REPLICATION_FACTOR``, or min(3, live brokers) when 0) replicas per partition,
@@ -124,6 +127,7 @@ class EnsureReport:
     created: list[str] = dataclasses.field(default_factory=list)
     unchanged: list[str] = dataclasses.field(default_factory=list)
     differences: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    raised: dict[str, int] = dataclasses.field(default_factory=dict)  # topic -> its partitions, more than declared
 
 
 def _admin(settings: Settings) -> AdminClient:
@@ -213,8 +217,10 @@ def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] | None = None, 
             full = settings.topic(spec.name)
             partitions, config = actual[full]
             diffs = []
-            if partitions != spec.partitions:
+            if partitions < spec.partitions:
                 diffs.append(f"partitions {partitions} (declared {spec.partitions})")
+            elif partitions > spec.partitions:
+                report.raised[full] = partitions
             for key, want in spec.config.items():
                 have = config.get(key)
                 if have != want:

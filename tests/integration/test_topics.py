@@ -44,3 +44,36 @@ def test_ensure_reports_a_topic_configured_differently(settings):
     report = ensure_topics(settings)
     assert list(report.differences) == [name]
     assert any("retention.ms=1000" in d for d in report.differences[name])
+
+
+def test_a_topic_raised_to_more_partitions_is_kept_and_fewer_is_a_difference(settings, hs_env):
+    import json
+    import subprocess
+    import sys
+
+    from confluent_kafka.admin import NewPartitions, NewTopic
+
+    from hookstream.core.topics import DELIVERIES
+
+    specs = {s.name: s for s in topic_specs(settings)}
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    short = settings.topic(DEAD_LETTERS)  # made by something else, with fewer partitions than declared
+    admin.create_topics([NewTopic(short, num_partitions=1, replication_factor=1)])[short].result(20)
+    ensure_topics(settings)
+    raised = settings.topic(DELIVERIES)
+    wanted = specs[DELIVERIES].partitions + 4
+    admin.create_partitions([NewPartitions(raised, wanted)])[raised].result(20)
+    deadline = time.monotonic() + 20
+    while len(admin.list_topics(raised, timeout=10).topics[raised].partitions) != wanted:
+        assert time.monotonic() < deadline, "the new partitions never showed up"
+        time.sleep(0.2)
+
+    report = ensure_topics(settings)
+    assert report.raised == {raised: wanted} and raised in report.unchanged and raised not in report.differences
+    assert report.differences[short][0] == f"partitions 1 (declared {specs[DEAD_LETTERS].partitions})"
+
+    cli = subprocess.run([sys.executable, "-m", "hookstream", "topics", "ensure", "--json"], env=hs_env,
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 1  # the short topic, not the raised one
+    doc = json.loads(cli.stdout)
+    assert doc["raised_partitions"] == {raised: wanted} and list(doc["differences"]) == [short]

@@ -143,9 +143,12 @@ def topics_ensure(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     settings = settings_of(ctx)
     report = ensure_topics(settings)
     if as_json:
-        emit_json({"created": report.created, "unchanged": report.unchanged, "differences": report.differences})
+        emit_json({"created": report.created, "unchanged": report.unchanged, "differences": report.differences,
+                   "raised_partitions": report.raised})
     else:
-        table(["STATUS", "TOPIC"], [("created", name) for name in report.created] + [("ok", name) for name in report.unchanged])
+        table(["STATUS", "TOPIC"], [("created", name) for name in report.created]
+              + [("ok", name) for name in report.unchanged if name not in report.raised]
+              + [(f"ok ({count} partitions, raised)", name) for name, count in report.raised.items()])
         if report.differences:
             table(["STATUS", "TOPIC", "DIFFERENCES"], [("DIFFERS", name, "; ".join(diffs)) for name, diffs in report.differences.items()],
                   err=True)
