@@ -78,6 +78,12 @@ def consumer_overrides(on_commit: Callable[[Any, Any], None]) -> dict[str, Any]:
         # deals each topic's partitions out in turn. The price is an eager rebalance:
         # records in flight when one starts may be delivered again (same webhook-id).
         "partition.assignment.strategy": "roundrobin",
+        # a worker that dies without leaving (SIGKILL, a lost host) holds its partitions until
+        # the group gives up on it: 10 s, as the stream worker's group (librdkafka's default 45 s
+        # stalled a share of every tenant's deliveries that long in the fault suite). Heartbeats
+        # come from librdkafka's own thread, so a busy event loop does not miss them.
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 3_000,
     }
 
 
