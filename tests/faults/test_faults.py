@@ -8,7 +8,7 @@ The figures (time to flowing again, duplicates, totals) are printed at the end o
 
 The single-broker scenarios share one pipeline on a broker of the test's own (it is killed), one
 after the other, so the suite pays for one start-up and one settling; the SIGKILLed delivery
-workers' partitions stall for the consumer session timeout (45 s), so that scenario goes last.
+workers' partitions stall for the consumer session timeout (10 s), so that scenario goes last.
 """
 
 from __future__ import annotations
