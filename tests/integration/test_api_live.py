@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import orjson
@@ -25,6 +26,8 @@ import pytest
 from hookstream.core.settings import Settings
 from hookstream.schemas import example, parse_event
 from tests.integration.consume import TopicReader
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.kafka
 
@@ -232,12 +235,35 @@ def test_a_body_over_the_app_limit_is_refused_by_its_content_length_before_it_is
 EXAMPLES = 40
 
 
+def _valid_on_the_wire(label: str, url: str) -> bool:
+    """Every query parameter of the request as sent is declared for the operation (in the committed
+    document, which a test keeps equal to the served one) and valid against its schema."""
+    import jsonschema
+
+    method, path = label.split(" ", 1)
+    document = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    declared = {p["name"]: p["schema"] for p in document["paths"][path][method.lower()].get("parameters", [])
+                if p["in"] == "query"}
+    for name, raw in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        if name not in declared:
+            return False
+        schema = declared[name]
+        types = {schema.get("type")} | {alt.get("type") for alt in schema.get("anyOf", [])}
+        value: object = raw
+        if "integer" in types and raw.lstrip("-").isdigit():
+            value = int(raw)
+        if not jsonschema.Draft202012Validator(schema).is_valid(value):
+            return False
+    return True
+
+
 @pytest.mark.parametrize("mode", ["positive", "negative"])
 def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_document(live, mode):
     import hypothesis
     import schemathesis
     from schemathesis import GenerationMode
     from schemathesis.checks import positive_data_acceptance
+    from schemathesis.core.failures import AcceptedNegativeData, FailureGroup
 
     from schemathesis.config import SchemathesisConfig
 
@@ -262,7 +288,18 @@ def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_document(live, mode
                             if k.lower() not in ("authorization", "content-length", "transfer-encoding", "host", "connection")}
             # every check but positive_data_acceptance: the schema cannot say that tenant_id must
             # be the key's tenant, or that 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-            case.call_and_validate(headers={**headers, **case_headers}, excluded_checks=[positive_data_acceptance])
+            sent = {**headers, **case_headers}
+            response = case.call(headers=sent)
+            try:
+                case.validate_response(response, headers=sent, excluded_checks=[positive_data_acceptance])
+            except FailureGroup as group:
+                # a "negative" case whose violations never reach the wire: the harness always sends
+                # the key (a dropped Authorization comes back), and an extra query parameter with
+                # an empty value is not serialized. What was sent was valid, so 2xx is right.
+                accepted = all(isinstance(f, AcceptedNegativeData) for f in group.exceptions)
+                if not (mode == "negative" and accepted and not operation.body
+                        and _valid_on_the_wire(operation.label, response.request.url)):
+                    raise
 
         try:
             check()
