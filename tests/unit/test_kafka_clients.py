@@ -40,10 +40,12 @@ def test_the_workers_change_only_what_differs_for_them():
 
     commits = CommitRelay()
     config = consumer_config(NOWHERE, "g1", **consumer_overrides(commits))
-    # the shared consumer settings, plus the delivery worker's client id, commit callback and
-    # round-robin assignment (sticky left every `deliveries` partition on one worker)
+    # the shared consumer settings, plus the delivery worker's client id, commit callback,
+    # round-robin assignment (sticky left every `deliveries` partition on one worker) and a 10 s
+    # session (a SIGKILLed worker's partitions stalled librdkafka's default 45 s in the fault suite)
     assert config == {**consumer_config(NOWHERE, "g1"), "client.id": CLIENT_ID, "on_commit": commits,
-                      "partition.assignment.strategy": "roundrobin"}
+                      "partition.assignment.strategy": "roundrobin", "session.timeout.ms": 10_000,
+                      "heartbeat.interval.ms": 3_000}
     assert producer_config(NOWHERE, **producer_overrides()) == {**producer_config(NOWHERE), "client.id": CLIENT_ID}
     assert producer_config(NOWHERE, **producer_overrides(**{"message.max.bytes": 8000}))["message.max.bytes"] == 8000
     streams = producer_config(NOWHERE, **streams_producer_overrides())
