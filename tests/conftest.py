@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from hookstream.shell.broker import LocalBroker, LocalCluster, _answers_metadata
+from hookstream.core.errors import BrokerError
 from hookstream.core.settings import Settings
 
 
@@ -43,6 +44,22 @@ def _bindable(port: int) -> bool:
 def _free_port_pair() -> int:
     """A port p such that p and p+1 (the controller) are both free."""
     return _free_ports(2)
+
+
+def start_own_broker(env: dict[str, str]) -> LocalBroker:
+    """Start a broker of the caller's own (one it may kill) on a free port pair, under
+    ``env["HOOKSTREAM_STATE_DIR"]``; ``env["HOOKSTREAM_KAFKA_BOOTSTRAP"]`` is set to it. A port
+    found free can be taken before the broker binds it: up to three tries. Stop it when done."""
+    for attempt in range(3):
+        env["HOOKSTREAM_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{_free_port_pair()}"
+        broker = LocalBroker(Settings.from_env(env))
+        try:
+            broker.start(owner_pid=os.getpid())
+            return broker
+        except BrokerError as exc:
+            if "address in use" not in str(exc) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -13,14 +13,11 @@ workers' partitions stall for the consumer session timeout (10 s), so that scena
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
-from hookstream.core.errors import BrokerError
-from hookstream.core.settings import Settings
-from hookstream.shell.broker import LocalBroker
-from hookstream.shell.chaos import RunContext, free_port_pair, run_scenarios
+from hookstream.shell.chaos import RunContext, run_scenarios
+from tests.conftest import start_own_broker
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
@@ -30,16 +27,7 @@ SINGLE_BROKER = ["broker-restart", "rolling-restart", "receiver-outage", "worker
 @pytest.fixture
 def own_broker(tmp_path):
     """A broker of this test's own (it is SIGKILLed), stopped at the end."""
-    for attempt in range(3):  # a free port can be taken before the broker binds it
-        settings = Settings.from_env({"HOOKSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port_pair()}",
-                                      "HOOKSTREAM_STATE_DIR": str(tmp_path / "kafka")})
-        broker = LocalBroker(settings)
-        try:
-            broker.start(owner_pid=os.getpid())
-            break
-        except BrokerError as exc:
-            if "address in use" not in str(exc) or attempt == 2:
-                raise
+    broker = start_own_broker({"HOOKSTREAM_STATE_DIR": str(tmp_path / "kafka")})
     try:
         yield broker
     finally:

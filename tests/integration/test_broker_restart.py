@@ -20,7 +20,6 @@ import time
 import pytest
 
 from hookstream.shell.broker import LocalBroker, pid_alive
-from hookstream.core.errors import BrokerError
 from hookstream.core.wire import delivery_id
 from hookstream.core.settings import Settings
 from hookstream.subscriptions.store import SubscriptionStore
@@ -28,7 +27,7 @@ from hookstream.subscriptions.topic import publish_pending
 from hookstream.core.topics import ensure_topics
 from hookstream.producers import Publisher
 from hookstream.schemas import Event, example
-from tests.conftest import _free_port_pair
+from tests.conftest import start_own_broker
 from tests.integration.delivery_helpers import Receiver, status, wait_for
 from tests.integration.pipeline import worker
 
@@ -48,15 +47,7 @@ def own_env(tmp_path):
         HOOKSTREAM_ALLOW_HTTP="1", HOOKSTREAM_ALLOWED_NETWORKS="127.0.0.0/8",
         HOOKSTREAM_RETRY_SCHEDULE="200ms,400ms,600ms,1s,2s,5s", HOOKSTREAM_REQUEST_TIMEOUT="5s",
     )
-    for attempt in range(3):  # a free port can be taken before the broker binds it
-        env["HOOKSTREAM_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{_free_port_pair()}"
-        broker = LocalBroker(Settings.from_env(env))
-        try:
-            broker.start(owner_pid=os.getpid())
-            break
-        except BrokerError as exc:
-            if "address in use" not in str(exc) or attempt == 2:
-                raise
+    start_own_broker(env)
     try:
         yield env
     finally:

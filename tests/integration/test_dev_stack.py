@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.conftest import _free_ports
 from tests.integration.test_streams_worker import free_port
 
 
@@ -22,22 +23,7 @@ def _env(hs_env):
 
 def _port_block(size: int) -> int:
     """A port p with p .. p+size-1 free (the delivery workers' consecutive metrics ports)."""
-    for _ in range(100):
-        port = free_port()
-        if port + size <= 65535 and all(_bindable(p) for p in range(port, port + size)):
-            return port
-    raise RuntimeError("no free block of ports")
-
-
-def _bindable(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+    return _free_ports(size)
 
 
 def _ports(delivery_workers: int = 1):
